@@ -1,0 +1,29 @@
+// Logging: one line per event on stderr, with a level. Under systemd (JOURNAL_STREAM set) lines
+// carry a <N> priority prefix and no timestamp, since journald adds its own. Addresses go through
+// log_address(), which masks them unless the operator turned masking off. Secrets are never
+// passed here.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config.h"
+
+namespace bulkmail {
+
+using LogLevel = LoggingConfig::Level;
+
+// Sets the level and masking from the config. Safe to call again on reload.
+void configure_logging(const LoggingConfig& config);
+
+void log(LogLevel level, std::string_view message);
+inline void log_debug(std::string_view m) { log(LogLevel::debug, m); }
+inline void log_info(std::string_view m) { log(LogLevel::info, m); }
+inline void log_warning(std::string_view m) { log(LogLevel::warning, m); }
+inline void log_error(std::string_view m) { log(LogLevel::error, m); }
+bool log_enabled(LogLevel level);
+
+// The form of `address` that may appear in a log line.
+std::string log_address(std::string_view address);
+
+}  // namespace bulkmail

@@ -1,0 +1,24 @@
+// Small, pure checks on text that crosses a trust boundary: UTF-8 validity and the control
+// characters that could split a mail header or a log line.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace bulkmail {
+
+// True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// True when s holds CR, LF, NUL, any other C0 control character but TAB, or DEL. Such a value is
+// refused wherever it could reach a header.
+bool has_control_chars(std::string_view s);
+
+// Why a value may not stand in a header, or "" when it may: checks UTF-8 and control characters.
+std::string header_value_problem(std::string_view s);
+
+std::string to_lower_ascii(std::string_view s);
+std::string_view trim(std::string_view s);
+bool is_ascii(std::string_view s);
+
+}  // namespace bulkmail

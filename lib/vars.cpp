@@ -1,0 +1,64 @@
+#include "vars.h"
+
+#include <nlohmann/json.hpp>
+
+#include "text.h"
+
+namespace bulkmail {
+namespace {
+constexpr std::size_t kMaxValue = 8 * 1024;
+constexpr std::size_t kMaxVars = 100;
+}  // namespace
+
+bool is_builtin_var(std::string_view name) {
+  return name == "unsubscribe_url" || name == "postal_address" || name == "organization" ||
+         name == "recipient" || name == "category_description" || name == "unsubscribe_all_url";
+}
+
+std::string var_name_problem(std::string_view name) {
+  if (name.empty()) return "a variable name is empty";
+  if (name.size() > 64) return "variable name is longer than 64 characters";
+  auto is_alpha = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  };
+  if (!is_alpha(name.front()))
+    return "variable '" + std::string(name) + "' must start with a letter or '_'";
+  for (char c : name) {
+    if (!is_alpha(c) && !(c >= '0' && c <= '9') && c != '-') {
+      return "variable name '" + std::string(name) + "' may hold only letters, digits, '_' and '-'";
+    }
+  }
+  if (is_builtin_var(name)) {
+    return "variable '" + std::string(name) + "' is filled in by bulkmail and cannot be set";
+  }
+  return "";
+}
+
+std::string var_value_problem(std::string_view value) {
+  if (value.size() > kMaxValue) return "is longer than 8 KiB";
+  return header_value_problem(value);
+}
+
+Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg) {
+  auto eq = arg.find('=');
+  if (eq == std::string_view::npos) return make_error("--var takes KEY=VALUE, got no '='");
+  std::string name(arg.substr(0, eq));
+  std::string value(arg.substr(eq + 1));
+  if (auto p = var_name_problem(name); !p.empty()) return make_error(p);
+  if (auto p = var_value_problem(value); !p.empty())
+    return make_error("variable '" + name + "' " + p);
+  return std::pair{std::move(name), std::move(value)};
+}
+
+Result<std::string> vars_to_json(const Vars& vars) {
+  if (vars.size() > kMaxVars) return make_error("more than 100 variables");
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : vars) {
+    if (auto p = var_name_problem(k); !p.empty()) return make_error(p);
+    if (auto p = var_value_problem(v); !p.empty()) return make_error("variable '" + k + "' " + p);
+    j[k] = v;
+  }
+  return j.dump();
+}
+
+}  // namespace bulkmail

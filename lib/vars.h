@@ -1,0 +1,34 @@
+// Template variables carried by a queued message: from `--var KEY=VALUE`, import columns, or the
+// HTTP API. Checked when the message is queued, so nothing that could break a header or shadow a
+// compliance value is ever stored.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "result.h"
+
+namespace bulkmail {
+
+using Vars = std::map<std::string, std::string>;
+
+// Names bulkmail fills in itself for every message. A message may not set them: a variable named
+// postal_address must never replace the sender's real address in the footer.
+bool is_builtin_var(std::string_view name);
+
+// Why `name` cannot be a variable name, or "" when it can: 1-64 letters, digits, '_' or '-',
+// starting with a letter or '_', and not a built-in.
+std::string var_name_problem(std::string_view name);
+
+// Why `value` cannot be a variable value, or "": valid UTF-8, no control characters (a value may
+// end up in the Subject header), at most 8 KiB.
+std::string var_value_problem(std::string_view value);
+
+// "KEY=VALUE" from the command line, checked.
+Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg);
+
+// Checks every variable and serializes them as a JSON object for the store.
+Result<std::string> vars_to_json(const Vars& vars);
+
+}  // namespace bulkmail
