@@ -1,0 +1,110 @@
+// The configuration: one YAML file (config/bulkmail.yaml documents every key), parsed once into
+// these plain structs, validated with every problem reported at once, then frozen behind a
+// shared_ptr<const Config>. Relative paths resolve against the config file's own folder.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "address.h"
+
+namespace bulkmail {
+
+struct SenderConfig {
+  std::string organization;    // required: who sends, named in every footer
+  std::string postal_address;  // required: CAN-SPAM's valid physical postal address
+  Mailbox from;                // required
+  std::optional<Address> reply_to;
+  Address return_path;  // the SMTP envelope sender; default: the From address
+};
+
+struct SmtpConfig {
+  std::string url;           // smtp://host:port (STARTTLS) or smtps://host:port
+  int max_connections = 20;  // sender threads, one reused SMTP connection each
+};
+
+struct ThrottleConfig {
+  double messages_per_second = 100;  // global rate across every connection
+};
+
+struct UnsubscribeConfig {
+  std::string url;                    // public base URL; links are <url>/<token>
+  std::filesystem::path secret_file;  // HMAC keys, one per line: the first signs, all verify
+  std::vector<std::string> keys;      // loaded from secret_file; never logged
+  std::optional<Address> mailto;      // optional mailto: opt-out address for List-Unsubscribe
+  int token_expiry_days = 0;          // 0: links never expire; otherwise at least 30 (CAN-SPAM)
+};
+
+struct WebhookConfig {
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8025;
+  std::filesystem::path api_token_file;  // empty: the /api/v1 routes are off
+  std::string api_token;                 // loaded from api_token_file; never logged
+};
+
+struct DkimConfig {
+  std::string domain;
+  std::string selector;
+  std::filesystem::path key_file;  // RSA (2048 bits or more) or Ed25519, PEM
+};
+
+struct CategoryConfig {
+  std::string name;           // e.g. "customer-update": the key under `categories`
+  std::string template_name;  // folder under `templates`
+  std::string description;    // shown to recipients: why they get this mail
+};
+
+struct LoggingConfig {
+  enum class Level { debug, info, warning, error };
+  Level level = Level::info;
+  bool mask_addresses = true;  // logs show j***@example.com; turn off only for debugging
+};
+
+struct Config {
+  std::filesystem::path file;       // the config file itself, absolute
+  std::filesystem::path database;   // SQLite file; default bulkmail.db beside the config
+  std::filesystem::path templates;  // folder of per-category template folders
+  SenderConfig sender;
+  SmtpConfig smtp;
+  ThrottleConfig throttle;
+  UnsubscribeConfig unsubscribe;
+  WebhookConfig webhook;
+  std::optional<DkimConfig> dkim;
+  std::map<std::string, CategoryConfig> categories;
+  LoggingConfig logging;
+
+  const CategoryConfig* category(const std::string& name) const {
+    auto it = categories.find(name);
+    return it == categories.end() ? nullptr : &it->second;
+  }
+};
+
+// One problem with the config: "bulkmail.yaml:12:5: sender.postal_address: is required".
+struct ConfigError {
+  std::string file;
+  int line = 0;     // 1-based; 0 when the problem has no place in the file
+  int column = 0;   // 1-based
+  std::string key;  // dotted path, e.g. "throttle.messages_per_second"
+  std::string message;
+  std::string str() const;
+};
+
+struct ConfigLoad {
+  std::shared_ptr<const Config> config;  // set only when errors is empty
+  std::vector<ConfigError> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads, parses and validates the config at `path`. Never throws for a bad config.
+ConfigLoad load_config(const std::filesystem::path& path);
+
+// The config path a program uses when none is given: $BULKMAIL_CONFIG, then
+// /etc/bulkmail/bulkmail.yaml.
+std::filesystem::path default_config_path();
+
+}  // namespace bulkmail
