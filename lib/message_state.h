@@ -1,0 +1,20 @@
+// The life of a queued message. queued -> sending -> sent | deferred | failed | suppressed;
+// deferred -> sending again when due; queued/deferred -> cancelled by an operator.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace bulkmail {
+
+enum class MessageState { queued, sending, deferred, sent, failed, suppressed, cancelled };
+
+inline constexpr std::array<MessageState, 7> kAllMessageStates = {
+    MessageState::queued, MessageState::sending,    MessageState::deferred, MessageState::sent,
+    MessageState::failed, MessageState::suppressed, MessageState::cancelled};
+
+std::string_view to_string(MessageState s);
+std::optional<MessageState> parse_message_state(std::string_view s);
+
+}  // namespace bulkmail

@@ -1,0 +1,15 @@
+// The SQLite schema and its forward migrations, versioned with PRAGMA user_version.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+
+namespace bulkmail {
+
+// The schema version this build writes.
+int sqlite_schema_version();
+
+// Brings `db` up to sqlite_schema_version(), one transaction per step. Throws when the database is
+// newer than this build (a downgrade would lose data).
+void migrate_sqlite_schema(SQLite::Database& db);
+
+}  // namespace bulkmail

@@ -1,0 +1,56 @@
+// The embedded default Store: one SQLite file in WAL mode, shared by the daemon and the CLI at the
+// same time. Not thread-safe: each thread opens its own SqliteStore on the same file.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <memory>
+#include <string>
+
+#include "store.h"
+
+namespace bulkmail {
+
+class SqliteStore final : public Store {
+ public:
+  // Opens (creating when absent) and migrates the database at `path`. Throws SQLite::Exception
+  // when the file cannot be opened or is not a bulkmail database of a version this build knows.
+  explicit SqliteStore(const std::string& path);
+  ~SqliteStore() override;
+
+  // The schema version this build writes (PRAGMA user_version).
+  static int schema_version();
+
+  std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
+                                     const std::string& source, UnixMillis now) override;
+  StateCounts counts(const std::optional<std::string>& campaign) override;
+  std::size_t suppress(std::span<const Suppression> suppressions, UnixMillis now) override;
+  std::optional<Suppression> unsuppress(const std::string& address, const std::string& category,
+                                        const std::string& source, UnixMillis now) override;
+  std::optional<Suppression> find_suppression(const std::string& address,
+                                              const std::string& category) override;
+  void for_each_suppression(const std::function<void(const Suppression&)>& fn) override;
+  std::vector<Event> history(const std::string& address) override;
+  std::int64_t cancel_campaign(const std::string& campaign, const std::string& source,
+                               UnixMillis now) override;
+  std::int64_t retry_campaign(const std::string& campaign, const std::string& source,
+                              UnixMillis now) override;
+  std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit, UnixMillis now,
+                                        UnixMillis lease_until) override;
+  void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
+  std::vector<MessageId> recover_expired_leases(UnixMillis now) override;
+
+ private:
+  struct Statements;
+  void add_event(UnixMillis at, const char* type, const std::string& address,
+                 std::optional<MessageId> message, const std::string& category,
+                 const std::string& campaign, const std::string& source, const std::string& detail);
+  std::optional<Suppression> find_suppression_locked(const std::string& address,
+                                                     const std::string& category);
+
+  SQLite::Database db_;
+  std::unique_ptr<Statements> st_;
+};
+
+}  // namespace bulkmail

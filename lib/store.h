@@ -1,0 +1,142 @@
+// The queue store: the one interface through which bulkmail reads and changes its durable state
+// (messages, suppressions, events). SQLite (sqlite_store.h) is the embedded default; a PostgreSQL
+// backend for several daemons on several machines implements the same interface later.
+//
+// Every call is one transaction: it happens whole or not at all. Callers pass `now`, so the logic
+// behind the interface never reads a clock of its own. Addresses are passed normalized
+// (address.h). Failures of the database itself throw; everything a caller should expect to
+// happen (a duplicate, a suppressed recipient, an unknown campaign) comes back as a value.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "clock.h"
+#include "message_state.h"
+#include "suppression.h"
+
+namespace bulkmail {
+
+using MessageId = std::int64_t;
+
+struct NewMessage {
+  std::string campaign;  // empty: not part of a campaign (no duplicate check)
+  std::string category;
+  std::string recipient;         // normalized
+  std::string vars_json = "{}";  // a JSON object of template variables, already validated
+};
+
+enum class EnqueueStatus {
+  queued,          // a new message, waiting to be sent
+  already_queued,  // the campaign already holds this recipient: nothing changed
+  suppressed,      // stored in state `suppressed`: the recipient opted out or bounced
+};
+
+struct EnqueueResult {
+  EnqueueStatus status;
+  MessageId id = 0;  // 0 when already_queued
+};
+
+struct StateCounts {
+  std::array<std::int64_t, kAllMessageStates.size()> by_state{};
+  std::int64_t& operator[](MessageState s) { return by_state[static_cast<std::size_t>(s)]; }
+  std::int64_t operator[](MessageState s) const { return by_state[static_cast<std::size_t>(s)]; }
+};
+
+// One line of the append-only event log: the evidence of what happened to an address and when.
+struct Event {
+  std::int64_t id = 0;
+  UnixMillis at = 0;
+  std::string
+      type;  // enqueued, attempt, sent, deferred, failed, suppressed, suppression-added, ...
+  std::string address;  // normalized recipient
+  std::optional<MessageId> message;
+  std::string category;
+  std::string campaign;
+  std::string source;
+  std::string detail;  // SMTP reply, reason, ...
+};
+
+// A message handed to the dispatcher by claim_due(): leased to one owner until lease_until.
+struct ClaimedMessage {
+  MessageId id = 0;
+  std::string campaign;
+  std::string category;
+  std::string recipient;
+  std::string vars_json;
+  int attempts = 0;  // including this one
+  UnixMillis created_at = 0;
+};
+
+// What became of one claimed message.
+struct Outcome {
+  MessageId id = 0;
+  MessageState state =
+      MessageState::sent;           // sent, deferred, failed, suppressed, or queued (released)
+  int reply_code = 0;               // SMTP reply code, 0 when there was none
+  std::string reply;                // SMTP reply text or the reason
+  UnixMillis next_attempt_at = 0;   // for deferred
+  std::string message_id_header;    // the RFC 5322 Message-ID, once composed
+  bool suppress_recipient = false;  // a hard bounce: suppress the address for all mail
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Queues messages in one transaction; results line up with `messages`. A recipient already
+  // suppressed for the category or for all mail is stored as `suppressed`, never `queued`.
+  virtual std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
+                                             const std::string& source, UnixMillis now) = 0;
+
+  virtual StateCounts counts(const std::optional<std::string>& campaign) = 0;
+
+  // Adds suppressions in one transaction; returns how many were new (an existing one is kept
+  // as it was: its first record is the evidence).
+  virtual std::size_t suppress(std::span<const Suppression> suppressions, UnixMillis now) = 0;
+
+  // Removes the suppression of `address` for `category` (empty: the all-mail one). Returns it, or
+  // nullopt when there was none.
+  virtual std::optional<Suppression> unsuppress(const std::string& address,
+                                                const std::string& category,
+                                                const std::string& source, UnixMillis now) = 0;
+
+  // The suppression that stops mail of `category` to `address`, if any (all-mail first).
+  virtual std::optional<Suppression> find_suppression(const std::string& address,
+                                                      const std::string& category) = 0;
+
+  // Every suppression, ordered by address then category, streamed to `fn`.
+  virtual void for_each_suppression(const std::function<void(const Suppression&)>& fn) = 0;
+
+  // Every event for `address`, oldest first.
+  virtual std::vector<Event> history(const std::string& address) = 0;
+
+  // Queued and deferred messages of the campaign become `cancelled`; returns how many.
+  virtual std::int64_t cancel_campaign(const std::string& campaign, const std::string& source,
+                                       UnixMillis now) = 0;
+  // Failed and deferred messages of the campaign go back to `queued` with fresh attempts.
+  virtual std::int64_t retry_campaign(const std::string& campaign, const std::string& source,
+                                      UnixMillis now) = 0;
+
+  // --- the dispatcher's side ---
+
+  // Leases up to `limit` due messages (queued, or deferred and due) to `owner` until
+  // `lease_until`, oldest due first. Messages whose recipient is suppressed by now are moved to
+  // `suppressed` in the same transaction and not returned.
+  virtual std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit,
+                                                UnixMillis now, UnixMillis lease_until) = 0;
+
+  // Records outcomes of claimed messages in one transaction (group commit).
+  virtual void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) = 0;
+
+  // Messages still `sending` whose lease expired (a daemon died mid-send) go back to `queued`.
+  // Returns their ids: each may have been delivered already, so each is a possible duplicate.
+  virtual std::vector<MessageId> recover_expired_leases(UnixMillis now) = 0;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,34 @@
+#include "suppression.h"
+
+namespace bulkmail {
+
+std::string_view to_string(SuppressionReason r) {
+  switch (r) {
+    case SuppressionReason::unsubscribe:
+      return "unsubscribe";
+    case SuppressionReason::hard_bounce:
+      return "hard-bounce";
+    case SuppressionReason::complaint:
+      return "complaint";
+    case SuppressionReason::manual:
+      return "manual";
+    case SuppressionReason::import:
+      return "import";
+  }
+  return "manual";
+}
+
+std::optional<SuppressionReason> parse_suppression_reason(std::string_view s) {
+  for (auto r :
+       {SuppressionReason::unsubscribe, SuppressionReason::hard_bounce,
+        SuppressionReason::complaint, SuppressionReason::manual, SuppressionReason::import}) {
+    if (to_string(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+bool is_recipient_choice(SuppressionReason r) {
+  return r == SuppressionReason::unsubscribe || r == SuppressionReason::complaint;
+}
+
+}  // namespace bulkmail

@@ -1,0 +1,29 @@
+// A suppression: an address that must not get mail of one category, or of any category.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "clock.h"
+
+namespace bulkmail {
+
+enum class SuppressionReason { unsubscribe, hard_bounce, complaint, manual, import };
+
+std::string_view to_string(SuppressionReason r);
+std::optional<SuppressionReason> parse_suppression_reason(std::string_view s);
+
+// Reasons that record the recipient's own choice (or a provider's report of it). Lifting one of
+// these would mail someone who said no, so the CLI asks for --force.
+bool is_recipient_choice(SuppressionReason r);
+
+struct Suppression {
+  std::string address;   // normalized (see address.h)
+  std::string category;  // empty: all mail
+  SuppressionReason reason = SuppressionReason::manual;
+  std::string source;  // who recorded it: "cli", "import:list.csv", "one-click", "smtp", ...
+  UnixMillis created_at = 0;
+};
+
+}  // namespace bulkmail
