@@ -1,0 +1,409 @@
+// bulkmailctl: the operator's command line for the bulkmail queue. It only wires arguments to the
+// library and prints results; every rule lives in lib/.
+//
+// Exit status: 0 success, 1 failure (bad input, rejected rows, a database error), 2 bad usage,
+// 3 invalid config.
+#include <unistd.h>
+
+#include <SQLiteCpp/Exception.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+
+#include "address.h"
+#include "config.h"
+#include "csv_reader.h"
+#include "digest.h"
+#include "importer.h"
+#include "sqlite_store.h"
+#include "status.h"
+#include "submission.h"
+
+namespace fs = std::filesystem;
+using namespace bulkmail;
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitConfig = 3;
+
+struct ExitCode {
+  int code;
+};
+
+[[noreturn]] void fail(const std::string& message, int code = kExitFailure) {
+  std::cerr << "bulkmailctl: " << message << "\n";
+  throw ExitCode{code};
+}
+
+struct Context {
+  std::string config_path;
+  std::shared_ptr<const Config> config;
+  std::unique_ptr<Store> store;
+
+  const Config& cfg() {
+    if (!config) {
+      fs::path p = config_path.empty() ? default_config_path() : fs::path(config_path);
+      ConfigLoad load = load_config(p);
+      if (!load.ok()) {
+        for (const auto& e : load.errors) std::cerr << e.str() << "\n";
+        fail("the config is invalid (" + std::to_string(load.errors.size()) + " problem" +
+                 (load.errors.size() == 1 ? "" : "s") + ")",
+             kExitConfig);
+      }
+      config = load.config;
+    }
+    return *config;
+  }
+
+  Store& db() {
+    if (!store) {
+      const Config& c = cfg();
+      try {
+        store = std::make_unique<SqliteStore>(c.database.string());
+      } catch (const std::exception& e) {
+        fail("database " + c.database.string() + ": " + e.what());
+      }
+    }
+    return *store;
+  }
+};
+
+std::string normalized_or_fail(const std::string& input) {
+  auto a = parse_address(input);
+  if (!a) fail("bad address: " + a.error().message);
+  return a->str();
+}
+
+void check_category(Context& ctx, const std::string& category) {
+  if (!category.empty() && !ctx.cfg().category(category))
+    fail("unknown category '" + category + "'");
+}
+
+// An import's rows: from FILE, or stdin for "-", as CSV or JSON Lines.
+struct ImportInput {
+  std::ifstream file;
+  std::unique_ptr<RowReader> rows;
+  ImportInput(const std::string& path, const std::string& format) {
+    std::istream* in = &std::cin;
+    if (path != "-") {
+      file.open(path, std::ios::binary);
+      if (!file) fail("cannot read " + path + ": " + std::strerror(errno));
+      in = &file;
+    }
+    ImportFormat fmt = format.empty()
+                           ? format_for_path(path)
+                           : (format == "jsonl" ? ImportFormat::jsonl : ImportFormat::csv);
+    rows = RowReader::open(*in, fmt);
+  }
+};
+
+ImportOptions import_options() {
+  ImportOptions opts;
+  opts.on_reject = [](std::size_t line, const std::string& why) {
+    std::cerr << "line " << line << ": rejected: " << why << "\n";
+  };
+  if (isatty(STDERR_FILENO)) {
+    opts.on_progress = [](std::int64_t n) { std::cerr << "\r" << n << " rows read" << std::flush; };
+  }
+  return opts;
+}
+
+std::string scope_text(const std::string& category) {
+  return category.empty() ? "all mail" : category;
+}
+
+// --- commands -------------------------------------------------------------------------------
+
+void cmd_enqueue(Context& ctx, const std::string& category, const std::string& to,
+                 const std::vector<std::string>& var_args, const std::string& campaign) {
+  Submission s{category, to, {}, campaign};
+  for (const auto& arg : var_args) {
+    auto kv = parse_var_assignment(arg);
+    if (!kv) fail(kv.error().message);
+    s.vars.insert_or_assign(kv->first, kv->second);
+  }
+  auto m = validate_submission(ctx.cfg(), s);
+  if (!m) fail(m.error().message);
+  NewMessage msg = std::move(m.value());
+  EnqueueResult r = ctx.db().enqueue({&msg, 1}, "cli", now_millis()).front();
+  switch (r.status) {
+    case EnqueueStatus::queued:
+      std::cout << r.id << "\n";
+      break;
+    case EnqueueStatus::suppressed: {
+      auto sup = ctx.db().find_suppression(msg.recipient, msg.category);
+      std::cout << r.id << "\n";
+      std::cerr << "bulkmailctl: the recipient is suppressed"
+                << (sup ? " (" + std::string(to_string(sup->reason)) + ", " +
+                              scope_text(sup->category) + ")"
+                        : "")
+                << ": message " << r.id << " is stored as suppressed and will not be sent\n";
+      break;
+    }
+    case EnqueueStatus::already_queued:
+      std::cerr << "bulkmailctl: campaign '" << campaign
+                << "' already holds this recipient: nothing changed\n";
+      break;
+  }
+}
+
+void cmd_import(Context& ctx, const std::string& category, std::string campaign,
+                const std::string& file, const std::string& format) {
+  check_category(ctx, category);
+  if (campaign.empty()) {
+    if (file == "-") fail("reading from stdin needs --campaign, so that a re-run is recognized");
+    campaign = fs::path(file).stem().string();
+    if (!campaign_problem(campaign).empty()) {
+      fail("the file name '" + campaign + "' cannot name the campaign: give --campaign NAME");
+    }
+  } else if (auto p = campaign_problem(campaign); !p.empty()) {
+    fail("--campaign " + p);
+  }
+  ImportInput input(file, format);
+  RowReader& rows = *input.rows;
+  ImportSummary s =
+      import_messages(rows, ctx.cfg(), category, campaign, ctx.db(),
+                      "import:" + fs::path(file).filename().string(), import_options());
+  if (isatty(STDERR_FILENO)) std::cerr << "\r";
+  std::cout << "campaign " << campaign << ": queued " << s.queued << ", already queued "
+            << s.already_queued << ", suppressed " << s.suppressed << ", rejected " << s.rejected
+            << "\n";
+  if (!s.fatal.empty()) fail(file + ": " + s.fatal + " (rows before it were kept)");
+  if (s.queued == 0 && s.already_queued > 0 && s.rejected == 0) {
+    std::cerr << "bulkmailctl: every recipient was already queued in campaign " << campaign
+              << ": nothing changed\n";
+  }
+  if (s.rejected > 0) throw ExitCode{kExitFailure};
+}
+
+void cmd_status(Context& ctx, const std::string& campaign, bool json) {
+  StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
+  if (json) {
+    std::cout << status_json(c).dump() << "\n";
+    return;
+  }
+  std::int64_t total = 0;
+  for (MessageState s : kAllMessageStates) {
+    std::cout << std::left << std::setw(12) << to_string(s) << c[s] << "\n";
+    total += c[s];
+  }
+  std::cout << std::left << std::setw(12) << "total" << total << "\n";
+}
+
+void cmd_suppress_add(Context& ctx, const std::string& address, const std::string& category,
+                      const std::string& reason_text) {
+  check_category(ctx, category);
+  auto reason = parse_suppression_reason(reason_text);
+  if (!reason) fail("--reason must be one of unsubscribe, hard-bounce, complaint, manual, import");
+  Suppression s{normalized_or_fail(address), category, *reason, "cli", 0};
+  if (ctx.db().suppress({&s, 1}, now_millis()) == 0) {
+    std::cout << "already suppressed for " << scope_text(category) << "\n";
+  } else {
+    std::cout << "suppressed for " << scope_text(category) << "\n";
+  }
+}
+
+void cmd_suppress_remove(Context& ctx, const std::string& address, const std::string& category,
+                         bool force) {
+  check_category(ctx, category);
+  std::string a = normalized_or_fail(address);
+  Store& store = ctx.db();
+  auto existing = store.find_suppression(a, category);
+  if (!existing || existing->category != category) {
+    fail("no suppression for " + scope_text(category) + " to remove");
+  }
+  if (is_recipient_choice(existing->reason) && !force) {
+    fail("this suppression records the recipient's own " +
+         std::string(to_string(existing->reason)) +
+         ": mailing them again needs their renewed consent; give --force if you have it");
+  }
+  store.unsuppress(a, category, "cli", now_millis());
+  std::cout << "removed the suppression for " << scope_text(category) << "\n";
+}
+
+void cmd_suppress_list(Context& ctx, bool json) {
+  nlohmann::json arr = nlohmann::json::array();
+  ctx.db().for_each_suppression([&](const Suppression& s) {
+    if (json) {
+      arr.push_back({{"email", s.address},
+                     {"category", s.category.empty() ? nullptr : nlohmann::json(s.category)},
+                     {"reason", to_string(s.reason)},
+                     {"source", s.source},
+                     {"created_at", format_iso8601(s.created_at)}});
+    } else {
+      std::cout << s.address << "  " << scope_text(s.category) << "  " << to_string(s.reason)
+                << "  " << s.source << "  " << format_iso8601(s.created_at) << "\n";
+    }
+  });
+  if (json) std::cout << arr.dump() << "\n";
+}
+
+void cmd_suppress_import(Context& ctx, const std::string& file, const std::string& format) {
+  ImportInput input(file, format);
+  RowReader& rows = *input.rows;
+  ImportSummary s = import_suppressions(
+      rows, ctx.cfg(), ctx.db(), "import:" + fs::path(file).filename().string(), import_options());
+  std::cout << "suppressed " << s.queued << ", already suppressed " << s.already_queued
+            << ", rejected " << s.rejected << "\n";
+  if (!s.fatal.empty()) fail(file + ": " + s.fatal + " (rows before it were kept)");
+  if (s.rejected > 0) throw ExitCode{kExitFailure};
+}
+
+void cmd_suppress_export(Context& ctx, const std::string& hashed) {
+  if (!hashed.empty() && hashed != "sha256") fail("--hashed supports sha256 only");
+  std::cout << (hashed.empty() ? "email" : "email_sha256")
+            << ",category,reason,source,created_at\n";
+  ctx.db().for_each_suppression([&](const Suppression& s) {
+    std::cout << (hashed.empty() ? csv_escape(s.address) : sha256_hex(s.address)) << ","
+              << csv_escape(s.category) << "," << to_string(s.reason) << "," << csv_escape(s.source)
+              << "," << format_iso8601(s.created_at) << "\n";
+  });
+}
+
+void cmd_history(Context& ctx, const std::string& address, bool json) {
+  std::string a = normalized_or_fail(address);
+  auto events = ctx.db().history(a);
+  if (json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const Event& e : events) {
+      arr.push_back({{"at", format_iso8601(e.at)},
+                     {"type", e.type},
+                     {"message", e.message ? nlohmann::json(*e.message) : nlohmann::json(nullptr)},
+                     {"category", e.category},
+                     {"campaign", e.campaign},
+                     {"source", e.source},
+                     {"detail", e.detail}});
+    }
+    std::cout << arr.dump() << "\n";
+    return;
+  }
+  if (events.empty()) std::cerr << "bulkmailctl: no events for this address\n";
+  for (const Event& e : events) {
+    std::cout << format_iso8601(e.at) << "  " << e.type;
+    if (e.message) std::cout << "  message " << *e.message;
+    if (!e.category.empty()) std::cout << "  category " << e.category;
+    if (!e.campaign.empty()) std::cout << "  campaign " << e.campaign;
+    std::cout << "  source " << e.source;
+    if (!e.detail.empty()) std::cout << "  " << e.detail;
+    std::cout << "\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bulkmailctl: queue mail for bulkmaild, manage suppressions, inspect the queue"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  Context ctx;
+  app.add_option("--config", ctx.config_path,
+                 "config file (default: $BULKMAIL_CONFIG, then /etc/bulkmail/bulkmail.yaml)");
+
+  std::string category, to, campaign, file, format, address, reason = "manual", hashed;
+  std::vector<std::string> vars;
+  bool json = false, force = false;
+
+  auto* enqueue = app.add_subcommand("enqueue", "queue one message; prints its id");
+  enqueue->add_option("--category", category, "category of mail")->required();
+  enqueue->add_option("--to", to, "recipient address")->required();
+  enqueue->add_option("--var", vars, "template variable KEY=VALUE (repeatable)");
+  enqueue->add_option("--campaign", campaign, "campaign: an address is queued once per campaign");
+
+  auto* import =
+      app.add_subcommand("import", "queue one message per row of a CSV or JSON Lines file");
+  import->add_option("--category", category, "category of mail")->required();
+  import->add_option("--campaign", campaign, "campaign (default: the file name without extension)");
+  import->add_option("--format", format, "csv or jsonl (default: by file extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  import->add_option("FILE", file, "the file, or - for standard input")->required();
+
+  auto* status = app.add_subcommand("status", "messages per state");
+  status->add_option("--campaign", campaign, "only this campaign");
+  status->add_flag("--json", json, "one JSON object with a key per state");
+
+  auto* suppress = app.add_subcommand("suppress", "manage the suppression list");
+  suppress->require_subcommand(1);
+  auto* s_add = suppress->add_subcommand("add", "stop mail to an address");
+  s_add->add_option("ADDRESS", address)->required();
+  s_add->add_option("--category", category, "only this category (default: all mail)");
+  s_add->add_option("--reason", reason,
+                    "unsubscribe, hard-bounce, complaint, manual (default) or import");
+  auto* s_remove = suppress->add_subcommand("remove", "lift a suppression");
+  s_remove->add_option("ADDRESS", address)->required();
+  s_remove->add_option("--category", category,
+                       "the category suppression (default: the all-mail one)");
+  s_remove->add_flag("--force", force,
+                     "lift an unsubscribe or complaint (only with renewed consent)");
+  auto* s_list = suppress->add_subcommand("list", "every suppression");
+  s_list->add_flag("--json", json, "a JSON array");
+  auto* s_import =
+      suppress->add_subcommand("import", "add suppressions from a CSV or JSON Lines file");
+  s_import->add_option("FILE", file, "the file, or - for standard input")->required();
+  s_import->add_option("--format", format, "csv or jsonl (default: by file extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+  auto* s_export = suppress->add_subcommand("export", "every suppression as CSV");
+  s_export->add_option("--hashed", hashed,
+                       "sha256: export hashes of the addresses, not the addresses");
+
+  auto* history = app.add_subcommand("history", "every event for an address, oldest first");
+  history->add_option("ADDRESS", address)->required();
+  history->add_flag("--json", json, "a JSON array");
+
+  auto* cancel = app.add_subcommand("cancel", "cancel a campaign's queued and deferred messages");
+  cancel->add_option("--campaign", campaign)->required();
+  auto* retry =
+      app.add_subcommand("retry", "queue a campaign's failed and deferred messages again");
+  retry->add_option("--campaign", campaign)->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    if (*enqueue) {
+      cmd_enqueue(ctx, category, to, vars, campaign);
+    } else if (*import) {
+      cmd_import(ctx, category, campaign, file, format);
+    } else if (*status) {
+      cmd_status(ctx, campaign, json);
+    } else if (*s_add) {
+      cmd_suppress_add(ctx, address, category, reason);
+    } else if (*s_remove) {
+      cmd_suppress_remove(ctx, address, category, force);
+    } else if (*s_list) {
+      cmd_suppress_list(ctx, json);
+    } else if (*s_import) {
+      cmd_suppress_import(ctx, file, format);
+    } else if (*s_export) {
+      cmd_suppress_export(ctx, hashed);
+    } else if (*history) {
+      cmd_history(ctx, address, json);
+    } else if (*cancel) {
+      std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";
+    } else if (*retry) {
+      std::cout << "queued again " << ctx.db().retry_campaign(campaign, "cli", now_millis())
+                << "\n";
+    }
+  } catch (const ExitCode& e) {
+    return e.code;
+  } catch (const SQLite::Exception& e) {
+    std::cerr << "bulkmailctl: database error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  std::cout.flush();
+  return std::cout ? 0 : kExitFailure;
+}

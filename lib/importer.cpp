@@ -1,0 +1,155 @@
+#include "importer.h"
+
+#include <vector>
+
+#include "address.h"
+#include "submission.h"
+
+namespace bulkmail {
+namespace {
+
+void reject(ImportSummary& sum, const ImportOptions& o, std::size_t line, const std::string& why) {
+  ++sum.rejected;
+  if (o.on_reject) o.on_reject(line, why);
+}
+
+// Reads every row, counting it in `seen`: a fatal row stops the import, a malformed one is
+// rejected, and each well-formed one goes to `fn`, which returns false to stop.
+template <class Fn>
+void for_each_row(RowReader& rows, ImportSummary& sum, const ImportOptions& o, std::int64_t& seen,
+                  Fn&& fn) {
+  Row row;
+  while (rows.next(row)) {
+    ++seen;
+    if (row.fatal) {
+      sum.fatal = "line " + std::to_string(row.line) + ": " + row.error;
+      return;
+    }
+    if (!row.error.empty()) {
+      reject(sum, o, row.line, row.error);
+      continue;
+    }
+    if (!fn(row)) return;
+  }
+}
+
+}  // namespace
+
+ImportSummary import_messages(RowReader& rows, const Config& config, const std::string& category,
+                              const std::string& campaign, Store& store, const std::string& source,
+                              const ImportOptions& options) {
+  ImportSummary sum;
+  std::vector<NewMessage> batch;
+  batch.reserve(options.batch_size);
+  std::int64_t seen = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    for (const EnqueueResult& r : store.enqueue(batch, source, now_millis())) {
+      switch (r.status) {
+        case EnqueueStatus::queued:
+          ++sum.queued;
+          break;
+        case EnqueueStatus::already_queued:
+          ++sum.already_queued;
+          break;
+        case EnqueueStatus::suppressed:
+          ++sum.suppressed;
+          break;
+      }
+    }
+    batch.clear();
+    if (options.on_progress) options.on_progress(seen);
+  };
+
+  for_each_row(rows, sum, options, seen, [&](Row& row) {
+    Submission s{category, "", {}, campaign};
+    bool has_email = false;
+    std::string bad_name;
+    for (auto& [k, v] : row.fields) {
+      if (k == "email") {
+        s.to = v;
+        has_email = true;
+      } else if (auto p = var_name_problem(k); !p.empty()) {
+        bad_name = "column '" + k + "': " + p;
+        break;
+      } else {
+        s.vars.emplace(k, v);
+      }
+    }
+    if (!bad_name.empty()) {
+      if (rows.columns_from_header()) {
+        // Every CSV row has the header's columns: refuse the file once, not each row.
+        sum.fatal = "the header row's " + bad_name;
+        return false;
+      }
+      reject(sum, options, row.line, bad_name);
+      return true;
+    }
+    if (!has_email || s.to.empty()) {
+      reject(sum, options, row.line, "no email (the recipient column must be named 'email')");
+      return true;
+    }
+    auto m = validate_submission(config, s);
+    if (!m) {
+      reject(sum, options, row.line, m.error().message);
+      return true;
+    }
+    batch.push_back(std::move(m.value()));
+    if (batch.size() >= options.batch_size) flush();
+    return true;
+  });
+  flush();
+  return sum;
+}
+
+ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& store,
+                                  const std::string& source, const ImportOptions& options) {
+  ImportSummary sum;
+  std::vector<Suppression> batch;
+  std::int64_t seen = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    auto added = static_cast<std::int64_t>(store.suppress(batch, now_millis()));
+    sum.queued += added;
+    sum.already_queued += static_cast<std::int64_t>(batch.size()) - added;
+    batch.clear();
+    if (options.on_progress) options.on_progress(seen);
+  };
+  for_each_row(rows, sum, options, seen, [&](Row& row) {
+    const std::string* email = row.field("email");
+    if (!email || email->empty()) {
+      reject(sum, options, row.line, "no email (the address column must be named 'email')");
+      return true;
+    }
+    auto a = parse_address(*email);
+    if (!a) {
+      reject(sum, options, row.line, "email: " + a.error().message);
+      return true;
+    }
+    Suppression s{a->str(), "", SuppressionReason::import, source, 0};
+    if (const std::string* c = row.field("category"); c && !c->empty()) {
+      if (!config.category(*c)) {
+        reject(sum, options, row.line, "category: unknown category '" + *c + "'");
+        return true;
+      }
+      s.category = *c;
+    }
+    if (const std::string* r = row.field("reason"); r && !r->empty()) {
+      auto reason = parse_suppression_reason(*r);
+      if (!reason) {
+        reject(sum, options, row.line,
+               "reason: '" + *r +
+                   "' is not one of unsubscribe, hard-bounce, complaint, manual, import");
+        return true;
+      }
+      s.reason = *reason;
+    }
+    batch.push_back(std::move(s));
+    if (batch.size() >= options.batch_size) flush();
+    return true;
+  });
+  flush();
+  return sum;
+}
+
+}  // namespace bulkmail

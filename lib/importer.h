@@ -1,0 +1,41 @@
+// Bulk loading: the rows of a CSV or JSON Lines file become queued messages (or suppressions),
+// validated row by row and written in large transactions. A bad row is rejected with its line
+// number and reason; the good rows around it are still loaded.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "config.h"
+#include "record_reader.h"
+#include "store.h"
+
+namespace bulkmail {
+
+struct ImportSummary {
+  std::int64_t queued = 0;          // new messages (for suppressions: new suppressions)
+  std::int64_t already_queued = 0;  // the campaign already held the recipient (already suppressed)
+  std::int64_t suppressed = 0;      // stored as suppressed: the recipient had opted out
+  std::int64_t rejected = 0;        // rows refused, each reported through on_reject
+  std::string fatal;                // non-empty: the file could not be read past a point
+};
+
+struct ImportOptions {
+  std::size_t batch_size = 10000;  // rows per transaction: large enough to amortize the commit
+  std::function<void(std::size_t line, const std::string& reason)> on_reject;
+  std::function<void(std::int64_t rows)> on_progress;  // called after each batch
+};
+
+// Queues one message per row for `category` in `campaign`. The `email` column (or key) is the
+// recipient; every other column becomes a template variable.
+ImportSummary import_messages(RowReader& rows, const Config& config, const std::string& category,
+                              const std::string& campaign, Store& store, const std::string& source,
+                              const ImportOptions& options);
+
+// Adds one suppression per row: `email`, optional `category` (empty: all mail) and `reason`
+// (default `import`). Other columns, such as an export's `source` and `created_at`, are ignored.
+ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& store,
+                                  const std::string& source, const ImportOptions& options);
+
+}  // namespace bulkmail
