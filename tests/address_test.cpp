@@ -1,0 +1,102 @@
+#include "address.h"
+
+#include <doctest/doctest.h>
+
+using namespace bulkmail;
+
+TEST_CASE("valid addresses normalize to one spelling") {
+  struct Case {
+    const char* input;
+    const char* normalized;
+  };
+  const Case cases[] = {
+      {"jane@example.com", "jane@example.com"},
+      {"  Jane.Doe@Example.COM ", "jane.doe@example.com"},
+      {"o'brien+news@mail.example.co.uk", "o'brien+news@mail.example.co.uk"},
+      {"user@bücher.example", "user@xn--bcher-kva.example"},
+      {"user@XN--BCHER-KVA.example", "user@xn--bcher-kva.example"},
+      {"\"john smith\"@example.com", "\"john smith\"@example.com"},
+      {"a@b-c.example", "a@b-c.example"},
+      {"x@例え.テスト", "x@xn--r8jz45g.xn--zckzah"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.input);
+    auto a = parse_address(c.input);
+    REQUIRE_MESSAGE(a.ok(), (a.ok() ? "" : a.error().message));
+    CHECK(a->str() == c.normalized);
+  }
+}
+
+TEST_CASE("invalid addresses are refused with a reason") {
+  struct Case {
+    std::string input;
+    const char* reason;  // a fragment of the expected message
+  };
+  const Case cases[] = {
+      {"", "empty"},
+      {"plainaddress", "no '@'"},
+      {"a@@example.com", "more than one '@'"},
+      {"@example.com", "before '@' is empty"},
+      {"jane@", "domain after '@' is empty"},
+      {".jane@example.com", "starts or ends with a dot"},
+      {"ja..ne@example.com", "two dots in a row"},
+      {"ja ne@example.com", "not allowed unquoted"},
+      {std::string(65, 'a') + "@example.com", "longer than 64"},
+      {"jane@localhost", "no dot"},
+      {"jane@example..com", "empty label"},
+      {"jane@-example.com", "hyphen"},
+      {"jane@exa_mple.com", "other than a letter"},
+      {"jane@example.123", "all digits"},
+      {"jane@[192.0.2.1]", "address literals"},
+      {"jane@" + std::string(64, 'a') + ".com", "longer than 63"},
+      {"jäne@example.com", "SMTPUTF8"},
+      {"jane@example.com\r\nBcc: x@evil.example", "line break"},
+      {"jane@exa\nmple.com", "line break"},
+      {std::string("jane\0@example.com", 17), "control character"},
+      {"jane@exam\xff"
+       "ple.com",
+       "UTF-8"},
+      {"jane@example.com.", "ends with a dot"},
+      {"\"unclosed@example.com", "not closed"},
+      {"a@" + std::string(60, 'b') + "." + std::string(60, 'c') + "." + std::string(60, 'd') + "." +
+           std::string(60, 'e') + "." + std::string(60, 'f') + ".com",
+       "longer than 253"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.input);
+    auto a = parse_address(c.input);
+    REQUIRE_FALSE(a.ok());
+    CHECK_MESSAGE(a.error().message.find(c.reason) != std::string::npos, a.error().message);
+  }
+}
+
+TEST_CASE("errors never repeat the address") {
+  auto a = parse_address("secret.person@exa_mple.com");
+  REQUIRE_FALSE(a.ok());
+  CHECK(a.error().message.find("secret.person") == std::string::npos);
+}
+
+TEST_CASE("mailboxes with display names") {
+  auto m = parse_mailbox("Example Telecom <Updates@Mail.Example.com>");
+  REQUIRE(m.ok());
+  CHECK(m->display_name == "Example Telecom");
+  CHECK(m->address.str() == "updates@mail.example.com");
+
+  m = parse_mailbox("\"Telecom, \\\"The\\\" Company\" <a@example.com>");
+  REQUIRE(m.ok());
+  CHECK(m->display_name == "Telecom, \"The\" Company");
+
+  m = parse_mailbox("bare@example.com");
+  REQUIRE(m.ok());
+  CHECK(m->display_name.empty());
+
+  CHECK_FALSE(parse_mailbox("Name <a@example.com").ok());
+  CHECK_FALSE(parse_mailbox("Na\"me <a@example.com>").ok());
+  CHECK_FALSE(parse_mailbox("Name\r\nBcc: x <a@example.com>").ok());
+}
+
+TEST_CASE("masking keeps the domain and hides the local part") {
+  CHECK(mask_address("jane@example.com") == "j***@example.com");
+  CHECK(mask_address("j@example.com") == "***@example.com");
+  CHECK(mask_address("nonsense") == "***");
+}

@@ -1,0 +1,254 @@
+// bulkmailctl run as a real process against a temporary database.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "digest.h"
+#include "process.h"
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+struct Cli {
+  TempDir dir;
+  std::string config = write_config(dir);
+
+  ProcessResult operator()(std::vector<std::string> args, const std::string& input = "") const {
+    args.insert(args.begin(), {bin_dir() + "/bulkmailctl", "--config", config});
+    return run_process(args, input);
+  }
+  nlohmann::json status(const std::string& campaign = "") const {
+    auto r = campaign.empty() ? (*this)({"status", "--json"})
+                              : (*this)({"status", "--json", "--campaign", campaign});
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+    return nlohmann::json::parse(r.out);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("enqueue prints the new id; bad input is refused with a reason and exit 1") {
+  Cli cli;
+  auto r = cli({"enqueue", "--category", "customer-update", "--to", "Jane@Example.com", "--var",
+                "first_name=Jane"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "1\n");
+  r = cli({"enqueue", "--category", "customer-update", "--to", "jane@example.com"});
+  CHECK(r.out == "2\n");
+
+  struct Bad {
+    std::vector<std::string> args;
+    int status;
+    const char* reason;
+  };
+  const Bad bad[] = {
+      {{"enqueue", "--category", "customer-update", "--to", "jane@@example.com"},
+       1,
+       "to: the address has more than one '@'"},
+      {{"enqueue", "--category", "newsletter", "--to", "a@example.com"},
+       1,
+       "unknown category 'newsletter'"},
+      {{"enqueue", "--category", "customer-update", "--to", "a@example.com", "--var",
+        "headline=Hi\r\nBcc: v@example.org"},
+       1,
+       "line break"},
+      {{"enqueue", "--category", "customer-update", "--to", "a@example.com", "--var",
+        "postal_address=PO Box 1"},
+       1,
+       "filled in by bulkmail"},
+      {{"enqueue", "--category", "customer-update"}, 2, "--to is required"},
+      {{"frobnicate"}, 2, ""},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.args);
+    auto res = cli(b.args);
+    CHECK(res.status == b.status);
+    CHECK_MESSAGE(res.err.find(b.reason) != std::string::npos, res.err);
+    CHECK(res.out.empty());
+  }
+  CHECK(cli.status()["queued"] == 2);
+}
+
+TEST_CASE("an invalid config exits 3 and names the problem") {
+  Cli cli;
+  cli.dir.write("bulkmail.yaml", "database: q.db\n");
+  auto r = cli({"status"});
+  CHECK(r.status == 3);
+  CHECK(r.err.find("sender: is required") != std::string::npos);
+}
+
+TEST_CASE(
+    "enqueue to a suppressed address stores it as suppressed; a campaign holds an address once") {
+  Cli cli;
+  REQUIRE(cli({"suppress", "add", "Opted@Example.com", "--reason", "unsubscribe"}).status == 0);
+  auto r = cli({"enqueue", "--category", "research-invitation", "--to", "opted@example.com"});
+  CHECK(r.status == 0);
+  CHECK(r.err.find("suppressed (unsubscribe, all mail)") != std::string::npos);
+  CHECK(cli.status()["suppressed"] == 1);
+
+  REQUIRE(cli({"enqueue", "--category", "customer-update", "--to", "a@example.com", "--campaign",
+               "nov"})
+              .status == 0);
+  r = cli(
+      {"enqueue", "--category", "customer-update", "--to", "A@example.com", "--campaign", "nov"});
+  CHECK(r.status == 0);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("already holds this recipient") != std::string::npos);
+  CHECK(cli.status("nov")["queued"] == 1);
+}
+
+TEST_CASE("status --json has a number for every state") {
+  Cli cli;
+  auto j = cli.status();
+  for (const char* k :
+       {"queued", "sending", "deferred", "sent", "failed", "suppressed", "cancelled"}) {
+    CAPTURE(k);
+    REQUIRE(j.contains(k));
+    CHECK(j[k].is_number_integer());
+    CHECK(j[k] == 0);
+  }
+  CHECK(j.size() == 7);
+  auto text = cli({"status"});
+  CHECK(text.out.find("queued      0\n") == 0);
+}
+
+TEST_CASE("import: quoted fields, CRLF, BOM; rejected rows on stderr; a re-run is a no-op") {
+  Cli cli;
+  auto file = cli.dir.write("november.csv",
+                            "\xEF\xBB\xBF"
+                            "email,first_name,headline\r\n"
+                            "ann@example.com,Ann,\"Faster fiber, same price\"\r\n"
+                            "bad-address,Bob,x\r\n"
+                            "\"cy@example.com\",\"Cy \"\"The Guy\"\"\",\"two\r\nlines\"\r\n"
+                            "dee@example.com,Dee\r\n"
+                            "eve@example.com,Eve,ok\r\n");
+  auto r = cli({"import", "--category", "customer-update", file.string()});
+  CHECK(r.status == 1);
+  CHECK(r.out == "campaign november: queued 3, already queued 0, suppressed 0, rejected 2\n");
+  CHECK(r.err.find("line 3: rejected: to: the address has no '@'") != std::string::npos);
+  CHECK(
+      r.err.find("line 6: rejected: malformed CSV: expected 3 fields as in the header, found 2") !=
+      std::string::npos);
+  CHECK(r.err.find("bad-address") == std::string::npos);  // the reason, never the address
+
+  r = cli({"import", "--category", "customer-update", file.string()});
+  CHECK(r.out == "campaign november: queued 0, already queued 3, suppressed 0, rejected 2\n");
+  CHECK(cli.status()["queued"] == 3);
+}
+
+TEST_CASE("import of a clean file exits 0; stdin needs --campaign; JSON Lines by extension") {
+  Cli cli;
+  auto r = cli({"import", "--category", "research-invitation", "-"}, "email\na@example.com\n");
+  CHECK(r.status == 1);
+  CHECK(r.err.find("needs --campaign") != std::string::npos);
+  r = cli({"import", "--category", "research-invitation", "--campaign", "study-1", "-"},
+          "email\na@example.com\n");
+  CHECK_MESSAGE(r.status == 0, r.err);
+  auto jsonl =
+      cli.dir.write("panel.jsonl", "{\"email\":\"b@example.com\",\"study_name\":\"Home Wi-Fi\"}\n");
+  r = cli({"import", "--category", "research-invitation", jsonl.string()});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "campaign panel: queued 1, already queued 0, suppressed 0, rejected 0\n");
+  r = cli({"import", "--category", "research-invitation", (cli.dir / "missing.csv").string()});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("cannot read") != std::string::npos);
+}
+
+TEST_CASE("suppression management: add, scopes, list, remove with consent, export, import") {
+  Cli cli;
+  CHECK(cli({"suppress", "add", "a@example.com", "--category", "research-invitation", "--reason",
+             "unsubscribe"})
+            .out == "suppressed for research-invitation\n");
+  CHECK(cli({"suppress", "add", "a@example.com", "--category", "research-invitation"}).out ==
+        "already suppressed for research-invitation\n");
+  CHECK(cli({"suppress", "add", "b@example.com"}).status == 0);
+  CHECK(cli({"suppress", "add", "c@example.com", "--reason", "bored"}).status == 1);
+  CHECK(cli({"suppress", "add", "c@example.com", "--category", "nope"}).status == 1);
+
+  auto list = nlohmann::json::parse(cli({"suppress", "list", "--json"}).out);
+  REQUIRE(list.size() == 2);
+  CHECK(list[0]["email"] == "a@example.com");
+  CHECK(list[0]["category"] == "research-invitation");
+  CHECK(list[1]["category"].is_null());
+
+  auto r = cli({"suppress", "remove", "a@example.com", "--category", "research-invitation"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("renewed consent") != std::string::npos);
+  CHECK(cli({"suppress", "remove", "a@example.com", "--category", "research-invitation", "--force"})
+            .status == 0);
+  CHECK(cli({"suppress", "remove", "b@example.com"}).status == 0);
+  CHECK(cli({"suppress", "remove", "b@example.com"}).status == 1);
+
+  cli({"suppress", "add", "Partner.Match@Example.com", "--reason", "complaint"});
+  auto plain = cli({"suppress", "export"}).out;
+  CHECK(plain.find(
+            "email,category,reason,source,created_at\npartner.match@example.com,,complaint,cli,") ==
+        0);
+  auto hashed = cli({"suppress", "export", "--hashed", "sha256"}).out;
+  CHECK(hashed.find("email_sha256,category,reason,source,created_at\n" +
+                    sha256_hex("partner.match@example.com") + ",,complaint,") == 0);
+  CHECK(hashed.find("partner.match") == std::string::npos);
+
+  // An export imports back into another database unchanged.
+  Cli other;
+  auto file = other.dir.write("export.csv", plain);
+  r = other({"suppress", "import", file.string()});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "suppressed 1, already suppressed 0, rejected 0\n");
+  CHECK(other({"suppress", "export"})
+            .out.find("partner.match@example.com,,complaint,import:export.csv") !=
+        std::string::npos);
+}
+
+TEST_CASE("history shows every event for an address, oldest first") {
+  Cli cli;
+  cli({"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c1"});
+  cli({"suppress", "add", "h@example.com", "--reason", "unsubscribe"});
+  cli({"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c2"});
+  auto j = nlohmann::json::parse(cli({"history", "H@example.com", "--json"}).out);
+  REQUIRE(j.size() == 3);
+  CHECK(j[0]["type"] == "enqueued");
+  CHECK(j[1]["type"] == "suppression-added");
+  CHECK(j[2]["type"] == "suppressed");
+  auto text = cli({"history", "h@example.com"}).out;
+  CHECK(text.find("enqueued  message 1  category customer-update  campaign c1  source cli") !=
+        std::string::npos);
+}
+
+TEST_CASE("cancel and retry a campaign") {
+  Cli cli;
+  auto file = cli.dir.write("list.csv", "email\na@example.com\nb@example.com\n");
+  REQUIRE(
+      cli({"import", "--category", "customer-update", "--campaign", "dec", file.string()}).status ==
+      0);
+  CHECK(cli({"cancel", "--campaign", "dec"}).out == "cancelled 2\n");
+  CHECK(cli.status("dec")["cancelled"] == 2);
+  CHECK(cli({"retry", "--campaign", "dec"}).out == "queued again 0\n");
+}
+
+TEST_CASE("a 1,000,000-row import streams: memory does not grow with the file") {
+  Cli cli;
+  auto write_rows = [&](const std::string& name, int n) {
+    auto path = cli.dir / name;
+    std::ofstream out(path);
+    out << "email,first_name,plan\n";
+    for (int i = 0; i < n; ++i) out << "user" << i << "@example.com,Name" << i << ",Fiber 500\n";
+    return path.string();
+  };
+  auto small = write_rows("small.csv", 100000);
+  auto r = cli({"import", "--category", "customer-update", small});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  long rss_small = children_max_rss_kib();
+  auto big = write_rows("big.csv", 1000000);
+  r = cli({"import", "--category", "customer-update", big});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "campaign big: queued 1000000, already queued 0, suppressed 0, rejected 0\n");
+  long rss_big = children_max_rss_kib();
+  MESSAGE("peak RSS: 100k rows " << rss_small << " KiB, 1M rows " << rss_big << " KiB");
+  CHECK(rss_big < rss_small + 16 * 1024);
+  CHECK(rss_big < 64 * 1024);
+}

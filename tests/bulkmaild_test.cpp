@@ -1,0 +1,39 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+
+#include "process.h"
+#include "test_config.h"
+
+using namespace bulkmail::test;
+
+TEST_CASE("bulkmaild --check validates and creates the database without contacting the relay") {
+  TempDir dir;
+  auto config = write_config(dir);
+  auto r = run_process({bin_dir() + "/bulkmaild", "--config", config, "--check"});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find("is valid") != std::string::npos);
+  CHECK(std::filesystem::exists(dir / "queue.db"));
+}
+
+TEST_CASE("bulkmaild --check reports every config problem and exits 1") {
+  TempDir dir;
+  auto config = write_config(dir, "database: q.db\ntemplates: /nonexistent\nsender: {}\n");
+  auto r = run_process({bin_dir() + "/bulkmaild", "--config", config, "--check"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("sender.postal_address: is required") != std::string::npos);
+  CHECK(r.err.find("templates: no such folder") != std::string::npos);
+  CHECK(r.err.find("smtp: is required") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir / "q.db"));
+}
+
+TEST_CASE("the config path comes from $BULKMAIL_CONFIG") {
+  TempDir dir;
+  auto config = write_config(dir);
+  auto r = run_process({bin_dir() + "/bulkmaild", "--check"}, "", {"BULKMAIL_CONFIG=" + config});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  auto bad = run_process({bin_dir() + "/bulkmaild", "--check"}, "",
+                         {"BULKMAIL_CONFIG=" + (dir / "none.yaml").string()});
+  CHECK(bad.status == 1);
+  CHECK(bad.err.find("none.yaml: cannot read the config file") != std::string::npos);
+}

@@ -1,0 +1,174 @@
+#include "config.h"
+
+#include <doctest/doctest.h>
+
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+std::string replace(std::string s, const std::string& from, const std::string& to) {
+  auto pos = s.find(from);
+  REQUIRE_MESSAGE(pos != std::string::npos, "test setup: '" << from << "' not in the config");
+  return s.replace(pos, from.size(), to);
+}
+
+std::string all_errors(const ConfigLoad& load) {
+  std::string out;
+  for (const auto& e : load.errors) out += e.str() + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the valid test config loads into frozen structs") {
+  TempDir dir;
+  auto load = load_config(write_config(dir));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  const Config& c = *load.config;
+  CHECK(c.database == dir / "queue.db");
+  CHECK(c.sender.organization == "Example Telecom, Inc.");
+  CHECK(c.sender.from.display_name == "Example Telecom");
+  CHECK(c.sender.from.address.str() == "updates@mail.example.com");
+  CHECK(c.sender.return_path.str() == "updates@mail.example.com");
+  REQUIRE(c.sender.reply_to);
+  CHECK(c.sender.reply_to->str() == "support@example.com");
+  CHECK(c.smtp.max_connections == 4);
+  CHECK(c.throttle.messages_per_second == 100);
+  CHECK(c.unsubscribe.url == "https://mail.example.com/unsubscribe");
+  REQUIRE(c.unsubscribe.keys.size() == 1);
+  CHECK(c.webhook.listen_host == "127.0.0.1");
+  CHECK(c.webhook.listen_port == 8025);
+  CHECK(c.webhook.api_token == kTestSecret);
+  CHECK(c.categories.size() == 2);
+  REQUIRE(c.category("research-invitation"));
+  CHECK(c.category("research-invitation")->description == "Invitations to take part in research");
+  CHECK_FALSE(c.dkim);
+  CHECK(c.logging.mask_addresses);
+}
+
+TEST_CASE("the shipped example config is valid once its secret files exist") {
+  TempDir dir;
+  // Copy the example next to secrets, pointing templates at the source tree.
+  std::ifstream in(source_dir() + "/config/bulkmail.yaml");
+  std::string yaml((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  yaml = replace(yaml, "templates: ../templates", "templates: " + source_dir() + "/templates");
+  auto load = load_config(write_config(dir, yaml));
+  CHECK_MESSAGE(load.ok(), all_errors(load));
+}
+
+TEST_CASE("bad configs are refused naming the file, line and key") {
+  struct Case {
+    const char* name;
+    std::string from, to;
+    const char* expected;  // a fragment of one error line
+  };
+  const Case cases[] = {
+      {"missing postal address", "  postal_address: 100 Example Parkway, Cary, NC 27513, USA\n", "",
+       ":4:3: sender.postal_address: is required"},
+      {"postal address without a number", "100 Example Parkway, Cary, NC 27513, USA",
+       "Example Parkway, Cary",
+       ":5:19: sender.postal_address: does not look like a postal address"},
+      {"from not an address", "\"Example Telecom <updates@mail.example.com>\"",
+       "\"Example Telecom <updates>\"",
+       ":6:9: sender.from: is not a valid address: the address has no '@'"},
+      {"header injection in organization", "organization: Example Telecom, Inc.",
+       "organization: \"Example\\r\\nBcc: victim@example.org\"",
+       "sender.organization: holds a line break"},
+      {"plain http to a public host", "https://mail.example.com/unsubscribe",
+       "http://mail.example.com/unsubscribe", ":14:8: unsubscribe.url: must use https"},
+      {"unreadable secret file", "secret_file: unsubscribe.key", "secret_file: missing.key",
+       ":15:16: unsubscribe.secret_file: cannot read"},
+      {"unknown key in a category", "{ template: customer-update, description",
+       "{ template: customer-update, descripton: x, description",
+       "categories.customer-update.descripton: unknown key"},
+      {"unknown top-level key", "database: queue.db\n", "database: queue.db\nthrotle: {}\n",
+       ":2:1: throtle: unknown key"},
+      {"negative rate", "messages_per_second: 100", "messages_per_second: -5",
+       ":12:24: throttle.messages_per_second: must not be negative"},
+      {"rate not a number", "messages_per_second: 100", "messages_per_second: fast",
+       "throttle.messages_per_second: must be a number"},
+      {"YAML syntax error", "smtp:\n", "smtp: [\n", "YAML syntax error"},
+      {"smtp url of another scheme", "smtp://127.0.0.1:2525", "http://127.0.0.1:2525",
+       "smtp.url: must be smtp://"},
+      {"zero connections", "max_connections: 4", "max_connections: 0",
+       "smtp.max_connections: is out of range"},
+      {"short token expiry", "secret_file: unsubscribe.key\n",
+       "secret_file: unsubscribe.key\n  token_expiry_days: 7\n",
+       "unsubscribe.token_expiry_days: must be 0 (never) or at least 30"},
+      {"bad listen address", "listen: 127.0.0.1:8025", "listen: localhost",
+       "webhook.listen: must be IP:PORT"},
+      {"template folder missing", "{ template: customer-update,", "{ template: no-such-template,",
+       "categories.customer-update.template: no template folder"},
+      {"category name with capitals",
+       "  customer-update:", "  Customer-Update:", "a category name is"},
+      {"template path traversal", "{ template: customer-update,", "{ template: ../etc,",
+       "not a path"},
+      {"unsubscribe url with a query", "/unsubscribe\n", "/unsubscribe?x=1\n",
+       "must not have a query"},
+      {"no categories", "categories:\n", "categories: {}\nx_categories:\n",
+       "categories: is required"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    TempDir dir;
+    auto path = write_config(dir, replace(valid_config_yaml(), c.from, c.to));
+    auto load = load_config(path);
+    REQUIRE_FALSE(load.ok());
+    CHECK_FALSE(load.config);
+    std::string errors = all_errors(load);
+    CHECK_MESSAGE(errors.find(c.expected) != std::string::npos, errors);
+    CHECK_MESSAGE(errors.rfind(path, 0) == 0, "errors start with the file name: " << errors);
+  }
+}
+
+TEST_CASE("every problem is reported at once") {
+  TempDir dir;
+  std::string yaml =
+      replace(valid_config_yaml(), "messages_per_second: 100", "messages_per_second: -1");
+  yaml = replace(yaml, "  postal_address: 100 Example Parkway, Cary, NC 27513, USA\n", "");
+  yaml = replace(yaml, "secret_file: unsubscribe.key", "secret_file: nope.key");
+  auto load = load_config(write_config(dir, yaml));
+  CHECK(load.errors.size() == 3);
+}
+
+TEST_CASE("secret files must hold strong secrets, and errors never quote them") {
+  TempDir dir;
+  auto path = write_config(dir);
+  dir.write("unsubscribe.key", "# rotation: newest first\nshort-secret-value\n");
+  auto load = load_config(path);
+  REQUIRE_FALSE(load.ok());
+  std::string errors = all_errors(load);
+  CHECK(errors.find("line 2: the secret is shorter than 32 characters") != std::string::npos);
+  CHECK(errors.find("short-secret-value") == std::string::npos);
+}
+
+TEST_CASE("rotation: every key in the secret file is loaded, the first signs") {
+  TempDir dir;
+  auto path = write_config(dir);
+  std::string newer(64, 'b');
+  dir.write("unsubscribe.key", newer + "\n\n" + kTestSecret + "\n");
+  auto load = load_config(path);
+  REQUIRE(load.ok());
+  REQUIRE(load.config->unsubscribe.keys.size() == 2);
+  CHECK(load.config->unsubscribe.keys[0] == newer);
+}
+
+TEST_CASE("plain http is accepted for a loopback unsubscribe host") {
+  for (const char* url :
+       {"http://127.0.0.1:8025/unsubscribe", "http://localhost:8025/u", "http://[::1]:8025/u"}) {
+    CAPTURE(url);
+    TempDir dir;
+    auto load = load_config(write_config(
+        dir, replace(valid_config_yaml(), "https://mail.example.com/unsubscribe", url)));
+    CHECK_MESSAGE(load.ok(), all_errors(load));
+  }
+}
+
+TEST_CASE("a missing config file is an error, not an exception") {
+  auto load = load_config("/nonexistent/bulkmail.yaml");
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].str().find("/nonexistent/bulkmail.yaml: cannot read the config file") == 0);
+}

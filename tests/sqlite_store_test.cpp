@@ -1,0 +1,218 @@
+#include "sqlite_store.h"
+
+#include <SQLiteCpp/Database.h>
+#include <doctest/doctest.h>
+
+#include "temp_dir.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+NewMessage msg(const std::string& to, const std::string& campaign = "c1",
+               const std::string& category = "customer-update") {
+  return NewMessage{campaign, category, to, "{}"};
+}
+
+EnqueueResult enqueue_one(Store& s, const NewMessage& m, UnixMillis now = 1000) {
+  return s.enqueue({&m, 1}, "test", now).front();
+}
+
+std::string state_of(const std::string& db_path, MessageId id) {
+  SQLite::Database db(db_path);
+  SQLite::Statement st(db, "SELECT state FROM messages WHERE id = ?");
+  st.bind(1, static_cast<int64_t>(id));
+  REQUIRE(st.executeStep());
+  return st.getColumn(0).getString();
+}
+
+}  // namespace
+
+TEST_CASE("a new database is created in WAL mode at the current schema version") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore store(path);
+  SQLite::Database db(path);
+  CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
+  CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
+  SqliteStore again(path);  // reopening migrates nothing and loses nothing
+  CHECK(again.counts(std::nullopt)[MessageState::queued] == 0);
+}
+
+TEST_CASE("a database from a newer bulkmail, or another program's file, is refused") {
+  TempDir dir;
+  auto newer = (dir / "newer.db").string();
+  {
+    SQLite::Database db(newer, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA user_version = 999");
+  }
+  CHECK_THROWS_WITH_AS(SqliteStore{newer}, doctest::Contains("newer than this bulkmail"),
+                       std::runtime_error);
+  auto foreign = (dir / "foreign.db").string();
+  {
+    SQLite::Database db(foreign, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("CREATE TABLE t (x)");
+  }
+  CHECK_THROWS_WITH_AS(SqliteStore{foreign}, doctest::Contains("not a bulkmail database"),
+                       std::runtime_error);
+}
+
+TEST_CASE("an address is queued at most once per campaign") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  auto first = enqueue_one(s, msg("a@example.com"));
+  CHECK(first.status == EnqueueStatus::queued);
+  CHECK(first.id > 0);
+  CHECK(enqueue_one(s, msg("a@example.com")).status == EnqueueStatus::already_queued);
+  CHECK(enqueue_one(s, msg("a@example.com", "c2")).status == EnqueueStatus::queued);
+  // Outside a campaign there is no duplicate check: each enqueue is a message of its own.
+  CHECK(enqueue_one(s, msg("a@example.com", "")).status == EnqueueStatus::queued);
+  CHECK(enqueue_one(s, msg("a@example.com", "")).status == EnqueueStatus::queued);
+  CHECK(s.counts(std::nullopt)[MessageState::queued] == 4);
+  CHECK(s.counts(std::string("c1"))[MessageState::queued] == 1);
+}
+
+TEST_CASE("suppression scopes: one category, or all mail") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  Suppression cat{"cat@example.com", "research-invitation", SuppressionReason::unsubscribe, "test",
+                  0};
+  Suppression all{"all@example.com", "", SuppressionReason::hard_bounce, "test", 0};
+  CHECK(s.suppress(std::vector{cat, all}, 5) == 2);
+  CHECK(s.suppress(std::vector{cat}, 6) == 0);  // idempotent; the first record stays
+
+  CHECK(enqueue_one(s, msg("cat@example.com", "c1", "research-invitation")).status ==
+        EnqueueStatus::suppressed);
+  CHECK(enqueue_one(s, msg("cat@example.com", "c1", "customer-update")).status ==
+        EnqueueStatus::already_queued);
+  CHECK(enqueue_one(s, msg("cat@example.com", "c2", "customer-update")).status ==
+        EnqueueStatus::queued);
+  CHECK(enqueue_one(s, msg("all@example.com", "c1", "customer-update")).status ==
+        EnqueueStatus::suppressed);
+  CHECK(enqueue_one(s, msg("all@example.com", "c1", "research-invitation")).status ==
+        EnqueueStatus::already_queued);
+
+  auto found = s.find_suppression("cat@example.com", "research-invitation");
+  REQUIRE(found);
+  CHECK(found->created_at == 5);
+  CHECK_FALSE(s.find_suppression("cat@example.com", "customer-update"));
+  CHECK(s.find_suppression("all@example.com", "anything")->reason ==
+        SuppressionReason::hard_bounce);
+
+  auto removed = s.unsuppress("all@example.com", "", "test", 7);
+  REQUIRE(removed);
+  CHECK(removed->reason == SuppressionReason::hard_bounce);
+  CHECK_FALSE(s.unsuppress("all@example.com", "", "test", 8));
+  CHECK(enqueue_one(s, msg("all@example.com", "c3")).status == EnqueueStatus::queued);
+}
+
+TEST_CASE("claim, lease and outcomes") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  std::vector<NewMessage> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(msg("u" + std::to_string(i) + "@example.com"));
+  auto ids = s.enqueue(batch, "test", 100);
+
+  auto claimed = s.claim_due("owner-1", 3, 200, 60200);
+  REQUIRE(claimed.size() == 3);
+  CHECK(claimed[0].id == ids[0].id);
+  CHECK(claimed[0].attempts == 1);
+  CHECK(s.counts(std::nullopt)[MessageState::sending] == 3);
+  // Leased messages are not claimed twice.
+  CHECK(s.claim_due("owner-2", 10, 200, 60200).size() == 2);
+
+  std::vector<Outcome> outcomes = {
+      {claimed[0].id, MessageState::sent, 250, "2.0.0 Ok: queued", 0, "<m1@mail.example.com>",
+       false},
+      {claimed[1].id, MessageState::deferred, 451, "4.3.0 try later", 5000, "", false},
+      {claimed[2].id, MessageState::failed, 550, "5.1.1 user unknown", 0, "", true},
+  };
+  s.record_outcomes(outcomes, 300);
+  CHECK(state_of(path, claimed[0].id) == "sent");
+  CHECK(state_of(path, claimed[1].id) == "deferred");
+  CHECK(state_of(path, claimed[2].id) == "failed");
+  // The hard bounce suppressed the address for all mail.
+  auto sup = s.find_suppression("u2@example.com", "research-invitation");
+  REQUIRE(sup);
+  CHECK(sup->reason == SuppressionReason::hard_bounce);
+  // Recording again changes nothing: the message is no longer `sending`.
+  s.record_outcomes(
+      std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "x", 0, "", false}}, 301);
+  CHECK(state_of(path, claimed[0].id) == "sent");
+
+  // The deferred message comes due at its next attempt time, with its attempt counted.
+  CHECK(s.claim_due("owner-1", 10, 4999, 70000).empty());
+  auto again = s.claim_due("owner-1", 10, 5000, 70000);
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].attempts == 2);
+}
+
+TEST_CASE("a suppression added while a message waits wins at claim time") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  auto r = enqueue_one(s, msg("late@example.com", "c1", "research-invitation"));
+  Suppression sup{"late@example.com", "research-invitation", SuppressionReason::unsubscribe,
+                  "one-click", 0};
+  s.suppress({&sup, 1}, 1500);
+  CHECK(s.claim_due("o", 10, 2000, 9000).empty());
+  CHECK(state_of(path, r.id) == "suppressed");
+  auto h = s.history("late@example.com");
+  REQUIRE(h.size() == 3);
+  CHECK(h[0].type == "enqueued");
+  CHECK(h[1].type == "suppression-added");
+  CHECK(h[2].type == "suppressed");
+  CHECK(h[2].detail.find("unsubscribe") != std::string::npos);
+}
+
+TEST_CASE(
+    "expired leases return to the queue as possible duplicates; released ones keep attempts") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com")};
+  s.enqueue(batch, "test", 0);
+  auto claimed = s.claim_due("dead-daemon", 10, 10, 1000);
+  REQUIRE(claimed.size() == 2);
+  CHECK(s.recover_expired_leases(999).empty());
+  s.record_outcomes(
+      std::vector<Outcome>{{claimed[1].id, MessageState::queued, 0, "shutting down", 0, "", false}},
+      500);
+  auto recovered = s.recover_expired_leases(1000);
+  REQUIRE(recovered.size() == 1);
+  CHECK(recovered[0] == claimed[0].id);
+  CHECK(s.history("a@example.com").back().type == "lease-expired");
+  auto next = s.claim_due("new-daemon", 10, 1001, 2000);
+  REQUIRE(next.size() == 2);
+  for (const auto& m : next) CHECK(m.attempts == (m.id == claimed[0].id ? 2 : 1));
+}
+
+TEST_CASE("cancel and retry a campaign") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com"), msg("c@example.com"),
+                                   msg("d@example.com", "other")};
+  s.enqueue(batch, "test", 0);
+  auto claimed = s.claim_due("o", 1, 1, 100);
+  s.record_outcomes(
+      std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "refused", 0, "", false}}, 2);
+  CHECK(s.retry_campaign("c1", "test", 3) == 1);
+  CHECK(s.counts(std::string("c1"))[MessageState::queued] == 3);
+  CHECK(s.cancel_campaign("c1", "test", 4) == 3);
+  CHECK(s.counts(std::string("c1"))[MessageState::cancelled] == 3);
+  CHECK(s.counts(std::string("other"))[MessageState::queued] == 1);
+  CHECK(s.cancel_campaign("nope", "test", 5) == 0);
+}
+
+TEST_CASE("the event log is append-only") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  enqueue_one(s, msg("a@example.com"));
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  CHECK_THROWS_WITH(db.exec("UPDATE events SET type = 'x'"), doctest::Contains("append-only"));
+  CHECK_THROWS_WITH(db.exec("DELETE FROM events"), doctest::Contains("append-only"));
+}

@@ -1,0 +1,42 @@
+#include "vars.h"
+
+#include <doctest/doctest.h>
+
+using namespace bulkmail;
+
+TEST_CASE("--var assignments") {
+  auto kv = parse_var_assignment("first_name=Jane=Doe");
+  REQUIRE(kv.ok());
+  CHECK(kv->first == "first_name");
+  CHECK(kv->second == "Jane=Doe");
+
+  struct Bad {
+    const char* arg;
+    const char* reason;
+  };
+  const Bad bad[] = {
+      {"novalue", "no '='"},
+      {"=x", "empty"},
+      {"1abc=x", "must start with a letter"},
+      {"first name=x", "only letters"},
+      {"a.b=x", "only letters"},
+      {"postal_address=Nowhere", "filled in by bulkmail"},
+      {"unsubscribe_url=https://evil.example", "filled in by bulkmail"},
+      {"subject_line=Hi\r\nBcc: x@evil.example", "line break"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.arg);
+    auto r = parse_var_assignment(b.arg);
+    REQUIRE_FALSE(r.ok());
+    CHECK_MESSAGE(r.error().message.find(b.reason) != std::string::npos, r.error().message);
+  }
+}
+
+TEST_CASE("variables serialize to a JSON object") {
+  auto j = vars_to_json({{"first_name", "Zoë"}, {"plan", "Fiber 500"}});
+  REQUIRE(j.ok());
+  CHECK(*j == R"({"first_name":"Zoë","plan":"Fiber 500"})");
+  CHECK(vars_to_json({}).value() == "{}");
+  CHECK_FALSE(vars_to_json({{"x", std::string(9000, 'a')}}).ok());
+  CHECK_FALSE(vars_to_json({{"organization", "Someone Else"}}).ok());
+}
