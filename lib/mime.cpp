@@ -1,0 +1,163 @@
+#include "mime.h"
+
+#include <ctime>
+
+#include "base64.h"
+#include "text.h"
+
+namespace bulkmail {
+namespace {
+
+constexpr std::size_t kFoldAt = 78;
+constexpr std::size_t kMaxLine = 998;
+constexpr char kHex[] = "0123456789ABCDEF";
+
+bool is_atext_or_space(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ')
+    return true;
+  return std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != std::string_view::npos;
+}
+
+// Splits UTF-8 text into encoded-words of at most 30 input bytes each (52 characters encoded),
+// never inside a character, joined by folding white space.
+std::string encoded_words(std::string_view s) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t n = std::min<std::size_t>(30, s.size() - i);
+    while (n > 0 && i + n < s.size() && (static_cast<unsigned char>(s[i + n]) & 0xC0) == 0x80) --n;
+    if (!out.empty()) out += "\r\n ";
+    out += "=?UTF-8?B?" + base64_encode(s.substr(i, n)) + "?=";
+    i += n;
+  }
+  return out;
+}
+
+// Folds "Name: value" before a space (or after a separator) so lines stay within 78 characters
+// where a break exists; checks the 998-octet hard limit.
+Result<std::string> fold(std::string_view name, std::string_view value, std::string_view breaks) {
+  std::string out(name);
+  out += ": ";
+  std::size_t line_len = out.size();
+  std::size_t i = 0;
+  while (i < value.size()) {
+    // The next chunk runs to just after the next break character (or the end).
+    std::size_t j = value.find_first_of(breaks, i + 1);
+    std::size_t end = j == std::string_view::npos ? value.size() : j;
+    std::string_view chunk = value.substr(i, end - i);
+    if (line_len + chunk.size() > kFoldAt && line_len > name.size() + 2 && chunk.front() == ' ') {
+      out += "\r\n";
+      line_len = 0;
+    }
+    out += chunk;
+    line_len += chunk.size();
+    if (line_len > kMaxLine)
+      return make_error(std::string(name) + " has a part longer than 998 octets");
+    i = end;
+  }
+  out += "\r\n";
+  return out;
+}
+
+}  // namespace
+
+std::string quoted_printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos ? text.size() : nl;
+    std::string_view line = text.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::size_t col = 0;
+    auto emit = [&](std::string_view piece) {
+      if (col + piece.size() > 75) {  // leave room for the soft break's '='
+        out += "=\r\n";
+        col = 0;
+      }
+      out += piece;
+      col += piece.size();
+    };
+    for (std::size_t k = 0; k < line.size(); ++k) {
+      auto c = static_cast<unsigned char>(line[k]);
+      bool last = k + 1 == line.size();
+      bool at_start = col == 0;
+      bool encode = c == '=' || c >= 0x7F || (c < 0x20 && c != '\t') ||
+                    ((c == ' ' || c == '\t') && last) || (at_start && c == '.') ||
+                    (at_start && c == 'F' && line.substr(k, 5) == "From ");
+      if (encode) {
+        char enc[3] = {'=', kHex[c >> 4], kHex[c & 0xF]};
+        emit(std::string_view(enc, 3));
+      } else {
+        char ch = static_cast<char>(c);
+        emit(std::string_view(&ch, 1));
+      }
+    }
+    if (nl == std::string_view::npos) break;
+    out += "\r\n";
+    pos = nl + 1;
+  }
+  if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
+  return out;
+}
+
+Result<std::string> unstructured_header(std::string_view name, std::string_view value) {
+  if (auto p = header_value_problem(value); !p.empty())
+    return make_error(std::string(name) + " " + p);
+  bool plain = true;
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) >= 0x7F || c == '\t') plain = false;
+  }
+  // "=?" in plain text would be read as an encoded-word: encode such a value too.
+  if (value.find("=?") != std::string_view::npos) plain = false;
+  if (plain) return fold(name, value, " ");
+  return std::string(name) + ": " + encoded_words(value) + "\r\n";
+}
+
+Result<std::string> mailbox_text(std::string_view display_name, std::string_view address) {
+  if (auto p = header_value_problem(display_name); !p.empty())
+    return make_error("display name " + p);
+  if (auto p = header_value_problem(address); !p.empty()) return make_error("address " + p);
+  if (display_name.empty()) return std::string(address);
+  std::string out;
+  if (!is_ascii(display_name)) {
+    out = encoded_words(display_name);
+  } else {
+    bool atoms = true;
+    for (char c : display_name) atoms = atoms && is_atext_or_space(c);
+    if (atoms) {
+      out = std::string(display_name);
+    } else {
+      out = "\"";
+      for (char c : display_name) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      out += "\"";
+    }
+  }
+  return out + " <" + std::string(address) + ">";
+}
+
+Result<std::string> structured_header(std::string_view name, std::string_view value) {
+  if (auto p = header_value_problem(value); !p.empty())
+    return make_error(std::string(name) + " " + p);
+  return fold(name, value, " ");
+}
+
+std::string rfc5322_date(UnixMillis t) {
+  std::time_t secs = static_cast<std::time_t>(t / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
+
+}  // namespace bulkmail
