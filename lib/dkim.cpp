@@ -1,0 +1,274 @@
+#include "dkim.h"
+
+#include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "base64.h"
+#include "text.h"
+
+namespace bulkmail {
+namespace {
+
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+
+bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+
+std::string sha256(std::string_view data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+}
+
+// RFC 6376 3.4.2: lower-case name, unfold, runs of white space to one space, none at the ends of
+// the value or around the colon.
+}  // namespace
+
+std::string dkim_relaxed_header(std::string_view field) {
+  auto colon = field.find(':');
+  std::string out = to_lower_ascii(trim(field.substr(0, colon)));
+  out += ':';
+  std::string_view value = field.substr(colon + 1);
+  bool pending_space = false;
+  bool at_start = true;  // white space right after the field's colon goes entirely
+  for (char c : value) {
+    if (c == '\r' || c == '\n') continue;
+    if (is_wsp(c)) {
+      pending_space = true;
+      continue;
+    }
+    if (pending_space && !at_start) out += ' ';
+    pending_space = false;
+    at_start = false;
+    out += c;
+  }
+  return out + "\r\n";
+}
+
+namespace {
+
+struct HeaderField {
+  std::string name;      // lower-cased
+  std::string_view raw;  // the whole field with its folding and final CRLF
+};
+
+std::vector<HeaderField> parse_header_fields(std::string_view headers) {
+  std::vector<HeaderField> fields;
+  std::size_t pos = 0;
+  while (pos < headers.size()) {
+    std::size_t end = pos;
+    // A field runs until a CRLF not followed by white space.
+    while (true) {
+      std::size_t crlf = headers.find("\r\n", end);
+      if (crlf == std::string_view::npos) {
+        end = headers.size();
+        break;
+      }
+      end = crlf + 2;
+      if (end >= headers.size() || !is_wsp(headers[end])) break;
+    }
+    std::string_view raw = headers.substr(pos, end - pos);
+    auto colon = raw.find(':');
+    fields.push_back({to_lower_ascii(trim(raw.substr(0, colon))), raw});
+    pos = end;
+  }
+  return fields;
+}
+
+}  // namespace
+
+Result<DkimKey> DkimKey::from_pem(std::string_view pem, int min_rsa_bits) {
+  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  EVP_PKEY* raw = PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr);
+  if (!raw) return make_error("not a PEM private key");
+  std::shared_ptr<EVP_PKEY> key(raw, EvpPkeyFree{});
+  int id = EVP_PKEY_get_base_id(raw);
+  if (id == EVP_PKEY_ED25519) return DkimKey(std::move(key), Algorithm::ed25519_sha256);
+  if (id == EVP_PKEY_RSA) {
+    int bits = EVP_PKEY_get_bits(raw);
+    if (bits < min_rsa_bits) {
+      return make_error("the RSA key has " + std::to_string(bits) + " bits; at least " +
+                        std::to_string(min_rsa_bits) + " are required");
+    }
+    return DkimKey(std::move(key), Algorithm::rsa_sha256);
+  }
+  return make_error("the key is neither RSA nor Ed25519");
+}
+
+Result<DkimKey> DkimKey::from_pem_file(const std::string& path, int min_rsa_bits) {
+  std::ifstream in(path);
+  if (!in) return make_error("cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_pem(ss.str(), min_rsa_bits);
+}
+
+Result<DkimKey> DkimKey::from_ed25519_seed(std::string_view seed) {
+  if (seed.size() != 32) return make_error("an Ed25519 seed is 32 bytes");
+  EVP_PKEY* raw = EVP_PKEY_new_raw_private_key(
+      EVP_PKEY_ED25519, nullptr, reinterpret_cast<const unsigned char*>(seed.data()), seed.size());
+  if (!raw) return make_error("OpenSSL refused the Ed25519 seed");
+  return DkimKey(std::shared_ptr<EVP_PKEY>(raw, EvpPkeyFree{}), Algorithm::ed25519_sha256);
+}
+
+const char* DkimKey::algorithm_name() const {
+  return algorithm_ == Algorithm::rsa_sha256 ? "rsa-sha256" : "ed25519-sha256";
+}
+
+std::string DkimKey::dns_record() const {
+  if (algorithm_ == Algorithm::ed25519_sha256) {
+    unsigned char pub[32];
+    std::size_t len = sizeof pub;
+    EVP_PKEY_get_raw_public_key(key_.get(), pub, &len);
+    return "v=DKIM1; k=ed25519; p=" +
+           base64_encode(std::string_view(reinterpret_cast<char*>(pub), len));
+  }
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key_.get(), &der);
+  std::string p =
+      base64_encode(std::string_view(reinterpret_cast<char*>(der), static_cast<std::size_t>(len)));
+  OPENSSL_free(der);
+  return "v=DKIM1; k=rsa; p=" + p;
+}
+
+std::string DkimKey::sign(std::string_view data) const {
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  std::string input;
+  const EVP_MD* md = nullptr;
+  if (algorithm_ == Algorithm::ed25519_sha256) {
+    input = sha256(data);  // RFC 8463: Ed25519 signs the SHA-256 hash (PureEdDSA over 32 bytes)
+    data = input;
+  } else {
+    md = EVP_sha256();
+  }
+  std::size_t len = 0;
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key_.get()) != 1 ||
+      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
+    throw std::runtime_error("DKIM signing failed to start");
+  }
+  std::string sig(len, '\0');
+  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
+                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+    throw std::runtime_error("DKIM signing failed");
+  }
+  sig.resize(len);
+  return base64_encode(sig);
+}
+
+std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
+  std::string c;
+  if (canon == DkimCanon::relaxed) {
+    c.reserve(body.size());
+    std::size_t pos = 0;
+    while (pos < body.size()) {
+      std::size_t nl = body.find("\r\n", pos);
+      std::size_t end = nl == std::string_view::npos ? body.size() : nl;
+      std::string_view line = body.substr(pos, end - pos);
+      bool space = false;
+      for (char ch : line) {
+        if (is_wsp(ch)) {
+          space = true;
+          continue;
+        }
+        if (space) c += ' ';
+        space = false;
+        c += ch;
+      }
+      c += "\r\n";
+      pos = nl == std::string_view::npos ? body.size() : nl + 2;
+    }
+    while (c.size() >= 4 && c.compare(c.size() - 4, 4, "\r\n\r\n") == 0) c.resize(c.size() - 2);
+    if (c == "\r\n") c.clear();
+  } else {
+    c.assign(body);
+    if (c.size() < 2 || c.compare(c.size() - 2, 2, "\r\n") != 0) c += "\r\n";
+    while (c.size() >= 4 && c.compare(c.size() - 4, 4, "\r\n\r\n") == 0) c.resize(c.size() - 2);
+  }
+  return base64_encode(sha256(c));
+}
+
+std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
+                              std::string_view signature_header,
+                              const std::vector<std::string>& signed_headers,
+                              DkimCanon header_canon) {
+  std::size_t split = message.find("\r\n\r\n");
+  std::string_view headers =
+      split == std::string_view::npos ? message : message.substr(0, split + 2);
+  auto fields = parse_header_fields(headers);
+  std::vector<bool> used(fields.size(), false);
+  std::string data;
+  for (const std::string& wanted : signed_headers) {
+    std::string name = to_lower_ascii(trim(wanted));
+    for (std::size_t i = fields.size(); i-- > 0;) {
+      if (used[i] || fields[i].name != name) continue;
+      used[i] = true;
+      data += header_canon == DkimCanon::relaxed ? dkim_relaxed_header(fields[i].raw)
+                                                 : std::string(fields[i].raw);
+      break;
+    }
+  }
+  std::string sig = header_canon == DkimCanon::relaxed ? dkim_relaxed_header(signature_header)
+                                                       : std::string(signature_header);
+  if (header_canon == DkimCanon::relaxed)
+    sig.resize(sig.size() - 2);  // no CRLF after the signature field
+  data += sig;
+  return key.sign(data);
+}
+
+std::string DkimSigner::signature(std::string_view message,
+                                  const std::vector<std::string>& header_names,
+                                  UnixMillis now) const {
+  std::size_t split = message.find("\r\n\r\n");
+  std::string_view body =
+      split == std::string_view::npos ? std::string_view() : message.substr(split + 4);
+  std::string_view headers =
+      split == std::string_view::npos ? message : message.substr(0, split + 2);
+  auto fields = parse_header_fields(headers);
+  std::vector<std::string> h;
+  for (const auto& name : header_names) {
+    std::string lower = to_lower_ascii(name);
+    for (const auto& f : fields) {
+      if (f.name == lower) {
+        h.push_back(name);
+        break;
+      }
+    }
+  }
+  std::string h_list;
+  for (const auto& n : h) h_list += (h_list.empty() ? "" : ":") + n;
+  for (const auto& n : h) h_list += ":" + n;  // over-sign: an added instance breaks the signature
+  std::string header = std::string("DKIM-Signature: v=1; a=") + key_.algorithm_name() +
+                       "; c=relaxed/relaxed; d=" + domain_ + "; s=" + selector_ +
+                       ";\r\n\tt=" + std::to_string(now / 1000) +
+                       "; bh=" + dkim_body_hash(body, DkimCanon::relaxed) + ";\r\n\th=";
+  // Fold the h= list at its colons.
+  std::size_t col = 3;
+  for (char c : h_list) {
+    header += c;
+    ++col;
+    if (c == ':' && col > 64) {
+      header += "\r\n\t ";
+      col = 1;
+    }
+  }
+  header += ";\r\n\tb=";
+  std::string b = dkim_sign_headers(key_, message, header, h, DkimCanon::relaxed);
+  for (std::size_t i = 0; i < b.size(); i += 72) {
+    if (i) header += "\r\n\t ";
+    header += b.substr(i, 72);
+  }
+  return header + "\r\n";
+}
+
+}  // namespace bulkmail

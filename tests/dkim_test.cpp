@@ -1,0 +1,115 @@
+#include "dkim.h"
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "base64.h"
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+std::string read(const std::string& name) {
+  std::ifstream in(source_dir() + "/tests/data/rfc8463/" + name, std::ios::binary);
+  REQUIRE_MESSAGE(in, "missing test data " << name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string to_crlf(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += '\r';
+    out += c;
+  }
+  return out;
+}
+
+// The i-th DKIM-Signature field of the published signed message, CRLF, without its final CRLF.
+std::string signature_field(const std::string& signed_msg, int index) {
+  std::string crlf = to_crlf(signed_msg);
+  std::size_t pos = 0;
+  for (int i = 0; i <= index; ++i) pos = crlf.find("DKIM-Signature:", i == 0 ? 0 : pos + 1);
+  std::size_t end = crlf.find("\r\n", pos);
+  while (crlf[end + 2] == ' ' || crlf[end + 2] == '\t') end = crlf.find("\r\n", end + 2);
+  return crlf.substr(pos, end - pos);
+}
+
+// Splits a signature field into its text up to and including "b=" and the b= value unfolded.
+std::pair<std::string, std::string> split_b(const std::string& field) {
+  auto b = field.rfind("b=");
+  std::string value;
+  for (char c : field.substr(b + 2)) {
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') value += c;
+  }
+  return {field.substr(0, b + 2), value};
+}
+
+const std::vector<std::string> kRfcHeaders = {"from",       "to",   "subject", "date",
+                                              "message-id", "from", "subject", "date"};
+
+}  // namespace
+
+TEST_CASE("RFC 8463 A.3: the Ed25519 signature reproduces byte for byte") {
+  auto seed = base64_decode(read("ed25519.seed"));
+  REQUIRE(seed);
+  auto key = DkimKey::from_ed25519_seed(*seed);
+  REQUIRE(key.ok());
+  CHECK(key->dns_record() == "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
+  std::string message = to_crlf(read("message.eml"));
+  auto [header, expected_b] = split_b(signature_field(read("signed.eml"), 0));
+  REQUIRE(header.find("a=ed25519-sha256") != std::string::npos);
+  auto body = message.substr(message.find("\r\n\r\n") + 4);
+  CHECK(dkim_body_hash(body, DkimCanon::simple) == "4bLNXImK9drULnmePzZNEBleUanJCX5PIsDIFoH4KTQ=");
+  CHECK(dkim_sign_headers(*key, message, header, kRfcHeaders, DkimCanon::simple) == expected_b);
+}
+
+TEST_CASE("RFC 8463 A.3: the RSA signature reproduces byte for byte") {
+  auto key = DkimKey::from_pem(read("rsa.pem"), 1024);
+  REQUIRE(key.ok());
+  std::string message = to_crlf(read("message.eml"));
+  auto [header, expected_b] = split_b(signature_field(read("signed.eml"), 1));
+  REQUIRE(header.find("a=rsa-sha256") != std::string::npos);
+  CHECK(dkim_sign_headers(*key, message, header, kRfcHeaders, DkimCanon::simple) == expected_b);
+}
+
+TEST_CASE("configured keys: RSA under 2048 bits and non-keys are refused") {
+  auto small = DkimKey::from_pem(read("rsa.pem"));
+  REQUIRE_FALSE(small.ok());
+  CHECK(small.error().message == "the RSA key has 1024 bits; at least 2048 are required");
+  CHECK_FALSE(
+      DkimKey::from_pem("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+          .ok());
+  CHECK_FALSE(DkimKey::from_ed25519_seed("short").ok());
+}
+
+TEST_CASE("relaxed body canonicalization ignores trailing blank lines and white space runs") {
+  CHECK(dkim_body_hash("a  b \r\nc\r\n\r\n\r\n", DkimCanon::relaxed) ==
+        dkim_body_hash("a b\r\nc\r\n", DkimCanon::relaxed));
+  CHECK(dkim_body_hash("", DkimCanon::relaxed) ==
+        "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");  // sha256("")
+  CHECK(dkim_body_hash("", DkimCanon::simple) ==
+        "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");  // sha256(CRLF)
+}
+
+TEST_CASE("relaxed header canonicalization") {
+  struct Case {
+    const char* in;
+    const char* out;
+  };
+  const Case cases[] = {
+      {"Subject: Re: lunch\r\n", "subject:Re: lunch\r\n"},
+      {"SUBJECT  :  a \t b  \r\n", "subject:a b\r\n"},
+      {"h: From:To:\r\n\t List-Id\r\n", "h:From:To: List-Id\r\n"},
+      {"X:\r\n folded\r\n", "x:folded\r\n"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.in);
+    CHECK(dkim_relaxed_header(c.in) == c.out);
+  }
+}
