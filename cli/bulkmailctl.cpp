@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "address.h"
+#include "composer.h"
 #include "config.h"
 #include "csv_reader.h"
 #include "digest.h"
@@ -119,10 +120,9 @@ std::string scope_text(const std::string& category) {
   return category.empty() ? "all mail" : category;
 }
 
-// --- commands -------------------------------------------------------------------------------
-
-void cmd_enqueue(Context& ctx, const std::string& category, const std::string& to,
-                 const std::vector<std::string>& var_args, const std::string& campaign) {
+// The message `--category --to --var... --campaign` describe, checked as every submission is.
+NewMessage checked_message(Context& ctx, const std::string& category, const std::string& to,
+                           const std::vector<std::string>& var_args, const std::string& campaign) {
   Submission s{category, to, {}, campaign};
   for (const auto& arg : var_args) {
     auto kv = parse_var_assignment(arg);
@@ -131,7 +131,14 @@ void cmd_enqueue(Context& ctx, const std::string& category, const std::string& t
   }
   auto m = validate_submission(ctx.cfg(), s);
   if (!m) fail(m.error().message);
-  NewMessage msg = std::move(m.value());
+  return std::move(m.value());
+}
+
+// --- commands -------------------------------------------------------------------------------
+
+void cmd_enqueue(Context& ctx, const std::string& category, const std::string& to,
+                 const std::vector<std::string>& var_args, const std::string& campaign) {
+  NewMessage msg = checked_message(ctx, category, to, var_args, campaign);
   EnqueueResult r = ctx.db().enqueue({&msg, 1}, "cli", now_millis()).front();
   switch (r.status) {
     case EnqueueStatus::queued:
@@ -181,6 +188,25 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
               << ": nothing changed\n";
   }
   if (s.rejected > 0) throw ExitCode{kExitFailure};
+}
+
+void cmd_preview(Context& ctx, const std::string& category, const std::string& to,
+                 const std::vector<std::string>& var_args, const std::string& campaign) {
+  NewMessage m = checked_message(ctx, category, to, var_args, campaign);
+  auto vars = vars_from_json(m.vars_json);
+  if (!vars) fail(vars.error().message);
+  auto composer = Composer::create(ctx.config);
+  if (!composer) fail(composer.error().message);
+  auto msg = (*composer)->compose({category, m.recipient, *vars, campaign, 0, now_millis()});
+  if (!msg) fail("the message would not be sent: " + msg.error().message);
+  std::cout << msg->data;
+}
+
+void cmd_dkim_record(Context& ctx) {
+  const Config& c = ctx.cfg();
+  if (!c.dkim) fail("DKIM is not configured (no dkim block in the config)");
+  std::cout << c.dkim->selector << "._domainkey." << c.dkim->domain << ". IN TXT \""
+            << c.dkim->key->dns_record() << "\"\n";
 }
 
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
@@ -324,6 +350,16 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"csv", "jsonl"}));
   import->add_option("FILE", file, "the file, or - for standard input")->required();
 
+  auto* preview = app.add_subcommand(
+      "preview", "print the exact bytes bulkmaild would send (signed when DKIM is on)");
+  preview->add_option("--category", category, "category of mail")->required();
+  preview->add_option("--to", to, "recipient address")->required();
+  preview->add_option("--var", vars, "template variable KEY=VALUE (repeatable)");
+  preview->add_option("--campaign", campaign, "campaign (used in Feedback-ID)");
+
+  auto* dkim_record =
+      app.add_subcommand("dkim-record", "print the DNS TXT record that publishes the DKIM key");
+
   auto* status = app.add_subcommand("status", "messages per state");
   status->add_option("--campaign", campaign, "only this campaign");
   status->add_flag("--json", json, "one JSON object with a key per state");
@@ -378,6 +414,10 @@ int main(int argc, char** argv) {
       cmd_enqueue(ctx, category, to, vars, campaign);
     } else if (*import) {
       cmd_import(ctx, category, campaign, file, format);
+    } else if (*preview) {
+      cmd_preview(ctx, category, to, vars, campaign);
+    } else if (*dkim_record) {
+      cmd_dkim_record(ctx);
     } else if (*status) {
       cmd_status(ctx, campaign, json);
     } else if (*s_add) {

@@ -216,7 +216,17 @@ void read_sender(Reader& r, const YAML::Node& root, Config& c) {
     return;
   }
   if (!r.is_map(n, "sender")) return;
-  r.check_keys(n, "sender", {"organization", "postal_address", "from", "reply_to", "return_path"});
+  r.check_keys(
+      n, "sender",
+      {"organization", "postal_address", "from", "reply_to", "return_path", "feedback_id"});
+  if (auto v = r.string(n, "sender", "feedback_id", false)) {
+    if (v->find_first_of(": ") != std::string::npos || v->size() > 64) {
+      r.error(n["feedback_id"], "sender.feedback_id",
+              "is at most 64 characters without ':' or spaces");
+    } else {
+      c.sender.feedback_id = *v;
+    }
+  }
   if (auto v = r.string(n, "sender", "organization", true)) c.sender.organization = *v;
   if (auto v = r.string(n, "sender", "postal_address", true)) {
     if (v->find_first_of("0123456789") == std::string::npos) {
@@ -401,6 +411,12 @@ void read_dkim(Reader& r, const YAML::Node& root, const fs::path& base, Config& 
             "cannot read " + d.key_file.string() + ": " + std::strerror(errno));
     return;
   }
+  auto loaded = DkimKey::from_pem_file(d.key_file.string());
+  if (!loaded) {
+    r.error(n["key_file"], "dkim.key_file", d.key_file.string() + ": " + loaded.error().message);
+    return;
+  }
+  d.key = std::make_shared<const DkimKey>(std::move(loaded.value()));
   c.dkim = d;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "address.h"
+#include "dkim.h"
 
 namespace bulkmail {
 
@@ -20,7 +21,8 @@ struct SenderConfig {
   std::string postal_address;  // required: CAN-SPAM's valid physical postal address
   Mailbox from;                // required
   std::optional<Address> reply_to;
-  Address return_path;  // the SMTP envelope sender; default: the From address
+  Address return_path;      // the SMTP envelope sender; default: the From address
+  std::string feedback_id;  // optional sender id for Feedback-ID: <campaign>:<category>:<id>
 };
 
 struct SmtpConfig {
@@ -50,7 +52,8 @@ struct WebhookConfig {
 struct DkimConfig {
   std::string domain;
   std::string selector;
-  std::filesystem::path key_file;  // RSA (2048 bits or more) or Ed25519, PEM
+  std::filesystem::path key_file;      // RSA (2048 bits or more) or Ed25519, PEM
+  std::shared_ptr<const DkimKey> key;  // loaded and checked from key_file
 };
 
 struct CategoryConfig {

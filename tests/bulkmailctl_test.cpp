@@ -219,7 +219,7 @@ TEST_CASE("history shows every event for an address, oldest first") {
         std::string::npos);
 }
 
-TEST_CASE("cancel and retry a campaign") {
+TEST_CASE("bulkmailctl cancel and retry a campaign") {
   Cli cli;
   auto file = cli.dir.write("list.csv", "email\na@example.com\nb@example.com\n");
   REQUIRE(

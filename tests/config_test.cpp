@@ -172,3 +172,31 @@ TEST_CASE("a missing config file is an error, not an exception") {
   REQUIRE(load.errors.size() == 1);
   CHECK(load.errors[0].str().find("/nonexistent/bulkmail.yaml: cannot read the config file") == 0);
 }
+
+TEST_CASE("dkim: the key is loaded and checked at config time") {
+  TempDir dir;
+  std::string base = valid_config_yaml() +
+                     "dkim:\n  domain: Mail.Example.com\n  selector: s2026\n  key_file: dkim.pem\n";
+  auto path = write_config(dir, base);
+  auto missing = load_config(path);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.errors[0].str().find("dkim.key_file: cannot read") != std::string::npos);
+
+  dir.write("dkim.pem", "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n");
+  CHECK(load_config(path).errors.at(0).str().find("not a PEM private key") != std::string::npos);
+
+  std::ifstream small(source_dir() + "/tests/data/rfc8463/rsa.pem");
+  std::string pem((std::istreambuf_iterator<char>(small)), std::istreambuf_iterator<char>());
+  dir.write("dkim.pem", pem);
+  CHECK(load_config(path).errors.at(0).str().find(
+            "the RSA key has 1024 bits; at least 2048 are required") != std::string::npos);
+
+  REQUIRE(std::system(
+              ("openssl genpkey -algorithm ed25519 -out " + (dir / "dkim.pem").string()).c_str()) ==
+          0);
+  auto ok = load_config(path);
+  REQUIRE_MESSAGE(ok.ok(), (ok.ok() ? "" : ok.errors[0].str()));
+  REQUIRE(ok.config->dkim);
+  CHECK(ok.config->dkim->domain == "mail.example.com");
+  CHECK(ok.config->dkim->key->algorithm() == DkimKey::Algorithm::ed25519_sha256);
+}

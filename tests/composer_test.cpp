@@ -1,0 +1,152 @@
+#include "composer.h"
+
+#include <doctest/doctest.h>
+
+#include "test_config.h"
+#include "unsubscribe_token.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+const Vars kUpdateVars = {{"first_name", "Jane"},
+                          {"headline", "Your fiber speed is doubling"},
+                          {"body", "From December 1 your plan moves to 1 Gbps."}};
+
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<const Config> config;
+  std::unique_ptr<Composer> composer;
+  explicit Fixture(std::string yaml = valid_config_yaml()) {
+    auto load = load_config(write_config(dir, yaml));
+    REQUIRE_MESSAGE(load.ok(), (load.ok() ? "" : load.errors[0].str()));
+    config = load.config;
+    auto c = Composer::create(config);
+    REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
+    composer = std::move(c.value());
+  }
+  Result<ComposedMessage> compose(Vars vars = kUpdateVars,
+                                  std::string category = "customer-update") {
+    return composer->compose(
+        {category, "jane@example.com", std::move(vars), "nov-2026", 42, 1'795'000'000'000});
+  }
+};
+
+std::string header(const std::string& msg, const std::string& name) {
+  auto pos = msg.find("\r\n" + name + ": ");
+  if (pos == std::string::npos) return "";
+  pos += 4 + name.size();
+  auto end = msg.find("\r\n", pos);
+  while (msg[end + 2] == ' ' || msg[end + 2] == '\t') end = msg.find("\r\n", end + 2);
+  return msg.substr(pos, end - pos);
+}
+
+}  // namespace
+
+TEST_CASE("a composed message carries every compliance header") {
+  Fixture f;
+  auto m = f.compose();
+  REQUIRE_MESSAGE(m.ok(), m.error().message);
+  const std::string& d = "\r\n" + m->data;
+  CHECK(m->data.rfind("From: Example Telecom <updates@mail.example.com>\r\n", 0) == 0);
+  CHECK(header(d, "To") == "jane@example.com");
+  CHECK(header(d, "Reply-To") == "support@example.com");
+  CHECK(header(d, "Subject") == "Your fiber speed is doubling");
+  CHECK(header(d, "Date") == "Wed, 18 Nov 2026 11:06:40 +0000");
+  CHECK(header(d, "Message-ID") == m->message_id);
+  CHECK(m->message_id.find("<42.") == 0);
+  CHECK(m->message_id.find("@mail.example.com>") != std::string::npos);
+  CHECK(header(d, "MIME-Version") == "1.0");
+  CHECK(header(d, "List-Unsubscribe") == "<" + m->unsubscribe_url + ">");
+  CHECK(header(d, "List-Unsubscribe-Post") == "List-Unsubscribe=One-Click");
+  CHECK(header(d, "List-Id") == "Updates about your services <customer-update.mail.example.com>");
+  CHECK(header(d, "Feedback-ID").empty());
+  CHECK(header(d, "Content-Type").find("multipart/alternative; boundary=") == 0);
+  CHECK(m->unsubscribe_url.rfind("https://mail.example.com/unsubscribe/", 0) == 0);
+}
+
+TEST_CASE("the unsubscribe link's token names the recipient and category") {
+  Fixture f;
+  auto m = f.compose();
+  REQUIRE(m.ok());
+  TokenCodec codec(f.config->unsubscribe.keys, 0);
+  auto token = m->unsubscribe_url.substr(m->unsubscribe_url.rfind('/') + 1);
+  auto check = codec.verify(token, 1'795'000'000'000);
+  REQUIRE(check.status == TokenStatus::valid);
+  CHECK(check.claims.address == "jane@example.com");
+  CHECK(check.claims.category == "customer-update");
+  CHECK(m->data.find("jane@example.com") ==
+        m->data.find("To: jane@example.com") + 4);  // only in To
+}
+
+TEST_CASE("the footer: both parts carry the link and the postal address; lines stay short") {
+  Fixture f;
+  auto m = f.compose();
+  REQUIRE(m.ok());
+  // Decoded views of the two parts are checked by the Python email test; here the raw rules.
+  std::size_t start = 0;
+  while (start < m->data.size()) {
+    auto e = m->data.find("\r\n", start);
+    REQUIRE(e != std::string::npos);  // every line ends in CRLF
+    CHECK(e - start <= 998);
+    start = e + 2;
+  }
+  CHECK(m->data.find("100 Example Parkway") != std::string::npos);
+  CHECK(m->data.find("Stop all email from Example Telecom, Inc.") != std::string::npos);
+  CHECK(m->data.find("</div>\r\n</body>") != std::string::npos);  // html footer inside the body
+}
+
+TEST_CASE("a missing variable fails the message with its name; built-ins cannot be overridden") {
+  Fixture f;
+  auto m = f.compose({{"first_name", "Jane"}, {"headline", "x"}});
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.error().message == "template customer-update: variable 'body' is missing (used in text)");
+  Vars evil = kUpdateVars;
+  evil["postal_address"] = "Nowhere";
+  CHECK(f.compose(evil).error().message.find("filled in by bulkmail") != std::string::npos);
+}
+
+TEST_CASE("header injection through a variable reaching the subject is refused") {
+  Fixture f;
+  Vars v = kUpdateVars;
+  v["headline"] = "Hello\r\nBcc: victim@example.org";
+  auto m = f.compose(v);
+  REQUIRE_FALSE(m.ok());
+  CHECK(m.error().message.find("single line") != std::string::npos);
+}
+
+TEST_CASE("non-ASCII names and subjects are encoded; Feedback-ID when configured") {
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("\"Example Telecom <"), 18, "\"Télécom Exemple <");
+  yaml.replace(yaml.find("  reply_to:"), 0, "  feedback_id: exampletel\n");
+  Fixture f(yaml);
+  Vars v = kUpdateVars;
+  v["headline"] = "Votre débit double — sans frais";
+  auto m = f.compose(v);
+  REQUIRE_MESSAGE(m.ok(), m.error().message);
+  CHECK(m->data.rfind("From: =?UTF-8?B?", 0) == 0);
+  CHECK(header("\r\n" + m->data, "Subject").find("=?UTF-8?B?") == 0);
+  CHECK(header("\r\n" + m->data, "Feedback-ID") == "nov-2026:customer-update:exampletel");
+}
+
+TEST_CASE("a template whose own link sits in a section that does not render is refused") {
+  TempDir tdir;
+  tdir.write("custom/subject", "Hello\n");
+  tdir.write("custom/text", "{{#show}}{{unsubscribe_url}} {{postal_address}}{{/show}}\n");
+  tdir.write("custom/html", "<p>{{#show}}{{unsubscribe_url}} {{postal_address}}{{/show}}</p>\n");
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("templates: "),
+               yaml.find('\n', yaml.find("templates: ")) - yaml.find("templates: "),
+               "templates: " + tdir.path().string());
+  yaml = yaml.substr(0, yaml.find("categories:")) +
+         "categories:\n  customer-update: { template: custom, description: x }\n";
+  Fixture f(yaml);
+  auto shown = f.compose({{"show", "yes"}});
+  CHECK_MESSAGE(shown.ok(), (shown.ok() ? "" : shown.error().message));
+  CHECK(shown->data.find("You are receiving this email") == std::string::npos);  // no footer added
+  auto hidden = f.compose({});
+  REQUIRE_FALSE(hidden.ok());
+  CHECK(hidden.error().message.find("lacks the unsubscribe link or postal address") !=
+        std::string::npos);
+}

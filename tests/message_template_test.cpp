@@ -1,0 +1,97 @@
+#include "message_template.h"
+
+#include <doctest/doctest.h>
+
+#include "temp_dir.h"
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+std::filesystem::path make_template(const TempDir& dir, const std::string& subject,
+                                    const std::string& text, const std::string& html) {
+  dir.write("t/subject", subject);
+  dir.write("t/text", text);
+  dir.write("t/html", html);
+  return dir / "t";
+}
+}  // namespace
+
+TEST_CASE("rendering: values escaped in html only; sections work") {
+  TempDir dir;
+  auto t = MessageTemplate::load(make_template(
+      dir, "Hi {{name}}\n", "Dear {{name}}{{#vip}}, valued{{/vip}}\n", "<p>{{name}}</p>"));
+  REQUIRE(t.ok());
+  auto r = (*t)->render({{"name", "Tom & <Jerry>"}, {"vip", "yes"}});
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->subject == "Hi Tom & <Jerry>");
+  CHECK(r->text == "Dear Tom & <Jerry>, valued\n");
+  CHECK(r->html == "<p>Tom &amp; &lt;Jerry&gt;</p>");
+  auto no_vip = (*t)->render({{"name", "Tom"}});
+  REQUIRE(no_vip.ok());  // a missing section name is false, not an error
+  CHECK(no_vip->text == "Dear Tom\n");
+}
+
+TEST_CASE("a missing variable is an error naming it") {
+  TempDir dir;
+  auto t = MessageTemplate::load(make_template(dir, "Hi\n", "Plan: {{plan}}\n", "<p></p>"));
+  REQUIRE(t.ok());
+  auto r = (*t)->render({});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "template t: variable 'plan' is missing (used in text)");
+}
+
+TEST_CASE("the subject renders to one non-empty line") {
+  TempDir dir;
+  auto t = MessageTemplate::load(make_template(dir, "{{a}}\n{{b}}\n", "x", "x"));
+  REQUIRE(t.ok());
+  CHECK((*t)->render({{"a", "one"}, {"b", "two"}}).error().message.find("single line") !=
+        std::string::npos);
+  auto empty = MessageTemplate::load(make_template(dir, "{{a}}\n", "x", "x"));
+  CHECK((*empty)->render({{"a", ""}}).error().message.find("renders empty") != std::string::npos);
+}
+
+TEST_CASE("templates that could slip past the rules are refused at load") {
+  struct Case {
+    const char* subject;
+    const char* text;
+    const char* html;
+    const char* reason;
+  };
+  const Case cases[] = {
+      {"s", "t", "<p>{{{name}}}</p>", "unescaped tag for 'name'"},
+      {"s", "t", "<p>{{& name}}</p>", "unescaped tag for 'name'"},
+      {"s", "{{=<% %>=}}", "h", "changing delimiters"},
+      {"s", "{{> footer}}", "h", "partials"},
+      {"s", "{{#open}} never closed", "h", "text: Unclosed section"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.reason);
+    TempDir dir;
+    auto t = MessageTemplate::load(make_template(dir, c.subject, c.text, c.html));
+    REQUIRE_FALSE(t.ok());
+    CHECK_MESSAGE(t.error().message.find(c.reason) != std::string::npos, t.error().message);
+  }
+  TempDir dir;
+  dir.write("t/subject", "s");
+  CHECK(MessageTemplate::load(dir / "t").error().message.find("text: cannot read") !=
+        std::string::npos);
+}
+
+TEST_CASE("a template that places the link and the address itself gets no footer") {
+  TempDir dir;
+  auto t = MessageTemplate::load(
+      make_template(dir, "s", "{{postal_address}} {{unsubscribe_url}}", "<p>{{organization}}</p>"));
+  REQUIRE(t.ok());
+  CHECK((*t)->text_places_compliance());
+  CHECK_FALSE((*t)->html_places_compliance());
+}
+
+TEST_CASE("the shipped templates load") {
+  for (const char* name : {"customer-update", "research-invitation"}) {
+    CAPTURE(name);
+    auto t = MessageTemplate::load(source_dir() + "/templates/" + name);
+    CHECK_MESSAGE(t.ok(), (t.ok() ? "" : t.error().message));
+  }
+}
