@@ -2,6 +2,8 @@
 
 #include <openssl/rand.h>
 
+#include <array>
+
 #include <nlohmann/json.hpp>
 
 #include "mime.h"
@@ -61,47 +63,36 @@ std::string html_escape(std::string_view s) {
 std::string text_footer(const Config& c, const CategoryConfig& cat, const std::string& url,
                         const std::string& all_url) {
   const std::string& org = c.sender.organization;
-  return "\n\n--\n"
-         "You are receiving this email from " +
-         org + " because you are a customer and get \"" + cat.description +
-         "\".\n"
-         "Unsubscribe from \"" +
-         cat.description + "\": " + url +
-         "\n"
-         "Stop all email from " +
-         org + ": " + all_url + "\n" + org + ", " + c.sender.postal_address + "\n";
+  return "\n\n--\nYou are receiving this email from " + org + " because you are a customer and get \"" +
+         cat.description + "\".\nUnsubscribe from \"" + cat.description + "\": " + url +
+         "\nStop all email from " + org + ": " + all_url + "\n" + org + ", " + c.sender.postal_address + "\n";
 }
 
-std::string html_footer(const Config& c, const CategoryConfig& cat, const std::string& url,
-                        const std::string& all_url) {
+// The HTML footer is fixed text around the two links: built once per category, split at the
+// places the links go.
+std::array<std::string, 3> html_footer_pieces(const Config& c, const CategoryConfig& cat) {
   std::string org = html_escape(c.sender.organization);
   std::string desc = html_escape(cat.description);
-  return "<div style=\"max-width:600px;margin:16px auto;padding:0 "
-         "12px;font-family:Arial,Helvetica,sans-serif;"
-         "font-size:12px;line-height:1.5;color:#52606d;\">\n"
-         "<p>You are receiving this email from " +
-         org + " because you are a customer and get &quot;" + desc +
-         "&quot;.</p>\n"
-         "<p><a href=\"" +
-         html_escape(url) + "\" style=\"color:#52606d;\">Unsubscribe from &quot;" + desc +
-         "&quot;</a> &middot; <a href=\"" + html_escape(all_url) +
-         "\" style=\"color:#52606d;\">Stop all email from " + org +
-         "</a></p>\n"
-         "<p>" +
-         org + ", " + html_escape(c.sender.postal_address) +
-         "</p>\n"
-         "</div>\n";
+  return {"<div style=\"max-width:600px;margin:16px auto;padding:0 12px;font-family:Arial,Helvetica,"
+          "sans-serif;font-size:12px;line-height:1.5;color:#52606d;\">\n<p>You are receiving this email from " +
+              org + " because you are a customer and get &quot;" + desc +
+              "&quot;.</p>\n<p><a href=\"",
+          "\" style=\"color:#52606d;\">Unsubscribe from &quot;" + desc +
+              "&quot;</a> &middot; <a href=\"",
+          "\" style=\"color:#52606d;\">Stop all email from " + org + "</a></p>\n<p>" + org + ", " +
+              html_escape(c.sender.postal_address) + "</p>\n</div>\n"};
 }
 
-// Puts the footer before </body> when the document has one, else at the end.
+// Puts the footer before the last </body> (any case) when the document has one, else at the end.
 void insert_html_footer(std::string& html, const std::string& footer) {
-  std::string lower = to_lower_ascii(html);
-  auto pos = lower.rfind("</body>");
-  if (pos == std::string::npos) {
-    html += "\n" + footer;
-  } else {
-    html.insert(pos, footer);
+  for (std::size_t pos = html.rfind("</"); pos != std::string::npos; pos = pos ? html.rfind("</", pos - 1) : std::string::npos) {
+    if (to_lower_ascii(std::string_view(html).substr(pos, 7)) == "</body>") {
+      html.insert(pos, footer);
+      return;
+    }
+    if (pos == 0) break;
   }
+  html += "\n" + footer;
 }
 
 }  // namespace
@@ -124,7 +115,10 @@ Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config>
     auto t = MessageTemplate::load(config->templates / cat.template_name);
     if (!t) return t.error();
     c->templates_.emplace(name, std::move(t.value()));
+    c->footers_.emplace(name, html_footer_pieces(*config, cat));
   }
+  c->url_base_html_ = html_escape(config->unsubscribe.url + "/");
+  c->postal_html_ = html_escape(config->sender.postal_address);
   c->tokens_ =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
   if (config->dkim && !config->dkim->key) return make_error("dkim: the key is not loaded");
@@ -162,7 +156,9 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   if (!tmpl->second->text_places_compliance())
     parts->text += text_footer(c, *cat, out.unsubscribe_url, all_url);
   if (!tmpl->second->html_places_compliance()) {
-    insert_html_footer(parts->html, html_footer(c, *cat, out.unsubscribe_url, all_url));
+    const auto& f = footers_.at(r.category);
+    std::string url_html = url_base_html_ + token;
+    insert_html_footer(parts->html, f[0] + url_html + f[1] + url_html + "?scope=all" + f[2]);
   }
   // The check that makes compliance a property of every message, whatever the template does.
   if (parts->text.find(out.unsubscribe_url) == std::string::npos ||
@@ -170,8 +166,8 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
     return make_error("template " + cat->template_name +
                       ": the text part lacks the unsubscribe link or postal address");
   }
-  if (parts->html.find(html_escape(out.unsubscribe_url)) == std::string::npos ||
-      parts->html.find(html_escape(c.sender.postal_address)) == std::string::npos) {
+  if (parts->html.find(url_base_html_ + token) == std::string::npos ||
+      parts->html.find(postal_html_) == std::string::npos) {
     return make_error("template " + cat->template_name +
                       ": the html part lacks the unsubscribe link or postal address");
   }
@@ -224,11 +220,11 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   m += "\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n";
   m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
        "quoted-printable\r\n\r\n";
-  m += quoted_printable(parts->text);
+  append_quoted_printable(m, parts->text);
   m += "--" + boundary + "\r\n";
   m += "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
        "quoted-printable\r\n\r\n";
-  m += quoted_printable(parts->html);
+  append_quoted_printable(m, parts->html);
   m += "--" + boundary + "--\r\n";
 
   if (signer_) m.insert(0, signer_->signature(m, kSignedHeaders, r.now));

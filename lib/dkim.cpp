@@ -24,11 +24,12 @@ struct MdCtxFree {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
-std::string sha256(std::string_view data) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
-  return std::string(reinterpret_cast<const char*>(md), sizeof md);
+// SHA-256 fetched once: OpenSSL 3 otherwise looks the algorithm up again on every use.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
 }
+
 
 // RFC 6376 3.4.2: lower-case name, unfold, runs of white space to one space, none at the ends of
 // the value or around the colon.
@@ -36,23 +37,31 @@ std::string sha256(std::string_view data) {
 
 std::string dkim_relaxed_header(std::string_view field) {
   auto colon = field.find(':');
-  std::string out = to_lower_ascii(trim(field.substr(0, colon)));
+  std::string out;
+  out.reserve(field.size() + 2);
+  out = to_lower_ascii(trim(field.substr(0, colon)));
   out += ':';
   std::string_view value = field.substr(colon + 1);
   bool pending_space = false;
   bool at_start = true;  // white space right after the field's colon goes entirely
-  for (char c : value) {
-    if (c == '\r' || c == '\n') continue;
-    if (is_wsp(c)) {
-      pending_space = true;
+  std::size_t i = 0;
+  while (i < value.size()) {
+    char c = value[i];
+    if (c == '\r' || c == '\n' || is_wsp(c)) {
+      pending_space = pending_space || is_wsp(c);
+      ++i;
       continue;
     }
     if (pending_space && !at_start) out += ' ';
     pending_space = false;
     at_start = false;
-    out += c;
+    std::size_t run = i;
+    while (run < value.size() && !is_wsp(value[run]) && value[run] != '\r' && value[run] != '\n') ++run;
+    out.append(value.data() + i, run - i);
+    i = run;
   }
-  return out + "\r\n";
+  out += "\r\n";
+  return out;
 }
 
 namespace {
@@ -86,6 +95,14 @@ std::vector<HeaderField> parse_header_fields(std::string_view headers) {
 }
 
 }  // namespace
+
+DkimKey::DkimKey(std::shared_ptr<EVP_PKEY> key, Algorithm a)
+    : key_(std::move(key)), algorithm_(a), template_(EVP_MD_CTX_new(), MdCtxFree{}) {
+  const EVP_MD* md = a == Algorithm::ed25519_sha256 ? nullptr : sha256_md();
+  if (!template_ || EVP_DigestSignInit(template_.get(), nullptr, md, nullptr, key_.get()) != 1) {
+    throw std::runtime_error("cannot initialize DKIM signing");
+  }
+}
 
 Result<DkimKey> DkimKey::from_pem(std::string_view pem, int min_rsa_bits) {
   std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
@@ -143,97 +160,145 @@ std::string DkimKey::dns_record() const {
 
 std::string DkimKey::sign(std::string_view data) const {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  std::string input;
-  const EVP_MD* md = nullptr;
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), template_.get()) != 1) throw std::runtime_error("DKIM signing failed to start");
+  unsigned char hash[SHA256_DIGEST_LENGTH];
   if (algorithm_ == Algorithm::ed25519_sha256) {
-    input = sha256(data);  // RFC 8463: Ed25519 signs the SHA-256 hash (PureEdDSA over 32 bytes)
-    data = input;
-  } else {
-    md = EVP_sha256();
+    // RFC 8463: Ed25519 signs the SHA-256 hash of the data (PureEdDSA over 32 bytes).
+    if (EVP_Digest(data.data(), data.size(), hash, nullptr, sha256_md(), nullptr) != 1) {
+      throw std::runtime_error("SHA-256 failed");
+    }
+    data = std::string_view(reinterpret_cast<const char*>(hash), sizeof hash);
   }
-  std::size_t len = 0;
-  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, key_.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(data.data()),
-                     data.size()) != 1) {
-    throw std::runtime_error("DKIM signing failed to start");
-  }
-  std::string sig(len, '\0');
-  if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len,
-                     reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+  unsigned char sig[1024];  // RSA up to 8192 bits, Ed25519 64 bytes
+  std::size_t len = sizeof sig;
+  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
     throw std::runtime_error("DKIM signing failed");
   }
-  sig.resize(len);
-  return base64_encode(sig);
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(sig), len));
 }
+
+namespace {
+
+// SHA-256 fed piece by piece, so canonicalization never copies the body.
+class Sha256 {
+ public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1) throw std::runtime_error("SHA-256 init failed");
+  }
+  void update(std::string_view s) {
+    if (!s.empty()) EVP_DigestUpdate(ctx_.get(), s.data(), s.size());
+  }
+  std::string final_base64() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), md, &len);
+    return base64_encode(std::string_view(reinterpret_cast<char*>(md), len));
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx_;
+};
+
+}  // namespace
 
 std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
-  std::string c;
-  if (canon == DkimCanon::relaxed) {
-    c.reserve(body.size());
-    std::size_t pos = 0;
-    while (pos < body.size()) {
-      std::size_t nl = body.find("\r\n", pos);
-      std::size_t end = nl == std::string_view::npos ? body.size() : nl;
-      std::string_view line = body.substr(pos, end - pos);
-      bool space = false;
-      for (char ch : line) {
-        if (is_wsp(ch)) {
-          space = true;
-          continue;
-        }
-        if (space) c += ' ';
-        space = false;
-        c += ch;
+  // Both canonicalizations drop empty lines at the end of the body: empty lines are held back
+  // and written only when a non-empty line follows.
+  Sha256 sha;
+  std::size_t held_empty = 0;
+  bool any_line = false;
+  std::string scratch;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t nl = body.find("\r\n", pos);
+    bool terminated = nl != std::string_view::npos;
+    std::size_t end = terminated ? nl : body.size();
+    std::string_view line = body.substr(pos, end - pos);
+    pos = terminated ? nl + 2 : body.size();
+    if (canon == DkimCanon::relaxed) {
+      // Runs of white space become one space and trailing white space goes. Lines that need
+      // neither (nearly all, in quoted-printable) are hashed as they are.
+      bool plain = line.empty() || line.back() != ' ';
+      for (std::size_t k = 0; plain && k < line.size(); ++k) {
+        plain = line[k] != '\t' && !(line[k] == ' ' && k + 1 < line.size() && line[k + 1] == ' ');
       }
-      c += "\r\n";
-      pos = nl == std::string_view::npos ? body.size() : nl + 2;
+      if (!plain) {
+        scratch.clear();
+        bool space = false;
+        for (char ch : line) {
+          if (is_wsp(ch)) {
+            space = true;
+            continue;
+          }
+          if (space) scratch += ' ';
+          space = false;
+          scratch += ch;
+        }
+        line = scratch;
+      }
     }
-    while (c.size() >= 4 && c.compare(c.size() - 4, 4, "\r\n\r\n") == 0) c.resize(c.size() - 2);
-    if (c == "\r\n") c.clear();
-  } else {
-    c.assign(body);
-    if (c.size() < 2 || c.compare(c.size() - 2, 2, "\r\n") != 0) c += "\r\n";
-    while (c.size() >= 4 && c.compare(c.size() - 4, 4, "\r\n\r\n") == 0) c.resize(c.size() - 2);
+    if (line.empty()) {
+      ++held_empty;
+      continue;
+    }
+    for (; held_empty > 0; --held_empty) sha.update("\r\n");
+    sha.update(line);
+    sha.update("\r\n");
+    any_line = true;
   }
-  return base64_encode(sha256(c));
+  // An empty body is "" for relaxed and one CRLF for simple (RFC 6376 3.4.3, 3.4.4).
+  if (!any_line && canon == DkimCanon::simple) sha.update("\r\n");
+  return sha.final_base64();
 }
 
-std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
-                              std::string_view signature_header,
-                              const std::vector<std::string>& signed_headers,
-                              DkimCanon header_canon) {
-  std::size_t split = message.find("\r\n\r\n");
-  std::string_view headers =
-      split == std::string_view::npos ? message : message.substr(0, split + 2);
-  auto fields = parse_header_fields(headers);
+namespace {
+
+std::string sign_fields(const DkimKey& key, const std::vector<HeaderField>& fields,
+                        std::string_view signature_header, const std::vector<std::string>& signed_headers,
+                        DkimCanon header_canon) {
   std::vector<bool> used(fields.size(), false);
   std::string data;
+  data.reserve(2048);
   for (const std::string& wanted : signed_headers) {
     std::string name = to_lower_ascii(trim(wanted));
     for (std::size_t i = fields.size(); i-- > 0;) {
       if (used[i] || fields[i].name != name) continue;
       used[i] = true;
-      data += header_canon == DkimCanon::relaxed ? dkim_relaxed_header(fields[i].raw)
-                                                 : std::string(fields[i].raw);
+      if (header_canon == DkimCanon::relaxed) {
+        data += dkim_relaxed_header(fields[i].raw);
+      } else {
+        data += fields[i].raw;
+      }
       break;
     }
   }
-  std::string sig = header_canon == DkimCanon::relaxed ? dkim_relaxed_header(signature_header)
-                                                       : std::string(signature_header);
-  if (header_canon == DkimCanon::relaxed)
-    sig.resize(sig.size() - 2);  // no CRLF after the signature field
-  data += sig;
+  if (header_canon == DkimCanon::relaxed) {
+    std::string sig = dkim_relaxed_header(signature_header);
+    data.append(sig, 0, sig.size() - 2);  // no CRLF after the signature field
+  } else {
+    data += signature_header;
+  }
   return key.sign(data);
+}
+
+std::string_view header_block(std::string_view message) {
+  std::size_t split = message.find("\r\n\r\n");
+  return split == std::string_view::npos ? message : message.substr(0, split + 2);
+}
+
+}  // namespace
+
+std::string dkim_sign_headers(const DkimKey& key, std::string_view message, std::string_view signature_header,
+                              const std::vector<std::string>& signed_headers, DkimCanon header_canon) {
+  return sign_fields(key, parse_header_fields(header_block(message)), signature_header, signed_headers,
+                     header_canon);
 }
 
 std::string DkimSigner::signature(std::string_view message,
                                   const std::vector<std::string>& header_names,
                                   UnixMillis now) const {
-  std::size_t split = message.find("\r\n\r\n");
-  std::string_view body =
-      split == std::string_view::npos ? std::string_view() : message.substr(split + 4);
-  std::string_view headers =
-      split == std::string_view::npos ? message : message.substr(0, split + 2);
+  std::string_view headers = header_block(message);
+  std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2) : std::string_view();
   auto fields = parse_header_fields(headers);
   std::vector<std::string> h;
   for (const auto& name : header_names) {
@@ -263,7 +328,7 @@ std::string DkimSigner::signature(std::string_view message,
     }
   }
   header += ";\r\n\tb=";
-  std::string b = dkim_sign_headers(key_, message, header, h, DkimCanon::relaxed);
+  std::string b = sign_fields(key_, fields, header, h, DkimCanon::relaxed);
   for (std::size_t i = 0; i < b.size(); i += 72) {
     if (i) header += "\r\n\t ";
     header += b.substr(i, 72);

@@ -1,5 +1,6 @@
 #include "mime.h"
 
+#include <array>
 #include <ctime>
 
 #include "base64.h"
@@ -63,43 +64,67 @@ Result<std::string> fold(std::string_view name, std::string_view value, std::str
 
 std::string quoted_printable(std::string_view text) {
   std::string out;
-  out.reserve(text.size() + text.size() / 8);
+  append_quoted_printable(out, text);
+  return out;
+}
+
+void append_quoted_printable(std::string& out, std::string_view text) {
+  // Which bytes must be written as =XX anywhere in a line (white space only at a line's end).
+  static const auto kEncode = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c) t[c] = c == '=' || c >= 0x7F || (c < 0x20 && c != '\t');
+    return t;
+  }();
+  out.reserve(out.size() + text.size() + text.size() / 16 + 64);
   std::size_t pos = 0;
-  while (pos <= text.size()) {
+  while (true) {
     std::size_t nl = text.find('\n', pos);
     std::size_t end = nl == std::string_view::npos ? text.size() : nl;
-    std::string_view line = text.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    std::size_t stop = end;
+    if (stop > pos && text[stop - 1] == '\r') --stop;
     std::size_t col = 0;
-    auto emit = [&](std::string_view piece) {
-      if (col + piece.size() > 75) {  // leave room for the soft break's '='
-        out += "=\r\n";
-        col = 0;
+    std::size_t k = pos;
+    while (k < stop) {
+      // Copy the run of bytes that need no encoding in one append, up to the column limit.
+      if (col > 0 || (text[k] != '.' && text[k] != 'F')) {
+        std::size_t run = k;
+        std::size_t limit = std::min(stop, k + (75 - col));
+        while (run < limit && !kEncode[static_cast<unsigned char>(text[run])]) ++run;
+        if (run == stop && run > k && (text[run - 1] == ' ' || text[run - 1] == '\t')) --run;
+        if (run > k) {
+          out.append(text.data() + k, run - k);
+          col += run - k;
+          k = run;
+          if (col >= 75 && k < stop) {
+            out.append("=\r\n", 3);
+            col = 0;
+          }
+          continue;
+        }
       }
-      out += piece;
-      col += piece.size();
-    };
-    for (std::size_t k = 0; k < line.size(); ++k) {
-      auto c = static_cast<unsigned char>(line[k]);
-      bool last = k + 1 == line.size();
-      bool at_start = col == 0;
-      bool encode = c == '=' || c >= 0x7F || (c < 0x20 && c != '\t') ||
-                    ((c == ' ' || c == '\t') && last) || (at_start && c == '.') ||
-                    (at_start && c == 'F' && line.substr(k, 5) == "From ");
+      auto c = static_cast<unsigned char>(text[k]);
+      bool encode = kEncode[c] || ((c == ' ' || c == '\t') && k + 1 == stop) ||
+                    (col == 0 && (c == '.' || (c == 'F' && text.substr(k, 5) == "From ")));
+      std::size_t width = encode ? 3 : 1;
+      if (col + width > 75) {  // leave room for the soft break's '='
+        out.append("=\r\n", 3);
+        col = 0;
+        continue;  // look at this byte again at the start of a line
+      }
       if (encode) {
         char enc[3] = {'=', kHex[c >> 4], kHex[c & 0xF]};
-        emit(std::string_view(enc, 3));
+        out.append(enc, 3);
       } else {
-        char ch = static_cast<char>(c);
-        emit(std::string_view(&ch, 1));
+        out.push_back(static_cast<char>(c));
       }
+      col += width;
+      ++k;
     }
+    out.append("\r\n", 2);
     if (nl == std::string_view::npos) break;
-    out += "\r\n";
     pos = nl + 1;
+    if (pos == text.size()) break;  // a final line end ends the text
   }
-  if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0) out += "\r\n";
-  return out;
 }
 
 Result<std::string> unstructured_header(std::string_view name, std::string_view value) {

@@ -15,6 +15,8 @@ namespace bulkmail {
 // LF or CRLF. A line that would begin with '.' or "From " is encoded so that no transport mangles
 // it.
 std::string quoted_printable(std::string_view text);
+// The same, appended to `out` (no intermediate copy when building a message).
+void append_quoted_printable(std::string& out, std::string_view text);
 
 // One header field, "Name: value\r\n", with an unstructured value (Subject, a List-Id phrase):
 // printable ASCII is folded at spaces to stay within 78 characters where it can; anything else is

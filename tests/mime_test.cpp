@@ -97,3 +97,49 @@ TEST_CASE("RFC 5322 dates") {
   CHECK(rfc5322_date(0) == "Thu, 01 Jan 1970 00:00:00 +0000");
   CHECK(rfc5322_date(1'795'000'000'123) == "Wed, 18 Nov 2026 11:06:40 +0000");
 }
+
+namespace {
+// An independent decoder for the round trip: soft breaks vanish, =XX becomes the byte.
+std::string qp_decode(const std::string& qp) {
+  std::string out;
+  for (std::size_t i = 0; i < qp.size(); ++i) {
+    if (qp[i] == '=' && qp.compare(i + 1, 2, "\r\n") == 0) {
+      i += 2;
+    } else if (qp[i] == '=') {
+      out += static_cast<char>(std::stoi(qp.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else if (qp[i] == '\r') {
+      out += '\n';
+      ++i;
+    } else {
+      out += qp[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("quoted-printable round-trips random text and keeps every rule") {
+  unsigned seed = 12345;
+  auto next = [&] { return seed = seed * 1103515245u + 12345u, (seed >> 16) & 0x7FFF; };
+  const std::string alphabet = "abc =.\tF\xC3\xA9\n";
+  for (int round = 0; round < 500; ++round) {
+    std::string text;
+    std::size_t len = next() % 400;
+    for (std::size_t i = 0; i < len; ++i) text += alphabet[next() % alphabet.size()];
+    if (next() % 3 == 0) text += "From here";
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    std::string qp = quoted_printable(text);
+    CAPTURE(text);
+    CHECK(qp_decode(qp) == (text.empty() ? "\n" : text));
+    CHECK(longest_line(qp) <= 76);
+    CHECK(only_crlf(qp));
+    for (std::size_t p = 0; p < qp.size(); p = qp.find("\r\n", p) + 2) {
+      CHECK(qp[p] != '.');                           // no line starts with a dot
+      CHECK(qp.compare(p, 5, "From ") != 0);         // nor with "From "
+      std::size_t e = qp.find("\r\n", p);
+      if (e > p) CHECK((qp[e - 1] != ' ' && qp[e - 1] != '\t'));  // nor ends in white space
+      if (e == std::string::npos || e + 2 >= qp.size()) break;
+    }
+  }
+}
