@@ -63,9 +63,10 @@ std::string html_escape(std::string_view s) {
 std::string text_footer(const Config& c, const CategoryConfig& cat, const std::string& url,
                         const std::string& all_url) {
   const std::string& org = c.sender.organization;
-  return "\n\n--\nYou are receiving this email from " + org + " because you are a customer and get \"" +
-         cat.description + "\".\nUnsubscribe from \"" + cat.description + "\": " + url +
-         "\nStop all email from " + org + ": " + all_url + "\n" + org + ", " + c.sender.postal_address + "\n";
+  return "\n\n--\nYou are receiving this email from " + org +
+         " because you are a customer and get \"" + cat.description + "\".\nUnsubscribe from \"" +
+         cat.description + "\": " + url + "\nStop all email from " + org + ": " + all_url + "\n" +
+         org + ", " + c.sender.postal_address + "\n";
 }
 
 // The HTML footer is fixed text around the two links: built once per category, split at the
@@ -73,19 +74,21 @@ std::string text_footer(const Config& c, const CategoryConfig& cat, const std::s
 std::array<std::string, 3> html_footer_pieces(const Config& c, const CategoryConfig& cat) {
   std::string org = html_escape(c.sender.organization);
   std::string desc = html_escape(cat.description);
-  return {"<div style=\"max-width:600px;margin:16px auto;padding:0 12px;font-family:Arial,Helvetica,"
-          "sans-serif;font-size:12px;line-height:1.5;color:#52606d;\">\n<p>You are receiving this email from " +
-              org + " because you are a customer and get &quot;" + desc +
-              "&quot;.</p>\n<p><a href=\"",
-          "\" style=\"color:#52606d;\">Unsubscribe from &quot;" + desc +
-              "&quot;</a> &middot; <a href=\"",
-          "\" style=\"color:#52606d;\">Stop all email from " + org + "</a></p>\n<p>" + org + ", " +
-              html_escape(c.sender.postal_address) + "</p>\n</div>\n"};
+  return {
+      "<div style=\"max-width:600px;margin:16px auto;padding:0 12px;font-family:Arial,Helvetica,"
+      "sans-serif;font-size:12px;line-height:1.5;color:#52606d;\">\n<p>You are receiving this "
+      "email from " +
+          org + " because you are a customer and get &quot;" + desc + "&quot;.</p>\n<p><a href=\"",
+      "\" style=\"color:#52606d;\">Unsubscribe from &quot;" + desc +
+          "&quot;</a> &middot; <a href=\"",
+      "\" style=\"color:#52606d;\">Stop all email from " + org + "</a></p>\n<p>" + org + ", " +
+          html_escape(c.sender.postal_address) + "</p>\n</div>\n"};
 }
 
 // Puts the footer before the last </body> (any case) when the document has one, else at the end.
 void insert_html_footer(std::string& html, const std::string& footer) {
-  for (std::size_t pos = html.rfind("</"); pos != std::string::npos; pos = pos ? html.rfind("</", pos - 1) : std::string::npos) {
+  for (std::size_t pos = html.rfind("</"); pos != std::string::npos;
+       pos = pos ? html.rfind("</", pos - 1) : std::string::npos) {
     if (to_lower_ascii(std::string_view(html).substr(pos, 7)) == "</body>") {
       html.insert(pos, footer);
       return;

@@ -53,9 +53,9 @@ class Composer {
   Composer() = default;
   std::shared_ptr<const Config> config_;
   std::map<std::string, std::shared_ptr<MessageTemplate>> templates_;  // by category
-  std::map<std::string, std::array<std::string, 3>> footers_;         // HTML footer around its links
-  std::string url_base_html_;                                          // "<unsubscribe.url>/", escaped
-  std::string postal_html_;                                            // the postal address, escaped
+  std::map<std::string, std::array<std::string, 3>> footers_;  // HTML footer around its links
+  std::string url_base_html_;                                  // "<unsubscribe.url>/", escaped
+  std::string postal_html_;                                    // the postal address, escaped
   std::unique_ptr<TokenCodec> tokens_;
   std::optional<DkimSigner> signer_;
 };

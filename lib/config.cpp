@@ -201,6 +201,8 @@ bool is_loopback_host(std::string host) {
   return false;
 }
 
+fs::path base_of(const Config& c) { return c.file.parent_path(); }
+
 bool is_category_name(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s) {
@@ -277,26 +279,123 @@ void read_smtp(Reader& r, const YAML::Node& root, Config& c) {
     return;
   }
   if (!r.is_map(n, "smtp")) return;
-  r.check_keys(n, "smtp", {"url", "max_connections"});
+  r.check_keys(n, "smtp",
+               {"url", "max_connections", "tls", "username", "password_file", "helo",
+                "connect_timeout_seconds", "message_timeout_seconds"});
   if (auto v = r.string(n, "smtp", "url", true)) {
     auto u = parse_url(*v);
     if (!u || (u->scheme != "smtp" && u->scheme != "smtps") || u->host.empty()) {
       r.error(n["url"], "smtp.url", "must be smtp://host[:port] or smtps://host[:port]");
+    } else if (!u->query.empty() || !u->fragment.empty()) {
+      r.error(n["url"], "smtp.url", "must not have a query or fragment");
     } else {
       c.smtp.url = *v;
+      c.smtp.host = u->host;
+      c.smtp.tls = is_loopback_host(u->host) ? SmtpConfig::Tls::none : SmtpConfig::Tls::required;
     }
   }
   if (auto v = r.number<int>(n, "smtp", "max_connections", 1, 500)) c.smtp.max_connections = *v;
+  if (auto v = r.string(n, "smtp", "tls", false)) {
+    if (*v == "required") {
+      c.smtp.tls = SmtpConfig::Tls::required;
+    } else if (*v == "opportunistic") {
+      c.smtp.tls = SmtpConfig::Tls::opportunistic;
+    } else if (*v == "none") {
+      c.smtp.tls = SmtpConfig::Tls::none;
+    } else {
+      r.error(n["tls"], "smtp.tls", "must be required, opportunistic or none");
+    }
+  }
+  if (auto v = r.string(n, "smtp", "username", false)) c.smtp.username = *v;
+  if (auto v = r.string(n, "smtp", "password_file", false)) {
+    c.smtp.password_file = resolve(base_of(c), *v);
+    std::ifstream in(c.smtp.password_file);
+    std::string line;
+    if (!in || !std::getline(in, line) || trim(line).empty()) {
+      r.error(n["password_file"], "smtp.password_file",
+              "cannot read a password from " + c.smtp.password_file.string());
+    } else {
+      c.smtp.password = std::string(trim(line));
+    }
+  }
+  if (!c.smtp.username.empty() && c.smtp.password.empty()) {
+    r.error(n["username"], "smtp.username", "needs smtp.password_file");
+  }
+  if (auto v = r.string(n, "smtp", "helo", false)) {
+    auto a = parse_address("postmaster@" + *v);
+    if (!a) {
+      r.error(n["helo"], "smtp.helo", "is not a valid host name: " + a.error().message);
+    } else {
+      c.smtp.helo = a->domain;
+    }
+  }
+  if (auto v = r.number<int>(n, "smtp", "connect_timeout_seconds", 1, 600))
+    c.smtp.connect_timeout_seconds = *v;
+  if (auto v = r.number<int>(n, "smtp", "message_timeout_seconds", 1, 3600))
+    c.smtp.message_timeout_seconds = *v;
 }
 
 void read_throttle(Reader& r, const YAML::Node& root, Config& c) {
   YAML::Node n = root["throttle"];
   if (!n) return;
   if (!r.is_map(n, "throttle")) return;
-  r.check_keys(n, "throttle", {"messages_per_second"});
+  r.check_keys(n, "throttle", {"messages_per_second", "burst", "daily_limit", "domains"});
   if (auto v = r.number<double>(n, "throttle", "messages_per_second", 0.001, 1e6)) {
     c.throttle.messages_per_second = *v;
   }
+  if (auto v = r.number<double>(n, "throttle", "burst", 0, 1e6)) c.throttle.burst = *v;
+  if (auto v = r.number<std::int64_t>(n, "throttle", "daily_limit", 0, std::int64_t{1} << 40)) {
+    c.throttle.daily_limit = *v;
+  }
+  YAML::Node d = n["domains"];
+  if (!d || d.IsNull() || !r.is_map(d, "throttle.domains")) return;
+  for (auto it = d.begin(); it != d.end(); ++it) {
+    std::string name = it->first.Scalar();
+    std::string key = "throttle.domains." + name;
+    auto a = parse_address("postmaster@" + name);
+    if (!a) {
+      r.error(it->first, key, "is not a valid domain: " + a.error().message);
+      continue;
+    }
+    YAML::Node dn = it->second;  // a handle: the iterator's pair is a temporary
+    if (!r.is_map(dn, key)) continue;
+    r.check_keys(dn, key, {"messages_per_second", "max_connections"});
+    DomainThrottleConfig dc;
+    if (auto v = r.number<double>(dn, key, "messages_per_second", 0.001, 1e6))
+      dc.messages_per_second = *v;
+    if (auto v = r.number<int>(dn, key, "max_connections", 1, 500)) dc.max_connections = *v;
+    c.throttle.domains[a->domain] = dc;
+  }
+}
+
+void read_retry(Reader& r, const YAML::Node& root, Config& c) {
+  YAML::Node n = root["retry"];
+  if (!n) return;
+  if (!r.is_map(n, "retry")) return;
+  r.check_keys(
+      n, "retry",
+      {"initial_delay_seconds", "max_delay_seconds", "max_attempts", "expire_after_hours"});
+  if (auto v = r.number<int>(n, "retry", "initial_delay_seconds", 1, 86400))
+    c.retry.initial_delay_seconds = *v;
+  if (auto v = r.number<int>(n, "retry", "max_delay_seconds", 1, 7 * 86400))
+    c.retry.max_delay_seconds = *v;
+  if (auto v = r.number<int>(n, "retry", "max_attempts", 1, 1000)) c.retry.max_attempts = *v;
+  if (auto v = r.number<int>(n, "retry", "expire_after_hours", 1, 24 * 30))
+    c.retry.expire_after_hours = *v;
+  if (c.retry.max_delay_seconds < c.retry.initial_delay_seconds) {
+    r.error(n, "retry.max_delay_seconds", "must not be less than retry.initial_delay_seconds");
+  }
+}
+
+void read_daemon(Reader& r, const YAML::Node& root, Config& c) {
+  YAML::Node n = root["daemon"];
+  if (!n) return;
+  if (!r.is_map(n, "daemon")) return;
+  r.check_keys(n, "daemon", {"lease_seconds", "shutdown_grace_seconds", "claim_batch"});
+  if (auto v = r.number<int>(n, "daemon", "lease_seconds", 30, 86400)) c.daemon.lease_seconds = *v;
+  if (auto v = r.number<int>(n, "daemon", "shutdown_grace_seconds", 1, 3600))
+    c.daemon.shutdown_grace_seconds = *v;
+  if (auto v = r.number<int>(n, "daemon", "claim_batch", 1, 10000)) c.daemon.claim_batch = *v;
 }
 
 void read_unsubscribe(Reader& r, const YAML::Node& root, const fs::path& base, Config& c) {
@@ -521,7 +620,7 @@ ConfigLoad load_config(const fs::path& path) {
   fs::path base = file.parent_path();
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
-                "dkim", "categories", "logging"});
+                "dkim", "categories", "logging", "retry", "daemon"});
   c->database = resolve(base, r.string(root, "", "database", false).value_or("bulkmail.db"));
   if (auto t = r.string(root, "", "templates", true)) {
     c->templates = resolve(base, *t);
@@ -532,6 +631,8 @@ ConfigLoad load_config(const fs::path& path) {
   read_sender(r, root, *c);
   read_smtp(r, root, *c);
   read_throttle(r, root, *c);
+  read_retry(r, root, *c);
+  read_daemon(r, root, *c);
   read_unsubscribe(r, root, base, *c);
   read_webhook(r, root, base, *c);
   read_dkim(r, root, base, *c);

@@ -26,12 +26,43 @@ struct SenderConfig {
 };
 
 struct SmtpConfig {
+  enum class Tls { required, opportunistic, none };
   std::string url;           // smtp://host:port (STARTTLS) or smtps://host:port
+  std::string host;          // from url
   int max_connections = 20;  // sender threads, one reused SMTP connection each
+  // STARTTLS policy: required unless the host is loopback, where the default is none.
+  Tls tls = Tls::required;
+  std::string username;                 // AUTH user; empty: no AUTH
+  std::filesystem::path password_file;  // AUTH password, first line; never logged
+  std::string password;                 // loaded from password_file
+  std::string helo;                     // EHLO name; default: the From domain
+  int connect_timeout_seconds = 10;     // TCP connect and greeting
+  int message_timeout_seconds = 120;    // one whole transaction, MAIL FROM to the reply to DATA
+};
+
+struct DomainThrottleConfig {
+  double messages_per_second = 0;  // 0: only the global rate applies
+  int max_connections = 0;         // 0: no limit beyond smtp.max_connections
 };
 
 struct ThrottleConfig {
   double messages_per_second = 100;  // global rate across every connection
+  double burst = 0;              // extra messages allowed at once; 0: a tenth of a second's worth
+  std::int64_t daily_limit = 0;  // messages sent per UTC day; 0: no limit
+  std::map<std::string, DomainThrottleConfig> domains;  // by recipient domain (A-label form)
+};
+
+struct RetryConfig {
+  int initial_delay_seconds = 60;  // the first retry waits this long (with jitter), then doubles
+  int max_delay_seconds = 3600;    // the wait never grows past this
+  int max_attempts = 10;           // attempts, the first one included, before a message fails
+  int expire_after_hours = 72;     // a message queued longer than this fails instead of retrying
+};
+
+struct DaemonConfig {
+  int lease_seconds = 300;          // a claimed message returns to the queue if its sender dies
+  int shutdown_grace_seconds = 30;  // SIGTERM: how long in-flight deliveries may still finish
+  int claim_batch = 500;            // messages claimed per transaction at most
 };
 
 struct UnsubscribeConfig {
@@ -75,6 +106,8 @@ struct Config {
   SenderConfig sender;
   SmtpConfig smtp;
   ThrottleConfig throttle;
+  RetryConfig retry;
+  DaemonConfig daemon;
   UnsubscribeConfig unsubscribe;
   WebhookConfig webhook;
   std::optional<DkimConfig> dkim;

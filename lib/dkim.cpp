@@ -30,7 +30,6 @@ const EVP_MD* sha256_md() {
   return md;
 }
 
-
 // RFC 6376 3.4.2: lower-case name, unfold, runs of white space to one space, none at the ends of
 // the value or around the colon.
 }  // namespace
@@ -56,7 +55,8 @@ std::string dkim_relaxed_header(std::string_view field) {
     pending_space = false;
     at_start = false;
     std::size_t run = i;
-    while (run < value.size() && !is_wsp(value[run]) && value[run] != '\r' && value[run] != '\n') ++run;
+    while (run < value.size() && !is_wsp(value[run]) && value[run] != '\r' && value[run] != '\n')
+      ++run;
     out.append(value.data() + i, run - i);
     i = run;
   }
@@ -160,7 +160,8 @@ std::string DkimKey::dns_record() const {
 
 std::string DkimKey::sign(std::string_view data) const {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), template_.get()) != 1) throw std::runtime_error("DKIM signing failed to start");
+  if (!ctx || EVP_MD_CTX_copy_ex(ctx.get(), template_.get()) != 1)
+    throw std::runtime_error("DKIM signing failed to start");
   unsigned char hash[SHA256_DIGEST_LENGTH];
   if (algorithm_ == Algorithm::ed25519_sha256) {
     // RFC 8463: Ed25519 signs the SHA-256 hash of the data (PureEdDSA over 32 bytes).
@@ -171,7 +172,8 @@ std::string DkimKey::sign(std::string_view data) const {
   }
   unsigned char sig[1024];  // RSA up to 8192 bits, Ed25519 64 bytes
   std::size_t len = sizeof sig;
-  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(data.data()), data.size()) != 1) {
+  if (EVP_DigestSign(ctx.get(), sig, &len, reinterpret_cast<const unsigned char*>(data.data()),
+                     data.size()) != 1) {
     throw std::runtime_error("DKIM signing failed");
   }
   return base64_encode(std::string_view(reinterpret_cast<const char*>(sig), len));
@@ -183,7 +185,8 @@ namespace {
 class Sha256 {
  public:
   Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1) throw std::runtime_error("SHA-256 init failed");
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), sha256_md(), nullptr) != 1)
+      throw std::runtime_error("SHA-256 init failed");
   }
   void update(std::string_view s) {
     if (!s.empty()) EVP_DigestUpdate(ctx_.get(), s.data(), s.size());
@@ -254,8 +257,8 @@ std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
 namespace {
 
 std::string sign_fields(const DkimKey& key, const std::vector<HeaderField>& fields,
-                        std::string_view signature_header, const std::vector<std::string>& signed_headers,
-                        DkimCanon header_canon) {
+                        std::string_view signature_header,
+                        const std::vector<std::string>& signed_headers, DkimCanon header_canon) {
   std::vector<bool> used(fields.size(), false);
   std::string data;
   data.reserve(2048);
@@ -288,17 +291,20 @@ std::string_view header_block(std::string_view message) {
 
 }  // namespace
 
-std::string dkim_sign_headers(const DkimKey& key, std::string_view message, std::string_view signature_header,
-                              const std::vector<std::string>& signed_headers, DkimCanon header_canon) {
-  return sign_fields(key, parse_header_fields(header_block(message)), signature_header, signed_headers,
-                     header_canon);
+std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
+                              std::string_view signature_header,
+                              const std::vector<std::string>& signed_headers,
+                              DkimCanon header_canon) {
+  return sign_fields(key, parse_header_fields(header_block(message)), signature_header,
+                     signed_headers, header_canon);
 }
 
 std::string DkimSigner::signature(std::string_view message,
                                   const std::vector<std::string>& header_names,
                                   UnixMillis now) const {
   std::string_view headers = header_block(message);
-  std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2) : std::string_view();
+  std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2)
+                                                               : std::string_view();
   auto fields = parse_header_fields(headers);
   std::vector<std::string> h;
   for (const auto& name : header_names) {

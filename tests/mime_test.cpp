@@ -135,8 +135,8 @@ TEST_CASE("quoted-printable round-trips random text and keeps every rule") {
     CHECK(longest_line(qp) <= 76);
     CHECK(only_crlf(qp));
     for (std::size_t p = 0; p < qp.size(); p = qp.find("\r\n", p) + 2) {
-      CHECK(qp[p] != '.');                           // no line starts with a dot
-      CHECK(qp.compare(p, 5, "From ") != 0);         // nor with "From "
+      CHECK(qp[p] != '.');                    // no line starts with a dot
+      CHECK(qp.compare(p, 5, "From ") != 0);  // nor with "From "
       std::size_t e = qp.find("\r\n", p);
       if (e > p) CHECK((qp[e - 1] != ' ' && qp[e - 1] != '\t'));  // nor ends in white space
       if (e == std::string::npos || e + 2 >= qp.size()) break;

@@ -1,0 +1,41 @@
+// Stops dispatch while the relay is down (connections refused, 421 to everything) instead of
+// spending every queued message's attempts, and resumes by itself: after `threshold` failures in
+// a row it opens for a delay that doubles up to a maximum, then lets one probe through
+// (half-open); a success closes it. Pure: time comes in as an argument.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "throttle.h"
+
+namespace bulkmail {
+
+class CircuitBreaker {
+ public:
+  explicit CircuitBreaker(int threshold = 3, Micros first_delay = 1'000'000,
+                          Micros max_delay = 60'000'000)
+      : threshold_(threshold), first_delay_(first_delay), max_delay_(max_delay) {}
+
+  enum class State { closed, open, half_open };
+
+  // May a delivery start? In half-open, only one probe at a time.
+  bool allow(Micros now);
+  void record_success();
+  void record_failure(Micros now, const std::string& reason);
+
+  State state(Micros now) const;
+  Micros open_until() const { return open_until_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  int threshold_;
+  Micros first_delay_, max_delay_;
+  int failures_ = 0;
+  Micros delay_ = 0;
+  Micros open_until_ = 0;
+  bool probing_ = false;
+  std::string reason_;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,34 @@
+// What one delivery attempt means, judged from libcurl's result code first and the SMTP reply
+// second: after a dropped connection CURLINFO_RESPONSE_CODE can still hold a stale 250, so a
+// reply code is trusted only when libcurl says the transfer worked or names the failed command.
+#pragma once
+
+#include <string>
+
+namespace bulkmail {
+
+struct AttemptResult {
+  int curl_code = 0;       // CURLcode
+  long response_code = 0;  // CURLINFO_RESPONSE_CODE
+  std::string error_text;  // CURLOPT_ERRORBUFFER, e.g. "RCPT failed: 550"
+  std::string last_reply;  // the server's last reply line, e.g. "550 5.1.1 No such user"
+};
+
+enum class Verdict {
+  sent,      // 2xx to the end of DATA
+  deferred,  // 4xx, timeout, dropped connection: try again later
+  bounced,   // 5xx to RCPT TO: the address is dead; fail and suppress it for all mail
+  rejected,  // 5xx to MAIL FROM or DATA: the relay refused the message; fail, no suppression
+};
+
+struct Classification {
+  Verdict verdict = Verdict::deferred;
+  int code = 0;                  // the SMTP reply code, 0 when there was none
+  std::string reply;             // what to record: the reply line, or what went wrong
+  bool drop_connection = false;  // 421, or the connection is in an unknown state
+  bool relay_trouble = false;    // not about this message: the relay is down or refusing us
+};
+
+Classification classify_attempt(const AttemptResult& attempt);
+
+}  // namespace bulkmail

@@ -1,0 +1,115 @@
+#include "smtp_reply.h"
+
+#include <curl/curl.h>
+#include <doctest/doctest.h>
+
+using namespace bulkmail;
+
+TEST_CASE("classification: libcurl's result first, then the reply") {
+  struct Case {
+    const char* name;
+    AttemptResult in;
+    Verdict verdict;
+    int code;
+    bool drop, trouble;
+  };
+  const Case cases[] = {
+      {"accepted",
+       {CURLE_OK, 250, "", "250 2.0.0 Ok: queued as ABC"},
+       Verdict::sent,
+       250,
+       false,
+       false},
+      {"user unknown at RCPT",
+       {CURLE_SEND_ERROR, 550, "RCPT failed: 550", "550 5.1.1 No such user"},
+       Verdict::bounced,
+       550,
+       false,
+       false},
+      {"greylisted at RCPT",
+       {CURLE_SEND_ERROR, 451, "RCPT failed: 451", "451 4.7.1 Try later"},
+       Verdict::deferred,
+       451,
+       false,
+       false},
+      {"421 at RCPT",
+       {CURLE_SEND_ERROR, 421, "RCPT failed: 421", "421 4.7.0 Too busy"},
+       Verdict::deferred,
+       421,
+       true,
+       true},
+      {"sender refused",
+       {CURLE_SEND_ERROR, 553, "MAIL failed: 553", "553 5.7.1 Sender denied"},
+       Verdict::rejected,
+       553,
+       false,
+       false},
+      {"content refused after DATA",
+       {CURLE_WEIRD_SERVER_REPLY, 554, "Got unexpected smtp-server response to DATA",
+        "554 5.7.1 Spam"},
+       Verdict::rejected,
+       554,
+       false,
+       false},
+      {"421 greeting",
+       {CURLE_WEIRD_SERVER_REPLY, 421, "Got unexpected smtp-server response: 421", "421 closing"},
+       Verdict::deferred,
+       421,
+       true,
+       true},
+      {"connection refused",
+       {CURLE_COULDNT_CONNECT, 0, "Failed to connect to 127.0.0.1 port 1", ""},
+       Verdict::deferred,
+       0,
+       true,
+       true},
+      // A dropped connection after an earlier message's 250: the stale code must not count.
+      {"dropped mid-DATA, stale 250",
+       {CURLE_RECV_ERROR, 250, "Connection died", ""},
+       Verdict::deferred,
+       0,
+       true,
+       false},
+      {"dropped, send failure, stale 250",
+       {CURLE_SEND_ERROR, 250, "Send failure: Broken pipe", ""},
+       Verdict::deferred,
+       0,
+       true,
+       false},
+      {"timeout mid-message",
+       {CURLE_OPERATION_TIMEDOUT, 354, "Operation timed out", ""},
+       Verdict::deferred,
+       0,
+       true,
+       false},
+      {"timeout before greeting",
+       {CURLE_OPERATION_TIMEDOUT, 0, "Connection timed out", ""},
+       Verdict::deferred,
+       0,
+       true,
+       true},
+      {"AUTH refused",
+       {CURLE_LOGIN_DENIED, 535, "Login denied", "535 5.7.8 bad credentials"},
+       Verdict::deferred,
+       0,
+       true,
+       true},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.name);
+    Classification r = classify_attempt(c.in);
+    CHECK(r.verdict == c.verdict);
+    CHECK(r.code == c.code);
+    CHECK(r.drop_connection == c.drop);
+    CHECK(r.relay_trouble == c.trouble);
+    CHECK_FALSE(r.reply.empty());
+  }
+}
+
+TEST_CASE("the reply text kept is the server's line when it matches the code") {
+  auto r = classify_attempt(
+      {CURLE_SEND_ERROR, 550, "RCPT failed: 550", "550 5.1.1 <x@example.com>: unknown"});
+  CHECK(r.reply == "550 5.1.1 <x@example.com>: unknown");
+  r = classify_attempt({CURLE_SEND_ERROR, 550, "RCPT failed: 550", "250 stale line"});
+  CHECK(r.reply == "550 (RCPT failed: 550)");
+}
