@@ -1,22 +1,82 @@
-// bulkmaild: the bulkmail daemon. For now it validates (`--check`): the config, the template
-// folders and the database, which it creates and migrates when absent. It never contacts the relay
-// while checking.
-#include <CLI/CLI.hpp>
+// bulkmaild: drains the bulkmail queue over SMTP. This file only wires the parts together: the
+// config, the store worker, the sender threads and the dispatcher on one Boost.Asio event loop
+// with signals, systemd notifications and the watchdog.
+#include <unistd.h>
 
+#include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
+
+#include <curl/curl.h>
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <csignal>
 #include <iostream>
 
+#include "composer.h"
 #include "config.h"
+#include "dispatcher.h"
+#include "instance_lock.h"
+#include "log.h"
+#include "notifier.h"
+#include "sender_pool.h"
 #include "sqlite_store.h"
+#include "store_worker.h"
+#include "transport.h"
 
+namespace asio = boost::asio;
 using namespace bulkmail;
+
+namespace {
+
+int check(const std::filesystem::path& path, const std::shared_ptr<const Config>& config) {
+  try {
+    SqliteStore store(config->database.string());
+  } catch (const std::exception& e) {
+    std::cerr << "bulkmaild: database " << config->database.string() << ": " << e.what() << "\n";
+    return 1;
+  }
+  auto composer = Composer::create(config);
+  if (!composer) {
+    std::cerr << "bulkmaild: " << composer.error().message << "\n";
+    return 1;
+  }
+  std::cout << "bulkmaild: " << path.string() << " is valid; database " << config->database.string()
+            << " is at schema version " << SqliteStore::schema_version() << "\n";
+  return 0;
+}
+
+ConfigLoad load_and_report(const std::filesystem::path& path) {
+  ConfigLoad load = load_config(path);
+  if (!load.ok()) {
+    for (const auto& e : load.errors) log_error(e.str());
+  } else if (auto c = Composer::create(load.config); !c) {
+    load.errors.push_back({path.string(), 0, 0, "templates", c.error().message});
+    log_error(load.errors.back().str());
+    load.config.reset();
+  }
+  return load;
+}
+
+std::string status_line(const DispatchStats& s) {
+  return (s.paused ? "paused: " + s.pause_reason + "; " : std::string()) + "sent " +
+         std::to_string(s.sent) + ", deferred " + std::to_string(s.deferred) + ", failed " +
+         std::to_string(s.failed) + ", suppressed " + std::to_string(s.suppressed) +
+         ", in flight " + std::to_string(s.in_flight) + ", buffered " + std::to_string(s.buffered);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"bulkmaild: the bulkmail dispatch daemon"};
   std::string config_path;
-  bool check = false;
+  bool check_only = false;
   app.add_option("--config", config_path,
                  "config file (default: $BULKMAIL_CONFIG, then /etc/bulkmail/bulkmail.yaml)");
-  app.add_flag("--check", check, "validate the config, templates and database, then exit");
+  app.add_flag("--check", check_only,
+               "validate the config, templates and database, then exit; never contacts the relay");
   CLI11_PARSE(app, argc, argv);
 
   std::filesystem::path path =
@@ -28,19 +88,129 @@ int main(int argc, char** argv) {
               << " problem" << (load.errors.size() == 1 ? "" : "s") << ")\n";
     return 1;
   }
-  try {
-    SqliteStore store(load.config->database.string());
-  } catch (const std::exception& e) {
-    std::cerr << "bulkmaild: database " << load.config->database.string() << ": " << e.what()
-              << "\n";
+  std::shared_ptr<const Config> config = load.config;
+  if (check_only) return check(path, config);
+
+  configure_logging(config->logging);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  auto lock = InstanceLock::acquire(config->database.string());
+  if (!lock) {
+    log_error(lock.error().message);
     return 1;
   }
-  if (check) {
-    std::cout << "bulkmaild: " << path.string() << " is valid; database "
-              << load.config->database.string() << " is at schema version "
-              << SqliteStore::schema_version() << "\n";
-    return 0;
+  auto composer = Composer::create(config);
+  if (!composer) {
+    log_error(composer.error().message);
+    return 1;
   }
-  std::cerr << "bulkmaild: dispatching is not built yet; only --check is available\n";
-  return 1;
+  std::unique_ptr<SqliteStore> store;
+  try {
+    store = std::make_unique<SqliteStore>(config->database.string());
+    // This process holds the database alone, so every lease left in it belongs to a dead daemon.
+    UnixMillis now = now_millis();
+    auto recovered = store->recover_leases(std::numeric_limits<UnixMillis>::max(), now);
+    for (MessageId id : recovered) {
+      log_warning("message " + std::to_string(id) +
+                  " was being sent when the last daemon stopped: queued again "
+                  "(it may already have been delivered: possible duplicate)");
+    }
+  } catch (const std::exception& e) {
+    log_error("database " + config->database.string() + ": " + e.what());
+    return 1;
+  }
+
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  std::string owner = std::string(host) + ":" + std::to_string(getpid());
+
+  asio::io_context io;
+  Notifier notifier;
+  StoreWorker worker(std::move(store), config->smtp.max_connections + 1);
+  std::unique_ptr<Dispatcher> dispatcher;
+  SenderPool senders(
+      config, worker,
+      [&io, &dispatcher](JobResult r) {
+        asio::post(
+            io, [&dispatcher, r = std::move(r)]() mutable { dispatcher->on_result(std::move(r)); });
+      },
+      [](const Config& c, const std::atomic<bool>& abort) {
+        return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
+      });
+  dispatcher = std::make_unique<Dispatcher>(io, config, worker, senders, owner);
+
+  bool stopping = false;
+  asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP && !stopping) {
+          notifier.reloading();
+          log_info("reloading " + path.string());
+          ConfigLoad fresh = load_and_report(path);
+          if (fresh.config) {
+            if (fresh.config->database != config->database ||
+                fresh.config->smtp.max_connections != config->smtp.max_connections) {
+              log_warning("database and smtp.max_connections take effect only after a restart");
+            }
+            config = fresh.config;
+            configure_logging(config->logging);
+            senders.reload(config);
+            dispatcher->reload(config);
+            log_info("reloaded: new throttle, categories and templates in effect");
+          } else {
+            log_error("the new config is invalid; keeping the one in effect");
+          }
+          notifier.ready();
+        } else if (sig != SIGHUP && !stopping) {
+          stopping = true;
+          notifier.stopping();
+          log_info("stopping: finishing deliveries in flight (grace " +
+                   std::to_string(config->daemon.shutdown_grace_seconds) + " s)");
+          dispatcher->shutdown([&] { io.stop(); });
+        }
+        signals.async_wait(on_signal);
+      };
+  signals.async_wait(on_signal);
+
+  // WATCHDOG=1 from the loop itself: a stalled loop stops sending it and systemd restarts us.
+  asio::steady_timer watchdog(io);
+  std::function<void(const boost::system::error_code&)> on_watchdog =
+      [&](const boost::system::error_code& ec) {
+        if (ec) return;
+        notifier.watchdog();
+        watchdog.expires_after(notifier.watchdog_interval());
+        watchdog.async_wait(on_watchdog);
+      };
+  if (notifier.watchdog_interval().count() > 0) {
+    watchdog.expires_after(notifier.watchdog_interval());
+    watchdog.async_wait(on_watchdog);
+  }
+  asio::steady_timer status_timer(io);
+  int ticks = 0;
+  std::function<void(const boost::system::error_code&)> on_status =
+      [&](const boost::system::error_code& ec) {
+        if (ec) return;
+        std::string line = status_line(dispatcher->stats());
+        notifier.status(line);
+        if (++ticks % 12 == 0) log_info(line);  // every minute
+        status_timer.expires_after(std::chrono::seconds(5));
+        status_timer.async_wait(on_status);
+      };
+  status_timer.expires_after(std::chrono::seconds(5));
+  status_timer.async_wait(on_status);
+
+  dispatcher->start();
+  notifier.status("sending");
+  notifier.ready();
+  log_info("bulkmaild started: " + std::to_string(config->smtp.max_connections) +
+           " connections to " + config->smtp.host + ", " +
+           std::to_string(config->throttle.messages_per_second) + " msg/s");
+  io.run();
+
+  senders.stop();
+  worker.run([](Store& s) { s.set_dispatch_state({"stopped", "", now_millis()}); });
+  worker.stop();
+  log_info("stopped: " + status_line(dispatcher->stats()));
+  curl_global_cleanup();
+  return 0;
 }

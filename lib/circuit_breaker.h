@@ -22,6 +22,8 @@ class CircuitBreaker {
   // May a delivery start? In half-open, only one probe at a time.
   bool allow(Micros now);
   void record_success();
+  // The probe allow() granted was not used after all: another one may go.
+  void cancel_probe() { probing_ = false; }
   void record_failure(Micros now, const std::string& reason);
 
   State state(Micros now) const;

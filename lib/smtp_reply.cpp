@@ -43,13 +43,17 @@ Classification classify_attempt(const AttemptResult& a) {
   int rcpt = code_in(a.error_text, "RCPT failed:");
   int mail = code_in(a.error_text, "MAIL failed:");
   int other = code_in(a.error_text, "response:");  // "Got unexpected smtp-server response: 421"
-  bool data_reply = a.curl_code == CURLE_WEIRD_SERVER_REPLY && !rcpt && !mail && !other &&
-                    a.response_code >= 400 && a.response_code < 600 &&
-                    a.error_text.find("DATA") != std::string::npos;
+  int data_cmd = code_in(a.error_text, "DATA failed:");
+  // The reply to the end of the message: libcurl 7.88 returns CURLE_WEIRD_SERVER_REPLY (older
+  // versions CURLE_RECV_ERROR) with no error text. A dropped connection always comes with error
+  // text, so a stale code from an earlier message cannot be mistaken for this reply.
+  bool after_data = (a.curl_code == CURLE_WEIRD_SERVER_REPLY || a.curl_code == CURLE_RECV_ERROR) &&
+                    a.error_text.empty() && a.response_code >= 400 && a.response_code < 600;
   int code = rcpt         ? rcpt
              : mail       ? mail
+             : data_cmd   ? data_cmd
              : other      ? other
-             : data_reply ? static_cast<int>(a.response_code)
+             : after_data ? static_cast<int>(a.response_code)
                           : 0;
   if (code) {
     c.code = code;

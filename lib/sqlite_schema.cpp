@@ -65,6 +65,16 @@ CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
   BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
 )sql",
+    // 2: what the daemon is doing (for `status`), and sent messages by time (the daily limit).
+    R"sql(
+CREATE TABLE dispatch_state (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  state      TEXT    NOT NULL,               -- running, paused, stopped
+  detail     TEXT    NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));

@@ -385,14 +385,15 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
   tx.commit();
 }
 
-std::vector<MessageId> SqliteStore::recover_expired_leases(UnixMillis now) {
+std::vector<MessageId> SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement st(db_,
                        "UPDATE messages SET state = 'queued', lease_owner = NULL, "
                        "lease_expires_at = NULL, updated_at = ?1 WHERE state = 'sending' AND "
-                       "lease_expires_at <= ?1 RETURNING id, recipient, category, "
+                       "lease_expires_at <= ?2 RETURNING id, recipient, category, "
                        "COALESCE(campaign, '')");
   st.bind(1, static_cast<int64_t>(now));
+  st.bind(2, static_cast<int64_t>(expired_by));
   std::vector<Event> events;
   std::vector<MessageId> ids;
   while (st.executeStep()) {
@@ -406,6 +407,33 @@ std::vector<MessageId> SqliteStore::recover_expired_leases(UnixMillis now) {
   }
   tx.commit();
   return ids;
+}
+
+std::int64_t SqliteStore::count_sent_since(UnixMillis since) {
+  SQLite::Statement st(db_,
+                       "SELECT count(*) FROM messages WHERE state = 'sent' AND updated_at >= ?");
+  st.bind(1, static_cast<int64_t>(since));
+  st.executeStep();
+  return st.getColumn(0).getInt64();
+}
+
+void SqliteStore::set_dispatch_state(const DispatchState& state) {
+  SQLite::Statement st(
+      db_,
+      "INSERT INTO dispatch_state (id, state, detail, updated_at) VALUES (1, ?, ?, ?) "
+      "ON CONFLICT (id) DO UPDATE SET state = excluded.state, detail = excluded.detail, "
+      "updated_at = excluded.updated_at");
+  st.bind(1, state.state);
+  st.bind(2, state.detail);
+  st.bind(3, static_cast<int64_t>(state.updated_at));
+  st.exec();
+}
+
+std::optional<DispatchState> SqliteStore::dispatch_state() {
+  SQLite::Statement st(db_, "SELECT state, detail, updated_at FROM dispatch_state WHERE id = 1");
+  if (!st.executeStep()) return std::nullopt;
+  return DispatchState{st.getColumn(0).getString(), st.getColumn(1).getString(),
+                       st.getColumn(2).getInt64()};
 }
 
 }  // namespace bulkmail

@@ -39,7 +39,10 @@ class SqliteStore final : public Store {
   std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit, UnixMillis now,
                                         UnixMillis lease_until) override;
   void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
-  std::vector<MessageId> recover_expired_leases(UnixMillis now) override;
+  std::vector<MessageId> recover_leases(UnixMillis expired_by, UnixMillis now) override;
+  std::int64_t count_sent_since(UnixMillis since) override;
+  void set_dispatch_state(const DispatchState& state) override;
+  std::optional<DispatchState> dispatch_state() override;
 
  private:
   struct Statements;

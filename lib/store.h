@@ -85,6 +85,13 @@ struct Outcome {
   bool suppress_recipient = false;  // a hard bounce: suppress the address for all mail
 };
 
+// What the dispatcher last said it is doing, for `bulkmailctl status`.
+struct DispatchState {
+  std::string state;   // running, paused, stopped
+  std::string detail;  // why, e.g. "the relay refused connections; retrying at ..."
+  UnixMillis updated_at = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -134,9 +141,16 @@ class Store {
   // Records outcomes of claimed messages in one transaction (group commit).
   virtual void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) = 0;
 
-  // Messages still `sending` whose lease expired (a daemon died mid-send) go back to `queued`.
-  // Returns their ids: each may have been delivered already, so each is a possible duplicate.
-  virtual std::vector<MessageId> recover_expired_leases(UnixMillis now) = 0;
+  // Messages still `sending` whose lease ends at or before `expired_by` (a daemon died mid-send)
+  // go back to `queued`. Returns their ids: each may have been delivered already, so each is a
+  // possible duplicate. A daemon that holds the database alone passes a time past every lease.
+  virtual std::vector<MessageId> recover_leases(UnixMillis expired_by, UnixMillis now) = 0;
+
+  // How many messages reached `sent` at or after `since` (the daily limit after a restart).
+  virtual std::int64_t count_sent_since(UnixMillis since) = 0;
+
+  virtual void set_dispatch_state(const DispatchState& state) = 0;
+  virtual std::optional<DispatchState> dispatch_state() = 0;
 };
 
 }  // namespace bulkmail

@@ -36,6 +36,7 @@ TEST_CASE("a new database is created in WAL mode at the current schema version")
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
+  CHECK(SqliteStore::schema_version() == 2);
   SqliteStore again(path);  // reopening migrates nothing and loses nothing
   CHECK(again.counts(std::nullopt)[MessageState::queued] == 0);
 }
@@ -176,11 +177,11 @@ TEST_CASE(
   s.enqueue(batch, "test", 0);
   auto claimed = s.claim_due("dead-daemon", 10, 10, 1000);
   REQUIRE(claimed.size() == 2);
-  CHECK(s.recover_expired_leases(999).empty());
+  CHECK(s.recover_leases(999, 999).empty());
   s.record_outcomes(
       std::vector<Outcome>{{claimed[1].id, MessageState::queued, 0, "shutting down", 0, "", false}},
       500);
-  auto recovered = s.recover_expired_leases(1000);
+  auto recovered = s.recover_leases(1000, 1000);
   REQUIRE(recovered.size() == 1);
   CHECK(recovered[0] == claimed[0].id);
   CHECK(s.history("a@example.com").back().type == "lease-expired");
@@ -215,4 +216,42 @@ TEST_CASE("the event log is append-only") {
   SQLite::Database db(path, SQLite::OPEN_READWRITE);
   CHECK_THROWS_WITH(db.exec("UPDATE events SET type = 'x'"), doctest::Contains("append-only"));
   CHECK_THROWS_WITH(db.exec("DELETE FROM events"), doctest::Contains("append-only"));
+}
+
+TEST_CASE("dispatch state and sent counts") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  CHECK_FALSE(s.dispatch_state());
+  s.set_dispatch_state({"paused", "relay down", 5});
+  s.set_dispatch_state({"running", "", 6});
+  auto d = s.dispatch_state();
+  REQUIRE(d);
+  CHECK(d->state == "running");
+  CHECK(d->updated_at == 6);
+  std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com")};
+  s.enqueue(batch, "t", 0);
+  auto c = s.claim_due("o", 10, 1, 100);
+  s.record_outcomes(
+      std::vector<Outcome>{{c[0].id, MessageState::sent, 250, "ok", 0, "", false},
+                           {c[1].id, MessageState::deferred, 451, "later", 50, "", false}},
+      20);
+  CHECK(s.count_sent_since(20) == 1);
+  CHECK(s.count_sent_since(21) == 0);
+}
+
+TEST_CASE("a version 1 database migrates forward and keeps its rows") {
+  TempDir dir;
+  auto path = (dir / "v1.db").string();
+  {
+    SqliteStore s(path);
+    enqueue_one(s, msg("keep@example.com"));
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE dispatch_state; DROP INDEX messages_sent_at; PRAGMA user_version = 1");
+  }
+  SqliteStore s(path);
+  SQLite::Database db(path);
+  CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
+  CHECK(s.counts(std::nullopt)[MessageState::queued] == 1);
+  s.set_dispatch_state({"running", "", 1});
+  CHECK(s.dispatch_state()->state == "running");
 }

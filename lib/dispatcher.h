@@ -1,0 +1,95 @@
+// The dispatcher: on the daemon's event loop, it keeps a buffer of claimed messages per recipient
+// domain, hands them to idle senders as the throttle and the circuit breaker allow (round-robin
+// over domains, so one slow domain never holds back the others), turns each result into the
+// store's outcome with the retry policy, and claims more as the buffer drains. It never blocks:
+// the store and SMTP work happen on their own threads.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "circuit_breaker.h"
+#include "config.h"
+#include "sender_pool.h"
+#include "store_worker.h"
+#include "throttle.h"
+
+namespace bulkmail {
+
+struct DispatchStats {
+  std::int64_t sent = 0, deferred = 0, failed = 0, bounced = 0, suppressed = 0, released = 0;
+  std::int64_t in_flight = 0, buffered = 0;
+  std::map<int, std::int64_t> replies_by_class;  // 2, 4, 5; 0 for no reply
+  // Delivery latency histogram: upper bounds in milliseconds, counts per bucket (last: +Inf).
+  static constexpr std::array<double, 10> kLatencyBoundsMs = {1,   5,   10,  25,   50,
+                                                              100, 250, 500, 1000, 5000};
+  std::array<std::int64_t, 11> latency_buckets{};
+  double latency_sum_ms = 0;
+  bool paused = false;
+  std::string pause_reason;
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
+             SenderPool& senders, std::string owner);
+
+  void start();
+  // A result from a sender; must run on the loop (the daemon posts it here).
+  void on_result(JobResult result);
+  // SIGHUP: new rates, caps and templates (the senders are told separately).
+  void reload(std::shared_ptr<const Config> config);
+  // SIGTERM: stop claiming, hand back what is buffered, let in-flight deliveries finish within the
+  // grace period (then abort them), and call `done` once nothing is in flight.
+  void shutdown(std::function<void()> done);
+
+  const DispatchStats& stats() const { return stats_; }
+
+ private:
+  void pump();
+  void maybe_claim();
+  void on_claimed(std::vector<ClaimedMessage> messages);
+  void release(const ClaimedMessage& m, UnixMillis next_attempt_at, const std::string& why);
+  void wake_at(Micros at);
+  void set_paused(bool paused, const std::string& reason);
+  void finish_if_drained();
+  std::size_t buffer_target() const;
+  Micros mono_now() const;
+
+  boost::asio::io_context& io_;
+  std::shared_ptr<const Config> config_;
+  StoreWorker& store_;
+  SenderPool& senders_;
+  std::string owner_;
+  Throttle throttle_;
+  CircuitBreaker breaker_;
+  std::mt19937_64 rng_{std::random_device{}()};
+
+  std::map<std::string, std::deque<ClaimedMessage>> buffer_;  // by domain
+  std::string last_domain_;                                   // round-robin position
+  std::vector<int> idle_;                                     // idle sender indexes
+  std::size_t buffered_ = 0;
+  bool claim_pending_ = false;
+  bool queue_empty_ = false;  // the last claim found nothing due
+  bool stopping_ = false;
+  std::function<void()> on_drained_;
+
+  boost::asio::steady_timer wake_timer_;
+  Micros wake_at_ = 0;
+  boost::asio::steady_timer claim_timer_;
+  boost::asio::steady_timer grace_timer_;
+  DispatchStats stats_;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,135 @@
+#include "sender_pool.h"
+
+#include <chrono>
+
+#include "composer.h"
+#include "log.h"
+#include "sqlite_store.h"
+
+namespace bulkmail {
+
+SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, Done done,
+                       TransportFactory transports)
+    : store_(store),
+      done_(std::move(done)),
+      transports_(std::move(transports)),
+      config_(std::move(config)) {
+  int n = config_->smtp.max_connections;
+  for (int i = 0; i < n; ++i) slots_.push_back(std::make_unique<Slot>());
+  for (int i = 0; i < n; ++i)
+    slots_[static_cast<std::size_t>(i)]->thread = std::thread([this, i] { run(i); });
+}
+
+SenderPool::~SenderPool() { stop(); }
+
+void SenderPool::stop() {
+  for (auto& s : slots_) {
+    {
+      std::lock_guard lock(s->mu);
+      s->stop = true;
+    }
+    s->cv.notify_one();
+  }
+  for (auto& s : slots_) {
+    if (s->thread.joinable()) s->thread.join();
+  }
+}
+
+void SenderPool::submit(int sender, Job job) {
+  Slot& s = *slots_[static_cast<std::size_t>(sender)];
+  {
+    std::lock_guard lock(s.mu);
+    s.job = std::move(job);
+  }
+  s.cv.notify_one();
+}
+
+void SenderPool::reload(std::shared_ptr<const Config> config) {
+  std::lock_guard lock(config_mu_);
+  config_ = std::move(config);
+  ++generation_;
+}
+
+std::shared_ptr<const Config> SenderPool::current_config() {
+  std::lock_guard lock(config_mu_);
+  return config_;
+}
+
+void SenderPool::run(int index) {
+  Slot& slot = *slots_[static_cast<std::size_t>(index)];
+  std::shared_ptr<const Config> config;
+  std::uint64_t generation = ~std::uint64_t{0};
+  std::unique_ptr<Composer> composer;
+  std::unique_ptr<Transport> transport;
+  std::unique_ptr<SqliteStore> reader;
+  std::uint64_t seq = 0;
+  while (true) {
+    Job job;
+    {
+      std::unique_lock lock(slot.mu);
+      slot.cv.wait(lock, [&] { return slot.stop || slot.job.has_value(); });
+      if (!slot.job) return;  // stopping and idle
+      job = std::move(*slot.job);
+      slot.job.reset();
+    }
+    auto started = std::chrono::steady_clock::now();
+    JobResult r;
+    r.sender = index;
+    r.seq = ++seq;
+    r.domain = job.domain;
+    try {
+      if (generation != generation_.load()) {
+        generation = generation_.load();
+        config = current_config();
+        auto c = Composer::create(config);
+        if (!c) throw std::runtime_error("templates: " + c.error().message);
+        composer = std::move(c.value());
+        transport = transports_(*config, abort_);
+        if (!reader) reader = std::make_unique<SqliteStore>(config->database.string());
+      }
+      const ClaimedMessage& m = job.message;
+      // The last look at the suppression list, immediately before this message goes out.
+      if (auto s = reader->find_suppression(m.recipient, m.category)) {
+        r.kind = JobResult::Kind::suppressed;
+        r.detail = "recipient suppressed (" + std::string(to_string(s->reason)) +
+                   (s->category.empty() ? ", all mail" : "") + ")";
+      } else if (abort_) {
+        r.kind = JobResult::Kind::aborted;
+        r.detail = "shutting down";
+      } else {
+        auto vars = vars_from_json(m.vars_json);
+        Result<ComposedMessage> composed = vars
+                                               ? composer->compose({m.category, m.recipient, *vars,
+                                                                    m.campaign, m.id, now_millis()})
+                                               : Result<ComposedMessage>(vars.error());
+        if (!composed) {
+          r.kind = JobResult::Kind::compose_failed;
+          r.detail = composed.error().message;
+        } else {
+          r.message_id_header = composed->message_id;
+          // At most one sent-but-unrecorded message per connection: wait until the last
+          // outcome of this sender is committed before handing the relay another message.
+          store_.wait_committed(index, seq - 1);
+          AttemptResult a =
+              transport->deliver({config->sender.return_path.str(), m.recipient}, composed->data);
+          r.classification = classify_attempt(a);
+          if (r.classification.drop_connection) transport->drop_connection();
+        }
+      }
+    } catch (const std::exception& e) {
+      // Something outside this message broke (templates unreadable after a reload, the
+      // database gone): defer it rather than lose or fail it.
+      r.kind = JobResult::Kind::aborted;
+      r.detail = e.what();
+      log_error(std::string("sender ") + std::to_string(index) + ": " + e.what());
+      generation = ~std::uint64_t{0};
+    }
+    r.message = std::move(job.message);
+    r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now() - started)
+                       .count();
+    done_(std::move(r));
+  }
+}
+
+}  // namespace bulkmail

@@ -1,0 +1,116 @@
+#include "store_worker.h"
+
+#include "log.h"
+
+namespace bulkmail {
+
+StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders)
+    : store_(std::move(store)), committed_seq_(static_cast<std::size_t>(senders), 0) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+StoreWorker::~StoreWorker() { stop(); }
+
+void StoreWorker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
+  {
+    std::lock_guard lock(mu_);
+    outcomes_.push_back({outcome, sender, seq});
+  }
+  wake_.notify_one();
+}
+
+void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
+                        ClaimCallback done) {
+  run([owner, limit, lease_ms, done = std::move(done)](Store& s) {
+    UnixMillis now = now_millis();
+    std::vector<ClaimedMessage> claimed;
+    try {
+      claimed = s.claim_due(owner, limit, now, now + lease_ms);
+    } catch (const std::exception& e) {
+      // Busy or failing database: report nothing claimed; the dispatcher asks again later.
+      log_warning(std::string("claiming messages failed: ") + e.what());
+    }
+    done(std::move(claimed));
+  });
+}
+
+void StoreWorker::run(std::function<void(Store&)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_one();
+}
+
+void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
+  std::unique_lock lock(mu_);
+  committed_.wait(
+      lock, [&] { return stopped_ || committed_seq_[static_cast<std::size_t>(sender)] >= seq; });
+}
+
+void StoreWorker::loop() {
+  std::vector<Pending> batch;
+  std::vector<Outcome> outcomes;
+  while (true) {
+    std::function<void(Store&)> task;
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return stopping_ || !outcomes_.empty() || !tasks_.empty(); });
+      if (outcomes_.empty() && tasks_.empty()) break;  // stopping, and nothing left
+      batch.swap(outcomes_);
+      if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+    }
+    if (!batch.empty()) {
+      outcomes.clear();
+      for (const auto& p : batch) outcomes.push_back(p.outcome);
+      // The store throws only when the database itself fails (disk full, I/O error). Retry
+      // rather than drop an outcome: a lost "sent" would mean sending that message again.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          store_->record_outcomes(outcomes, now_millis());
+          break;
+        } catch (const std::exception& e) {
+          log_error(std::string("recording outcomes failed, retrying: ") + e.what());
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
+        }
+      }
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& p : batch) {
+          auto& c = committed_seq_[static_cast<std::size_t>(p.sender)];
+          c = std::max(c, p.seq);
+        }
+        ++commits_;
+      }
+      committed_.notify_all();
+      batch.clear();
+    }
+    if (task) {
+      try {
+        task(*store_);
+      } catch (const std::exception& e) {
+        log_error(std::string("store operation failed: ") + e.what());
+      }
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+  }
+  committed_.notify_all();
+}
+
+}  // namespace bulkmail

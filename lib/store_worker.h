@@ -1,0 +1,66 @@
+// The daemon's one writer to the store, on a thread of its own so that SQLite never blocks the
+// event loop. Outcomes are committed in groups: everything that arrived while the previous
+// transaction ran goes into the next one. Each sender learns when its last outcome is durable;
+// a sender waits for that before its next delivery, so a crash can resend at most one message per
+// connection.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store.h"
+
+namespace bulkmail {
+
+class StoreWorker {
+ public:
+  using ClaimCallback = std::function<void(std::vector<ClaimedMessage>)>;
+
+  // `store` is used only from the worker's thread. `senders`: how many sender slots report
+  // outcomes.
+  StoreWorker(std::unique_ptr<Store> store, int senders);
+  ~StoreWorker();  // finishes what was queued, then stops
+
+  // Records an outcome; `sender` and `seq` identify it for wait_committed().
+  void record(const Outcome& outcome, int sender, std::uint64_t seq);
+  // Claims messages; `done` runs on the worker thread with the result.
+  void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);
+  // Runs `fn` with the store on the worker thread (rare operations: state, counts).
+  void run(std::function<void(Store&)> fn);
+
+  // Blocks until sender `sender`'s outcome `seq` is committed, or the worker stops.
+  void wait_committed(int sender, std::uint64_t seq);
+
+  // Stops after everything queued so far is done.
+  void stop();
+
+  std::uint64_t commits() const { return commits_; }
+
+ private:
+  struct Pending {
+    Outcome outcome;
+    int sender;
+    std::uint64_t seq;
+  };
+  void loop();
+
+  std::unique_ptr<Store> store_;
+  std::mutex mu_;
+  std::condition_variable wake_;       // work arrived
+  std::condition_variable committed_;  // a group commit finished
+  std::vector<Pending> outcomes_;
+  std::deque<std::function<void(Store&)>> tasks_;
+  std::vector<std::uint64_t> committed_seq_;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  std::uint64_t commits_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace bulkmail

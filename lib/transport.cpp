@@ -1,0 +1,115 @@
+#include "transport.h"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace bulkmail {
+namespace {
+
+struct SlistFree {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+}  // namespace
+
+CurlTransport::CurlTransport(const SmtpConfig& smtp, const std::string& default_helo,
+                             const std::atomic<bool>* abort)
+    : smtp_(smtp), abort_(abort) {
+  // The URL's path is the name libcurl sends in EHLO.
+  std::string base = smtp.url;
+  auto scheme_end = base.find("://");
+  auto path = base.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
+  if (path != std::string::npos) base.resize(path);
+  url_ = base + "/" + (smtp.helo.empty() ? default_helo : smtp.helo);
+  setup();
+}
+
+CurlTransport::~CurlTransport() = default;
+
+void CurlTransport::setup() {
+  easy_.reset(curl_easy_init());
+  if (!easy_) throw std::runtime_error("curl_easy_init failed");
+  CURL* e = easy_.get();
+  curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);  // sender threads: no SIGALRM for timeouts
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error_);
+  curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, static_cast<long>(smtp_.connect_timeout_seconds));
+  curl_easy_setopt(e, CURLOPT_TIMEOUT, static_cast<long>(smtp_.message_timeout_seconds));
+  switch (smtp_.tls) {
+    case SmtpConfig::Tls::required:
+      curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_ALL));
+      break;
+    case SmtpConfig::Tls::opportunistic:
+      curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_TRY));
+      break;
+    case SmtpConfig::Tls::none:
+      curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_NONE));
+      break;
+  }
+  if (!smtp_.username.empty()) {
+    curl_easy_setopt(e, CURLOPT_USERNAME, smtp_.username.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, smtp_.password.c_str());
+  }
+  // libcurl hands SMTP reply lines only to its debug callback (as CURLINFO_HEADER_IN): keep the
+  // last one, so outcomes record what the relay actually said.
+  curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+  curl_easy_setopt(e, CURLOPT_DEBUGDATA, this);
+  curl_easy_setopt(
+      e, CURLOPT_DEBUGFUNCTION,
+      +[](CURL*, curl_infotype type, char* buf, size_t n, void* self) -> int {
+        if (type != CURLINFO_HEADER_IN) return 0;
+        auto* t = static_cast<CurlTransport*>(self);
+        std::string_view line(buf, n);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+        if (line.size() > 512) line = line.substr(0, 512);
+        // After a refusal libcurl sends QUIT; its "221" answer is not the reply that matters.
+        if (line.rfind("221", 0) != 0) t->last_reply_.assign(line);
+        return 0;
+      });
+  if (abort_) {
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, abort_);
+    curl_easy_setopt(
+        e, CURLOPT_XFERINFOFUNCTION,
+        +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+          return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed) ? 1
+                                                                                              : 0;
+        });
+  }
+  curl_easy_setopt(e, CURLOPT_READDATA, this);
+  curl_easy_setopt(
+      e, CURLOPT_READFUNCTION, +[](char* buf, size_t size, size_t n, void* self) -> size_t {
+        auto* t = static_cast<CurlTransport*>(self);
+        std::size_t want = std::min(size * n, t->upload_.size() - t->upload_pos_);
+        std::memcpy(buf, t->upload_.data() + t->upload_pos_, want);
+        t->upload_pos_ += want;
+        return want;
+      });
+}
+
+AttemptResult CurlTransport::deliver(const Envelope& env, std::string_view data) {
+  CURL* e = easy_.get();
+  std::string from = "<" + env.mail_from + ">";
+  std::unique_ptr<curl_slist, SlistFree> rcpt(
+      curl_slist_append(nullptr, ("<" + env.rcpt_to + ">").c_str()));
+  curl_easy_setopt(e, CURLOPT_MAIL_FROM, from.c_str());
+  curl_easy_setopt(e, CURLOPT_MAIL_RCPT, rcpt.get());
+  curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(data.size()));
+  upload_ = data;
+  upload_pos_ = 0;
+  error_[0] = '\0';
+  last_reply_.clear();
+  AttemptResult r;
+  r.curl_code = curl_easy_perform(e);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.response_code);
+  r.error_text = error_;
+  r.last_reply = last_reply_;
+  curl_easy_setopt(e, CURLOPT_MAIL_RCPT, nullptr);
+  upload_ = {};
+  return r;
+}
+
+void CurlTransport::drop_connection() { setup(); }
+
+}  // namespace bulkmail
