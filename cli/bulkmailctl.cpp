@@ -221,6 +221,10 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
     total += c[s];
   }
   std::cout << std::left << std::setw(12) << "total" << total << "\n";
+  if (auto d = ctx.db().dispatch_state()) {
+    std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
+              << " since " << format_iso8601(d->updated_at) << "\n";
+  }
 }
 
 void cmd_suppress_add(Context& ctx, const std::string& address, const std::string& category,

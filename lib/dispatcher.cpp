@@ -233,19 +233,24 @@ void Dispatcher::on_result(JobResult r) {
       ++stats_.latency_buckets[b];
       stats_.latency_sum_ms += ms;
       if (c.relay_trouble) {
-        // Not this message's fault: hand it back without spending an attempt, and let the
-        // breaker decide when to try the relay again.
         breaker_.record_failure(now, c.reply);
         if (breaker_.state(now) == CircuitBreaker::State::open) {
           set_paused(true, "the relay is not accepting mail (" + c.reply + "); retrying by itself");
         }
-        o.state = MessageState::queued;
-        o.next_attempt_at = wall + std::max<Micros>(0, breaker_.open_until() - now) / 1000;
-        ++stats_.released;
-        break;
+        if (c.code == 0) {
+          // Nothing was attempted (no connection, no greeting): hand the message back without
+          // spending an attempt, due when the breaker lets the next try through.
+          o.state = MessageState::queued;
+          o.next_attempt_at = wall + std::max<Micros>(0, breaker_.open_until() - now) / 1000;
+          ++stats_.released;
+          break;
+        }
+        // A 421 is a deferral of this message too; the open breaker keeps the rest of the queue
+        // from spending attempts while the relay stays busy.
+      } else {
+        breaker_.record_success();
+        if (stats_.paused) set_paused(false, "");
       }
-      breaker_.record_success();
-      if (stats_.paused) set_paused(false, "");
       if (c.verdict == Verdict::sent) {
         o.state = MessageState::sent;
         ++stats_.sent;

@@ -45,7 +45,7 @@ class Handler:
             await asyncio.sleep(30)
         if rcpt.startswith("drop"):
             server.transport.abort()
-            return None
+            return "451 4.3.0 connection dropped"  # never reaches the client: the socket is gone
         if self.data_delay:
             await asyncio.sleep(self.data_delay / 1000.0)
         with self.lock:

@@ -1,0 +1,301 @@
+"""bulkmaild end to end: the real daemon and CLI against a real SMTP server on loopback
+(tests/smtp_server.py, on Debian's aiosmtpd), with a real SQLite file."""
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+BIN = os.environ["BULKMAIL_BIN_DIR"]
+SRC = os.environ["BULKMAIL_SOURCE_DIR"]
+SERVER = os.path.join(SRC, "tests", "smtp_server.py")
+SECRET = "0123456789abcdef" * 4
+VARS = ["--var", "first_name=Pat", "--var", "headline=Your plan is changing", "--var", "body=Details inside."]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+
+
+class Env:
+    """A temp folder with a config, a relay port, and helpers for the CLI, daemon and database."""
+
+    def __init__(self, connections=4, rate=1000, extra=""):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.port = free_port()
+        self.out = os.path.join(self.dir, "received")
+        for name in ("unsubscribe.key", "api.token"):
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(SECRET + "\n")
+        self.config = os.path.join(self.dir, "bulkmail.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"""database: queue.db
+templates: {SRC}/templates
+sender:
+  organization: Example Telecom, Inc.
+  postal_address: 100 Example Parkway, Cary, NC 27513, USA
+  from: "Example Telecom <updates@mail.example.com>"
+smtp:
+  url: smtp://127.0.0.1:{self.port}
+  max_connections: {connections}
+  connect_timeout_seconds: 2
+  message_timeout_seconds: 5
+throttle:
+  messages_per_second: {rate}
+retry:
+  initial_delay_seconds: 1
+  max_delay_seconds: 2
+  max_attempts: 3
+daemon:
+  lease_seconds: 60
+  shutdown_grace_seconds: 3
+unsubscribe:
+  url: https://mail.example.com/unsubscribe
+  secret_file: unsubscribe.key
+categories:
+  customer-update: {{ template: customer-update, description: "Updates about your services" }}
+  research-invitation: {{ template: research-invitation, description: "Invitations to take part in research" }}
+{extra}""")
+        self.server = None
+        self.daemon = None
+
+    def close(self):
+        for p in (self.daemon, self.server):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.server:
+            self.server.stdout.close()
+        if getattr(self, "log", None):
+            self.log.close()
+        self.tmp.cleanup()
+
+    def start_server(self, *args):
+        self.server = subprocess.Popen(["/usr/bin/python3", SERVER, "--port",
+                                        str(self.port), "--out", self.out, *args], stdout=subprocess.PIPE)
+        line = self.server.stdout.readline().decode()
+        assert line.startswith("ready"), line
+
+    def stop_server(self):
+        self.server.terminate()
+        self.server.wait()
+        self.server.stdout.close()
+
+    def start_daemon(self):
+        if getattr(self, "log", None):
+            self.log.close()
+        self.log = open(os.path.join(self.dir, "daemon.log"), "ab")
+        self.daemon = subprocess.Popen([os.path.join(BIN, "bulkmaild"), "--config", self.config],
+                                       stdout=self.log, stderr=self.log)
+
+    def daemon_log(self):
+        with open(os.path.join(self.dir, "daemon.log")) as f:
+            return f.read()
+
+    def ctl(self, *args, check=True):
+        r = subprocess.run([os.path.join(BIN, "bulkmailctl"), "--config", self.config, *args], capture_output=True)
+        if check and r.returncode != 0:
+            raise AssertionError("bulkmailctl %s failed: %s" % (args, r.stderr.decode()))
+        return r
+
+    def enqueue(self, to, category="customer-update", campaign=None):
+        args = ["enqueue", "--category", category, "--to", to, *VARS]
+        if campaign:
+            args += ["--campaign", campaign]
+        return int(self.ctl(*args).stdout)
+
+    def import_many(self, n, campaign="batch", prefix="user"):
+        path = os.path.join(self.dir, campaign + ".csv")
+        with open(path, "w") as f:
+            f.write("email,first_name,headline,body\n")
+            for i in range(n):
+                f.write("%s%d@example.com,Pat,Your plan is changing,Details inside.\n" % (prefix, i))
+        self.ctl("import", "--category", "customer-update", "--campaign", campaign, path)
+
+    def rows(self, sql, *params):
+        db = sqlite3.connect(os.path.join(self.dir, "queue.db"), timeout=10)
+        try:
+            return db.execute(sql, params).fetchall()
+        finally:
+            db.close()
+
+    def state(self, message_id):
+        return self.rows("SELECT state, attempts, last_reply_code, last_reply FROM messages WHERE id = ?",
+                         message_id)[0]
+
+    def counts(self):
+        return dict(self.rows("SELECT state, count(*) FROM messages GROUP BY state"))
+
+    def received(self):
+        path = os.path.join(self.out, "received.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [line.split()[0] for line in f if line.strip()]
+
+
+class DaemonTest(unittest.TestCase):
+    def setUp(self):
+        self.env = None
+
+    def tearDown(self):
+        if self.env:
+            self.env.close()
+
+    def test_every_reply_is_classified(self):
+        e = self.env = Env()
+        e.start_server()
+        ids = {name: e.enqueue(name + "@example.com") for name in ("ok", "bounce", "grey", "spam", "drop", "busy")}
+        e.start_daemon()
+        wait_for(lambda: e.state(ids["ok"])[0] == "sent" and e.state(ids["bounce"])[0] == "failed"
+                 and e.state(ids["spam"])[0] == "failed", 20, "first outcomes")
+        self.assertEqual(e.state(ids["ok"])[2], 250)
+        # 5xx at RCPT: failed, and the address suppressed for all mail as a hard bounce.
+        state, _, code, reply = e.state(ids["bounce"])
+        self.assertEqual((state, code), ("failed", 550))
+        self.assertIn("User unknown", reply)
+        sup = e.rows("SELECT category, reason, source FROM suppressions WHERE address = 'bounce@example.com'")
+        self.assertEqual(sup, [("", "hard-bounce", "smtp")])
+        # 5xx after DATA: failed, no suppression.
+        self.assertEqual(e.state(ids["spam"])[:3], ("failed", 1, 554))
+        self.assertEqual(e.rows("SELECT count(*) FROM suppressions WHERE address = 'spam@example.com'"), [(0,)])
+        # 4xx, a dropped connection and 421: retried with backoff until max_attempts, then failed.
+        wait_for(lambda: all(e.state(ids[n])[0] == "failed" for n in ("grey", "drop", "busy")), 40,
+                 "retries to run out")
+        for n in ("grey", "drop", "busy"):
+            self.assertEqual(e.state(ids[n])[1], 3, n)
+            self.assertIn("gave up after 3 attempts", e.state(ids[n])[3])
+        self.assertIn("451", e.state(ids["grey"])[3])
+        self.assertEqual(e.received(), ["ok@example.com"])
+        e.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(e.daemon.wait(10), 0)
+
+    def test_a_suppression_added_while_a_message_waits_wins(self):
+        e = self.env = Env()
+        e.start_server()
+        waiting = e.enqueue("late@example.com", category="research-invitation")
+        other = e.enqueue("keep@example.com", category="customer-update")
+        e.ctl("suppress", "add", "late@example.com", "--category", "research-invitation", "--reason", "unsubscribe")
+        e.start_daemon()
+        wait_for(lambda: e.state(other)[0] == "sent", 15, "the other message")
+        wait_for(lambda: e.state(waiting)[0] == "suppressed", 5, "the suppressed one")
+        self.assertEqual(e.received(), ["keep@example.com"])
+        history = e.ctl("history", "late@example.com").stdout.decode()
+        self.assertIn("suppressed", history)
+
+    def test_sigterm_mid_drain_finishes_in_flight_and_hands_back_the_rest(self):
+        e = self.env = Env(connections=4)
+        e.start_server("--data-delay", "300")
+        e.import_many(60)
+        e.start_daemon()
+        wait_for(lambda: len(e.received()) >= 4, 15, "some deliveries")
+        e.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(e.daemon.wait(15), 0)
+        counts = e.counts()
+        self.assertNotIn("sending", counts)
+        self.assertEqual(counts.get("sent", 0), len(e.received()))
+        self.assertEqual(counts.get("sent", 0) + counts.get("queued", 0), 60)
+        self.assertGreater(counts.get("queued", 0), 0)
+        # Handed-back messages did not spend an attempt.
+        self.assertEqual(e.rows("SELECT max(attempts) FROM messages WHERE state = 'queued'"), [(0,)])
+        # A restart sends the rest, each exactly once.
+        e.start_daemon()
+        wait_for(lambda: e.counts().get("sent", 0) == 60, 60, "the rest")
+        self.assertEqual(sorted(e.received()), sorted("user%d@example.com" % i for i in range(60)))
+
+    def test_kill_9_mid_drain_loses_nothing_and_duplicates_at_most_one_per_connection(self):
+        connections = 4
+        e = self.env = Env(connections=connections)
+        e.start_server("--data-delay", "20")
+        e.import_many(400)
+        e.start_daemon()
+        wait_for(lambda: len(e.received()) >= 50, 30, "deliveries to start")
+        e.daemon.kill()
+        e.daemon.wait()
+        self.assertLess(e.counts().get("sent", 0), 400, "killed too late to test anything")
+        e.start_daemon()
+        wait_for(lambda: e.counts().get("sent", 0) == 400, 90, "every message sent")
+        received = e.received()
+        expected = {"user%d@example.com" % i for i in range(400)}
+        self.assertEqual(set(received), expected, "every message delivered")
+        duplicates = len(received) - len(expected)
+        self.assertLessEqual(duplicates, connections)
+        if duplicates:
+            self.assertIn("possible duplicate", e.daemon_log())
+
+    def test_relay_down_then_up_resumes_without_spending_attempts(self):
+        e = self.env = Env(connections=2)
+        e.import_many(20)
+        e.start_daemon()  # nothing listens on the relay's port yet
+        wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "dispatch to pause")
+        status = e.ctl("status").stdout.decode()
+        self.assertIn("dispatch: paused", status)
+        self.assertEqual(e.counts().get("failed", 0), 0)
+        e.start_server()
+        wait_for(lambda: e.counts().get("sent", 0) == 20, 90, "delivery to resume")
+        self.assertEqual(e.counts().get("failed", 0), 0)
+        self.assertLessEqual(e.rows("SELECT max(attempts) FROM messages")[0][0], 1)
+        wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("running",)], 5, "running state")
+
+    def test_the_throttle_never_sends_faster_than_configured(self):
+        # A lower bound only: noise can make a run slower, never a correct throttle faster.
+        e = self.env = Env(connections=4, rate=20)
+        e.start_server()
+        e.import_many(60)
+        started = time.time()
+        e.start_daemon()
+        wait_for(lambda: len(e.received()) == 60, 30, "all 60")
+        elapsed = time.time() - started
+        # 60 messages at 20/s with a burst of 2: at least (60 - 3) / 20 seconds.
+        self.assertGreaterEqual(elapsed, (60 - 3) / 20.0)
+
+    def test_a_second_daemon_on_the_same_database_is_refused(self):
+        e = self.env = Env()
+        e.start_server()
+        e.start_daemon()
+        wait_for(lambda: "bulkmaild started" in e.daemon_log(), 10, "the first daemon")
+        r = subprocess.run([os.path.join(BIN, "bulkmaild"), "--config", e.config], capture_output=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"another bulkmaild is already running", r.stderr)
+
+    def test_sighup_reloads_and_a_broken_config_is_kept_out(self):
+        e = self.env = Env()
+        e.start_server()
+        e.start_daemon()
+        wait_for(lambda: "bulkmaild started" in e.daemon_log(), 10, "start")
+        with open(e.config) as f:
+            good = f.read()
+        with open(e.config, "w") as f:
+            f.write(good.replace("messages_per_second: 1000", "messages_per_second: -3"))
+        e.daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the one in effect" in e.daemon_log(), 10, "the refusal")
+        self.assertIn("throttle.messages_per_second: must not be negative", e.daemon_log())
+        with open(e.config, "w") as f:
+            f.write(good)
+        e.daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: "reloaded" in e.daemon_log(), 10, "the reload")
+        m = e.enqueue("after-reload@example.com")
+        wait_for(lambda: e.state(m)[0] == "sent", 10, "a send after reload")
+        self.assertIsNone(e.daemon.poll())
+
+
+if __name__ == "__main__":
+    unittest.main()
