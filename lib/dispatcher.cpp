@@ -5,7 +5,6 @@
 #include <chrono>
 
 #include "log.h"
-#include "retry_policy.h"
 
 namespace bulkmail {
 namespace asio = boost::asio;
@@ -30,7 +29,10 @@ Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> confi
       wake_timer_(io),
       claim_timer_(io),
       grace_timer_(io) {
-  for (int i = senders_.size() - 1; i >= 0; --i) idle_.push_back(i);
+  // Each sender holds up to kJobsPerSender jobs: an index appears here once per free place.
+  for (int k = 0; k < SenderPool::kJobsPerSender; ++k) {
+    for (int i = senders_.size() - 1; i >= 0; --i) idle_.push_back(i);
+  }
 }
 
 Micros Dispatcher::mono_now() const {
@@ -196,94 +198,60 @@ void Dispatcher::set_paused(bool paused, const std::string& reason) {
 }
 
 void Dispatcher::on_result(JobResult r) {
+  // The sender already recorded the outcome; here only the loop's own state changes.
   idle_.push_back(r.sender);
   --stats_.in_flight;
   Micros now = mono_now();
-  UnixMillis wall = now_millis();
   const ClaimedMessage& m = r.message;
-  Outcome o{m.id, MessageState::sent, 0, "", 0, r.message_id_header, false};
   bool temporary = false;
-  switch (r.kind) {
-    case JobResult::Kind::suppressed:
-      o.state = MessageState::suppressed;
-      o.reply = r.detail;
+  if (r.kind == JobResult::Kind::delivered) {
+    const Classification& c = r.classification;
+    ++stats_.replies_by_class[c.code / 100];
+    double ms = static_cast<double>(r.latency_us) / 1000.0;
+    std::size_t b = 0;
+    while (b < DispatchStats::kLatencyBoundsMs.size() && ms > DispatchStats::kLatencyBoundsMs[b])
+      ++b;
+    ++stats_.latency_buckets[b];
+    stats_.latency_sum_ms += ms;
+    if (c.relay_trouble) {
+      breaker_.record_failure(now, c.reply);
+      if (breaker_.state(now) == CircuitBreaker::State::open) {
+        set_paused(true, "the relay is not accepting mail (" + c.reply + "); retrying by itself");
+      }
+    } else {
+      breaker_.record_success();
+      if (stats_.paused) set_paused(false, "");
+    }
+    temporary = c.verdict == Verdict::deferred && c.code >= 400 && c.code < 500;
+    if (c.verdict == Verdict::bounced) {
+      ++stats_.bounced;
+      log_info("hard bounce from " + log_address(m.recipient) + ": " + c.reply);
+    } else if (c.verdict == Verdict::rejected) {
+      log_warning("message " + std::to_string(m.id) + " refused by the relay: " + c.reply);
+    }
+  } else if (r.kind == JobResult::Kind::compose_failed) {
+    log_warning("message " + std::to_string(m.id) + " failed: " + r.detail);
+  }
+  switch (r.recorded_state) {
+    case MessageState::sent:
+      ++stats_.sent;
+      break;
+    case MessageState::deferred:
+      ++stats_.deferred;
+      break;
+    case MessageState::failed:
+      ++stats_.failed;
+      break;
+    case MessageState::suppressed:
       ++stats_.suppressed;
       break;
-    case JobResult::Kind::compose_failed:
-      o.state = MessageState::failed;
-      o.reply = "not sent: " + r.detail;
-      ++stats_.failed;
-      log_warning("message " + std::to_string(m.id) + " failed: " + r.detail);
-      break;
-    case JobResult::Kind::aborted:
-      o.state = MessageState::queued;
-      o.reply = "not sent: " + r.detail;
-      o.next_attempt_at = wall;
+    case MessageState::queued:
       ++stats_.released;
       break;
-    case JobResult::Kind::delivered: {
-      const Classification& c = r.classification;
-      o.reply_code = c.code;
-      o.reply = c.reply;
-      ++stats_.replies_by_class[c.code / 100];
-      double ms = static_cast<double>(r.latency_us) / 1000.0;
-      std::size_t b = 0;
-      while (b < DispatchStats::kLatencyBoundsMs.size() && ms > DispatchStats::kLatencyBoundsMs[b])
-        ++b;
-      ++stats_.latency_buckets[b];
-      stats_.latency_sum_ms += ms;
-      if (c.relay_trouble) {
-        breaker_.record_failure(now, c.reply);
-        if (breaker_.state(now) == CircuitBreaker::State::open) {
-          set_paused(true, "the relay is not accepting mail (" + c.reply + "); retrying by itself");
-        }
-        if (c.code == 0) {
-          // Nothing was attempted (no connection, no greeting): hand the message back without
-          // spending an attempt, due when the breaker lets the next try through.
-          o.state = MessageState::queued;
-          o.next_attempt_at = wall + std::max<Micros>(0, breaker_.open_until() - now) / 1000;
-          ++stats_.released;
-          break;
-        }
-        // A 421 is a deferral of this message too; the open breaker keeps the rest of the queue
-        // from spending attempts while the relay stays busy.
-      } else {
-        breaker_.record_success();
-        if (stats_.paused) set_paused(false, "");
-      }
-      if (c.verdict == Verdict::sent) {
-        o.state = MessageState::sent;
-        ++stats_.sent;
-      } else if (c.verdict == Verdict::bounced) {
-        o.state = MessageState::failed;
-        o.suppress_recipient = true;
-        ++stats_.bounced;
-        ++stats_.failed;
-        log_info("hard bounce from " + log_address(m.recipient) + ": " + c.reply);
-      } else if (c.verdict == Verdict::rejected) {
-        o.state = MessageState::failed;
-        ++stats_.failed;
-        log_warning("message " + std::to_string(m.id) + " refused by the relay: " + c.reply);
-      } else {
-        temporary = c.code >= 400 && c.code < 500;
-        std::uniform_real_distribution<double> jitter(0, 1);
-        RetryDecision d =
-            decide_retry(m.attempts, m.created_at, wall, config_->retry, jitter(rng_));
-        if (d.give_up) {
-          o.state = MessageState::failed;
-          o.reply = "gave up after " + std::to_string(m.attempts) + " attempts: " + c.reply;
-          ++stats_.failed;
-        } else {
-          o.state = MessageState::deferred;
-          o.next_attempt_at = d.next_attempt_at;
-          ++stats_.deferred;
-        }
-      }
+    default:
       break;
-    }
   }
   throttle_.finished(r.domain, temporary, now);
-  store_.record(o, r.sender, r.seq);
   if (stopping_) {
     finish_if_drained();
   } else {

@@ -15,7 +15,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -74,11 +73,10 @@ class Dispatcher {
   std::string owner_;
   Throttle throttle_;
   CircuitBreaker breaker_;
-  std::mt19937_64 rng_{std::random_device{}()};
 
   std::map<std::string, std::deque<ClaimedMessage>> buffer_;  // by domain
   std::string last_domain_;                                   // round-robin position
-  std::vector<int> idle_;                                     // idle sender indexes
+  std::vector<int> idle_;                                     // free job places, by sender index
   std::size_t buffered_ = 0;
   bool claim_pending_ = false;
   bool queue_empty_ = false;  // the last claim found nothing due

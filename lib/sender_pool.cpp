@@ -1,12 +1,19 @@
 #include "sender_pool.h"
 
 #include <chrono>
+#include <random>
 
 #include "composer.h"
 #include "log.h"
+#include "outcome.h"
 #include "sqlite_store.h"
 
 namespace bulkmail {
+namespace {
+// A message the relay never saw (connection refused) is due again after this; the circuit
+// breaker decides when dispatch actually resumes.
+constexpr UnixMillis kRelayRetryMs = 1000;
+}  // namespace
 
 SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, Done done,
                        TransportFactory transports)
@@ -37,11 +44,13 @@ void SenderPool::stop() {
 
 void SenderPool::submit(int sender, Job job) {
   Slot& s = *slots_[static_cast<std::size_t>(sender)];
+  bool was_empty;
   {
     std::lock_guard lock(s.mu);
-    s.job = std::move(job);
+    was_empty = s.jobs.empty();
+    s.jobs.push_back(std::move(job));
   }
-  s.cv.notify_one();
+  if (was_empty) s.cv.notify_one();
 }
 
 void SenderPool::reload(std::shared_ptr<const Config> config) {
@@ -63,14 +72,15 @@ void SenderPool::run(int index) {
   std::unique_ptr<Transport> transport;
   std::unique_ptr<SqliteStore> reader;
   std::uint64_t seq = 0;
+  std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(index)};
   while (true) {
     Job job;
     {
       std::unique_lock lock(slot.mu);
-      slot.cv.wait(lock, [&] { return slot.stop || slot.job.has_value(); });
-      if (!slot.job) return;  // stopping and idle
-      job = std::move(*slot.job);
-      slot.job.reset();
+      slot.cv.wait(lock, [&] { return slot.stop || !slot.jobs.empty(); });
+      if (slot.jobs.empty()) return;  // stopping and idle
+      job = std::move(slot.jobs.front());
+      slot.jobs.pop_front();
     }
     auto started = std::chrono::steady_clock::now();
     JobResult r;
@@ -128,6 +138,13 @@ void SenderPool::run(int index) {
     r.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now() - started)
                        .count();
+    // Record here, not on the loop: the outcome reaches the store worker without another hop.
+    UnixMillis now = now_millis();
+    std::uniform_real_distribution<double> jitter(0, 1);
+    Outcome o = outcome_for(r, config ? config->retry : RetryConfig{}, now, jitter(rng),
+                            now + kRelayRetryMs);
+    store_.record(o, index, r.seq);
+    r.recorded_state = o.state;
     done_(std::move(r));
   }
 }

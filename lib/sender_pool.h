@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,7 +37,8 @@ struct JobResult {
   Classification classification;  // for delivered
   std::string detail;             // why suppressed, the compose error, or why aborted
   std::string message_id_header;
-  std::int64_t latency_us = 0;  // compose + deliver
+  std::int64_t latency_us = 0;                         // compose + deliver
+  MessageState recorded_state = MessageState::queued;  // what the recorded outcome says
 };
 
 class SenderPool {
@@ -50,8 +52,10 @@ class SenderPool {
   ~SenderPool();
 
   int size() const { return static_cast<int>(slots_.size()); }
-  // Gives `job` to sender `sender`, which must be idle.
+  // Queues `job` for sender `sender`, which holds at most kJobsPerSender at a time: one being
+  // delivered and the next, so a sender never waits for the loop between two messages.
   void submit(int sender, Job job);
+  static constexpr int kJobsPerSender = 2;
   // Senders pick up the new config before their next job.
   void reload(std::shared_ptr<const Config> config);
   // Makes deliveries in progress give up at once (after the shutdown grace period).
@@ -63,7 +67,7 @@ class SenderPool {
   struct Slot {
     std::mutex mu;
     std::condition_variable cv;
-    std::optional<Job> job;
+    std::deque<Job> jobs;
     bool stop = false;
     std::thread thread;
   };

@@ -5,7 +5,10 @@
 namespace bulkmail {
 
 StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders)
-    : store_(std::move(store)), committed_seq_(static_cast<std::size_t>(senders), 0) {
+    : store_(std::move(store)),
+      committed_(static_cast<std::size_t>(senders)),
+      committed_seq_(static_cast<std::size_t>(senders), 0),
+      waiting_for_(static_cast<std::size_t>(senders), 0) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -21,11 +24,13 @@ void StoreWorker::stop() {
 }
 
 void StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
+  bool wake;
   {
     std::lock_guard lock(mu_);
     outcomes_.push_back({outcome, sender, seq});
+    wake = !busy_;  // a busy worker picks it up with its next group
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
 }
 
 void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
@@ -52,9 +57,12 @@ void StoreWorker::run(std::function<void(Store&)> fn) {
 }
 
 void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
+  auto i = static_cast<std::size_t>(sender);
   std::unique_lock lock(mu_);
-  committed_.wait(
-      lock, [&] { return stopped_ || committed_seq_[static_cast<std::size_t>(sender)] >= seq; });
+  if (stopped_ || committed_seq_[i] >= seq) return;
+  waiting_for_[i] = seq;
+  committed_[i].wait(lock, [&] { return stopped_ || committed_seq_[i] >= seq; });
+  waiting_for_[i] = 0;
 }
 
 void StoreWorker::loop() {
@@ -64,8 +72,10 @@ void StoreWorker::loop() {
     std::function<void(Store&)> task;
     {
       std::unique_lock lock(mu_);
+      busy_ = false;
       wake_.wait(lock, [&] { return stopping_ || !outcomes_.empty() || !tasks_.empty(); });
       if (outcomes_.empty() && tasks_.empty()) break;  // stopping, and nothing left
+      busy_ = true;
       batch.swap(outcomes_);
       if (!tasks_.empty()) {
         task = std::move(tasks_.front());
@@ -90,12 +100,12 @@ void StoreWorker::loop() {
       {
         std::lock_guard lock(mu_);
         for (const auto& p : batch) {
-          auto& c = committed_seq_[static_cast<std::size_t>(p.sender)];
-          c = std::max(c, p.seq);
+          auto i = static_cast<std::size_t>(p.sender);
+          committed_seq_[i] = std::max(committed_seq_[i], p.seq);
+          if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
         }
         ++commits_;
       }
-      committed_.notify_all();
       batch.clear();
     }
     if (task) {
@@ -106,11 +116,9 @@ void StoreWorker::loop() {
       }
     }
   }
-  {
-    std::lock_guard lock(mu_);
-    stopped_ = true;
-  }
-  committed_.notify_all();
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  for (auto& cv : committed_) cv.notify_all();
 }
 
 }  // namespace bulkmail

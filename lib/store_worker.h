@@ -52,11 +52,13 @@ class StoreWorker {
 
   std::unique_ptr<Store> store_;
   std::mutex mu_;
-  std::condition_variable wake_;       // work arrived
-  std::condition_variable committed_;  // a group commit finished
+  std::condition_variable wake_;                   // work arrived
+  std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
   std::vector<Pending> outcomes_;
   std::deque<std::function<void(Store&)>> tasks_;
   std::vector<std::uint64_t> committed_seq_;
+  std::vector<std::uint64_t> waiting_for_;  // per sender: the seq it waits for, 0 when not waiting
+  bool busy_ = false;                       // the worker is working, not waiting
   bool stopping_ = false;
   bool stopped_ = false;
   std::uint64_t commits_ = 0;

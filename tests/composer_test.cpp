@@ -80,7 +80,7 @@ TEST_CASE("the unsubscribe link's token names the recipient and category") {
         m->data.find("To: jane@example.com") + 4);  // only in To
 }
 
-TEST_CASE("the footer: both parts carry the link and the postal address; lines stay short") {
+TEST_CASE("the footer: both parts carry the link and the postal address - lines stay short") {
   Fixture f;
   auto m = f.compose();
   REQUIRE(m.ok());
@@ -97,7 +97,7 @@ TEST_CASE("the footer: both parts carry the link and the postal address; lines s
   CHECK(m->data.find("</div>\r\n</body>") != std::string::npos);  // html footer inside the body
 }
 
-TEST_CASE("a missing variable fails the message with its name; built-ins cannot be overridden") {
+TEST_CASE("a missing variable fails the message with its name - built-ins cannot be overridden") {
   Fixture f;
   auto m = f.compose({{"first_name", "Jane"}, {"headline", "x"}});
   REQUIRE_FALSE(m.ok());
@@ -116,7 +116,7 @@ TEST_CASE("header injection through a variable reaching the subject is refused")
   CHECK(m.error().message.find("single line") != std::string::npos);
 }
 
-TEST_CASE("non-ASCII names and subjects are encoded; Feedback-ID when configured") {
+TEST_CASE("non-ASCII names and subjects are encoded - Feedback-ID when configured") {
   std::string yaml = valid_config_yaml();
   yaml.replace(yaml.find("\"Example Telecom <"), 18, "\"Télécom Exemple <");
   yaml.replace(yaml.find("  reply_to:"), 0, "  feedback_id: exampletel\n");

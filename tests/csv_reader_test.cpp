@@ -28,7 +28,7 @@ TEST_CASE("plain, quoted and CRLF records") {
   CHECK(recs[2].line == 3);
 }
 
-TEST_CASE("a quoted field may span lines; line numbers stay true") {
+TEST_CASE("a quoted field may span lines - line numbers stay true") {
   auto recs = read_all("email,note\na@example.com,\"two\nlines\"\nb@example.com,x\n");
   REQUIRE(recs.size() == 3);
   CHECK(recs[1].fields[1] == "two\nlines");
@@ -36,7 +36,7 @@ TEST_CASE("a quoted field may span lines; line numbers stay true") {
   CHECK(recs[2].line == 4);
 }
 
-TEST_CASE("blank lines are skipped; the last line needs no line end; empty fields stay") {
+TEST_CASE("blank lines are skipped - the last line needs no line end - empty fields stay") {
   auto recs = read_all("a,b\n\n\nc,\n,d");
   REQUIRE(recs.size() == 3);
   CHECK(recs[1].fields == std::vector<std::string>{"c", ""});

@@ -18,7 +18,7 @@ std::filesystem::path make_template(const TempDir& dir, const std::string& subje
 }
 }  // namespace
 
-TEST_CASE("rendering: values escaped in html only; sections work") {
+TEST_CASE("rendering: values escaped in html only - sections work") {
   TempDir dir;
   auto t = MessageTemplate::load(make_template(
       dir, "Hi {{name}}\n", "Dear {{name}}{{#vip}}, valued{{/vip}}\n", "<p>{{name}}</p>"));

@@ -169,7 +169,7 @@ TEST_CASE("a suppression added while a message waits wins at claim time") {
 }
 
 TEST_CASE(
-    "expired leases return to the queue as possible duplicates; released ones keep attempts") {
+    "expired leases return to the queue as possible duplicates - released ones keep attempts") {
   TempDir dir;
   auto path = (dir / "q.db").string();
   SqliteStore s(path);

@@ -59,7 +59,7 @@ TEST_CASE("rotation: the first key signs, every key verifies") {
   CHECK(old_codec.verify(new_token, kNow).status == TokenStatus::forged);
 }
 
-TEST_CASE("expiry is counted from issue time; 0 means never") {
+TEST_CASE("expiry is counted from issue time - 0 means never") {
   std::int64_t issued = kNow / 1000;
   TokenCodec never({kKeyA}, 0);
   TokenCodec thirty({kKeyA}, 30);
