@@ -74,6 +74,11 @@ Classification classify_attempt(const AttemptResult& a) {
   c.drop_connection = true;
   c.reply =
       a.error_text.empty() ? curl_easy_strerror(static_cast<CURLcode>(a.curl_code)) : a.error_text;
+  if (!a.reached_transfer) {
+    // Failed while setting up the connection: the relay's trouble, not this message's.
+    c.relay_trouble = true;
+    return c;
+  }
   switch (a.curl_code) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:

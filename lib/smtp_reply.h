@@ -12,6 +12,9 @@ struct AttemptResult {
   long response_code = 0;  // CURLINFO_RESPONSE_CODE
   std::string error_text;  // CURLOPT_ERRORBUFFER, e.g. "RCPT failed: 550"
   std::string last_reply;  // the server's last reply line, e.g. "550 5.1.1 No such user"
+  // False when the attempt failed before the connection was ready for this message (connect,
+  // greeting, EHLO, STARTTLS, AUTH): nothing of the message was tried.
+  bool reached_transfer = true;
 };
 
 enum class Verdict {

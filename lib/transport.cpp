@@ -103,6 +103,9 @@ AttemptResult CurlTransport::deliver(const Envelope& env, std::string_view data)
   AttemptResult r;
   r.curl_code = curl_easy_perform(e);
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r.response_code);
+  curl_off_t pretransfer = 0;
+  curl_easy_getinfo(e, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  r.reached_transfer = pretransfer > 0;
   r.error_text = error_;
   r.last_reply = last_reply_;
   curl_easy_setopt(e, CURLOPT_MAIL_RCPT, nullptr);

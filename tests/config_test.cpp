@@ -112,8 +112,8 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
        "categories: is required"},
       {"unknown TLS mode", "  max_connections: 4\n", "  max_connections: 4\n  tls: sometimes\n",
        "smtp.tls: must be required, opportunistic or none"},
-      {"AUTH user without a password", "  max_connections: 4\n", "  max_connections: 4\n  username: bulk\n",
-       "smtp.username: needs smtp.password_file"},
+      {"AUTH user without a password", "  max_connections: 4\n",
+       "  max_connections: 4\n  username: bulk\n", "smtp.username: needs smtp.password_file"},
       {"throttle for a bad domain", "messages_per_second: 100\n",
        "messages_per_second: 100\n  domains:\n    bad_domain.example: { max_connections: 2 }\n",
        "throttle.domains.bad_domain.example: is not a valid domain"},
@@ -123,7 +123,8 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"retry delays the wrong way round", "database: queue.db\n",
        "database: queue.db\nretry: { initial_delay_seconds: 600, max_delay_seconds: 60 }\n",
        "retry.max_delay_seconds: must not be less than retry.initial_delay_seconds"},
-      {"lease too short", "database: queue.db\n", "database: queue.db\ndaemon: { lease_seconds: 5 }\n",
+      {"lease too short", "database: queue.db\n",
+       "database: queue.db\ndaemon: { lease_seconds: 5 }\n",
        "daemon.lease_seconds: is out of range"},
   };
   for (const Case& c : cases) {

@@ -267,6 +267,33 @@ class DaemonTest(unittest.TestCase):
         # 60 messages at 20/s with a burst of 2: at least (60 - 3) / 20 seconds.
         self.assertGreaterEqual(elapsed, (60 - 3) / 20.0)
 
+    def test_smtp_auth(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "pw"), "w") as f:
+                f.write("s3cret-relay-password\n")
+            e = self.env = Env(extra="")
+            with open(e.config) as f:
+                cfg = f.read()
+            with open(e.config, "w") as f:
+                f.write(cfg.replace("  connect_timeout_seconds: 2\n", "  connect_timeout_seconds: 2\n  username: bulk\n"
+                                    "  password_file: %s\n" % os.path.join(d, "pw")))
+            e.start_server("--auth", "bulk:s3cret-relay-password")
+            m = e.enqueue("authed@example.com")
+            e.start_daemon()
+            wait_for(lambda: e.state(m)[0] == "sent", 15, "an authenticated delivery")
+            e.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(e.daemon.wait(10), 0)
+            self.assertNotIn("s3cret", e.daemon_log())  # secrets are never logged
+            # A wrong password is the relay refusing us, not the message: nothing fails.
+            with open(os.path.join(d, "pw"), "w") as f:
+                f.write("wrong-password\n")
+            m2 = e.enqueue("second@example.com")
+            e.start_daemon()
+            wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "a pause")
+            self.assertEqual(e.state(m2)[0], "queued")
+            self.assertEqual(e.state(m2)[1], 0)
+            self.assertNotIn("wrong-password", e.daemon_log())
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()

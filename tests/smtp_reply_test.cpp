@@ -117,6 +117,21 @@ TEST_CASE("classification: libcurl's result first, then the reply") {
        0,
        true,
        true},
+      // Failing before the transfer began (connect, greeting, EHLO, AUTH) is the relay's
+      // trouble whatever code came last; after it began, a timeout is this message's.
+      {"timeout during AUTH, after the greeting",
+       {CURLE_OPERATION_TIMEDOUT, 334, "Operation timed out after 2001 milliseconds",
+        "334 UGFzc3dvcmQ6", false},
+       Verdict::deferred,
+       0,
+       true,
+       true},
+      {"timeout mid-message, after the transfer began",
+       {CURLE_OPERATION_TIMEDOUT, 354, "Operation timed out", "354 go ahead", true},
+       Verdict::deferred,
+       0,
+       true,
+       false},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);

@@ -7,6 +7,7 @@ What it answers depends on the recipient's local part:
   stall*   waits 30 s after DATA       drop*   drops the connection during DATA
   anything else: 250, and the message is stored in OUT/<n>.eml with a line in OUT/received.log.
 --data-delay MS waits before answering every end of DATA (a slow relay).
+--auth USER:PASSWORD requires AUTH (PLAIN or LOGIN, allowed without TLS on loopback) before MAIL.
 It prints "ready PORT" once listening and runs until terminated.
 """
 import argparse
@@ -64,6 +65,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--out", default="")
     p.add_argument("--data-delay", type=int, default=0)
+    p.add_argument("--auth", default="")
     a = p.parse_args()
     if a.out:
         os.makedirs(a.out, exist_ok=True)
@@ -74,8 +76,18 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
+    kwargs = {}
+    if a.auth:
+        from aiosmtpd.smtp import AuthResult
+        user, password = a.auth.split(":", 1)
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = auth_data.login.decode() == user and auth_data.password.decode() == password
+            return AuthResult(success=ok)
+
+        kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     controller = Controller(Handler(a.out, a.data_delay), hostname="127.0.0.1", port=port,
-                            data_size_limit=10 * 1024 * 1024, decode_data=False)
+                            data_size_limit=10 * 1024 * 1024, decode_data=False, **kwargs)
     controller.start()
     print("ready %d" % port, flush=True)
     stop = threading.Event()
