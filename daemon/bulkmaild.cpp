@@ -128,11 +128,7 @@ int main(int argc, char** argv) {
   StoreWorker worker(std::move(store), config->smtp.max_connections + 1);
   std::unique_ptr<Dispatcher> dispatcher;
   SenderPool senders(
-      config, worker,
-      [&io, &dispatcher](JobResult r) {
-        asio::post(
-            io, [&dispatcher, r = std::move(r)]() mutable { dispatcher->on_result(std::move(r)); });
-      },
+      config, worker, [&dispatcher](JobResult r) { dispatcher->post_result(std::move(r)); },
       [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
       });

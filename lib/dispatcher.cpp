@@ -197,6 +197,25 @@ void Dispatcher::set_paused(bool paused, const std::string& reason) {
   store_.run([st](Store& s) { s.set_dispatch_state(st); });
 }
 
+void Dispatcher::post_result(JobResult r) {
+  bool first;
+  {
+    std::lock_guard lock(results_mu_);
+    first = results_.empty();
+    results_.push_back(std::move(r));
+  }
+  if (first) asio::post(io_, [this] { drain_results(); });
+}
+
+void Dispatcher::drain_results() {
+  std::vector<JobResult> batch;
+  {
+    std::lock_guard lock(results_mu_);
+    batch.swap(results_);
+  }
+  for (auto& r : batch) on_result(std::move(r));
+}
+
 void Dispatcher::on_result(JobResult r) {
   // The sender already recorded the outcome; here only the loop's own state changes.
   idle_.push_back(r.sender);

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,8 +46,9 @@ class Dispatcher {
              SenderPool& senders, std::string owner);
 
   void start();
-  // A result from a sender; must run on the loop (the daemon posts it here).
-  void on_result(JobResult result);
+  // A result from a sender, from any thread. Results arriving together are handled in one turn
+  // of the loop: a sender wakes the loop only when no result is waiting already.
+  void post_result(JobResult result);
   // SIGHUP: new rates, caps and templates (the senders are told separately).
   void reload(std::shared_ptr<const Config> config);
   // SIGTERM: stop claiming, hand back what is buffered, let in-flight deliveries finish within the
@@ -56,6 +58,8 @@ class Dispatcher {
   const DispatchStats& stats() const { return stats_; }
 
  private:
+  void on_result(JobResult result);
+  void drain_results();
   void pump();
   void maybe_claim();
   void on_claimed(std::vector<ClaimedMessage> messages);
@@ -82,6 +86,9 @@ class Dispatcher {
   bool queue_empty_ = false;  // the last claim found nothing due
   bool stopping_ = false;
   std::function<void()> on_drained_;
+
+  std::mutex results_mu_;
+  std::vector<JobResult> results_;  // posted by senders, drained on the loop
 
   boost::asio::steady_timer wake_timer_;
   Micros wake_at_ = 0;
