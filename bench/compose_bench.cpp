@@ -19,19 +19,23 @@ namespace {
 // A config in a scratch folder, using the shipped templates, with an optional DKIM key.
 std::shared_ptr<const Config> make_config(const std::string& algorithm) {
   static int n = 0;
-  fs::path dir = fs::temp_directory_path() / ("bulkmail-bench-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+  fs::path dir = fs::temp_directory_path() /
+                 ("bulkmail-bench-" + std::to_string(getpid()) + "-" + std::to_string(n++));
   fs::create_directories(dir);
   std::ofstream(dir / "unsubscribe.key") << std::string(64, 'k') << "\n";
-  std::string yaml = std::string("templates: ") + BULKMAIL_SOURCE_DIR + "/templates\n" +
-                     "sender:\n  organization: Example Telecom, Inc.\n"
-                     "  postal_address: 100 Example Parkway, Cary, NC 27513, USA\n"
-                     "  from: \"Example Telecom <updates@mail.example.com>\"\n"
-                     "smtp:\n  url: smtp://127.0.0.1:2525\n"
-                     "unsubscribe:\n  url: https://mail.example.com/unsubscribe\n  secret_file: unsubscribe.key\n"
-                     "categories:\n  customer-update: { template: customer-update, description: Updates about your services }\n";
+  std::string yaml =
+      std::string("templates: ") + BULKMAIL_SOURCE_DIR + "/templates\n" +
+      "sender:\n  organization: Example Telecom, Inc.\n"
+      "  postal_address: 100 Example Parkway, Cary, NC 27513, USA\n"
+      "  from: \"Example Telecom <updates@mail.example.com>\"\n"
+      "smtp:\n  url: smtp://127.0.0.1:2525\n"
+      "unsubscribe:\n  url: https://mail.example.com/unsubscribe\n  secret_file: unsubscribe.key\n"
+      "categories:\n  customer-update: { template: customer-update, description: Updates about "
+      "your services }\n";
   if (!algorithm.empty()) {
     std::string gen = "openssl genpkey -out " + (dir / "dkim.pem").string() +
-                      (algorithm == "ed25519" ? " -algorithm ed25519" : " -algorithm RSA -pkeyopt rsa_keygen_bits:2048") +
+                      (algorithm == "ed25519" ? " -algorithm ed25519"
+                                              : " -algorithm RSA -pkeyopt rsa_keygen_bits:2048") +
                       " 2>/dev/null";
     if (std::system(gen.c_str()) != 0) std::abort();
     yaml += "dkim:\n  domain: mail.example.com\n  selector: s1\n  key_file: dkim.pem\n";
@@ -49,16 +53,21 @@ std::shared_ptr<const Config> make_config(const std::string& algorithm) {
 Vars message_vars() {
   std::string body;
   while (body.size() < 200) {
-    body += "Starting December 1, your home fiber plan moves from 500 Mbps to 1 Gbps, at no extra cost. ";
+    body +=
+        "Starting December 1, your home fiber plan moves from 500 Mbps to 1 Gbps, at no extra "
+        "cost. ";
   }
-  return {{"first_name", "Jane"}, {"headline", "Your fiber speed is doubling, at no extra cost"}, {"body", body}};
+  return {{"first_name", "Jane"},
+          {"headline", "Your fiber speed is doubling, at no extra cost"},
+          {"body", body}};
 }
 
 void compose_loop(benchmark::State& state, const std::string& algorithm) {
   auto composer = Composer::create(make_config(algorithm));
   if (!composer) std::abort();
   Vars vars = message_vars();
-  ComposeRequest req{"customer-update", "jane.doe@example.com", vars, "nov-2026", 1, 1'795'000'000'000};
+  ComposeRequest req{"customer-update", "jane.doe@example.com", vars, "nov-2026", 1,
+                     1'795'000'000'000};
   std::size_t bytes = 0;
   for (auto _ : state) {
     auto m = (*composer)->compose(req);
@@ -67,7 +76,8 @@ void compose_loop(benchmark::State& state, const std::string& algorithm) {
     benchmark::DoNotOptimize(m->data.data());
     ++req.id;
   }
-  state.counters["msg/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["msg/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.counters["bytes"] = static_cast<double>(bytes);
 }
 
@@ -79,12 +89,23 @@ void BM_compose_rsa2048(benchmark::State& s) { compose_loop(s, "rsa"); }
 void dkim_loop(benchmark::State& state, const std::string& algorithm) {
   auto config = make_config(algorithm);
   auto composer = Composer::create(make_config(""));
-  auto m = (*composer)->compose({"customer-update", "jane.doe@example.com", message_vars(), "nov", 1, 1'795'000'000'000});
+  auto m = (*composer)->compose(
+      {"customer-update", "jane.doe@example.com", message_vars(), "nov", 1, 1'795'000'000'000});
   DkimSigner signer(*config->dkim->key, "mail.example.com", "s1");
-  const std::vector<std::string> headers = {"From", "To", "Subject", "Date", "Message-ID", "MIME-Version",
-                                            "Content-Type", "List-Unsubscribe", "List-Unsubscribe-Post", "List-Id"};
-  for (auto _ : state) benchmark::DoNotOptimize(signer.signature(m->data, headers, 1'795'000'000'000));
-  state.counters["msg/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  const std::vector<std::string> headers = {"From",
+                                            "To",
+                                            "Subject",
+                                            "Date",
+                                            "Message-ID",
+                                            "MIME-Version",
+                                            "Content-Type",
+                                            "List-Unsubscribe",
+                                            "List-Unsubscribe-Post",
+                                            "List-Id"};
+  for (auto _ : state)
+    benchmark::DoNotOptimize(signer.signature(m->data, headers, 1'795'000'000'000));
+  state.counters["msg/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_dkim_sign_ed25519(benchmark::State& s) { dkim_loop(s, "ed25519"); }
@@ -96,7 +117,8 @@ void raw_sign_loop(benchmark::State& state, const std::string& algorithm) {
   const DkimKey& key = *config->dkim->key;
   std::string digest(32, 'x');
   for (auto _ : state) benchmark::DoNotOptimize(key.sign(digest));
-  state.counters["msg/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["msg/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 void BM_openssl_sign_ed25519(benchmark::State& s) { raw_sign_loop(s, "ed25519"); }
