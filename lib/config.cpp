@@ -280,7 +280,7 @@ void read_smtp(Reader& r, const YAML::Node& root, Config& c) {
   }
   if (!r.is_map(n, "smtp")) return;
   r.check_keys(n, "smtp",
-               {"url", "max_connections", "tls", "username", "password_file", "helo",
+               {"url", "max_connections", "tls", "username", "password_file", "helo", "ca_file",
                 "connect_timeout_seconds", "message_timeout_seconds"});
   if (auto v = r.string(n, "smtp", "url", true)) {
     auto u = parse_url(*v);
@@ -320,6 +320,11 @@ void read_smtp(Reader& r, const YAML::Node& root, Config& c) {
   }
   if (!c.smtp.username.empty() && c.smtp.password.empty()) {
     r.error(n["username"], "smtp.username", "needs smtp.password_file");
+  }
+  if (auto v = r.string(n, "smtp", "ca_file", false)) {
+    c.smtp.ca_file = resolve(base_of(c), *v);
+    std::ifstream in(c.smtp.ca_file);
+    if (!in) r.error(n["ca_file"], "smtp.ca_file", "cannot read " + c.smtp.ca_file.string());
   }
   if (auto v = r.string(n, "smtp", "helo", false)) {
     auto a = parse_address("postmaster@" + *v);

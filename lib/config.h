@@ -36,6 +36,7 @@ struct SmtpConfig {
   std::filesystem::path password_file;  // AUTH password, first line; never logged
   std::string password;                 // loaded from password_file
   std::string helo;                     // EHLO name; default: the From domain
+  std::filesystem::path ca_file;        // PEM CA bundle to verify the relay; empty: the system's
   int connect_timeout_seconds = 10;     // TCP connect and greeting
   int message_timeout_seconds = 120;    // one whole transaction, MAIL FROM to the reply to DATA
 };

@@ -47,6 +47,8 @@ void CurlTransport::setup() {
       curl_easy_setopt(e, CURLOPT_USE_SSL, static_cast<long>(CURLUSESSL_NONE));
       break;
   }
+  // The relay's certificate is always verified (name and chain); ca_file trusts a private CA.
+  if (!smtp_.ca_file.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, smtp_.ca_file.c_str());
   if (!smtp_.username.empty()) {
     curl_easy_setopt(e, CURLOPT_USERNAME, smtp_.username.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, smtp_.password.c_str());

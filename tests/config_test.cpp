@@ -123,6 +123,8 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"retry delays the wrong way round", "database: queue.db\n",
        "database: queue.db\nretry: { initial_delay_seconds: 600, max_delay_seconds: 60 }\n",
        "retry.max_delay_seconds: must not be less than retry.initial_delay_seconds"},
+      {"unreadable relay CA file", "  max_connections: 4\n",
+       "  max_connections: 4\n  ca_file: nope.pem\n", "smtp.ca_file: cannot read"},
       {"lease too short", "database: queue.db\n",
        "database: queue.db\ndaemon: { lease_seconds: 5 }\n",
        "daemon.lease_seconds: is out of range"},

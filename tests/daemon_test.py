@@ -294,6 +294,52 @@ class DaemonTest(unittest.TestCase):
             self.assertEqual(e.state(m2)[1], 0)
             self.assertNotIn("wrong-password", e.daemon_log())
 
+    def test_starttls_is_verified_and_required(self):
+        with tempfile.TemporaryDirectory() as d:
+            def openssl(*args):
+                subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=bulkmail test CA", "-days", "2")
+            openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                    "relay.key", "-out", "relay.csr", "-subj", "/CN=127.0.0.1")
+            with open(os.path.join(d, "san.ext"), "w") as f:
+                f.write("subjectAltName=IP:127.0.0.1\n")
+            openssl("x509", "-req", "-in", "relay.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                    "-out", "relay.pem", "-days", "2", "-extfile", "san.ext")
+            e = self.env = Env(connections=2)
+            with open(e.config) as f:
+                plain_cfg = f.read()
+            tls = "  connect_timeout_seconds: 2\n  tls: required\n"
+            with open(e.config, "w") as f:
+                f.write(plain_cfg.replace("  connect_timeout_seconds: 2\n",
+                                          tls + "  ca_file: %s\n" % os.path.join(d, "ca.pem")))
+            e.start_server("--tls", os.path.join(d, "relay.pem") + ":" + os.path.join(d, "relay.key"))
+            m = e.enqueue("secure@example.com")
+            e.start_daemon()
+            wait_for(lambda: e.state(m)[0] == "sent", 15, "a delivery over STARTTLS")
+            with open(os.path.join(e.out, "received.log")) as f:
+                self.assertEqual(f.read().split()[2], "tls")
+            e.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(e.daemon.wait(10), 0)
+
+            # Without the private CA the certificate does not verify: nothing goes out in clear.
+            with open(e.config, "w") as f:
+                f.write(plain_cfg.replace("  connect_timeout_seconds: 2\n", tls))
+            m2 = e.enqueue("unverified@example.com")
+            e.start_daemon()
+            wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "a pause")
+            self.assertEqual(e.state(m2)[:2], ("queued", 0))
+            e.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(e.daemon.wait(10), 0)
+
+            # A relay that offers no STARTTLS is refused when TLS is required.
+            e.stop_server()
+            e.start_server()
+            e.start_daemon()
+            time.sleep(3)
+            self.assertEqual(e.state(m2)[:2], ("queued", 0))
+            self.assertEqual(e.received(), ["secure@example.com"])
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()

@@ -8,6 +8,7 @@ What it answers depends on the recipient's local part:
   anything else: 250, and the message is stored in OUT/<n>.eml with a line in OUT/received.log.
 --data-delay MS waits before answering every end of DATA (a slow relay).
 --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN, allowed without TLS on loopback) before MAIL.
+--tls CERT:KEY offers STARTTLS with that certificate.
 It prints "ready PORT" once listening and runs until terminated.
 """
 import argparse
@@ -56,7 +57,8 @@ class Handler:
             with open(os.path.join(self.out, "%d.eml" % n), "wb") as f:
                 f.write(envelope.original_content)
             with open(os.path.join(self.out, "received.log"), "a") as f:
-                f.write("%s %s\n" % (envelope.rcpt_tos[0], envelope.mail_from))
+                f.write("%s %s %s\n" % (envelope.rcpt_tos[0], envelope.mail_from,
+                                         "tls" if session.ssl else "plain"))
         return "250 2.0.0 Ok: queued as %d" % n
 
 
@@ -66,6 +68,7 @@ def main():
     p.add_argument("--out", default="")
     p.add_argument("--data-delay", type=int, default=0)
     p.add_argument("--auth", default="")
+    p.add_argument("--tls", default="")
     a = p.parse_args()
     if a.out:
         os.makedirs(a.out, exist_ok=True)
@@ -86,6 +89,12 @@ def main():
             return AuthResult(success=ok)
 
         kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
+    if a.tls:
+        import ssl
+        cert, key = a.tls.split(":", 1)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        kwargs["tls_context"] = context
     controller = Controller(Handler(a.out, a.data_delay), hostname="127.0.0.1", port=port,
                             data_size_limit=10 * 1024 * 1024, decode_data=False, **kwargs)
     controller.start()
