@@ -340,6 +340,45 @@ class DaemonTest(unittest.TestCase):
             self.assertEqual(e.state(m2)[:2], ("queued", 0))
             self.assertEqual(e.received(), ["secure@example.com"])
 
+    def test_systemd_notify_protocol(self):
+        e = self.env = Env()
+        e.start_server()
+        path = os.path.join(e.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(10)
+        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+        env.pop("WATCHDOG_PID", None)  # when set, libsystemd only honours it for that process
+        log = open(os.path.join(e.dir, "daemon.log"), "ab")
+        daemon = subprocess.Popen([os.path.join(BIN, "bulkmaild"), "--config", e.config], stdout=log, stderr=log,
+                                  env=env)
+        got = []
+
+        def read_until(word):
+            while True:
+                msg = sock.recv(4096).decode()
+                got.append(msg)
+                if word in msg:
+                    return msg
+        try:
+            self.assertIn("READY=1", read_until("READY=1"))
+            read_until("WATCHDOG=1")
+            read_until("WATCHDOG=1")  # from a timer on the loop: it keeps coming
+            self.assertTrue(read_until("STATUS=").startswith("STATUS="))
+            daemon.send_signal(signal.SIGHUP)
+            self.assertIn("MONOTONIC_USEC=", read_until("RELOADING=1"))
+            read_until("READY=1")  # after the reload
+            daemon.send_signal(signal.SIGTERM)
+            read_until("STOPPING=1")
+            self.assertEqual(daemon.wait(10), 0)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+            sock.close()
+            log.close()
+        status = [m for m in got if m.startswith("STATUS=")]
+        self.assertTrue(any("sent" in m for m in status), status)
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()
