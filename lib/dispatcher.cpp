@@ -28,6 +28,7 @@ Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> confi
       throttle_(config_->throttle, config_->smtp.max_connections, mono_now()),
       wake_timer_(io),
       claim_timer_(io),
+      sweep_timer_(io),
       grace_timer_(io) {
   // Each sender holds up to kJobsPerSender jobs: an index appears here once per free place.
   for (int k = 0; k < SenderPool::kJobsPerSender; ++k) {
@@ -40,7 +41,38 @@ Micros Dispatcher::mono_now() const {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+void Dispatcher::sweep_paused_domains() {
+  // Domains paused for long hand their buffer back instead of holding leases idle. Once a second,
+  // not per message: the buffer may hold thousands of domains.
+  Micros now = mono_now();
+  UnixMillis wall = now_millis();
+  for (auto it = buffer_.begin(); it != buffer_.end();) {
+    auto gate = throttle_.check(it->first, now, wall);
+    if (!gate.ok && gate.retry_at - now > kLongPause && !it->second.empty()) {
+      UnixMillis resume = wall + (gate.retry_at - now) / 1000;
+      for (const auto& m : it->second)
+        release(m, resume, "domain " + it->first + " is slowed down");
+      buffered_ -= it->second.size();
+      it = buffer_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  stats_.buffered = static_cast<std::int64_t>(buffered_);
+}
+
+void Dispatcher::arm_sweep() {
+  sweep_timer_.expires_after(std::chrono::seconds(1));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    sweep_paused_domains();
+    pump();
+    arm_sweep();
+  });
+}
+
 void Dispatcher::start() {
+  arm_sweep();
   UnixMillis now = now_millis();
   store_.run([this, day_start = now / 86'400'000 * 86'400'000, now](Store& s) {
     std::int64_t sent_today = s.count_sent_since(day_start);
@@ -121,19 +153,6 @@ void Dispatcher::pump() {
   auto want_wake = [&](Micros t) {
     if (t > now && (next_wake == 0 || t < next_wake)) next_wake = t;
   };
-  // Domains paused for long hand their buffer back instead of holding leases idle.
-  for (auto it = buffer_.begin(); it != buffer_.end();) {
-    auto gate = throttle_.check(it->first, now, wall);
-    if (!gate.ok && gate.retry_at - now > kLongPause && !it->second.empty()) {
-      UnixMillis resume = wall + (gate.retry_at - now) / 1000;
-      for (const auto& m : it->second)
-        release(m, resume, "domain " + it->first + " is slowed down");
-      buffered_ -= it->second.size();
-      it = buffer_.erase(it);
-    } else {
-      ++it;
-    }
-  }
   while (!idle_.empty() && buffered_ > 0) {
     if (!breaker_.allow(now)) {
       want_wake(breaker_.open_until());
@@ -283,6 +302,7 @@ void Dispatcher::shutdown(std::function<void()> done) {
   on_drained_ = std::move(done);
   wake_timer_.cancel();
   claim_timer_.cancel();
+  sweep_timer_.cancel();
   UnixMillis wall = now_millis();
   for (auto& [domain, q] : buffer_) {
     for (const auto& m : q) release(m, wall, "shutting down");

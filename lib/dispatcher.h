@@ -60,6 +60,8 @@ class Dispatcher {
  private:
   void on_result(JobResult result);
   void drain_results();
+  void sweep_paused_domains();
+  void arm_sweep();
   void pump();
   void maybe_claim();
   void on_claimed(std::vector<ClaimedMessage> messages);
@@ -93,6 +95,7 @@ class Dispatcher {
   boost::asio::steady_timer wake_timer_;
   Micros wake_at_ = 0;
   boost::asio::steady_timer claim_timer_;
+  boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer grace_timer_;
   DispatchStats stats_;
 };

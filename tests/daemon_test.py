@@ -379,6 +379,31 @@ class DaemonTest(unittest.TestCase):
         status = [m for m in got if m.startswith("STATUS=")]
         self.assertTrue(any("sent" in m for m in status), status)
 
+    def test_a_domain_answering_4xx_slows_down_alone_and_hands_back_its_buffer(self):
+        e = self.env = Env(connections=2, extra="")
+        with open(e.config) as f:
+            cfg = f.read()
+        with open(e.config, "w") as f:  # long retries: only the domain's own pause is in play
+            f.write(cfg.replace("  initial_delay_seconds: 1\n  max_delay_seconds: 2\n",
+                                "  initial_delay_seconds: 600\n  max_delay_seconds: 600\n"))
+        e.start_server()
+        path = os.path.join(e.dir, "slow.csv")
+        with open(path, "w") as f:
+            f.write("email,first_name,headline,body\n")
+            for i in range(12):
+                f.write("grey%d@slow.example,Pat,Hi,Body\n" % i)
+        e.ctl("import", "--category", "customer-update", "--campaign", "slow", path)
+        e.start_daemon()
+        fast = e.enqueue("ok@fast.example")
+        wait_for(lambda: e.state(fast)[0] == "sent", 10, "the other domain, not held back")
+        # Pauses of 1, 2, 4, 8, then 16 s: past 10 s the domain's buffer goes back to the queue.
+        handed_back = lambda: e.rows("SELECT count(*) FROM messages WHERE recipient LIKE '%@slow.example' "
+                                     "AND state = 'queued' AND attempts = 0 AND last_reply LIKE '%slowed down%'")[0][0]
+        wait_for(lambda: handed_back() > 0, 40, "the slowed domain to hand its buffer back")
+        self.assertEqual(e.counts().get("failed", 0), 0)
+        self.assertNotIn("sending", e.counts())
+        self.assertIsNone(e.daemon.poll())
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()
