@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "digest.h"
 #include "mime.h"
 #include "text.h"
 
@@ -18,20 +19,10 @@ const std::vector<std::string> kSignedHeaders = {
     "Message-ID", "MIME-Version", "Content-Type", "List-Unsubscribe", "List-Unsubscribe-Post",
     "List-Id",    "Feedback-ID"};
 
-std::string hex(const unsigned char* p, std::size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s;
-  for (std::size_t i = 0; i < n; ++i) {
-    s += kHex[p[i] >> 4];
-    s += kHex[p[i] & 0xF];
-  }
-  return s;
-}
-
 std::string random_hex(std::size_t bytes) {
   unsigned char buf[32];
   if (RAND_bytes(buf, static_cast<int>(bytes)) != 1) throw std::runtime_error("RAND_bytes failed");
-  return hex(buf, bytes);
+  return hex_encode(std::string_view(reinterpret_cast<const char*>(buf), bytes));
 }
 
 std::string html_escape(std::string_view s) {

@@ -104,7 +104,6 @@ void StoreWorker::loop() {
           committed_seq_[i] = std::max(committed_seq_[i], p.seq);
           if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
         }
-        ++commits_;
       }
       batch.clear();
     }

@@ -40,8 +40,6 @@ class StoreWorker {
   // Stops after everything queued so far is done.
   void stop();
 
-  std::uint64_t commits() const { return commits_; }
-
  private:
   struct Pending {
     Outcome outcome;
@@ -61,7 +59,6 @@ class StoreWorker {
   bool busy_ = false;                       // the worker is working, not waiting
   bool stopping_ = false;
   bool stopped_ = false;
-  std::uint64_t commits_ = 0;
   std::thread thread_;
 };
 
