@@ -24,23 +24,66 @@ struct MdCtxFree {
 
 bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
+// True when relaxed canonicalization cannot change any line of `text`: no tab, no space followed
+// by a space or a CR, no white space at its very end. Such a body (nearly every quoted-printable
+// one) canonicalizes to itself minus trailing empty lines; such a one-line header value, to itself.
+bool relaxed_is_identity(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  std::size_t n = text.size();
+  std::size_t i = 0;
+  // Blocks of 64 without branches inside, which the compiler turns into vector compares.
+  for (; i + 65 <= n; i += 64) {
+    unsigned bad = 0;
+    for (std::size_t k = i; k < i + 64; ++k) {
+      bad |= static_cast<unsigned>(p[k] == '\t') |
+             (static_cast<unsigned>(p[k] == ' ') &
+              (static_cast<unsigned>(p[k + 1] == ' ') | static_cast<unsigned>(p[k + 1] == '\r')));
+    }
+    if (bad) return false;
+  }
+  for (; i < n; ++i) {
+    if (p[i] == '\t') return false;
+    if (p[i] == ' ' && (i + 1 == n || p[i + 1] == ' ' || p[i + 1] == '\r')) return false;
+  }
+  return true;
+}
+
 // SHA-256 fetched once: OpenSSL 3 otherwise looks the algorithm up again on every use.
 const EVP_MD* sha256_md() {
   static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   return md;
 }
 
-// RFC 6376 3.4.2: lower-case name, unfold, runs of white space to one space, none at the ends of
-// the value or around the colon.
-}  // namespace
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
 
-std::string dkim_relaxed_header(std::string_view field) {
+// RFC 6376 3.4.2, appended to `out`: lower-case name, unfold, runs of white space to one space,
+// none at the ends of the value or around the colon.
+void append_relaxed_header(std::string& out, std::string_view field) {
   auto colon = field.find(':');
-  std::string out;
-  out.reserve(field.size() + 2);
-  out = to_lower_ascii(trim(field.substr(0, colon)));
+  for (char c : trim(field.substr(0, colon)))
+    out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
   out += ':';
-  std::string_view value = field.substr(colon + 1);
+  std::string_view value =
+      colon == std::string_view::npos ? std::string_view() : field.substr(colon + 1);
+  // Most fields are one line with single spaces: after the white space following the colon,
+  // they are already canonical.
+  std::size_t first = 0;
+  while (first < value.size() && is_wsp(value[first])) ++first;
+  std::string_view rest = value.substr(first);
+  if (rest.size() >= 2 && rest.find('\r') == rest.size() - 2 && rest.back() == '\n' &&
+      rest.find('\n') == rest.size() - 1 && relaxed_is_identity(rest.substr(0, rest.size() - 2))) {
+    out.append(rest);
+    return;
+  }
   bool pending_space = false;
   bool at_start = true;  // white space right after the field's colon goes entirely
   std::size_t i = 0;
@@ -61,18 +104,27 @@ std::string dkim_relaxed_header(std::string_view field) {
     i = run;
   }
   out += "\r\n";
+}
+
+}  // namespace
+
+std::string dkim_relaxed_header(std::string_view field) {
+  std::string out;
+  out.reserve(field.size() + 2);
+  append_relaxed_header(out, field);
   return out;
 }
 
 namespace {
 
 struct HeaderField {
-  std::string name;      // lower-cased
-  std::string_view raw;  // the whole field with its folding and final CRLF
+  std::string_view name;  // as written, compared without regard to case
+  std::string_view raw;   // the whole field with its folding and final CRLF
 };
 
 std::vector<HeaderField> parse_header_fields(std::string_view headers) {
   std::vector<HeaderField> fields;
+  fields.reserve(24);
   std::size_t pos = 0;
   while (pos < headers.size()) {
     std::size_t end = pos;
@@ -87,8 +139,7 @@ std::vector<HeaderField> parse_header_fields(std::string_view headers) {
       if (end >= headers.size() || !is_wsp(headers[end])) break;
     }
     std::string_view raw = headers.substr(pos, end - pos);
-    auto colon = raw.find(':');
-    fields.push_back({to_lower_ascii(trim(raw.substr(0, colon))), raw});
+    fields.push_back({trim(raw.substr(0, raw.find(':'))), raw});
     pos = end;
   }
   return fields;
@@ -204,13 +255,48 @@ class Sha256 {
 
 }  // namespace
 
+namespace {
+
+// A relaxed body line (without its CRLF) that must be rewritten: a tab, two white space characters
+// in a row, or white space at its end. Quoted-printable lines almost never are.
+bool needs_relaxing(std::string_view line) {
+  if (line.empty()) return false;
+  if (is_wsp(line.back())) return true;
+  const char* p = line.data();
+  const char* end = p + line.size();
+  for (; p + 1 < end; ++p) {
+    if (*p == '\t' || (*p == ' ' && p[1] == ' ')) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
+  if (canon == DkimCanon::relaxed && relaxed_is_identity(body)) {
+    // Drop the trailing empty lines; what is left gets its last line end back.
+    std::size_t end = body.size();
+    while (end >= 2 && body[end - 2] == '\r' && body[end - 1] == '\n') end -= 2;
+    Sha256 sha;
+    if (end > 0) {
+      sha.update(body.substr(0, end));
+      sha.update("\r\n");
+    }
+    return sha.final_base64();
+  }
   // Both canonicalizations drop empty lines at the end of the body: empty lines are held back
-  // and written only when a non-empty line follows.
+  // and written only when a non-empty line follows. Lines that canonicalize to themselves are
+  // hashed as one span of the body, so the hash is fed in a few large pieces, not line by line.
   Sha256 sha;
-  std::size_t held_empty = 0;
+  std::size_t span_begin = 0, span_end = 0;  // body bytes hashed as they are, not yet fed
+  std::size_t held_empty = 0;                // empty lines after the span
+  bool held_in_place = true;  // the held lines are the body's own CRLFs right after the span
   bool any_line = false;
   std::string scratch;
+  auto flush = [&] {
+    sha.update(body.substr(span_begin, span_end - span_begin));
+    span_begin = span_end;
+  };
   std::size_t pos = 0;
   while (pos < body.size()) {
     std::size_t nl = body.find("\r\n", pos);
@@ -218,37 +304,41 @@ std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
     std::size_t end = terminated ? nl : body.size();
     std::string_view line = body.substr(pos, end - pos);
     pos = terminated ? nl + 2 : body.size();
-    if (canon == DkimCanon::relaxed) {
-      // Runs of white space become one space and trailing white space goes. Lines that need
-      // neither (nearly all, in quoted-printable) are hashed as they are.
-      bool plain = line.empty() || line.back() != ' ';
-      for (std::size_t k = 0; plain && k < line.size(); ++k) {
-        plain = line[k] != '\t' && !(line[k] == ' ' && k + 1 < line.size() && line[k + 1] == ' ');
-      }
-      if (!plain) {
-        scratch.clear();
-        bool space = false;
-        for (char ch : line) {
-          if (is_wsp(ch)) {
-            space = true;
-            continue;
-          }
-          if (space) scratch += ' ';
-          space = false;
-          scratch += ch;
+    bool rewritten = false;
+    if (canon == DkimCanon::relaxed && needs_relaxing(line)) {
+      scratch.clear();
+      bool space = false;
+      for (char ch : line) {
+        if (is_wsp(ch)) {
+          space = true;
+          continue;
         }
-        line = scratch;
+        if (space) scratch += ' ';
+        space = false;
+        scratch += ch;
       }
+      line = scratch;
+      rewritten = true;
     }
     if (line.empty()) {
+      if (rewritten || !terminated) held_in_place = false;
       ++held_empty;
       continue;
     }
-    for (; held_empty > 0; --held_empty) sha.update("\r\n");
-    sha.update(line);
-    sha.update("\r\n");
+    if (!rewritten && terminated && held_in_place) {
+      span_end = pos;  // the held CRLFs and this line, all as they stand in the body
+    } else {
+      flush();
+      for (; held_empty > 0; --held_empty) sha.update("\r\n");
+      sha.update(line);
+      sha.update("\r\n");
+      span_begin = span_end = pos;
+    }
+    held_empty = 0;
+    held_in_place = true;
     any_line = true;
   }
+  flush();
   // An empty body is "" for relaxed and one CRLF for simple (RFC 6376 3.4.3, 3.4.4).
   if (!any_line && canon == DkimCanon::simple) sha.update("\r\n");
   return sha.final_base64();
@@ -256,19 +346,26 @@ std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
 
 namespace {
 
+// Header fields canonicalized into one buffer per thread, reused from message to message.
+std::string& canon_buffer() {
+  thread_local std::string buffer;
+  buffer.clear();
+  return buffer;
+}
+
+template <typename Names>
 std::string sign_fields(const DkimKey& key, const std::vector<HeaderField>& fields,
-                        std::string_view signature_header,
-                        const std::vector<std::string>& signed_headers, DkimCanon header_canon) {
+                        std::string_view signature_header, const Names& signed_headers,
+                        DkimCanon header_canon) {
   std::vector<bool> used(fields.size(), false);
-  std::string data;
-  data.reserve(2048);
-  for (const std::string& wanted : signed_headers) {
-    std::string name = to_lower_ascii(trim(wanted));
+  std::string& data = canon_buffer();
+  for (const auto& wanted : signed_headers) {
+    std::string_view name = trim(wanted);
     for (std::size_t i = fields.size(); i-- > 0;) {
-      if (used[i] || fields[i].name != name) continue;
+      if (used[i] || !iequals(fields[i].name, name)) continue;
       used[i] = true;
       if (header_canon == DkimCanon::relaxed) {
-        data += dkim_relaxed_header(fields[i].raw);
+        append_relaxed_header(data, fields[i].raw);
       } else {
         data += fields[i].raw;
       }
@@ -276,8 +373,8 @@ std::string sign_fields(const DkimKey& key, const std::vector<HeaderField>& fiel
     }
   }
   if (header_canon == DkimCanon::relaxed) {
-    std::string sig = dkim_relaxed_header(signature_header);
-    data.append(sig, 0, sig.size() - 2);  // no CRLF after the signature field
+    append_relaxed_header(data, signature_header);
+    data.resize(data.size() - 2);  // no CRLF after the signature field
   } else {
     data += signature_header;
   }
@@ -306,40 +403,51 @@ std::string DkimSigner::signature(std::string_view message,
   std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2)
                                                                : std::string_view();
   auto fields = parse_header_fields(headers);
-  std::vector<std::string> h;
+  std::vector<std::string_view> h;
+  h.reserve(header_names.size());
   for (const auto& name : header_names) {
-    std::string lower = to_lower_ascii(name);
     for (const auto& f : fields) {
-      if (f.name == lower) {
+      if (iequals(f.name, name)) {
         h.push_back(name);
         break;
       }
     }
   }
-  std::string h_list;
-  for (const auto& n : h) h_list += (h_list.empty() ? "" : ":") + n;
-  for (const auto& n : h) h_list += ":" + n;  // over-sign: an added instance breaks the signature
-  std::string header = std::string("DKIM-Signature: v=1; a=") + key_.algorithm_name() +
-                       "; c=relaxed/relaxed; d=" + domain_ + "; s=" + selector_ +
-                       ";\r\n\tt=" + std::to_string(now / 1000) +
-                       "; bh=" + dkim_body_hash(body, DkimCanon::relaxed) + ";\r\n\th=";
-  // Fold the h= list at its colons.
+  std::string header;
+  header.reserve(1024);
+  header += "DKIM-Signature: v=1; a=";
+  header += key_.algorithm_name();
+  header += "; c=relaxed/relaxed; d=";
+  header += domain_;
+  header += "; s=";
+  header += selector_;
+  header += ";\r\n\tt=";
+  header += std::to_string(now / 1000);
+  header += "; bh=";
+  header += dkim_body_hash(body, DkimCanon::relaxed);
+  header += ";\r\n\th=";
+  // Each name twice (over-signing: an added instance breaks the signature), folded at colons.
   std::size_t col = 3;
-  for (char c : h_list) {
-    header += c;
-    ++col;
-    if (c == ':' && col > 64) {
-      header += "\r\n\t ";
-      col = 1;
+  for (std::size_t i = 0; i < 2 * h.size(); ++i) {
+    if (i) {
+      header += ':';
+      ++col;
+      if (col > 64) {
+        header += "\r\n\t ";
+        col = 1;
+      }
     }
+    header += h[i % h.size()];
+    col += h[i % h.size()].size();
   }
   header += ";\r\n\tb=";
   std::string b = sign_fields(key_, fields, header, h, DkimCanon::relaxed);
   for (std::size_t i = 0; i < b.size(); i += 72) {
     if (i) header += "\r\n\t ";
-    header += b.substr(i, 72);
+    header.append(b, i, 72);
   }
-  return header + "\r\n";
+  header += "\r\n";
+  return header;
 }
 
 }  // namespace bulkmail
