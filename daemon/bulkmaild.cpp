@@ -16,7 +16,9 @@
 
 #include "composer.h"
 #include "config.h"
+#include "daemon_backend.h"
 #include "dispatcher.h"
+#include "http_server.h"
 #include "instance_lock.h"
 #include "log.h"
 #include "notifier.h"
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
     log_error(composer.error().message);
     return 1;
   }
-  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<SqliteStore> store, reader_store;
   try {
     store = std::make_unique<SqliteStore>(config->database.string());
     // This process holds the database alone, so every lease left in it belongs to a dead daemon.
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
                   " was being sent when the last daemon stopped: queued again "
                   "(it may already have been delivered: possible duplicate)");
     }
+    reader_store = std::make_unique<SqliteStore>(config->database.string());
   } catch (const std::exception& e) {
     log_error("database " + config->database.string() + ": " + e.what());
     return 1;
@@ -124,7 +127,16 @@ int main(int argc, char** argv) {
 
   asio::io_context io;
   Notifier notifier;
+  // The HTTP server is made first so that it outlives the workers: answers still queued there
+  // when they stop are posted to its (stopped) io_context, never to a destroyed one.
+  std::unique_ptr<Webhook> webhook;
+  HttpLimits limits;
+  limits.max_connections = static_cast<std::size_t>(config->webhook.max_connections);
+  HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
+    webhook->handle(std::move(req), std::move(respond));
+  });
   StoreWorker worker(std::move(store), config->smtp.max_connections + 1);
+  StoreWorker reader(std::move(reader_store), 0);
   std::unique_ptr<Dispatcher> dispatcher;
   SenderPool senders(
       config, worker, [&dispatcher](JobResult r) { dispatcher->post_result(std::move(r)); },
@@ -132,6 +144,13 @@ int main(int argc, char** argv) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
       });
   dispatcher = std::make_unique<Dispatcher>(io, config, worker, senders, owner);
+  DaemonBackend backend(worker, reader, io, *dispatcher);
+  webhook = std::make_unique<Webhook>(config, backend);
+  if (auto listening = http.listen(config->webhook.listen_host, config->webhook.listen_port);
+      !listening) {
+    log_error("webhook: " + listening.error().message);
+    return 1;
+  }
 
   bool stopping = false;
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
@@ -151,6 +170,7 @@ int main(int argc, char** argv) {
             configure_logging(config->logging);
             senders.reload(config);
             dispatcher->reload(config);
+            webhook->reload(config);
             log_info("reloaded: new throttle, categories and templates in effect");
           } else {
             log_error("the new config is invalid; keeping the one in effect");
@@ -195,16 +215,20 @@ int main(int argc, char** argv) {
   status_timer.async_wait(on_status);
 
   dispatcher->start();
+  http.start(2);
   notifier.status("sending");
   notifier.ready();
   log_info("bulkmaild started: " + std::to_string(config->smtp.max_connections) +
            " connections to " + config->smtp.host + ", " +
-           std::to_string(config->throttle.messages_per_second) + " msg/s");
+           std::to_string(config->throttle.messages_per_second) + " msg/s; webhook on " +
+           config->webhook.listen_host + ":" + std::to_string(http.port()));
   io.run();
 
+  http.stop();
   senders.stop();
   worker.run([](Store& s) { s.set_dispatch_state({"stopped", "", now_millis()}); });
   worker.stop();
+  reader.stop();
   log_info("stopped: " + status_line(dispatcher->stats()));
   curl_global_cleanup();
   return 0;

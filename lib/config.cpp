@@ -460,7 +460,9 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   YAML::Node n = root["webhook"];
   if (!n) return;
   if (!r.is_map(n, "webhook")) return;
-  r.check_keys(n, "webhook", {"listen", "api_token_file"});
+  r.check_keys(n, "webhook", {"listen", "api_token_file", "max_connections"});
+  if (auto v = r.number<int>(n, "webhook", "max_connections", 1, 100000))
+    c.webhook.max_connections = *v;
   if (auto v = r.string(n, "webhook", "listen", false)) {
     auto colon = v->rfind(':');
     std::string host = colon == std::string::npos ? "" : v->substr(0, colon);

@@ -79,6 +79,7 @@ struct WebhookConfig {
   std::uint16_t listen_port = 8025;
   std::filesystem::path api_token_file;  // empty: the /api/v1 routes are off
   std::string api_token;                 // loaded from api_token_file; never logged
+  int max_connections = 512;             // open HTTP connections at most; more get 503
 };
 
 struct DkimConfig {

@@ -56,6 +56,17 @@ void StoreWorker::run(std::function<void(Store&)> fn) {
   wake_.notify_one();
 }
 
+void StoreWorker::opt_out(Suppression s, std::function<void(bool)> done) {
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    opt_outs_.push_back(std::move(s));
+    opt_out_done_.push_back(std::move(done));
+    wake = !busy_;
+  }
+  if (wake) wake_.notify_one();
+}
+
 void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
   auto i = static_cast<std::size_t>(sender);
   std::unique_lock lock(mu_);
@@ -68,15 +79,21 @@ void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
 void StoreWorker::loop() {
   std::vector<Pending> batch;
   std::vector<Outcome> outcomes;
+  std::vector<Suppression> opt_outs;
+  std::vector<std::function<void(bool)>> opt_out_done;
   while (true) {
     std::function<void(Store&)> task;
     {
       std::unique_lock lock(mu_);
       busy_ = false;
-      wake_.wait(lock, [&] { return stopping_ || !outcomes_.empty() || !tasks_.empty(); });
-      if (outcomes_.empty() && tasks_.empty()) break;  // stopping, and nothing left
+      wake_.wait(lock, [&] {
+        return stopping_ || !outcomes_.empty() || !tasks_.empty() || !opt_outs_.empty();
+      });
+      if (outcomes_.empty() && tasks_.empty() && opt_outs_.empty()) break;  // stopping, all done
       busy_ = true;
       batch.swap(outcomes_);
+      opt_outs.swap(opt_outs_);
+      opt_out_done.swap(opt_out_done_);
       if (!tasks_.empty()) {
         task = std::move(tasks_.front());
         tasks_.pop_front();
@@ -106,6 +123,20 @@ void StoreWorker::loop() {
         }
       }
       batch.clear();
+    }
+    if (!opt_outs.empty()) {
+      // An opt-out is answered only once it is durable; if the database fails, the recipient is
+      // told to try again rather than told it worked.
+      bool ok = true;
+      try {
+        store_->suppress(opt_outs, now_millis());
+      } catch (const std::exception& e) {
+        log_error(std::string("recording opt-outs failed: ") + e.what());
+        ok = false;
+      }
+      for (auto& done : opt_out_done) done(ok);
+      opt_outs.clear();
+      opt_out_done.clear();
     }
     if (task) {
       try {

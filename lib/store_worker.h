@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store.h"
+#include "suppression.h"
 
 namespace bulkmail {
 
@@ -33,6 +34,9 @@ class StoreWorker {
   void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);
   // Runs `fn` with the store on the worker thread (rare operations: state, counts).
   void run(std::function<void(Store&)> fn);
+  // Records a recipient's opt-out. Opt-outs that arrive together are committed in one
+  // transaction; `done(true)` runs once it is durable, `done(false)` if the database failed.
+  void opt_out(Suppression s, std::function<void(bool)> done);
 
   // Blocks until sender `sender`'s outcome `seq` is committed, or the worker stops.
   void wait_committed(int sender, std::uint64_t seq);
@@ -54,6 +58,8 @@ class StoreWorker {
   std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
   std::vector<Pending> outcomes_;
   std::deque<std::function<void(Store&)>> tasks_;
+  std::vector<Suppression> opt_outs_;
+  std::vector<std::function<void(bool)>> opt_out_done_;
   std::vector<std::uint64_t> committed_seq_;
   std::vector<std::uint64_t> waiting_for_;  // per sender: the seq it waits for, 0 when not waiting
   bool busy_ = false;                       // the worker is working, not waiting

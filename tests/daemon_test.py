@@ -41,6 +41,7 @@ class Env:
         self.tmp = tempfile.TemporaryDirectory()
         self.dir = self.tmp.name
         self.port = free_port()
+        self.http_port = free_port()
         self.out = os.path.join(self.dir, "received")
         for name in ("unsubscribe.key", "api.token"):
             with open(os.path.join(self.dir, name), "w") as f:
@@ -70,6 +71,9 @@ daemon:
 unsubscribe:
   url: https://mail.example.com/unsubscribe
   secret_file: unsubscribe.key
+webhook:
+  listen: 127.0.0.1:{self.http_port}
+  api_token_file: api.token
 categories:
   customer-update: {{ template: customer-update, description: "Updates about your services" }}
   research-invitation: {{ template: research-invitation, description: "Invitations to take part in research" }}

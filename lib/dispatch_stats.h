@@ -1,0 +1,25 @@
+// What the dispatcher has done since the daemon started: the numbers behind the systemd status
+// line and GET /metrics. Owned by the dispatcher's event loop; others read a copy.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace bulkmail {
+
+struct DispatchStats {
+  std::int64_t sent = 0, deferred = 0, failed = 0, bounced = 0, suppressed = 0, released = 0;
+  std::int64_t in_flight = 0, buffered = 0;
+  std::map<int, std::int64_t> replies_by_class;  // 2, 4, 5; 0 for no reply
+  // Delivery latency histogram: upper bounds in milliseconds, counts per bucket (last: +Inf).
+  static constexpr std::array<double, 10> kLatencyBoundsMs = {1,   5,   10,  25,   50,
+                                                              100, 250, 500, 1000, 5000};
+  std::array<std::int64_t, 11> latency_buckets{};
+  double latency_sum_ms = 0;
+  bool paused = false;
+  std::string pause_reason;
+};
+
+}  // namespace bulkmail

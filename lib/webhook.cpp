@@ -1,0 +1,503 @@
+#include "webhook.h"
+
+#include <openssl/crypto.h>
+
+#include <nlohmann/json.hpp>
+
+#include <tuple>
+#include <variant>
+
+#include "address.h"
+#include "clock.h"
+#include "digest.h"
+#include "form_data.h"
+#include "log.h"
+#include "status.h"
+#include "submission.h"
+#include "unsubscribe_page.h"
+
+namespace bulkmail {
+namespace {
+
+namespace http = boost::beast::http;
+using json = nlohmann::json;
+
+// Boost 1.74's Beast hands out boost::string_view.
+std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+// The path of the public unsubscribe URL: "https://h/unsubscribe/" -> "/unsubscribe".
+std::string url_path(const std::string& url) {
+  std::size_t scheme = url.find("://");
+  std::size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  std::string path = slash == std::string::npos ? "" : url.substr(slash);
+  path = path.substr(0, path.find_first_of("?#"));
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  return path;
+}
+
+HttpResponse response(const HttpRequest& req, http::status status, const char* content_type,
+                      std::string body) {
+  HttpResponse res{status, req.version()};
+  res.set(http::field::server, "bulkmail");
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();  // HEAD: the server drops the body and keeps its length
+  return res;
+}
+
+// Pages for browsers: nothing from elsewhere, no scripts, no framing, and the token in the URL
+// never leaves in a Referer header.
+HttpResponse page(const HttpRequest& req, http::status status, std::string html) {
+  HttpResponse res = response(req, status, "text/html; charset=utf-8", std::move(html));
+  res.set("Content-Security-Policy",
+          "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+          "frame-ancestors 'none'; base-uri 'none'");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("X-Frame-Options", "DENY");
+  return res;
+}
+
+HttpResponse json_response(const HttpRequest& req, http::status status, const json& body) {
+  return response(req, status, "application/json", body.dump() + "\n");
+}
+
+// 400 and friends for the API: {"error": "...", "field": "..."} (field only when one is at fault).
+HttpResponse json_error(const HttpRequest& req, http::status status, const std::string& message,
+                        const std::string& field = "") {
+  json body = {{"error", field.empty() ? message : field + ": " + message}};
+  if (!field.empty()) body["field"] = field;
+  return json_response(req, status, body);
+}
+
+HttpResponse not_allowed(const HttpRequest& req, const char* allow, bool api) {
+  HttpResponse res =
+      api ? json_error(req, http::status::method_not_allowed,
+                       std::string(req.method_string()) + " is not allowed here")
+          : page(req, http::status::method_not_allowed,
+                 error_page("Not allowed", "This page does not accept that kind of request."));
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+bool is_get(const HttpRequest& req) {
+  return req.method() == http::verb::get || req.method() == http::verb::head;
+}
+
+// Splits "/a/b?x=1" into its path and query.
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  auto fields = parse_urlencoded(query);
+  if (!fields) return std::nullopt;
+  auto v = form_value(*fields, name);
+  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+
+// Constant-time comparison of the presented bearer token with the configured one: both are
+// hashed first, so neither their contents nor their lengths show in the time taken.
+bool token_matches(std::string_view presented, const std::string& expected) {
+  std::string a = sha256_hex(presented), b = sha256_hex(expected);
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+json suppression_json(const Suppression& s) {
+  return {{"email", s.address},
+          {"category", s.category.empty() ? json(nullptr) : json(s.category)},
+          {"reason", std::string(to_string(s.reason))},
+          {"source", s.source},
+          {"created_at", format_iso8601(s.created_at)}};
+}
+
+// Reads a JSON object body with only `allowed` fields. On failure, the response to send.
+std::variant<json, HttpResponse> read_object(const HttpRequest& req,
+                                             std::initializer_list<const char*> allowed) {
+  std::string_view type = sv(req[http::field::content_type]);
+  if (!type.empty() && type.substr(0, type.find(';')) != "application/json") {
+    return json_error(req, http::status::unsupported_media_type,
+                      "send the body as application/json");
+  }
+  json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded()) return json_error(req, http::status::bad_request, "not valid JSON");
+  if (!body.is_object()) return json_error(req, http::status::bad_request, "not a JSON object");
+  for (auto& [key, value] : body.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) return json_error(req, http::status::bad_request, "unknown field", key);
+  }
+  return body;
+}
+
+// A string field: absent (nullopt with no error) or text; anything else is an error.
+std::variant<std::optional<std::string>, HttpResponse> string_field(const HttpRequest& req,
+                                                                    const json& body,
+                                                                    const char* name,
+                                                                    bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) return json_error(req, http::status::bad_request, "is required", name);
+    return std::optional<std::string>();
+  }
+  if (!it->is_string()) return json_error(req, http::status::bad_request, "must be text", name);
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+}  // namespace
+
+Webhook::Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend)
+    : backend_(backend) {
+  reload(std::move(config));
+}
+
+void Webhook::reload(std::shared_ptr<const Config> config) {
+  auto st = std::make_shared<State>();
+  st->tokens =
+      std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
+  st->unsubscribe_path = url_path(config->unsubscribe.url);
+  st->config = std::move(config);
+  std::lock_guard lock(mu_);
+  state_ = std::move(st);
+}
+
+std::shared_ptr<const Webhook::State> Webhook::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+void Webhook::handle(HttpRequest req, Responder respond) {
+  auto st = state();
+  auto [path, query] = split_target(sv(req.target()));
+  const std::string& base = st->unsubscribe_path;
+
+  // Count every answer by route and status for /metrics.
+  auto counted = [this, respond = std::move(respond)](const char* route) {
+    return [this, respond, route](HttpResponse res) {
+      counters_.request(route, res.result_int());
+      respond(std::move(res));
+    };
+  };
+
+  if (path.size() > base.size() + 1 && path.substr(0, base.size()) == base &&
+      path[base.size()] == '/' && path.find('/', base.size() + 1) == std::string_view::npos) {
+    bool all = query_value(query, "scope") == "all";
+    return unsubscribe(*st, req, path.substr(base.size() + 1), all, counted("unsubscribe"));
+  }
+  if (path == "/api/v1" || path.substr(0, 8) == "/api/v1/") {
+    return api(st, req, path, query, counted("api"));
+  }
+  if (path == "/healthz") return health(req, counted("healthz"));
+  if (path == "/metrics") {
+    if (!is_get(req)) return counted("metrics")(not_allowed(req, "GET, HEAD", false));
+    return metrics(counted("metrics"));
+  }
+  counted("other")(page(req, http::status::not_found,
+                        error_page("Not found", "There is no page at this address.")));
+}
+
+void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
+                          Responder respond) {
+  const Config& c = *st.config;
+  PageSender sender{c.sender.organization, c.sender.postal_address};
+  bool post = req.method() == http::verb::post;
+  if (!post && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, POST", false));
+
+  TokenCheck check = st.tokens->verify(token, now_millis());
+  if (check.status != TokenStatus::valid) {
+    // Forged, cut short or expired: one generic answer, and nothing changes.
+    return respond(page(req, http::status::bad_request, unsubscribe_invalid_page(sender)));
+  }
+  const TokenClaims& claims = check.claims;
+  const CategoryConfig* category = c.category(claims.category);
+  std::string description = category ? category->description : claims.category;
+  std::string masked = mask_address(claims.address);
+
+  if (!post) {
+    return respond(
+        page(req, http::status::ok,
+             unsubscribe_confirm_page(sender, masked, description, std::string(token), all)));
+  }
+
+  auto form = parse_form(sv(req[http::field::content_type]), req.body());
+  if (!form) {
+    return respond(page(
+        req, http::status::bad_request,
+        error_page("Request not understood",
+                   "The unsubscribe request could not be read: " + form.error().message + ".")));
+  }
+  std::string source;
+  if (form_value(*form, "List-Unsubscribe") == "One-Click") {
+    source = "one-click";  // RFC 8058: the category this link was sent for
+  } else if (auto scope = form_value(*form, "scope"); scope == "category" || scope == "all") {
+    source = "web";
+    all = *scope == "all";
+  } else {
+    return respond(page(req, http::status::bad_request,
+                        error_page("Request not understood",
+                                   "The request does not say what to unsubscribe from.")));
+  }
+  Suppression s{claims.address, all ? std::string() : claims.category,
+                SuppressionReason::unsubscribe, source, 0};
+  std::string done_page =
+      unsubscribe_done_page(sender, masked, description, all, std::string(token));
+  std::string unavailable =
+      error_page("Please try again",
+                 "Your request could not be recorded just now. Please try again in a "
+                 "minute; nothing has changed yet.");
+  if (log_enabled(LogLevel::debug)) {
+    log_debug("opt-out (" + source + ") from " + (all ? "all mail" : claims.category) + " for " +
+              log_address(claims.address));
+  }
+  HttpRequest answer_to{req.method(), "", req.version()};
+  answer_to.keep_alive(req.keep_alive());
+  backend_.opt_out(
+      std::move(s),
+      [this, req = std::move(answer_to), source, done_page = std::move(done_page),
+       unavailable = std::move(unavailable), respond = std::move(respond)](bool ok) mutable {
+        if (!ok) {
+          HttpResponse res = page(req, http::status::service_unavailable, std::move(unavailable));
+          res.set(http::field::retry_after, "60");
+          return respond(std::move(res));
+        }
+        counters_.unsubscribe(source);
+        respond(page(req, http::status::ok, std::move(done_page)));
+      });
+}
+
+void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req,
+                  std::string_view path, std::string_view query, Responder respond) {
+  const Config& c = *st->config;
+  if (c.webhook.api_token.empty()) {
+    return respond(json_error(req, http::status::not_found,
+                              "the API is off: no webhook.api_token_file is configured"));
+  }
+  std::string_view auth = sv(req[http::field::authorization]);
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || auth.substr(0, kBearer.size()) != kBearer ||
+      !token_matches(auth.substr(kBearer.size()), c.webhook.api_token)) {
+    HttpResponse res =
+        json_error(req, http::status::unauthorized, "a valid bearer token is required");
+    res.set(http::field::www_authenticate, "Bearer realm=\"bulkmail\"");
+    return respond(std::move(res));
+  }
+  // The request travels to the store's threads; each handler keeps what it needs by value.
+  auto shared_req = std::make_shared<const HttpRequest>(req);
+  auto fail_503 = [shared_req](const Responder& r, const std::exception& e) {
+    log_error(std::string("API request failed: ") + e.what());
+    r(json_error(*shared_req, http::status::service_unavailable, "the database is not available"));
+  };
+
+  if (path == "/api/v1/status") {
+    if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", true));
+    auto campaign = query_value(query, "campaign");
+    return backend_.read([shared_req, campaign, respond, fail_503](Store& store) {
+      try {
+        StateCounts counts = store.counts(campaign);
+        respond(json_response(*shared_req, http::status::ok, status_json(counts)));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  if (path == "/api/v1/messages") {
+    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
+    auto parsed = read_object(req, {"category", "to", "vars", "campaign"});
+    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
+    const json& body = std::get<json>(parsed);
+    Submission sub;
+    for (auto [name, target, required] :
+         {std::tuple{"category", &sub.category, true}, std::tuple{"to", &sub.to, true},
+          std::tuple{"campaign", &sub.campaign, false}}) {
+      auto v = string_field(req, body, name, required);
+      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
+      if (auto& s = std::get<std::optional<std::string>>(v)) *target = *s;
+    }
+    if (auto vars = body.find("vars"); vars != body.end() && !vars->is_null()) {
+      if (!vars->is_object())
+        return respond(json_error(req, http::status::bad_request, "must be an object", "vars"));
+      for (auto& [k, v] : vars->items()) {
+        if (v.is_string()) {
+          sub.vars.insert_or_assign(k, v.get<std::string>());
+        } else if (v.is_number() || v.is_boolean()) {
+          sub.vars.insert_or_assign(k, v.dump());
+        } else {
+          return respond(json_error(req, http::status::bad_request,
+                                    "must be text, a number or true/false", "vars." + k));
+        }
+      }
+    }
+    auto msg = validate_submission(c, sub);
+    if (!msg) {
+      // The message names the field first ("to: the address has no '@'").
+      const std::string& m = msg.error().message;
+      std::size_t colon = m.find(':');
+      json e = {{"error", m}};
+      if (colon != std::string::npos && m.find(' ') > colon) e["field"] = m.substr(0, colon);
+      return respond(json_response(req, http::status::bad_request, e));
+    }
+    return backend_.write([shared_req, msg = std::move(msg.value()), respond,
+                           fail_503](Store& store) {
+      try {
+        EnqueueResult r = store.enqueue({&msg, 1}, "api", now_millis()).front();
+        if (r.status == EnqueueStatus::already_queued) {
+          return respond(json_error(*shared_req, http::status::conflict,
+                                    "the campaign already holds this recipient: nothing changed",
+                                    "campaign"));
+        }
+        respond(json_response(
+            *shared_req, http::status::created,
+            {{"id", r.id},
+             {"state", r.status == EnqueueStatus::queued ? "queued" : "suppressed"}}));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  constexpr std::string_view kSuppressions = "/api/v1/suppressions";
+  if (path == kSuppressions) {
+    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
+    auto parsed = read_object(req, {"email", "category", "reason"});
+    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
+    const json& body = std::get<json>(parsed);
+    std::string fields[3];
+    const char* names[3] = {"email", "category", "reason"};
+    for (int i = 0; i < 3; ++i) {
+      auto v = string_field(req, body, names[i], i == 0);
+      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
+      if (auto& s = std::get<std::optional<std::string>>(v)) fields[i] = *s;
+    }
+    auto address = parse_address(fields[0]);
+    if (!address) {
+      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
+    }
+    if (!fields[1].empty() && !c.category(fields[1])) {
+      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
+    }
+    auto reason = parse_suppression_reason(fields[2].empty() ? "manual" : fields[2]);
+    if (!reason) {
+      return respond(json_error(
+          req, http::status::bad_request,
+          "must be one of unsubscribe, hard-bounce, complaint, manual, import", "reason"));
+    }
+    Suppression s{address->str(), fields[1], *reason, "api", 0};
+    return backend_.write([this, shared_req, s, respond, fail_503](Store& store) {
+      try {
+        UnixMillis now = now_millis();
+        bool added = store.suppress({&s, 1}, now) == 1;
+        if (added && s.reason == SuppressionReason::unsubscribe) counters_.unsubscribe("api");
+        auto in_effect = store.find_suppression(s.address, s.category);
+        Suppression shown = in_effect && in_effect->category == s.category ? *in_effect : s;
+        if (!in_effect) shown.created_at = now;
+        respond(json_response(*shared_req, added ? http::status::created : http::status::ok,
+                              suppression_json(shown)));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  if (path.size() > kSuppressions.size() + 1 &&
+      path.substr(0, kSuppressions.size()) == kSuppressions && path[kSuppressions.size()] == '/') {
+    bool del = req.method() == http::verb::delete_;
+    if (!del && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, DELETE", true));
+    auto raw = percent_decode(path.substr(kSuppressions.size() + 1), false);
+    if (!raw)
+      return respond(json_error(req, http::status::bad_request, raw.error().message, "email"));
+    auto address = parse_address(*raw);
+    if (!address) {
+      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
+    }
+    std::string category = query_value(query, "category").value_or("");
+    if (!category.empty() && !c.category(category)) {
+      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
+    }
+    bool force = query_value(query, "force") == "true";
+    std::string a = address->str();
+    if (!del) {
+      return backend_.read([shared_req, a, category, respond, fail_503](Store& store) {
+        try {
+          auto s = store.find_suppression(a, category);
+          if (!s) {
+            return respond(json_error(*shared_req, http::status::not_found,
+                                      category.empty() ? "not suppressed for all mail"
+                                                       : "not suppressed for this category"));
+          }
+          respond(json_response(*shared_req, http::status::ok, suppression_json(*s)));
+        } catch (const std::exception& e) {
+          fail_503(respond, e);
+        }
+      });
+    }
+    return backend_.write([shared_req, a, category, force, respond, fail_503](Store& store) {
+      try {
+        auto existing = store.find_suppression(a, category);
+        if (!existing || existing->category != category) {
+          return respond(
+              json_error(*shared_req, http::status::not_found, "no such suppression to remove"));
+        }
+        if (is_recipient_choice(existing->reason) && !force) {
+          return respond(json_error(
+              *shared_req, http::status::conflict,
+              "this suppression records the recipient's own " +
+                  std::string(to_string(existing->reason)) +
+                  ": mailing them again needs their renewed consent; add ?force=true if you have "
+                  "it"));
+        }
+        auto removed = store.unsuppress(a, category, "api", now_millis());
+        respond(json_response(*shared_req, http::status::ok,
+                              removed ? suppression_json(*removed) : json::object()));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+  respond(json_error(req, http::status::not_found, "no such API route"));
+}
+
+void Webhook::health(const HttpRequest& req, Responder respond) {
+  if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", false));
+  // Healthy when the database answers a query and the event loop answers a post. A part that
+  // never answers leaves the request to the server's deadline, which answers 503.
+  auto shared_req = std::make_shared<const HttpRequest>(req);
+  backend_.read([this, shared_req, respond](Store& store) {
+    try {
+      store.dispatch_state();
+    } catch (const std::exception& e) {
+      return respond(response(*shared_req, http::status::service_unavailable,
+                              "text/plain; charset=utf-8",
+                              std::string("database: ") + e.what() + "\n"));
+    }
+    backend_.dispatch_stats([shared_req, respond](DispatchStats stats) {
+      std::string body =
+          stats.paused ? "ok (sending paused: " + stats.pause_reason + ")\n" : "ok\n";
+      respond(response(*shared_req, http::status::ok, "text/plain; charset=utf-8", body));
+    });
+  });
+}
+
+void Webhook::metrics(Responder respond) {
+  // Messages by state from the store, then the loop's numbers, then ours.
+  backend_.read([this, respond](Store& store) {
+    StateCounts counts;
+    HttpRequest req{http::verb::get, "/metrics", 11};
+    try {
+      counts = store.counts(std::nullopt);
+    } catch (const std::exception& e) {
+      return respond(response(req, http::status::service_unavailable, "text/plain; charset=utf-8",
+                              std::string("database: ") + e.what() + "\n"));
+    }
+    backend_.dispatch_stats([this, counts, req, respond](DispatchStats stats) {
+      respond(response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                       prometheus_text(counts, stats, counters_.snapshot())));
+    });
+  });
+}
+
+}  // namespace bulkmail

@@ -1,0 +1,86 @@
+// The webhook's routes: what each HTTP request means and what it answers. Served by http_server.h
+// inside bulkmaild.
+//
+//   GET|HEAD <unsubscribe path>/<token>   confirmation page; never changes anything
+//   POST <unsubscribe path>/<token>       RFC 8058 one-click body, or the page's scope=category|all
+//   /api/v1/...                           bearer-token API (off without webhook.api_token_file)
+//   GET /healthz, GET /metrics
+//
+// Routes never touch SQLite or the dispatcher themselves: they ask the WebhookBackend, which does
+// the work on the daemon's threads and answers through a callback.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "config.h"
+#include "dispatch_stats.h"
+#include "metrics.h"
+#include "store.h"
+#include "suppression.h"
+#include "unsubscribe_token.h"
+
+namespace bulkmail {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+using Responder = std::function<void(HttpResponse)>;
+
+// What the routes need from the running daemon. Callbacks run on whichever thread did the work.
+class WebhookBackend {
+ public:
+  virtual ~WebhookBackend() = default;
+  // Records opt-outs durably, many in one transaction; `done(true)` once committed, `done(false)`
+  // when the database failed.
+  virtual void opt_out(Suppression s, std::function<void(bool)> done) = 0;
+  // Runs `fn` on the store's writer thread (changes) or on a reader (queries), so that neither
+  // the webhook's threads nor deliveries wait for the other's SQLite work.
+  virtual void write(std::function<void(Store&)> fn) = 0;
+  virtual void read(std::function<void(Store&)> fn) = 0;
+  // A copy of the dispatcher's numbers, taken on its event loop (so an answer also proves the
+  // loop is alive).
+  virtual void dispatch_stats(std::function<void(DispatchStats)> done) = 0;
+};
+
+class Webhook {
+ public:
+  Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend);
+
+  // SIGHUP: new keys, categories, API token. Requests already running finish with the old ones.
+  void reload(std::shared_ptr<const Config> config);
+
+  // Answers `req` through `respond`, exactly once, possibly from another thread.
+  void handle(HttpRequest req, Responder respond);
+
+  WebhookCounters& counters() { return counters_; }
+
+ private:
+  struct State {
+    std::shared_ptr<const Config> config;
+    std::unique_ptr<TokenCodec> tokens;
+    std::string unsubscribe_path;  // the path of unsubscribe.url, without a trailing '/'
+  };
+  std::shared_ptr<const State> state() const;
+
+  void unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
+                   Responder respond);
+  void api(const std::shared_ptr<const State>& st, const HttpRequest& req, std::string_view path,
+           std::string_view query, Responder respond);
+  void health(const HttpRequest& req, Responder respond);
+  void metrics(Responder respond);
+
+  WebhookBackend& backend_;
+  WebhookCounters counters_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const State> state_;
+};
+
+}  // namespace bulkmail
