@@ -100,7 +100,9 @@ std::size_t Dispatcher::buffer_target() const {
 }
 
 void Dispatcher::maybe_claim() {
-  if (stopping_ || claim_pending_) return;
+  // After a claim that found nothing (or failed), only the idle timer asks again: otherwise every
+  // turn of the loop would claim, and an idle daemon would spin on SQLite.
+  if (stopping_ || claim_pending_ || queue_empty_) return;
   std::size_t target = buffer_target();
   if (buffered_ >= target / 2) return;
   std::size_t want = std::min<std::size_t>(target - buffered_,
@@ -131,7 +133,9 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
     // Nothing due: look again shortly (the CLI or the API may queue more at any time).
     claim_timer_.expires_after(kIdlePoll);
     claim_timer_.async_wait([this](const boost::system::error_code& ec) {
-      if (!ec) maybe_claim();
+      if (ec) return;
+      queue_empty_ = false;
+      maybe_claim();
     });
   }
   pump();

@@ -408,6 +408,26 @@ class DaemonTest(unittest.TestCase):
         self.assertNotIn("sending", e.counts())
         self.assertIsNone(e.daemon.poll())
 
+    def test_an_idle_daemon_does_not_spin(self):
+        e = self.env = Env()
+        e.start_server()
+        e.start_daemon()
+        time.sleep(1)  # started, found nothing due
+
+        def cpu_seconds():
+            with open("/proc/%d/stat" % e.daemon.pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        before = cpu_seconds()
+        time.sleep(3)
+        used = cpu_seconds() - before
+        # Polling an empty queue five times a second costs next to nothing; a loop that claims on
+        # every turn burns most of a core (about 2 s of these 3).
+        self.assertLess(used, 0.5, "an idle daemon used %.2f s of CPU in 3 s" % used)
+        mid = e.enqueue("late@example.com")
+        wait_for(lambda: e.state(mid)[0] == "sent", 5, "a message queued later to be sent")
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()
