@@ -123,7 +123,12 @@ std::optional<Suppression> SqliteStore::find_suppression_locked(const std::strin
   st.bind(1, address);
   st.bind(2, category);
   if (!st.executeStep()) return std::nullopt;
-  return read_suppression(st);
+  Suppression found = read_suppression(st);
+  // Finish the statement now: left active, it would hold this connection's read snapshot open,
+  // so its next write would fail as busy once another connection had committed, and the WAL
+  // could not be checkpointed past it.
+  st.reset();
+  return found;
 }
 
 std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> messages,

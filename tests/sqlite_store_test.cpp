@@ -255,3 +255,19 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
   s.set_dispatch_state({"running", "", 1});
   CHECK(s.dispatch_state()->state == "running");
 }
+
+TEST_CASE("a lookup leaves no read open: the same connection can write after another one did") {
+  // The daemon's writer answers API lookups between its writes, while the CLI and other
+  // connections commit in between.
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  SqliteStore writer(path), other(path);
+  Suppression a{"a@example.com", "", SuppressionReason::manual, "test", 0};
+  Suppression b{"b@example.com", "", SuppressionReason::manual, "test", 0};
+  writer.suppress({&a, 1}, 1);
+  REQUIRE(writer.find_suppression("a@example.com", "customer-update"));
+  other.suppress({&b, 1}, 2);
+  Suppression c{"c@example.com", "", SuppressionReason::manual, "test", 0};
+  CHECK(writer.suppress({&c, 1}, 3) == 1);
+  CHECK(writer.find_suppression("b@example.com", "customer-update"));  // sees the other's commit
+}
