@@ -1,0 +1,416 @@
+"""The unsubscribe webhook and HTTP API end to end: the real bulkmaild (with its relay, a real
+aiosmtpd server on loopback) answering a real HTTP client (http.client, raw sockets for abuse)."""
+import email
+import email.policy
+import glob
+import http.client
+import json
+import os
+import random
+import socket
+import threading
+import time
+import unittest
+import urllib.parse
+
+from daemon_test import SECRET, Env, wait_for
+
+AUTH = {"Authorization": "Bearer " + SECRET}
+
+
+class WebhookEnv(Env):
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        c = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            c.close()
+
+    def api(self, method, path, obj=None, headers=None):
+        h = dict(AUTH)
+        h.update(headers or {})
+        body = None
+        if obj is not None:
+            body = obj if isinstance(obj, (bytes, str)) else json.dumps(obj)
+            h.setdefault("Content-Type", "application/json")
+        status, hdrs, data = self.request(method, path, body, h)
+        return status, (json.loads(data) if data else None)
+
+    def wait_http(self):
+        def up():
+            try:
+                return self.request("GET", "/healthz", timeout=1)[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 10, "the webhook to answer")
+
+    def delivered(self, to):
+        """The List-Unsubscribe URL path of the message delivered to `to`, and the message."""
+        for path in sorted(glob.glob(os.path.join(self.out, "*.eml"))):
+            with open(path, "rb") as f:
+                msg = email.message_from_binary_file(f, policy=email.policy.default)
+            if msg["To"] == to:
+                url = msg["List-Unsubscribe"].split(",")[0].strip().strip("<>")
+                return urllib.parse.urlsplit(url).path, msg
+        return None, None
+
+    def suppression(self, address):
+        return self.rows("SELECT category, reason, source FROM suppressions WHERE address = ?", address)
+
+    def raw(self, data, read_timeout=5):
+        """Sends raw bytes on a fresh connection; returns everything the server answered."""
+        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=read_timeout)
+        try:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    b = s.recv(65536)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks)
+        finally:
+            s.close()
+
+
+class WebhookTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.env = e = WebhookEnv(connections=2)
+        e.start_server()
+        e.start_daemon()
+        e.wait_http()
+        e.enqueue("pat@example.com")
+        e.enqueue("sam@example.com")
+        e.enqueue("kim@example.com")
+        wait_for(lambda: len(e.received()) == 3, 20, "three deliveries")
+        cls.pat, _ = e.delivered("pat@example.com")
+        cls.sam, _ = e.delivered("sam@example.com")
+        cls.kim, _ = e.delivered("kim@example.com")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    # --- the unsubscribe routes ---------------------------------------------------------------
+
+    def test_get_shows_the_page_and_changes_nothing(self):
+        e = self.env
+        status, headers, body = e.request("GET", self.sam)
+        self.assertEqual(status, 200)
+        page = body.decode()
+        self.assertIn("s***@example.com", page)
+        self.assertNotIn("sam@example.com", page)
+        self.assertIn("Updates about your services", page)
+        self.assertIn('name="scope" value="category"', page)
+        self.assertIn('name="scope" value="all"', page)
+        self.assertNotIn("<script", page)
+        self.assertNotIn("http://", page.replace("http-equiv", ""))
+        self.assertEqual(headers["Referrer-Policy"], "no-referrer")
+        self.assertIn("default-src 'none'", headers["Content-Security-Policy"])
+        # ?scope=all (the footer's "all mail" link) puts "stop all mail" first.
+        _, _, all_page = e.request("GET", self.sam + "?scope=all")
+        all_page = all_page.decode()
+        self.assertLess(all_page.index('value="all"'), all_page.index('value="category"'))
+        status, headers, body = e.request("HEAD", self.sam)
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(int(headers["Content-Length"]), len(page.encode()))
+        self.assertEqual(e.suppression("sam@example.com"), [])
+
+    def test_one_click_suppresses_the_category_at_once_and_is_idempotent(self):
+        e = self.env
+        for _ in range(2):
+            status, _, body = e.request("POST", self.pat, "List-Unsubscribe=One-Click",
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertEqual(status, 200)
+            self.assertIn(b"You are unsubscribed", body)
+        self.assertEqual(e.suppression("pat@example.com"), [("customer-update", "unsubscribe", "one-click")])
+        events = e.rows("SELECT source FROM events WHERE address = ? AND type = 'suppression-added'",
+                        "pat@example.com")
+        self.assertEqual(events, [("one-click",)])
+        # The next message to that address is never sent.
+        before = len(e.received())
+        mid = e.enqueue("pat@example.com")
+        wait_for(lambda: e.state(mid)[0] == "suppressed", 10, "the new message to end suppressed")
+        time.sleep(0.3)
+        self.assertEqual(len(e.received()), before)
+
+    def test_one_click_as_multipart(self):
+        e = self.env
+        body = ("--b0undary\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+                "One-Click\r\n--b0undary--\r\n")
+        status, _, _ = e.request("POST", self.kim, body,
+                                 {"Content-Type": "multipart/form-data; boundary=b0undary"})
+        self.assertEqual(status, 200)
+        self.assertEqual(e.suppression("kim@example.com"), [("customer-update", "unsubscribe", "one-click")])
+
+    def test_the_form_can_stop_all_mail(self):
+        e = self.env
+        status, _, body = e.request("POST", self.sam, "scope=all",
+                                    {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"no more mail from", body)
+        self.assertIn(("", "unsubscribe", "web"), e.suppression("sam@example.com"))
+
+    def test_bad_tokens_get_400_and_change_nothing(self):
+        e = self.env
+        before = e.rows("SELECT count(*) FROM suppressions")
+        token = self.pat.rsplit("/", 1)[1]
+        flipped = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+        for path in ["/unsubscribe/" + flipped, "/unsubscribe/" + token[:20], "/unsubscribe/!!!",
+                     "/unsubscribe/" + "A" * 600]:
+            for method, body in (("GET", None), ("POST", "List-Unsubscribe=One-Click")):
+                status, _, page = e.request(method, path, body)
+                self.assertEqual(status, 400, (method, path))
+                self.assertIn(b"This link does not work", page)
+        self.assertEqual(e.rows("SELECT count(*) FROM suppressions"), before)
+
+    def test_a_post_that_asks_nothing_is_400(self):
+        e = self.env
+        for body, ctype in (("", "application/x-www-form-urlencoded"), ("scope=everything", None),
+                            ("List-Unsubscribe=One-Click", "text/plain"), ("a=%zz", None)):
+            status, _, _ = e.request("POST", self.kim, body,
+                                     {"Content-Type": ctype} if ctype else {})
+            self.assertEqual(status, 400, body)
+
+    def test_ten_thousand_forged_tokens_are_all_refused(self):
+        e = self.env
+        token = self.pat.rsplit("/", 1)[1]
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        rng = random.Random(8058)
+        forged = set()
+        attempt = 0
+        while len(forged) < 10000:
+            attempt += 1
+            kind = attempt % 3
+            if kind == 0:  # one character of a real token changed
+                pos = rng.randrange(len(token))
+                t = token[:pos] + rng.choice(alphabet.replace(token[pos], "")) + token[pos + 1:]
+            elif kind == 1:  # a real token cut short or made longer
+                t = token[:rng.randrange(1, len(token))] if rng.random() < 0.5 else token + rng.choice(alphabet)
+            else:  # random text of a plausible length
+                t = "".join(rng.choice(alphabet) for _ in range(rng.randrange(40, 120)))
+            if t != token:
+                forged.add(t)
+        c = http.client.HTTPConnection("127.0.0.1", e.http_port, timeout=10)
+        statuses = {}
+        for t in forged:
+            c.request("POST", "/unsubscribe/" + t, body="List-Unsubscribe=One-Click",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+            r = c.getresponse()
+            r.read()
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+        c.close()
+        self.assertEqual(statuses, {400: 10000})
+        self.assertEqual(e.suppression("pat@example.com"), [("customer-update", "unsubscribe", "one-click")])
+
+    # --- routes, methods, health, metrics ------------------------------------------------------
+
+    def test_unknown_routes_and_wrong_methods(self):
+        e = self.env
+        self.assertEqual(e.request("GET", "/")[0], 404)
+        self.assertEqual(e.request("GET", "/unsubscribe")[0], 404)
+        self.assertEqual(e.request("GET", "/unsubscribe/a/b")[0], 404)
+        status, headers, _ = e.request("PUT", self.kim, "x")
+        self.assertEqual((status, headers["Allow"]), (405, "GET, HEAD, POST"))
+        self.assertEqual(e.request("POST", "/healthz", "")[0], 405)
+        self.assertEqual(e.request("DELETE", "/metrics")[0], 405)
+        self.assertEqual(e.api("GET", "/api/v1/messages")[0], 405)
+        self.assertEqual(e.api("PUT", "/api/v1/suppressions/a@example.com")[0], 405)
+        self.assertEqual(e.api("GET", "/api/v1/nothing")[0], 404)
+
+    def test_healthz_and_metrics(self):
+        e = self.env
+        status, _, body = e.request("GET", "/healthz")
+        self.assertEqual((status, body), (200, b"ok\n"))
+        status, headers, body = e.request("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name] = float(value)
+        self.assertGreaterEqual(values['bulkmail_deliveries_total{outcome="sent"}'], 3)
+        self.assertGreaterEqual(values['bulkmail_smtp_replies_total{class="2xx"}'], 3)
+        self.assertEqual(values['bulkmail_delivery_latency_seconds_bucket{le="+Inf"}'],
+                         values["bulkmail_delivery_latency_seconds_count"])
+        self.assertIn('bulkmail_messages{state="sent"}', values)
+        self.assertIn('bulkmail_unsubscribes_total{source="one-click"}', values)
+        self.assertTrue(any(k.startswith("bulkmail_webhook_requests_total{route=\"healthz\",status=\"200\"")
+                            for k in values))
+        for line in text.splitlines():  # no address ever appears
+            self.assertNotIn("@", line)
+
+    # --- the API --------------------------------------------------------------------------------
+
+    def test_api_needs_the_bearer_token(self):
+        e = self.env
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": SECRET},
+                        {"Authorization": "Bearer " + SECRET[:-1]}):
+            status, h, _ = e.request("GET", "/api/v1/status", headers=headers)
+            self.assertEqual(status, 401, headers)
+            self.assertIn("Bearer", h["WWW-Authenticate"])
+
+    def test_api_status_matches_the_cli(self):
+        e = self.env
+        status, body = e.api("GET", "/api/v1/status")
+        self.assertEqual(status, 200)
+        cli = json.loads(e.ctl("status", "--json").stdout)
+        self.assertEqual(set(body), set(cli))
+
+    def test_api_suppressions(self):
+        e = self.env
+        status, body = e.api("POST", "/api/v1/suppressions", {"email": "Lee@Example.COM", "reason": "manual"})
+        self.assertEqual(status, 201)
+        self.assertEqual((body["email"], body["category"], body["source"]), ("lee@example.com", None, "api"))
+        self.assertEqual(e.api("POST", "/api/v1/suppressions", {"email": "lee@example.com"})[0], 200)
+        status, body = e.api("GET", "/api/v1/suppressions/lee%40example.com")
+        self.assertEqual((status, body["reason"]), (200, "manual"))
+        self.assertEqual(e.api("GET", "/api/v1/suppressions/nobody@example.com")[0], 404)
+        status, body = e.api("DELETE", "/api/v1/suppressions/lee@example.com")
+        self.assertEqual(status, 200)
+        self.assertEqual(e.api("GET", "/api/v1/suppressions/lee@example.com")[0], 404)
+        self.assertEqual(e.api("DELETE", "/api/v1/suppressions/lee@example.com")[0], 404)
+        # A recipient's own opt-out is lifted only with force.
+        e.api("POST", "/api/v1/suppressions", {"email": "ray@example.com", "category": "customer-update",
+                                               "reason": "unsubscribe"})
+        status, body = e.api("DELETE", "/api/v1/suppressions/ray@example.com?category=customer-update")
+        self.assertEqual(status, 409)
+        self.assertIn("force=true", body["error"])
+        self.assertEqual(e.api("DELETE", "/api/v1/suppressions/ray@example.com?category=customer-update&force=true")[0], 200)
+
+    def test_api_rejects_bad_input_naming_the_field(self):
+        e = self.env
+        cases = [
+            ("/api/v1/suppressions", b"{not json", None),
+            ("/api/v1/suppressions", [1, 2], None),
+            ("/api/v1/suppressions", {"email": "a@example.com", "colour": "red"}, "colour"),
+            ("/api/v1/suppressions", {"email": "no-at-sign"}, "email"),
+            ("/api/v1/suppressions", {}, "email"),
+            ("/api/v1/suppressions", {"email": 5}, "email"),
+            ("/api/v1/suppressions", {"email": "a@example.com", "category": "nope"}, "category"),
+            ("/api/v1/suppressions", {"email": "a@example.com", "reason": "bored"}, "reason"),
+            ("/api/v1/messages", {"category": "customer-update"}, "to"),
+            ("/api/v1/messages", {"category": "nope", "to": "a@example.com"}, "category"),
+            ("/api/v1/messages", {"category": "customer-update", "to": "a@@example.com"}, "to"),
+            ("/api/v1/messages", {"category": "customer-update", "to": "a@example.com", "vars": []}, "vars"),
+            ("/api/v1/messages", {"category": "customer-update", "to": "a@example.com",
+                                  "vars": {"x": {"deep": 1}}}, "vars.x"),
+            ("/api/v1/messages", {"category": "customer-update", "to": "a@example.com",
+                                  "campaign": "bad campaign!"}, "campaign"),
+        ]
+        for path, obj, field in cases:
+            body = obj if isinstance(obj, bytes) else json.dumps(obj)
+            status, answer = e.api("POST", path, body)
+            self.assertEqual(status, 400, (path, obj, answer))
+            self.assertIn("error", answer)
+            if field:
+                self.assertEqual(answer.get("field"), field, answer)
+        self.assertEqual(e.api("GET", "/api/v1/suppressions/not-an-address")[0], 400)
+        status, _ = e.api("POST", "/api/v1/messages", "{}", {"Content-Type": "text/plain"})
+        self.assertEqual(status, 415)
+
+    def test_api_queues_a_message_that_is_delivered(self):
+        e = self.env
+        status, body = e.api("POST", "/api/v1/messages", {
+            "category": "customer-update", "to": "api.user@example.com", "campaign": "api-test",
+            "vars": {"first_name": "Ada", "headline": "Hello", "body": "From the API", "n": 3}})
+        self.assertEqual(status, 201, body)
+        self.assertEqual(body["state"], "queued")
+        wait_for(lambda: e.state(body["id"])[0] == "sent", 10, "the API message to be sent")
+        status, answer = e.api("POST", "/api/v1/messages", {
+            "category": "customer-update", "to": "api.user@example.com", "campaign": "api-test",
+            "vars": {"first_name": "Ada", "headline": "Hello", "body": "From the API"}})
+        self.assertEqual((status, answer["field"]), (409, "campaign"))
+
+    # --- abuse ----------------------------------------------------------------------------------
+
+    def test_oversized_headers_and_bodies(self):
+        e = self.env
+        big = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n"
+        self.assertTrue(e.raw(big).startswith(b"HTTP/1.1 431"))
+        status, _, _ = e.request("POST", self.kim, "List-Unsubscribe=One-Click&pad=" + "x" * 70000,
+                                 {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 413)
+
+    def test_garbage_gets_400_and_the_connection_is_closed(self):
+        e = self.env
+        answer = e.raw(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:40])
+        answer = e.raw(b"GET / HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:40])
+        self.assertEqual(e.request("GET", "/healthz")[0], 200)  # and the server is fine
+
+    def test_a_client_sending_one_byte_a_second_is_cut_off(self):
+        e = self.env
+        s = socket.create_connection(("127.0.0.1", e.http_port))
+        s.settimeout(1)  # each recv() waits a second: the pace of the trickle
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+        start = time.time()
+        answer = b""
+        closed = False
+        for byte in request:
+            try:
+                s.sendall(bytes([byte]))
+                chunk = s.recv(1024)
+                if not chunk:
+                    closed = True
+                    break
+                answer += chunk
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+                break
+            if time.time() - start > 25:
+                break
+        elapsed = time.time() - start
+        s.close()
+        self.assertTrue(closed, "the server kept a trickling client for %.0f s" % elapsed)
+        self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:40])
+        self.assertGreater(elapsed, 8)
+        self.assertLess(elapsed, 15)
+        self.assertEqual(e.request("GET", "/healthz")[0], 200)
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        e = self.env
+        c = http.client.HTTPConnection("127.0.0.1", e.http_port, timeout=5)
+        for _ in range(20):
+            c.request("GET", "/healthz")
+            r = c.getresponse()
+            self.assertEqual(r.read(), b"ok\n")
+        c.close()
+
+
+class ConnectionCapTest(unittest.TestCase):
+    def test_connections_over_the_cap_get_503(self):
+        e = WebhookEnv(extra="")
+        try:
+            with open(e.config) as f:
+                text = f.read()
+            with open(e.config, "w") as f:
+                f.write(text.replace("  api_token_file: api.token\n",
+                                     "  api_token_file: api.token\n  max_connections: 3\n"))
+            e.start_server()
+            e.start_daemon()
+            e.wait_http()
+            held = [socket.create_connection(("127.0.0.1", e.http_port)) for _ in range(3)]
+            time.sleep(0.3)
+            answer = e.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer[:40])
+            for s in held:
+                s.close()
+            wait_for(lambda: e.request("GET", "/healthz")[0] == 200, 5, "room again")
+        finally:
+            e.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
