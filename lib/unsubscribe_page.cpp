@@ -19,7 +19,7 @@ constexpr const char* kLayout = R"(<!DOCTYPE html>
 <meta name="robots" content="noindex, nofollow">
 <title>{{title}}</title>
 <style>
-body{margin:0;background:#f4f5f7;color:#1d1f23;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+body{margin:0;padding:0 .75rem;background:#f4f5f7;color:#1d1f23;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 main{max-width:32rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:.5rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1{font-size:1.4rem;margin:0 0 1rem}
 p{margin:0 0 1rem}
@@ -56,10 +56,13 @@ constexpr const char* kConfirm = R"(<h1>Unsubscribe</h1>
 
 constexpr const char* kDone = R"(<h1>You are unsubscribed</h1>
 {{#all_mail}}
-<p><strong>{{address}}</strong> will get no more mail from {{organization}}. This took effect at once.</p>
+<p>No more mail from {{organization}} will be sent to <strong>{{address}}</strong>.</p>
 {{/all_mail}}
 {{^all_mail}}
-<p><strong>{{address}}</strong> will get no more mail of this kind from {{organization}}: {{category}}. This took effect at once.</p>
+<p>No more mail of this kind ({{category}}) from {{organization}} will be sent to <strong>{{address}}</strong>.</p>
+{{/all_mail}}
+<p>This took effect at once.</p>
+{{^all_mail}}
 <form method="post" action="{{token}}">
 <button class="secondary" type="submit" name="scope" value="all">Stop all mail from {{organization}} as well</button>
 </form>

@@ -154,7 +154,7 @@ class WebhookTest(unittest.TestCase):
         status, _, body = e.request("POST", self.sam, "scope=all",
                                     {"Content-Type": "application/x-www-form-urlencoded"})
         self.assertEqual(status, 200, body)
-        self.assertIn(b"no more mail from", body)
+        self.assertIn(b"No more mail from Example Telecom", body)
         self.assertIn(("", "unsubscribe", "web"), e.suppression("sam@example.com"))
 
     def test_bad_tokens_get_400_and_change_nothing(self):
