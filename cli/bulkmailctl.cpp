@@ -24,6 +24,8 @@
 #include "sqlite_store.h"
 #include "status.h"
 #include "submission.h"
+#include "text.h"
+#include "unsubscribe_token.h"
 
 namespace fs = std::filesystem;
 using namespace bulkmail;
@@ -209,6 +211,25 @@ void cmd_dkim_record(Context& ctx) {
             << c.dkim->key->dns_record() << "\"\n";
 }
 
+// The opt-out link a message to ADDRESS of CATEGORY would carry: for support staff answering a
+// recipient, and for load tests of the webhook. "-" reads one address per line from stdin.
+void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::string& address) {
+  const Config& c = ctx.cfg();
+  if (!c.category(category)) fail("unknown category '" + category + "'");
+  TokenCodec tokens(c.unsubscribe.keys, c.unsubscribe.token_expiry_days);
+  std::int64_t now = now_millis() / 1000;
+  auto print = [&](const std::string& input, const std::string& where) {
+    auto a = parse_address(input);
+    if (!a) fail(where + "bad address: " + a.error().message);
+    std::cout << c.unsubscribe.url << "/" << tokens.issue({a->str(), category, now}) << "\n";
+  };
+  if (address != "-") return print(address, "");
+  std::string line;
+  for (std::size_t n = 1; std::getline(std::cin, line); ++n) {
+    if (!bulkmail::trim(line).empty()) print(std::string(bulkmail::trim(line)), "stdin:" + std::to_string(n) + ": ");
+  }
+}
+
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
   StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
   if (json) {
@@ -392,6 +413,12 @@ int main(int argc, char** argv) {
   s_export->add_option("--hashed", hashed,
                        "sha256: export hashes of the addresses, not the addresses");
 
+  auto* link = app.add_subcommand(
+      "unsubscribe-link", "print the opt-out link a message to ADDRESS would carry");
+  link->add_option("--category", category, "category of mail")->required();
+  link->add_option("ADDRESS", address, "the recipient, or - for one address a line on stdin")
+      ->required();
+
   auto* history = app.add_subcommand("history", "every event for an address, oldest first");
   history->add_option("ADDRESS", address)->required();
   history->add_flag("--json", json, "a JSON array");
@@ -434,6 +461,8 @@ int main(int argc, char** argv) {
       cmd_suppress_import(ctx, file, format);
     } else if (*s_export) {
       cmd_suppress_export(ctx, hashed);
+    } else if (*link) {
+      cmd_unsubscribe_link(ctx, category, address);
     } else if (*history) {
       cmd_history(ctx, address, json);
     } else if (*cancel) {

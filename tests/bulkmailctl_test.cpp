@@ -7,6 +7,7 @@
 #include "digest.h"
 #include "process.h"
 #include "test_config.h"
+#include "unsubscribe_token.h"
 
 using namespace bulkmail;
 using namespace bulkmail::test;
@@ -251,4 +252,31 @@ TEST_CASE("a 1,000,000-row import streams: memory does not grow with the file") 
   MESSAGE("peak RSS: 100k rows " << rss_small << " KiB, 1M rows " << rss_big << " KiB");
   CHECK(rss_big < rss_small + 16 * 1024);
   CHECK(rss_big < 64 * 1024);
+}
+
+TEST_CASE("unsubscribe-link prints links whose tokens carry the address and category") {
+  Cli cli;
+  auto r = cli({"unsubscribe-link", "--category", "research-invitation", "-"},
+               "Ann@Example.com\n\nbob@example.com\n");
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::vector<std::string> lines;
+  for (std::size_t p = 0, n; (n = r.out.find('\n', p)) != std::string::npos; p = n + 1)
+    lines.push_back(r.out.substr(p, n - p));
+  REQUIRE(lines.size() == 2);
+  TokenCodec codec({std::string(kTestSecret)}, 0);
+  const std::string prefix = "https://mail.example.com/unsubscribe/";
+  const char* expected[] = {"ann@example.com", "bob@example.com"};
+  for (std::size_t i = 0; i < 2; ++i) {
+    REQUIRE(lines[i].rfind(prefix, 0) == 0);
+    auto check = codec.verify(lines[i].substr(prefix.size()), 1'800'000'000'000);
+    REQUIRE(check.status == TokenStatus::valid);
+    CHECK(check.claims.address == expected[i]);
+    CHECK(check.claims.category == "research-invitation");
+  }
+  r = cli({"unsubscribe-link", "--category", "customer-update", "-"}, "ok@example.com\nbad\n");
+  CHECK(r.status == 1);
+  CHECK(r.err == "bulkmailctl: stdin:2: bad address: the address has no '@'\n");
+  r = cli({"unsubscribe-link", "--category", "nope", "a@example.com"});
+  CHECK(r.status == 1);
+  CHECK(r.err == "bulkmailctl: unknown category 'nope'\n");
 }
