@@ -226,7 +226,8 @@ void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::
   if (address != "-") return print(address, "");
   std::string line;
   for (std::size_t n = 1; std::getline(std::cin, line); ++n) {
-    if (!bulkmail::trim(line).empty()) print(std::string(bulkmail::trim(line)), "stdin:" + std::to_string(n) + ": ");
+    if (!bulkmail::trim(line).empty())
+      print(std::string(bulkmail::trim(line)), "stdin:" + std::to_string(n) + ": ");
   }
 }
 
@@ -413,8 +414,8 @@ int main(int argc, char** argv) {
   s_export->add_option("--hashed", hashed,
                        "sha256: export hashes of the addresses, not the addresses");
 
-  auto* link = app.add_subcommand(
-      "unsubscribe-link", "print the opt-out link a message to ADDRESS would carry");
+  auto* link = app.add_subcommand("unsubscribe-link",
+                                  "print the opt-out link a message to ADDRESS would carry");
   link->add_option("--category", category, "category of mail")->required();
   link->add_option("ADDRESS", address, "the recipient, or - for one address a line on stdin")
       ->required();

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "notifier.h"
 #include "sender_pool.h"
+#include "sqlite_checkpointer.h"
 #include "sqlite_store.h"
 #include "store_worker.h"
 #include "transport.h"
@@ -105,8 +106,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<SqliteStore> store, reader_store;
+  std::unique_ptr<SqliteCheckpointer> checkpointer;
   try {
-    store = std::make_unique<SqliteStore>(config->database.string());
+    store = std::make_unique<SqliteStore>(config->database.string(), /*checkpoints=*/false);
     // This process holds the database alone, so every lease left in it belongs to a dead daemon.
     UnixMillis now = now_millis();
     auto recovered = store->recover_leases(std::numeric_limits<UnixMillis>::max(), now);
@@ -116,6 +118,8 @@ int main(int argc, char** argv) {
                   "(it may already have been delivered: possible duplicate)");
     }
     reader_store = std::make_unique<SqliteStore>(config->database.string());
+    checkpointer = std::make_unique<SqliteCheckpointer>(config->database.string(),
+                                                        std::chrono::milliseconds(50));
   } catch (const std::exception& e) {
     log_error("database " + config->database.string() + ": " + e.what());
     return 1;

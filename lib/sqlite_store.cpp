@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/Transaction.h>
 
+#include "sqlite_busy.h"
 #include "sqlite_schema.h"
 
 namespace bulkmail {
@@ -79,14 +80,16 @@ struct SqliteStore::Statements {
   SQLite::Statement record;
 };
 
-SqliteStore::SqliteStore(const std::string& path)
+SqliteStore::SqliteStore(const std::string& path, bool checkpoints)
     : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX,
           kBusyTimeoutMs) {
+  wait_when_busy(db_.getHandle(), std::chrono::milliseconds(kBusyTimeoutMs));
   db_.exec("PRAGMA journal_mode = WAL");
   // NORMAL in WAL mode survives a crash of the process (kill -9) without losing a commit; only a
   // power failure can lose the last transactions, which then means a resend, never a lost message.
   db_.exec("PRAGMA synchronous = NORMAL");
   db_.exec("PRAGMA foreign_keys = ON");
+  if (!checkpoints) db_.exec("PRAGMA wal_autocheckpoint = 0");
   migrate_sqlite_schema(db_);
   st_ = std::make_unique<Statements>(db_);
 }
@@ -181,6 +184,18 @@ StateCounts SqliteStore::counts(const std::optional<std::string>& campaign) {
 }
 
 std::size_t SqliteStore::suppress(std::span<const Suppression> suppressions, UnixMillis now) {
+  // An opt-out, once confirmed to the recipient, must survive even a power failure: these commits
+  // wait for the disk (FULL), unlike the queue's, where a lost commit means a resend at worst.
+  db_.exec("PRAGMA synchronous = FULL");
+  struct Restore {
+    SQLite::Database& db;
+    ~Restore() {
+      try {
+        db.exec("PRAGMA synchronous = NORMAL");
+      } catch (...) {
+      }
+    }
+  } restore{db_};
   std::size_t added = 0;
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& st = st_->insert_suppression;

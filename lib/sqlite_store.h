@@ -16,7 +16,10 @@ class SqliteStore final : public Store {
  public:
   // Opens (creating when absent) and migrates the database at `path`. Throws SQLite::Exception
   // when the file cannot be opened or is not a bulkmail database of a version this build knows.
-  explicit SqliteStore(const std::string& path);
+  // `checkpoints`: whether commits on this connection move the WAL into the database file when
+  // it has grown (SQLite's default). The daemon's writer turns this off and leaves checkpoints to
+  // a SqliteCheckpointer on a thread of its own, so that no commit waits for one.
+  explicit SqliteStore(const std::string& path, bool checkpoints = true);
   ~SqliteStore() override;
 
   // The schema version this build writes (PRAGMA user_version).

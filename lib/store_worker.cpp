@@ -35,16 +35,30 @@ void StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
 
 void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                         ClaimCallback done) {
-  run([owner, limit, lease_ms, done = std::move(done)](Store& s) {
+  claim_chunk(owner, limit, lease_ms, {}, std::move(done));
+}
+
+void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
+                              std::vector<ClaimedMessage> so_far, ClaimCallback done) {
+  run([this, owner, limit, lease_ms, so_far = std::move(so_far),
+       done = std::move(done)](Store& s) mutable {
+    // A big claim is taken in short transactions, with the outcomes and opt-outs that arrived
+    // meanwhile committed between them: an opt-out never waits behind a long claim.
+    std::size_t chunk = std::min(limit - so_far.size(), kClaimChunk);
     UnixMillis now = now_millis();
-    std::vector<ClaimedMessage> claimed;
+    std::size_t got = 0;
     try {
-      claimed = s.claim_due(owner, limit, now, now + lease_ms);
+      auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
+      got = claimed.size();
+      for (auto& m : claimed) so_far.push_back(std::move(m));
     } catch (const std::exception& e) {
-      // Busy or failing database: report nothing claimed; the dispatcher asks again later.
+      // Busy or failing database: report what was claimed; the dispatcher asks again later.
       log_warning(std::string("claiming messages failed: ") + e.what());
     }
-    done(std::move(claimed));
+    if (got == chunk && so_far.size() < limit) {
+      return claim_chunk(owner, limit, lease_ms, std::move(so_far), std::move(done));
+    }
+    done(std::move(so_far));
   });
 }
 

@@ -51,6 +51,10 @@ class StoreWorker {
     std::uint64_t seq;
   };
   void loop();
+  void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
+                   std::vector<ClaimedMessage> so_far, ClaimCallback done);
+
+  static constexpr std::size_t kClaimChunk = 100;  // messages per claim transaction at most
 
   std::unique_ptr<Store> store_;
   std::mutex mu_;
