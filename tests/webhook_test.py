@@ -389,6 +389,27 @@ class WebhookTest(unittest.TestCase):
         c.close()
 
 
+class ApiOffTest(unittest.TestCase):
+    def test_without_a_token_file_the_api_is_off_and_the_rest_works(self):
+        e = WebhookEnv()
+        try:
+            with open(e.config) as f:
+                text = f.read()
+            with open(e.config, "w") as f:
+                f.write(text.replace("  api_token_file: api.token\n", ""))
+            e.start_server()
+            e.start_daemon()
+            e.wait_http()
+            status, body = e.api("GET", "/api/v1/status")
+            self.assertEqual(status, 404)
+            self.assertIn("the API is off", body["error"])
+            self.assertEqual(e.api("POST", "/api/v1/suppressions", {"email": "a@example.com"})[0], 404)
+            self.assertEqual(e.rows("SELECT count(*) FROM suppressions"), [(0,)])
+            self.assertEqual(e.request("GET", "/metrics")[0], 200)
+        finally:
+            e.close()
+
+
 class ConnectionCapTest(unittest.TestCase):
     def test_connections_over_the_cap_get_503(self):
         e = WebhookEnv(extra="")
