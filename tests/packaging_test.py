@@ -1,0 +1,136 @@
+"""Installing bulkmail the way an operator does: `cmake --install` into a staging root, the systemd
+unit checked by systemd-analyze (verify, and the offline security rating), and the .deb built by
+cpack, inspected with dpkg-deb and checked by lintian."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+SRC = os.environ["BULKMAIL_SOURCE_DIR"]
+BUILD = os.environ["BULKMAIL_BUILD_DIR"]
+SECRET = "0123456789abcdef" * 4
+
+
+def run(*args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, **kw)
+
+
+class Installed(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = os.path.join(cls.tmp.name, "root")
+        r = run("cmake", "--install", BUILD, "--prefix", "/usr", env=dict(os.environ, DESTDIR=cls.root))
+        assert r.returncode == 0, r.stderr
+        cls.unit = os.path.join(cls.root, "lib", "systemd", "system", "bulkmaild.service")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, p):
+        return os.path.join(self.root, p.lstrip("/"))
+
+    def test_the_debian_layout(self):
+        for p in ("/usr/bin/bulkmaild", "/usr/bin/bulkmailctl", "/etc/bulkmail/bulkmail.yaml",
+                  "/usr/share/bulkmail/templates/customer-update/html",
+                  "/usr/share/bulkmail/templates/research-invitation/subject",
+                  "/lib/systemd/system/bulkmaild.service", "/usr/lib/sysusers.d/bulkmail.conf",
+                  "/usr/share/man/man8/bulkmaild.8.gz", "/usr/share/man/man1/bulkmailctl.1.gz",
+                  "/usr/share/doc/bulkmail/copyright"):
+            self.assertTrue(os.path.isfile(self.path(p)), p)
+        self.assertTrue(os.access(self.path("/usr/bin/bulkmaild"), os.X_OK))
+        with open(self.path("/lib/systemd/system/bulkmaild.service")) as f:
+            unit = f.read()
+        self.assertIn("ExecStart=/usr/bin/bulkmaild --config /etc/bulkmail/bulkmail.yaml\n", unit)
+        self.assertIsNone(re.search(r"@[A-Z_]+@", unit))  # every @VAR@ was filled in
+
+    def test_the_installed_config_and_templates_pass_check(self):
+        conf = self.path("/etc/bulkmail/bulkmail.yaml")
+        with open(conf) as f:
+            yaml = f.read()
+        self.assertIn("database: /var/lib/bulkmail/bulkmail.db\n", yaml)
+        self.assertIn("templates: /usr/share/bulkmail/templates\n", yaml)
+        # Run the installed daemon's --check on it, with the state and templates in the staging root.
+        work = os.path.join(self.tmp.name, "check")
+        os.makedirs(work, exist_ok=True)
+        for name in ("unsubscribe.key", "api.token"):
+            with open(os.path.join(work, name), "w") as f:
+                f.write(SECRET + "\n")
+        yaml = yaml.replace("/var/lib/bulkmail/bulkmail.db", os.path.join(work, "bulkmail.db"))
+        yaml = yaml.replace("/usr/share/bulkmail/templates", self.path("/usr/share/bulkmail/templates"))
+        with open(os.path.join(work, "bulkmail.yaml"), "w") as f:
+            f.write(yaml)
+        r = run(self.path("/usr/bin/bulkmaild"), "--config", os.path.join(work, "bulkmail.yaml"), "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("is valid", r.stdout)
+
+    def unit_at_staged_paths(self):
+        # The unit names /usr/bin/bulkmaild; point a copy at the staged binary so that verify can
+        # check that it exists and runs, and let man find the staged man pages.
+        with open(self.unit) as f:
+            text = f.read().replace("/usr/bin/bulkmaild", self.path("/usr/bin/bulkmaild"))
+        copy = os.path.join(self.tmp.name, "bulkmaild.service")
+        with open(copy, "w") as f:
+            f.write(text)
+        return copy
+
+    def test_systemd_analyze_verify_is_clean(self):
+        r = run("systemd-analyze", "verify", self.unit_at_staged_paths(),
+                env=dict(os.environ, MANPATH=self.path("/usr/share/man")))
+        self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+
+    def test_the_sandbox_rates_ok(self):
+        r = run("systemd-analyze", "security", "--offline=true", self.unit_at_staged_paths())
+        m = re.search(r"Overall exposure level for bulkmaild\.service: ([\d.]+) (\w+)", r.stdout)
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        self.assertLessEqual(float(m.group(1)), 1.5, r.stdout)
+        self.assertEqual(m.group(2), "OK")
+        # The settings the issue names are all there.
+        with open(self.unit) as f:
+            unit = f.read()
+        for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "TimeoutStopSec=",
+                        "StateDirectory=bulkmail", "ConfigurationDirectory=bulkmail", "UMask=0077",
+                        "CapabilityBoundingSet=\n", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                        "ProtectHome=yes", "PrivateTmp=yes", "PrivateDevices=yes", "ProtectClock=yes",
+                        "ProtectKernelTunables=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+                        "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes",
+                        "ExecReload=/bin/kill -HUP $MAINPID", "--check\n"):
+            self.assertIn(setting, unit)
+
+
+class Package(unittest.TestCase):
+    def test_the_deb_has_its_dependencies_conffile_and_scripts_and_lintian_finds_no_error(self):
+        with tempfile.TemporaryDirectory() as out:
+            r = run("cpack", "-G", "DEB", "-B", out, cwd=BUILD)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            debs = [f for f in os.listdir(out) if f.endswith(".deb")]
+            self.assertEqual(len(debs), 1, os.listdir(out))
+            deb = os.path.join(out, debs[0])
+            info = run("dpkg-deb", "--info", deb).stdout
+            depends = re.search(r"^ Depends: (.*)$", info, re.M).group(1)
+            for lib in ("libcurl4", "libsqlite3-0", "libyaml-cpp0.7", "libssl3", "libidn2-0", "libsystemd0",
+                        "openssl"):
+                self.assertIn(lib, depends)
+            control = os.path.join(out, "control")
+            run("dpkg-deb", "--control", deb, control)
+            with open(os.path.join(control, "conffiles")) as f:
+                self.assertEqual(f.read().split(), ["/etc/bulkmail/bulkmail.yaml"])
+            with open(os.path.join(control, "postinst")) as f:
+                postinst = f.read()
+            self.assertIn("openssl rand -hex 32", postinst)
+            self.assertIn("chmod 0600", postinst)
+            self.assertIn("systemd-sysusers bulkmail.conf", postinst)
+            contents = run("dpkg-deb", "--contents", deb).stdout
+            for p in ("./usr/bin/bulkmaild", "./lib/systemd/system/bulkmaild.service",
+                      "./usr/share/man/man8/bulkmaild.8.gz", "./etc/bulkmail/bulkmail.yaml"):
+                self.assertIn(p, contents)
+            lint = run("lintian", "--tag-display-limit", "0", deb)
+            errors = [l for l in (lint.stdout + lint.stderr).splitlines() if l.startswith("E:")]
+            self.assertEqual(errors, [], lint.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
