@@ -1,0 +1,173 @@
+// The webhook's routes where the daemon's parts fail: the database refusing a query or an opt-out.
+// The store and the dispatcher are replaced here by a backend that runs on the calling thread over
+// a real SQLite file and can be told to fail; what works end to end is tests/webhook_test.py.
+#include "webhook.h"
+
+#include <doctest/doctest.h>
+
+#include <stdexcept>
+
+#include "sqlite_store.h"
+#include "test_config.h"
+#include "unsubscribe_token.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+namespace http = boost::beast::http;
+
+namespace {
+
+// A database whose every query fails, as one on a failing disk does.
+class FailingStore : public Store {
+  [[noreturn]] static void fail() { throw std::runtime_error("disk I/O error"); }
+
+ public:
+  std::vector<EnqueueResult> enqueue(std::span<const NewMessage>, const std::string&,
+                                     UnixMillis) override {
+    fail();
+  }
+  StateCounts counts(const std::optional<std::string>&) override { fail(); }
+  std::size_t suppress(std::span<const Suppression>, UnixMillis) override { fail(); }
+  std::optional<Suppression> unsuppress(const std::string&, const std::string&, const std::string&,
+                                        UnixMillis) override {
+    fail();
+  }
+  std::optional<Suppression> find_suppression(const std::string&, const std::string&) override {
+    fail();
+  }
+  void for_each_suppression(const std::function<void(const Suppression&)>&) override { fail(); }
+  std::vector<Event> history(const std::string&) override { fail(); }
+  std::int64_t cancel_campaign(const std::string&, const std::string&, UnixMillis) override {
+    fail();
+  }
+  std::int64_t retry_campaign(const std::string&, const std::string&, UnixMillis) override {
+    fail();
+  }
+  std::vector<ClaimedMessage> claim_due(const std::string&, std::size_t, UnixMillis,
+                                        UnixMillis) override {
+    fail();
+  }
+  void record_outcomes(std::span<const Outcome>, UnixMillis) override { fail(); }
+  std::vector<MessageId> recover_leases(UnixMillis, UnixMillis) override { fail(); }
+  std::int64_t count_sent_since(UnixMillis) override { fail(); }
+  void set_dispatch_state(const DispatchState&) override { fail(); }
+  std::optional<DispatchState> dispatch_state() override { fail(); }
+};
+
+class InlineBackend : public WebhookBackend {
+ public:
+  explicit InlineBackend(const std::string& db) : store_(db) {}
+  bool fail_reads = false;
+  bool fail_opt_outs = false;
+
+  void opt_out(Suppression s, std::function<void(bool)> done) override {
+    if (fail_opt_outs) return done(false);
+    store_.suppress({&s, 1}, 1000);
+    done(true);
+  }
+  void write(std::function<void(Store&)> fn) override { fn(store_); }
+  void read(std::function<void(Store&)> fn) override {
+    if (!fail_reads) return fn(store_);
+    FailingStore broken;
+    fn(broken);
+  }
+  void dispatch_stats(std::function<void(DispatchStats)> done) override { done(DispatchStats{}); }
+  SqliteStore& store() { return store_; }
+
+ private:
+  SqliteStore store_;
+};
+
+struct Fixture {
+  TempDir dir;
+  std::shared_ptr<const Config> config;
+  std::unique_ptr<InlineBackend> backend;
+  std::unique_ptr<Webhook> webhook;
+
+  Fixture() {
+    auto load = load_config(write_config(dir));
+    REQUIRE(load.ok());
+    auto c = std::make_shared<Config>(*load.config);
+    c->database = dir / "q.db";
+    config = c;
+    backend = std::make_unique<InlineBackend>(config->database.string());
+    webhook = std::make_unique<Webhook>(config, *backend);
+  }
+
+  HttpResponse call(http::verb method, const std::string& target, const std::string& body = "",
+                    const std::string& content_type = "") {
+    HttpRequest req{method, target, 11};
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    req.body() = body;
+    req.prepare_payload();
+    std::optional<HttpResponse> answer;
+    int answers = 0;
+    webhook->handle(req, [&](HttpResponse r) {
+      ++answers;
+      answer = std::move(r);
+    });
+    REQUIRE(answers == 1);
+    return *answer;
+  }
+
+  std::string link_path(const std::string& address) {
+    TokenCodec codec(config->unsubscribe.keys, 0);
+    return "/unsubscribe/" + codec.issue({address, "customer-update", 1'795'000'000});
+  }
+};
+
+}  // namespace
+
+TEST_CASE("healthz and metrics answer 503 when the database fails a query, 200 when it answers") {
+  Fixture f;
+  CHECK(f.call(http::verb::get, "/healthz").result() == http::status::ok);
+  CHECK(f.call(http::verb::get, "/metrics").result() == http::status::ok);
+  f.backend->fail_reads = true;
+  auto health = f.call(http::verb::get, "/healthz");
+  CHECK(health.result() == http::status::service_unavailable);
+  CHECK(health.body() == "database: disk I/O error\n");
+  CHECK(f.call(http::verb::get, "/metrics").result() == http::status::service_unavailable);
+}
+
+TEST_CASE("an opt-out the database could not record is 503 with Retry-After, never 200") {
+  Fixture f;
+  std::string path = f.link_path("pat@example.com");
+  f.backend->fail_opt_outs = true;
+  auto failed = f.call(http::verb::post, path, "List-Unsubscribe=One-Click",
+                       "application/x-www-form-urlencoded");
+  CHECK(failed.result() == http::status::service_unavailable);
+  CHECK(failed[http::field::retry_after] == "60");
+  CHECK_FALSE(f.backend->store().find_suppression("pat@example.com", "customer-update"));
+  f.backend->fail_opt_outs = false;
+  auto ok = f.call(http::verb::post, path, "List-Unsubscribe=One-Click",
+                   "application/x-www-form-urlencoded");
+  CHECK(ok.result() == http::status::ok);
+  CHECK(f.backend->store().find_suppression("pat@example.com", "customer-update")->source ==
+        "one-click");
+  auto snapshot = f.webhook->counters().snapshot();
+  CHECK(snapshot.unsubscribes["one-click"] == 1);
+  CHECK(snapshot.requests[{"unsubscribe", 503}] == 1);
+  CHECK(snapshot.requests[{"unsubscribe", 200}] == 1);
+}
+
+TEST_CASE("an API query the database fails is 503 with a JSON error") {
+  Fixture f;
+  f.backend->fail_reads = true;
+  HttpRequest req{http::verb::get, "/api/v1/status", 11};
+  req.set(http::field::authorization, "Bearer " + std::string(kTestSecret));
+  std::optional<HttpResponse> answer;
+  f.webhook->handle(req, [&](HttpResponse r) { answer = std::move(r); });
+  REQUIRE(answer);
+  CHECK(answer->result() == http::status::service_unavailable);
+  CHECK(answer->body() == "{\"error\":\"the database is not available\"}\n");
+}
+
+TEST_CASE("a reload swaps the unsubscribe keys: links under a dropped key stop working") {
+  Fixture f;
+  std::string old_link = f.link_path("kim@example.com");
+  CHECK(f.call(http::verb::get, old_link).result() == http::status::ok);
+  auto c = std::make_shared<Config>(*f.config);
+  c->unsubscribe.keys = {std::string(64, 'n')};
+  f.webhook->reload(c);
+  CHECK(f.call(http::verb::get, old_link).result() == http::status::bad_request);
+}
