@@ -167,8 +167,13 @@ int main(int argc, char** argv) {
           ConfigLoad fresh = load_and_report(path);
           if (fresh.config) {
             if (fresh.config->database != config->database ||
-                fresh.config->smtp.max_connections != config->smtp.max_connections) {
-              log_warning("database and smtp.max_connections take effect only after a restart");
+                fresh.config->smtp.max_connections != config->smtp.max_connections ||
+                fresh.config->webhook.listen_host != config->webhook.listen_host ||
+                fresh.config->webhook.listen_port != config->webhook.listen_port ||
+                fresh.config->webhook.max_connections != config->webhook.max_connections) {
+              log_warning(
+                  "database, smtp.max_connections, webhook.listen and webhook.max_connections take "
+                  "effect only after a restart");
             }
             config = fresh.config;
             configure_logging(config->logging);

@@ -42,6 +42,7 @@ TEST_CASE("the valid test config loads into frozen structs") {
   CHECK(c.webhook.listen_host == "127.0.0.1");
   CHECK(c.webhook.listen_port == 8025);
   CHECK(c.webhook.api_token == kTestSecret);
+  CHECK(c.webhook.max_connections == 512);
   CHECK(c.categories.size() == 2);
   REQUIRE(c.category("research-invitation"));
   CHECK(c.category("research-invitation")->description == "Invitations to take part in research");
@@ -100,6 +101,8 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
        "unsubscribe.token_expiry_days: must be 0 (never) or at least 30"},
       {"bad listen address", "listen: 127.0.0.1:8025", "listen: localhost",
        "webhook.listen: must be IP:PORT"},
+      {"no webhook connections", "listen: 127.0.0.1:8025",
+       "listen: 127.0.0.1:8025\n  max_connections: 0", "webhook.max_connections: is out of range"},
       {"template folder missing", "{ template: customer-update,", "{ template: no-such-template,",
        "categories.customer-update.template: no template folder"},
       {"category name with capitals",
