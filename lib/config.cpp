@@ -172,7 +172,7 @@ struct CurlStrFree {
 };
 
 struct UrlParts {
-  std::string scheme, host, query, fragment;
+  std::string scheme, host, path, query, fragment;
   bool has_port = false;
 };
 
@@ -185,8 +185,8 @@ std::optional<UrlParts> parse_url(const std::string& s) {
     std::unique_ptr<char, CurlStrFree> g(out);
     return std::string(out);
   };
-  UrlParts parts{part(CURLUPART_SCHEME), part(CURLUPART_HOST), part(CURLUPART_QUERY),
-                 part(CURLUPART_FRAGMENT), !part(CURLUPART_PORT).empty()};
+  UrlParts parts{part(CURLUPART_SCHEME), part(CURLUPART_HOST),     part(CURLUPART_PATH),
+                 part(CURLUPART_QUERY),  part(CURLUPART_FRAGMENT), !part(CURLUPART_PORT).empty()};
   return parts;
 }
 
@@ -426,6 +426,9 @@ void read_unsubscribe(Reader& r, const YAML::Node& root, const fs::path& base, C
       std::string url = *v;
       while (!url.empty() && url.back() == '/') url.pop_back();
       c.unsubscribe.url = url;
+      c.unsubscribe.path = u->path;
+      while (!c.unsubscribe.path.empty() && c.unsubscribe.path.back() == '/')
+        c.unsubscribe.path.pop_back();
     }
   }
   if (auto v = r.string(n, "unsubscribe", "secret_file", true)) {

@@ -68,6 +68,7 @@ struct DaemonConfig {
 
 struct UnsubscribeConfig {
   std::string url;                    // public base URL; links are <url>/<token>
+  std::string path;                   // url's path without a final '/': where the webhook answers
   std::filesystem::path secret_file;  // HMAC keys, one per line: the first signs, all verify
   std::vector<std::string> keys;      // loaded from secret_file; never logged
   std::optional<Address> mailto;      // optional mailto: opt-out address for List-Unsubscribe

@@ -25,16 +25,6 @@ using json = nlohmann::json;
 // Boost 1.74's Beast hands out boost::string_view.
 std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
-// The path of the public unsubscribe URL: "https://h/unsubscribe/" -> "/unsubscribe".
-std::string url_path(const std::string& url) {
-  std::size_t scheme = url.find("://");
-  std::size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
-  std::string path = slash == std::string::npos ? "" : url.substr(slash);
-  path = path.substr(0, path.find_first_of("?#"));
-  while (!path.empty() && path.back() == '/') path.pop_back();
-  return path;
-}
-
 HttpResponse response(const HttpRequest& req, http::status status, const char* content_type,
                       std::string body) {
   HttpResponse res{status, req.version()};
@@ -159,7 +149,6 @@ void Webhook::reload(std::shared_ptr<const Config> config) {
   auto st = std::make_shared<State>();
   st->tokens =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
-  st->unsubscribe_path = url_path(config->unsubscribe.url);
   st->config = std::move(config);
   std::lock_guard lock(mu_);
   state_ = std::move(st);
@@ -173,7 +162,7 @@ std::shared_ptr<const Webhook::State> Webhook::state() const {
 void Webhook::handle(HttpRequest req, Responder respond) {
   auto st = state();
   auto [path, query] = split_target(sv(req.target()));
-  const std::string& base = st->unsubscribe_path;
+  const std::string& base = st->config->unsubscribe.path;
 
   // Count every answer by route and status for /metrics.
   auto counted = [this, respond = std::move(respond)](const char* route) {

@@ -66,7 +66,6 @@ class Webhook {
   struct State {
     std::shared_ptr<const Config> config;
     std::unique_ptr<TokenCodec> tokens;
-    std::string unsubscribe_path;  // the path of unsubscribe.url, without a trailing '/'
   };
   std::shared_ptr<const State> state() const;
 

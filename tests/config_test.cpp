@@ -38,6 +38,7 @@ TEST_CASE("the valid test config loads into frozen structs") {
   CHECK(c.smtp.max_connections == 4);
   CHECK(c.throttle.messages_per_second == 100);
   CHECK(c.unsubscribe.url == "https://mail.example.com/unsubscribe");
+  CHECK(c.unsubscribe.path == "/unsubscribe");
   REQUIRE(c.unsubscribe.keys.size() == 1);
   CHECK(c.webhook.listen_host == "127.0.0.1");
   CHECK(c.webhook.listen_port == 8025);
@@ -185,6 +186,24 @@ TEST_CASE("plain http is accepted for a loopback unsubscribe host") {
     auto load = load_config(write_config(
         dir, replace(valid_config_yaml(), "https://mail.example.com/unsubscribe", url)));
     CHECK_MESSAGE(load.ok(), all_errors(load));
+  }
+}
+
+TEST_CASE("the webhook answers on the unsubscribe URL's path") {
+  const std::pair<const char*, const char*> cases[] = {
+      {"https://mail.example.com/unsubscribe", "/unsubscribe"},
+      {"https://mail.example.com/unsubscribe/", "/unsubscribe"},
+      {"https://mail.example.com/mail/opt-out", "/mail/opt-out"},
+      {"https://unsubscribe.example.com", ""},
+      {"https://unsubscribe.example.com/", ""},
+  };
+  for (const auto& [url, path] : cases) {
+    CAPTURE(url);
+    TempDir dir;
+    auto load = load_config(write_config(
+        dir, replace(valid_config_yaml(), "https://mail.example.com/unsubscribe", url)));
+    REQUIRE_MESSAGE(load.ok(), all_errors(load));
+    CHECK(load.config->unsubscribe.path == path);
   }
 }
 
