@@ -422,8 +422,20 @@ class ConnectionCapTest(unittest.TestCase):
             e.start_server()
             e.start_daemon()
             e.wait_http()
-            held = [socket.create_connection(("127.0.0.1", e.http_port)) for _ in range(3)]
-            time.sleep(0.3)
+            # Three keep-alive connections, each proven open by an answered request. (A bare
+            # connect is not enough: the server may still count the connection wait_http just
+            # closed, refuse one of these, and then have room for the fourth.)
+            held = []
+            deadline = time.time() + 10
+            while len(held) < 3 and time.time() < deadline:
+                s = socket.create_connection(("127.0.0.1", e.http_port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                if s.recv(4096).startswith(b"HTTP/1.1 200"):
+                    held.append(s)
+                else:
+                    s.close()
+                    time.sleep(0.1)
+            self.assertEqual(len(held), 3)
             answer = e.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer[:40])
             for s in held:
