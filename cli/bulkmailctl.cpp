@@ -24,6 +24,7 @@
 #include "sqlite_store.h"
 #include "status.h"
 #include "submission.h"
+#include "suppression_lift.h"
 #include "text.h"
 #include "unsubscribe_token.h"
 
@@ -253,7 +254,7 @@ void cmd_suppress_add(Context& ctx, const std::string& address, const std::strin
                       const std::string& reason_text) {
   check_category(ctx, category);
   auto reason = parse_suppression_reason(reason_text);
-  if (!reason) fail("--reason must be one of unsubscribe, hard-bounce, complaint, manual, import");
+  if (!reason) fail("--reason must be one of " + suppression_reason_list());
   Suppression s{normalized_or_fail(address), category, *reason, "cli", 0};
   if (ctx.db().suppress({&s, 1}, now_millis()) == 0) {
     std::cout << "already suppressed for " << scope_text(category) << "\n";
@@ -265,18 +266,14 @@ void cmd_suppress_add(Context& ctx, const std::string& address, const std::strin
 void cmd_suppress_remove(Context& ctx, const std::string& address, const std::string& category,
                          bool force) {
   check_category(ctx, category);
-  std::string a = normalized_or_fail(address);
-  Store& store = ctx.db();
-  auto existing = store.find_suppression(a, category);
-  if (!existing || existing->category != category) {
+  LiftResult r =
+      lift_suppression(ctx.db(), normalized_or_fail(address), category, force, "cli", now_millis());
+  if (r.status == LiftStatus::not_found) {
     fail("no suppression for " + scope_text(category) + " to remove");
   }
-  if (is_recipient_choice(existing->reason) && !force) {
-    fail("this suppression records the recipient's own " +
-         std::string(to_string(existing->reason)) +
-         ": mailing them again needs their renewed consent; give --force if you have it");
+  if (r.status == LiftStatus::needs_consent) {
+    fail(needs_consent_message(*r.suppression) + "give --force if you have it");
   }
-  store.unsuppress(a, category, "cli", now_millis());
   std::cout << "removed the suppression for " << scope_text(category) << "\n";
 }
 

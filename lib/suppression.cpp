@@ -18,13 +18,26 @@ std::string_view to_string(SuppressionReason r) {
   return "manual";
 }
 
+namespace {
+constexpr SuppressionReason kAllReasons[] = {
+    SuppressionReason::unsubscribe, SuppressionReason::hard_bounce, SuppressionReason::complaint,
+    SuppressionReason::manual, SuppressionReason::import};
+}
+
 std::optional<SuppressionReason> parse_suppression_reason(std::string_view s) {
-  for (auto r :
-       {SuppressionReason::unsubscribe, SuppressionReason::hard_bounce,
-        SuppressionReason::complaint, SuppressionReason::manual, SuppressionReason::import}) {
+  for (auto r : kAllReasons) {
     if (to_string(r) == s) return r;
   }
   return std::nullopt;
+}
+
+std::string suppression_reason_list() {
+  std::string out;
+  for (auto r : kAllReasons) {
+    if (!out.empty()) out += ", ";
+    out += to_string(r);
+  }
+  return out;
 }
 
 bool is_recipient_choice(SuppressionReason r) {

@@ -13,9 +13,11 @@ enum class SuppressionReason { unsubscribe, hard_bounce, complaint, manual, impo
 
 std::string_view to_string(SuppressionReason r);
 std::optional<SuppressionReason> parse_suppression_reason(std::string_view s);
+// "unsubscribe, hard-bounce, complaint, manual, import": for messages about a bad reason.
+std::string suppression_reason_list();
 
 // Reasons that record the recipient's own choice (or a provider's report of it). Lifting one of
-// these would mail someone who said no, so the CLI asks for --force.
+// these would mail someone who said no, so lifting one needs consent (suppression_lift.h).
 bool is_recipient_choice(SuppressionReason r);
 
 struct Suppression {

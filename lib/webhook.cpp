@@ -14,6 +14,7 @@
 #include "log.h"
 #include "status.h"
 #include "submission.h"
+#include "suppression_lift.h"
 #include "unsubscribe_page.h"
 
 namespace bulkmail {
@@ -371,9 +372,8 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
     }
     auto reason = parse_suppression_reason(fields[2].empty() ? "manual" : fields[2]);
     if (!reason) {
-      return respond(json_error(
-          req, http::status::bad_request,
-          "must be one of unsubscribe, hard-bounce, complaint, manual, import", "reason"));
+      return respond(json_error(req, http::status::bad_request,
+                                "must be one of " + suppression_reason_list(), "reason"));
     }
     Suppression s{address->str(), fields[1], *reason, "api", 0};
     return backend_.write([this, shared_req, s, respond, fail_503](Store& store) {
@@ -426,22 +426,17 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
     }
     return backend_.write([shared_req, a, category, force, respond, fail_503](Store& store) {
       try {
-        auto existing = store.find_suppression(a, category);
-        if (!existing || existing->category != category) {
+        LiftResult r = lift_suppression(store, a, category, force, "api", now_millis());
+        if (r.status == LiftStatus::not_found) {
           return respond(
               json_error(*shared_req, http::status::not_found, "no such suppression to remove"));
         }
-        if (is_recipient_choice(existing->reason) && !force) {
-          return respond(json_error(
-              *shared_req, http::status::conflict,
-              "this suppression records the recipient's own " +
-                  std::string(to_string(existing->reason)) +
-                  ": mailing them again needs their renewed consent; add ?force=true if you have "
-                  "it"));
+        if (r.status == LiftStatus::needs_consent) {
+          return respond(
+              json_error(*shared_req, http::status::conflict,
+                         needs_consent_message(*r.suppression) + "add ?force=true if you have it"));
         }
-        auto removed = store.unsuppress(a, category, "api", now_millis());
-        respond(json_response(*shared_req, http::status::ok,
-                              removed ? suppression_json(*removed) : json::object()));
+        respond(json_response(*shared_req, http::status::ok, suppression_json(*r.suppression)));
       } catch (const std::exception& e) {
         fail_503(respond, e);
       }

@@ -1,0 +1,33 @@
+// Lifting a suppression on someone's behalf (`bulkmailctl suppress remove`, DELETE
+// /api/v1/suppressions): the one place that decides it, so that the rule stays the same for
+// both. A suppression that records the recipient's own choice (an unsubscribe, a complaint) is
+// lifted only when the caller says the recipient consented again.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "store.h"
+
+namespace bulkmail {
+
+enum class LiftStatus {
+  lifted,         // removed; `suppression` is what was removed
+  not_found,      // no suppression of exactly that address and category
+  needs_consent,  // kept: it records the recipient's choice; `suppression` is what was kept
+};
+
+struct LiftResult {
+  LiftStatus status;
+  std::optional<Suppression> suppression;
+};
+
+// `category` empty: the all-mail suppression. `address` normalized.
+LiftResult lift_suppression(Store& store, const std::string& address, const std::string& category,
+                            bool consent_given, const std::string& source, UnixMillis now);
+
+// "this suppression records the recipient's own unsubscribe: mailing them again needs their
+// renewed consent; " — the caller adds how to say that consent was given.
+std::string needs_consent_message(const Suppression& kept);
+
+}  // namespace bulkmail
