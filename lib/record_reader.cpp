@@ -6,6 +6,7 @@
 
 #include "csv_reader.h"
 #include "text.h"
+#include "vars.h"
 
 namespace bulkmail {
 namespace {
@@ -90,10 +91,8 @@ class JsonlRowReader final : public RowReader {
       }
       for (auto& [k, v] : j.items()) {
         if (v.is_null()) continue;
-        if (v.is_string()) {
-          row.fields.emplace_back(k, v.get<std::string>());
-        } else if (v.is_number() || v.is_boolean()) {
-          row.fields.emplace_back(k, v.dump());
+        if (auto text = json_scalar_text(v)) {
+          row.fields.emplace_back(k, std::move(*text));
         } else {
           row.error = "field '" + k +
                       "' holds an object or array; only text, numbers and true/false are allowed";

@@ -61,4 +61,10 @@ Result<std::string> vars_to_json(const Vars& vars) {
   return j.dump();
 }
 
+std::optional<std::string> json_scalar_text(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_number() || value.is_boolean()) return value.dump();
+  return std::nullopt;
+}
+
 }  // namespace bulkmail

@@ -3,7 +3,10 @@
 // compliance value is ever stored.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,6 +30,10 @@ std::string var_value_problem(std::string_view value);
 
 // "KEY=VALUE" from the command line, checked.
 Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg);
+
+// A JSON value as a variable's text: strings as they are, numbers and true/false as JSON writes
+// them; nullopt for null, objects and arrays (JSON Lines imports and the HTTP API both use this).
+std::optional<std::string> json_scalar_text(const nlohmann::json& value);
 
 // Checks every variable and serializes them as a JSON object for the store.
 Result<std::string> vars_to_json(const Vars& vars);

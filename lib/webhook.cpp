@@ -312,14 +312,12 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
       if (!vars->is_object())
         return respond(json_error(req, http::status::bad_request, "must be an object", "vars"));
       for (auto& [k, v] : vars->items()) {
-        if (v.is_string()) {
-          sub.vars.insert_or_assign(k, v.get<std::string>());
-        } else if (v.is_number() || v.is_boolean()) {
-          sub.vars.insert_or_assign(k, v.dump());
-        } else {
+        auto text = json_scalar_text(v);
+        if (!text) {
           return respond(json_error(req, http::status::bad_request,
                                     "must be text, a number or true/false", "vars." + k));
         }
+        sub.vars.insert_or_assign(k, std::move(*text));
       }
     }
     auto msg = validate_submission(c, sub);

@@ -1,6 +1,7 @@
 #include "vars.h"
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 using namespace bulkmail;
 
@@ -39,4 +40,15 @@ TEST_CASE("variables serialize to a JSON object") {
   CHECK(vars_to_json({}).value() == "{}");
   CHECK_FALSE(vars_to_json({{"x", std::string(9000, 'a')}}).ok());
   CHECK_FALSE(vars_to_json({{"organization", "Someone Else"}}).ok());
+}
+
+TEST_CASE("JSON scalars become variable text, anything else does not") {
+  using nlohmann::json;
+  CHECK(*json_scalar_text(json("Ada")) == "Ada");
+  CHECK(*json_scalar_text(json(3)) == "3");
+  CHECK(*json_scalar_text(json(2.5)) == "2.5");
+  CHECK(*json_scalar_text(json(true)) == "true");
+  CHECK_FALSE(json_scalar_text(json(nullptr)));
+  CHECK_FALSE(json_scalar_text(json::array({1})));
+  CHECK_FALSE(json_scalar_text(json::object({{"a", 1}})));
 }
