@@ -235,10 +235,6 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
                 SuppressionReason::unsubscribe, source, 0};
   std::string done_page =
       unsubscribe_done_page(sender, masked, description, all, std::string(token));
-  std::string unavailable =
-      error_page("Please try again",
-                 "Your request could not be recorded just now. Please try again in a "
-                 "minute; nothing has changed yet.");
   if (log_enabled(LogLevel::debug)) {
     log_debug("opt-out (" + source + ") from " + (all ? "all mail" : claims.category) + " for " +
               log_address(claims.address));
@@ -246,11 +242,14 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
   HttpRequest answer_to{req.method(), "", req.version()};
   answer_to.keep_alive(req.keep_alive());
   backend_.opt_out(
-      std::move(s),
-      [this, req = std::move(answer_to), source, done_page = std::move(done_page),
-       unavailable = std::move(unavailable), respond = std::move(respond)](bool ok) mutable {
+      std::move(s), [this, req = std::move(answer_to), source, done_page = std::move(done_page),
+                     respond = std::move(respond)](bool ok) mutable {
         if (!ok) {
-          HttpResponse res = page(req, http::status::service_unavailable, std::move(unavailable));
+          HttpResponse res =
+              page(req, http::status::service_unavailable,
+                   error_page("Please try again",
+                              "Your request could not be recorded just now. Please try again in a "
+                              "minute; nothing has changed yet."));
           res.set(http::field::retry_after, "60");
           return respond(std::move(res));
         }
