@@ -410,6 +410,23 @@ class ApiOffTest(unittest.TestCase):
             e.close()
 
 
+class PortTakenTest(unittest.TestCase):
+    def test_a_taken_webhook_port_stops_the_daemon_with_the_address_named(self):
+        e = WebhookEnv()
+        blocker = socket.socket()
+        try:
+            blocker.bind(("127.0.0.1", e.http_port))
+            blocker.listen(1)
+            e.start_server()
+            e.start_daemon()
+            self.assertEqual(e.daemon.wait(timeout=20), 1)
+            self.assertIn("webhook: cannot listen on 127.0.0.1:%d: " % e.http_port, e.daemon_log())
+            self.assertEqual(len(e.received()), 0)
+        finally:
+            blocker.close()
+            e.close()
+
+
 class ConnectionCapTest(unittest.TestCase):
     def test_connections_over_the_cap_get_503(self):
         e = WebhookEnv(extra="")
