@@ -239,11 +239,7 @@ void HttpServer::accept() {
 
 void HttpServer::stop() {
   if (threads_.empty() && !acceptor_.is_open()) return;
-  asio::post(io_, [this] {
-    beast::error_code ignored;
-    acceptor_.close(ignored);
-  });
-  io_.stop();
+  io_.stop();  // connections still open are closed when io_ destroys their handlers
   for (auto& t : threads_) t.join();
   threads_.clear();
   beast::error_code ignored;
