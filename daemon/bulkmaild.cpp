@@ -22,6 +22,7 @@
 #include "instance_lock.h"
 #include "log.h"
 #include "notifier.h"
+#include "outcome_journal.h"
 #include "sender_pool.h"
 #include "sqlite_checkpointer.h"
 #include "sqlite_store.h"
@@ -107,8 +108,20 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<SqliteStore> store, reader_store;
   std::unique_ptr<SqliteCheckpointer> checkpointer;
+  auto journal = OutcomeJournal::open(config->database);
+  if (!journal) {
+    log_error("outcome journal: " + journal.error().message);
+    return 1;
+  }
   try {
     store = std::make_unique<SqliteStore>(config->database.string(), /*checkpoints=*/false);
+    // Outcomes the last daemon journaled but did not commit: those messages were dealt with and
+    // must not be sent again.
+    for (const auto& problem : (*journal)->problems()) log_warning("outcome journal: " + problem);
+    if (std::size_t n = apply_recovered(**journal, *store, now_millis())) {
+      log_info("recorded " + std::to_string(n) +
+               " outcomes the last daemon had journaled but not committed");
+    }
     // This process holds the database alone, so every lease left in it belongs to a dead daemon.
     UnixMillis now = now_millis();
     auto recovered = store->recover_leases(std::numeric_limits<UnixMillis>::max(), now);
@@ -139,7 +152,8 @@ int main(int argc, char** argv) {
   HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
     webhook->handle(std::move(req), std::move(respond));
   });
-  StoreWorker worker(std::move(store), config->smtp.max_connections + 1);
+  StoreWorker worker(std::move(store), config->smtp.max_connections + 1,
+                     std::move(journal.value()));
   StoreWorker reader(std::move(reader_store), 0);
   std::unique_ptr<Dispatcher> dispatcher;
   SenderPool senders(

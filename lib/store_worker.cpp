@@ -4,8 +4,10 @@
 
 namespace bulkmail {
 
-StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders)
+StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
+                         std::unique_ptr<OutcomeJournal> journal)
     : store_(std::move(store)),
+      journal_(std::move(journal)),
       committed_(static_cast<std::size_t>(senders)),
       committed_seq_(static_cast<std::size_t>(senders), 0),
       waiting_for_(static_cast<std::size_t>(senders), 0) {
@@ -23,14 +25,31 @@ void StoreWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
-  bool wake;
+bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
+  bool wake, durable;
   {
     std::lock_guard lock(mu_);
-    outcomes_.push_back({outcome, sender, seq});
-    wake = !busy_;  // a busy worker picks it up with its next group
+    // Appended under the lock, so that a journal segment and the batch taken with it always hold
+    // the same outcomes.
+    durable = journal_ && journal_->append(outcome);
+    if (outcomes_.empty()) first_pending_ = std::chrono::steady_clock::now();
+    outcomes_.push_back({outcome, sender, seq, durable});
+    auto i = static_cast<std::size_t>(sender);
+    if (durable) {
+      if (i < committed_seq_.size()) committed_seq_[i] = std::max(committed_seq_[i], seq);
+    } else {
+      ++not_durable_;
+    }
+    // A busy worker picks it up with its next group; a journaled one waits for the interval.
+    wake = !busy_ && (!durable || outcomes_.size() >= kApplyBatch);
   }
   if (wake) wake_.notify_one();
+  return durable;
+}
+
+bool StoreWorker::outcomes_due(std::chrono::steady_clock::time_point now) const {
+  return !outcomes_.empty() && (not_durable_ > 0 || stopping_ || outcomes_.size() >= kApplyBatch ||
+                                now >= first_pending_ + kApplyInterval);
 }
 
 void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
@@ -90,9 +109,36 @@ void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
   waiting_for_[i] = 0;
 }
 
+void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments) {
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(batch.size());
+  for (const auto& p : batch) outcomes.push_back(p.outcome);
+  // The store throws only when the database itself fails (disk full, I/O error). Retry rather
+  // than drop an outcome: a lost "sent" would mean sending that message again.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      store_->record_outcomes(outcomes, now_millis());
+      break;
+    } catch (const std::exception& e) {
+      log_error(std::string("recording outcomes failed, retrying: ") + e.what());
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
+    }
+  }
+  // Committed: the journal's copy is no longer needed.
+  if (journal_) journal_->remove(segments);
+  std::lock_guard lock(mu_);
+  for (const auto& p : batch) {
+    auto i = static_cast<std::size_t>(p.sender);
+    if (i >= committed_seq_.size()) continue;
+    committed_seq_[i] = std::max(committed_seq_[i], p.seq);
+    if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
+  }
+}
+
 void StoreWorker::loop() {
   std::vector<Pending> batch;
-  std::vector<Outcome> outcomes;
+  std::vector<std::uint64_t> segments;
   std::vector<Suppression> opt_outs;
   std::vector<std::function<void(bool)>> opt_out_done;
   while (true) {
@@ -100,12 +146,22 @@ void StoreWorker::loop() {
     {
       std::unique_lock lock(mu_);
       busy_ = false;
-      wake_.wait(lock, [&] {
-        return stopping_ || !outcomes_.empty() || !tasks_.empty() || !opt_outs_.empty();
-      });
+      while (true) {
+        auto now = std::chrono::steady_clock::now();
+        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now)) break;
+        if (outcomes_.empty()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, first_pending_ + kApplyInterval);
+        }
+      }
       if (outcomes_.empty() && tasks_.empty() && opt_outs_.empty()) break;  // stopping, all done
       busy_ = true;
-      batch.swap(outcomes_);
+      if (outcomes_due(std::chrono::steady_clock::now())) {
+        batch.swap(outcomes_);
+        not_durable_ = 0;
+        if (journal_) segments = journal_->seal();
+      }
       opt_outs.swap(opt_outs_);
       opt_out_done.swap(opt_out_done_);
       if (!tasks_.empty()) {
@@ -114,29 +170,9 @@ void StoreWorker::loop() {
       }
     }
     if (!batch.empty()) {
-      outcomes.clear();
-      for (const auto& p : batch) outcomes.push_back(p.outcome);
-      // The store throws only when the database itself fails (disk full, I/O error). Retry
-      // rather than drop an outcome: a lost "sent" would mean sending that message again.
-      for (int attempt = 0;; ++attempt) {
-        try {
-          store_->record_outcomes(outcomes, now_millis());
-          break;
-        } catch (const std::exception& e) {
-          log_error(std::string("recording outcomes failed, retrying: ") + e.what());
-          std::this_thread::sleep_for(
-              std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
-        }
-      }
-      {
-        std::lock_guard lock(mu_);
-        for (const auto& p : batch) {
-          auto i = static_cast<std::size_t>(p.sender);
-          committed_seq_[i] = std::max(committed_seq_[i], p.seq);
-          if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
-        }
-      }
+      apply(batch, segments);
       batch.clear();
+      segments.clear();
     }
     if (!opt_outs.empty()) {
       // An opt-out is answered only once it is durable; if the database fails, the recipient is

@@ -1,10 +1,12 @@
 // The daemon's one writer to the store, on a thread of its own so that SQLite never blocks the
-// event loop. Outcomes are committed in groups: everything that arrived while the previous
-// transaction ran goes into the next one. Each sender learns when its last outcome is durable;
-// a sender waits for that before its next delivery, so a crash can resend at most one message per
-// connection.
+// event loop. Outcomes are committed in groups. With an outcome journal, an outcome is durable as
+// soon as record() has appended it there, and the worker commits what accumulated every
+// kApplyInterval (or kApplyBatch outcomes); without one (or when an append fails), it commits at
+// once and the outcome is durable only then. A sender waits until its last outcome is durable
+// before its next delivery, so a crash can resend at most one message per connection.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -14,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "outcome_journal.h"
 #include "store.h"
 #include "suppression.h"
 
@@ -24,12 +27,14 @@ class StoreWorker {
   using ClaimCallback = std::function<void(std::vector<ClaimedMessage>)>;
 
   // `store` is used only from the worker's thread. `senders`: how many sender slots report
-  // outcomes.
-  StoreWorker(std::unique_ptr<Store> store, int senders);
+  // outcomes. `journal`: where outcomes become durable before they are committed (may be null).
+  StoreWorker(std::unique_ptr<Store> store, int senders,
+              std::unique_ptr<OutcomeJournal> journal = nullptr);
   ~StoreWorker();  // finishes what was queued, then stops
 
-  // Records an outcome; `sender` and `seq` identify it for wait_committed().
-  void record(const Outcome& outcome, int sender, std::uint64_t seq);
+  // Records an outcome; `sender` and `seq` identify it for wait_committed(). True if it is already
+  // durable (in the journal); false if it will be once committed.
+  bool record(const Outcome& outcome, int sender, std::uint64_t seq);
   // Claims messages; `done` runs on the worker thread with the result.
   void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);
   // Runs `fn` with the store on the worker thread (rare operations: state, counts).
@@ -38,8 +43,12 @@ class StoreWorker {
   // transaction; `done(true)` runs once it is durable, `done(false)` if the database failed.
   void opt_out(Suppression s, std::function<void(bool)> done);
 
-  // Blocks until sender `sender`'s outcome `seq` is committed, or the worker stops.
+  // Blocks until sender `sender`'s outcome `seq` is durable, or the worker stops.
   void wait_committed(int sender, std::uint64_t seq);
+
+  // How long a journaled outcome may wait before it is committed, and how many make a commit due.
+  static constexpr std::chrono::milliseconds kApplyInterval{20};
+  static constexpr std::size_t kApplyBatch = 1000;
 
   // Stops after everything queued so far is done.
   void stop();
@@ -49,18 +58,24 @@ class StoreWorker {
     Outcome outcome;
     int sender;
     std::uint64_t seq;
+    bool durable;  // already in the journal
   };
   void loop();
+  bool outcomes_due(std::chrono::steady_clock::time_point now) const;  // with mu_ held
+  void apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments);
   void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                    std::vector<ClaimedMessage> so_far, ClaimCallback done);
 
   static constexpr std::size_t kClaimChunk = 100;  // messages per claim transaction at most
 
   std::unique_ptr<Store> store_;
+  std::unique_ptr<OutcomeJournal> journal_;  // appended to under mu_
   std::mutex mu_;
   std::condition_variable wake_;                   // work arrived
   std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
   std::vector<Pending> outcomes_;
+  std::size_t not_durable_ = 0;  // outcomes_ entries that only a commit makes durable
+  std::chrono::steady_clock::time_point first_pending_;  // when outcomes_ stopped being empty
   std::deque<std::function<void(Store&)>> tasks_;
   std::vector<Suppression> opt_outs_;
   std::vector<std::function<void(bool)>> opt_out_done_;

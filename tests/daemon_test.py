@@ -1,5 +1,6 @@
 """bulkmaild end to end: the real daemon and CLI against a real SMTP server on loopback
 (tests/smtp_server.py, on Debian's aiosmtpd), with a real SQLite file."""
+import glob
 import os
 import signal
 import socket
@@ -244,6 +245,9 @@ class DaemonTest(unittest.TestCase):
         self.assertLessEqual(duplicates, connections)
         if duplicates:
             self.assertIn("possible duplicate", e.daemon_log())
+        # Outcomes the killed daemon had only journaled were committed by the new one, and the
+        # journal is emptied as outcomes are committed.
+        wait_for(lambda: not glob.glob(os.path.join(e.dir, "queue.db-outcomes.*")), 5, "an empty journal")
 
     def test_relay_down_then_up_resumes_without_spending_attempts(self):
         e = self.env = Env(connections=2)

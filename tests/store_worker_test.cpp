@@ -2,8 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <future>
 #include <set>
+#include <thread>
 
 #include "sqlite_store.h"
 #include "temp_dir.h"
@@ -50,4 +52,68 @@ TEST_CASE("opt-outs are answered once committed, all of a group together") {
   CHECK(check.find_suppression("r3@example.com", "research-invitation")->source == "one-click");
   CHECK(check.find_suppression("r4@example.com", "customer-update"));
   CHECK_FALSE(check.find_suppression("r4@example.com", "research-invitation"));
+}
+
+namespace {
+
+// A queue file holding one message, claimed (leased) as the daemon would have.
+struct ClaimedQueue {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  MessageId id = claim_one(path);
+
+  static MessageId claim_one(const std::string& path) {
+    SqliteStore s(path);
+    std::vector<NewMessage> m{{"", "customer-update", "pat@example.com", "{}"}};
+    MessageId id = s.enqueue(m, "test", 1000)[0].id;
+    REQUIRE(s.claim_due("me", 1, 2000, 60'000).size() == 1);
+    return id;
+  }
+  std::unique_ptr<OutcomeJournal> journal() {
+    auto j = OutcomeJournal::open(path);
+    REQUIRE(j);
+    return std::move(j.value());
+  }
+  std::int64_t count(MessageState state) { return SqliteStore(path).counts(std::nullopt)[state]; }
+  bool journal_empty() { return !std::filesystem::exists(dir.path() / "q.db-outcomes.1"); }
+};
+
+bool eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("with a journal, an outcome is durable at once and committed within the interval") {
+  ClaimedQueue q;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
+  CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", false}, 0,
+                      1));
+  worker.wait_committed(0, 1);  // returns at once: the journal holds it
+  CHECK(eventually([&] { return q.count(MessageState::sent) == 1; }));
+  // Once committed, the journal's copy is removed.
+  CHECK(eventually([&] { return q.journal_empty(); }));
+}
+
+TEST_CASE("without a journal, an outcome is durable only once committed") {
+  ClaimedQueue q;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);
+  CHECK_FALSE(worker.record(
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", false}, 0, 1));
+  worker.wait_committed(0, 1);
+  CHECK(q.count(MessageState::sent) == 1);
+}
+
+TEST_CASE("outcomes still journaled when the worker stops are committed before it ends") {
+  ClaimedQueue q;
+  {
+    StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
+    CHECK(worker.record({q.id, MessageState::failed, 554, "5.7.1 refused", 0, "", false}, 0, 1));
+  }
+  CHECK(q.count(MessageState::failed) == 1);
+  CHECK(q.journal_empty());
 }

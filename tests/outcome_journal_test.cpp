@@ -1,0 +1,169 @@
+#include "outcome_journal.h"
+
+#include <doctest/doctest.h>
+
+#include <limits>
+
+#include "sqlite_store.h"
+#include "temp_dir.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+namespace {
+
+Outcome sample(MessageId id, MessageState state = MessageState::sent) {
+  Outcome o;
+  o.id = id;
+  o.state = state;
+  o.reply_code = 250;
+  o.reply = "2.0.0 Ok: queued as " + std::to_string(id) + " (Zürich)";
+  o.next_attempt_at = 1'700'000'000'123;
+  o.message_id_header = "<" + std::to_string(id) + ".abc@mail.example.com>";
+  return o;
+}
+
+void check_same(const Outcome& a, const Outcome& b) {
+  CHECK(a.id == b.id);
+  CHECK(a.state == b.state);
+  CHECK(a.reply_code == b.reply_code);
+  CHECK(a.reply == b.reply);
+  CHECK(a.next_attempt_at == b.next_attempt_at);
+  CHECK(a.message_id_header == b.message_id_header);
+  CHECK(a.suppress_recipient == b.suppress_recipient);
+}
+
+}  // namespace
+
+TEST_CASE("an outcome survives encoding, every field of it") {
+  Outcome bounced = sample(7, MessageState::failed);
+  bounced.reply_code = 550;
+  bounced.suppress_recipient = true;
+  bounced.message_id_header.clear();
+  Outcome deferred = sample(1LL << 40, MessageState::deferred);
+  deferred.reply_code = 0;
+  std::string bytes = encode_outcome(bounced) + encode_outcome(deferred);
+  std::size_t damaged = 99;
+  auto back = decode_outcomes(bytes, &damaged);
+  REQUIRE(back.size() == 2);
+  check_same(back[0], bounced);
+  check_same(back[1], deferred);
+  CHECK(damaged == 0);
+}
+
+TEST_CASE("reading stops at a record cut short or altered, and says how much was left") {
+  std::string first = encode_outcome(sample(1));
+  std::string second = encode_outcome(sample(2));
+  SUBCASE("cut short") {
+    std::size_t damaged = 0;
+    auto back = decode_outcomes(first + second.substr(0, second.size() - 3), &damaged);
+    REQUIRE(back.size() == 1);
+    CHECK(back[0].id == 1);
+    CHECK(damaged == second.size() - 3);
+  }
+  SUBCASE("a byte changed") {
+    std::string bytes = first + second;
+    bytes[first.size() + 20] ^= 0x01;
+    std::size_t damaged = 0;
+    auto back = decode_outcomes(bytes, &damaged);
+    REQUIRE(back.size() == 1);
+    CHECK(damaged == second.size());
+  }
+  SUBCASE("an impossible length") {
+    std::string bytes = first + std::string("\0\0\0\0\xff\xff\xff\x7f", 8);
+    std::size_t damaged = 0;
+    CHECK(decode_outcomes(bytes, &damaged).size() == 1);
+    CHECK(damaged == 8);
+  }
+}
+
+TEST_CASE("segments left by a daemon are read back in order, then removed") {
+  TempDir dir;
+  auto db = dir / "queue.db";
+  {
+    auto j = OutcomeJournal::open(db);
+    REQUIRE(j);
+    CHECK((*j)->recovered().empty());
+    CHECK((*j)->append(sample(1)));
+    CHECK((*j)->append(sample(2)));
+    auto sealed = (*j)->seal();
+    REQUIRE(sealed.size() == 1);
+    CHECK(std::filesystem::exists((*j)->segment_path(sealed[0])));
+    CHECK((*j)->append(sample(3)));
+    CHECK((*j)->seal().size() == 1);
+    CHECK((*j)->seal().empty());  // nothing appended since
+    // The daemon dies here: neither segment was removed.
+  }
+  auto j = OutcomeJournal::open(db);
+  REQUIRE(j);
+  REQUIRE((*j)->recovered().size() == 3);
+  CHECK((*j)->recovered()[0].id == 1);
+  CHECK((*j)->recovered()[2].id == 3);
+  CHECK((*j)->problems().empty());
+  (*j)->drop_recovered();
+  CHECK((*j)->recovered().empty());
+  CHECK_FALSE(std::filesystem::exists((*j)->segment_path(1)));
+  CHECK_FALSE(std::filesystem::exists((*j)->segment_path(2)));
+  // New segments never reuse a number a reader might still confuse with old ones.
+  CHECK((*j)->append(sample(4)));
+  auto sealed = (*j)->seal();
+  REQUIRE(sealed.size() == 1);
+  CHECK(sealed[0] == 3);
+  (*j)->remove(sealed);
+  CHECK_FALSE(std::filesystem::exists((*j)->segment_path(3)));
+}
+
+TEST_CASE("a torn last record is reported and the rest is kept") {
+  TempDir dir;
+  auto db = dir / "queue.db";
+  std::string whole = encode_outcome(sample(1));
+  std::string torn = encode_outcome(sample(2)).substr(0, 10);
+  dir.write("queue.db-outcomes.5", whole + torn);
+  dir.write("queue.db-outcomes.x", "not a segment");
+  dir.write("other.db-outcomes.1", encode_outcome(sample(9)));
+  auto j = OutcomeJournal::open(db);
+  REQUIRE(j);
+  REQUIRE((*j)->recovered().size() == 1);
+  CHECK((*j)->recovered()[0].id == 1);
+  REQUIRE((*j)->problems().size() == 1);
+  CHECK((*j)->problems()[0].find("queue.db-outcomes.5: the last 10 bytes") != std::string::npos);
+  CHECK((*j)->append(sample(3)));
+  CHECK((*j)->seal() == std::vector<std::uint64_t>{6});
+}
+
+TEST_CASE("an append that cannot be written says so") {
+  TempDir dir;
+  auto j = OutcomeJournal::open(dir / "queue.db");
+  REQUIRE(j);
+  std::filesystem::remove_all(dir.path());  // the state directory is gone
+  CHECK_FALSE((*j)->append(sample(1)));
+  CHECK((*j)->seal().empty());
+}
+
+TEST_CASE("recovered outcomes are committed before anything else, and only to the lease") {
+  TempDir dir;
+  auto db = dir / "queue.db";
+  MessageId id;
+  {
+    SqliteStore store(db.string());
+    std::vector<NewMessage> m{{"", "customer-update", "pat@example.com", "{}"}};
+    id = store.enqueue(m, "test", 1000)[0].id;
+    REQUIRE(store.claim_due("old-daemon", 10, 2000, 60'000).size() == 1);
+  }
+  {
+    auto j = OutcomeJournal::open(db);
+    REQUIRE(j);
+    CHECK((*j)->append(sample(id)));
+    CHECK((*j)->append(sample(id + 1000)));  // a message that is not leased: ignored
+  }
+  SqliteStore store(db.string());
+  auto j = OutcomeJournal::open(db);
+  REQUIRE(j);
+  CHECK(apply_recovered(**j, store, 3000) == 2);
+  CHECK(store.counts(std::nullopt)[MessageState::sent] == 1);
+  CHECK(store.recover_leases(std::numeric_limits<UnixMillis>::max(), 4000).empty());
+  CHECK_FALSE(std::filesystem::exists((*j)->segment_path(1)));
+  auto again = OutcomeJournal::open(db);
+  REQUIRE(again);
+  CHECK((*again)->recovered().empty());
+}
