@@ -152,12 +152,14 @@ int main(int argc, char** argv) {
   HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
     webhook->handle(std::move(req), std::move(respond));
   });
-  StoreWorker worker(std::move(store), config->smtp.max_connections + 1,
-                     std::move(journal.value()));
+  // Suppressions made after a claim, for the senders' last look; kept past any lease.
+  SuppressionWatch watch(std::chrono::seconds(2 * config->daemon.lease_seconds));
+  StoreWorker worker(std::move(store), config->smtp.max_connections + 1, std::move(journal.value()),
+                     &watch);
   StoreWorker reader(std::move(reader_store), 0);
   std::unique_ptr<Dispatcher> dispatcher;
   SenderPool senders(
-      config, worker, [&dispatcher](JobResult r) { dispatcher->post_result(std::move(r)); },
+      config, worker, watch, [&dispatcher](JobResult r) { dispatcher->post_result(std::move(r)); },
       [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
       });

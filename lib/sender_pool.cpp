@@ -15,9 +15,10 @@ namespace {
 constexpr UnixMillis kRelayRetryMs = 1000;
 }  // namespace
 
-SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, Done done,
-                       TransportFactory transports)
+SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
+                       const SuppressionWatch& watch, Done done, TransportFactory transports)
     : store_(store),
+      watch_(watch),
       done_(std::move(done)),
       transports_(std::move(transports)),
       config_(std::move(config)) {
@@ -95,11 +96,16 @@ void SenderPool::run(int index) {
         if (!c) throw std::runtime_error("templates: " + c.error().message);
         composer = std::move(c.value());
         transport = transports_(*config, abort_);
-        if (!reader) reader = std::make_unique<SqliteStore>(config->database.string());
       }
       const ClaimedMessage& m = job.message;
-      // The last look at the suppression list, immediately before this message goes out.
-      if (auto s = reader->find_suppression(m.recipient, m.category)) {
+      // The last look at the suppression list, immediately before this message goes out: the
+      // claim saw every suppression made before it, the watch holds those made since.
+      auto look = watch_.find(m.recipient, m.category);
+      if (!look.known) {
+        if (!reader) reader = std::make_unique<SqliteStore>(config->database.string());
+        look.suppression = reader->find_suppression(m.recipient, m.category);
+      }
+      if (const auto& s = look.suppression) {
         r.kind = JobResult::Kind::suppressed;
         r.detail = "recipient suppressed (" + std::string(to_string(s->reason)) +
                    (s->category.empty() ? ", all mail" : "") + ")";

@@ -1,7 +1,8 @@
 // The sender threads: one per SMTP connection (smtp.max_connections), each with its own libcurl
-// handle, composer and read connection to the store. A sender checks the suppression list,
-// composes, waits until its previous outcome is durable, delivers, and reports the result. Results
-// are handed to a callback on the sender's thread; the daemon posts them to its event loop.
+// handle and composer. A sender takes its last look at the suppressions (the watch of those added
+// since the claim; the database only when the watch cannot tell), composes, makes sure its
+// previous outcome is durable, delivers, records the outcome, and reports the result. Results are
+// handed to a callback on the sender's thread; the daemon posts them to its event loop.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 #include "smtp_reply.h"
 #include "store.h"
 #include "store_worker.h"
+#include "suppression_watch.h"
 #include "transport.h"
 
 namespace bulkmail {
@@ -46,8 +48,8 @@ class SenderPool {
   using TransportFactory =
       std::function<std::unique_ptr<Transport>(const Config&, const std::atomic<bool>& abort)>;
 
-  SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, Done done,
-             TransportFactory transports);
+  SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
+             const SuppressionWatch& watch, Done done, TransportFactory transports);
   ~SenderPool();
 
   int size() const { return static_cast<int>(slots_.size()); }
@@ -74,6 +76,7 @@ class SenderPool {
   std::shared_ptr<const Config> current_config();
 
   StoreWorker& store_;
+  const SuppressionWatch& watch_;
   Done done_;
   TransportFactory transports_;
   std::mutex config_mu_;

@@ -68,7 +68,16 @@ struct SqliteStore::Statements {
                "lease_expires_at = NULL, updated_at = ?6, "
                "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END "
                "WHERE id = ?7 AND state = 'sending' RETURNING recipient, category, "
-               "COALESCE(campaign, '')") {}
+               "COALESCE(campaign, '')"),
+        suppression_changes(
+            db,
+            // One statement, one snapshot: the newest event id, then the changes up to it.
+            "SELECT coalesce(max(id), 0), 'newest', '', '', NULL, NULL, NULL FROM events "
+            "UNION ALL "
+            "SELECT e.id, e.type, e.address, e.category, s.reason, s.source, s.created_at "
+            "FROM events e LEFT JOIN suppressions s ON s.address = e.address AND "
+            "s.category = e.category WHERE e.id > ? AND e.type IN "
+            "('suppression-added', 'suppression-removed') ORDER BY 1") {}
 
   SQLite::Statement insert_message;
   SQLite::Statement insert_event;
@@ -78,6 +87,7 @@ struct SqliteStore::Statements {
   SQLite::Statement lease;
   SQLite::Statement mark_suppressed;
   SQLite::Statement record;
+  SQLite::Statement suppression_changes;
 };
 
 SqliteStore::SqliteStore(const std::string& path, bool checkpoints)
@@ -435,6 +445,37 @@ std::int64_t SqliteStore::count_sent_since(UnixMillis since) {
   st.bind(1, static_cast<int64_t>(since));
   st.executeStep();
   return st.getColumn(0).getInt64();
+}
+
+std::int64_t SqliteStore::last_event_id() {
+  return db_.execAndGet("SELECT coalesce(max(id), 0) FROM events").getInt64();
+}
+
+SuppressionChanges SqliteStore::suppression_changes(std::int64_t after) {
+  auto& st = st_->suppression_changes;
+  st.reset();
+  st.bind(1, static_cast<int64_t>(after));
+  SuppressionChanges out;
+  out.last = after;
+  while (st.executeStep()) {
+    if (st.getColumn(1).getString() == "newest") {  // in the same snapshot as the changes
+      out.last = std::max(after, st.getColumn(0).getInt64());
+      continue;
+    }
+    SuppressionChange c;
+    c.added = st.getColumn(1).getString() == "suppression-added";
+    c.suppression.address = st.getColumn(2).getString();
+    c.suppression.category = st.getColumn(3).getString();
+    if (!st.getColumn(4).isNull()) {
+      c.suppression.reason =
+          parse_suppression_reason(st.getColumn(4).getString()).value_or(SuppressionReason::manual);
+      c.suppression.source = st.getColumn(5).getString();
+      c.suppression.created_at = st.getColumn(6).getInt64();
+    }
+    out.changes.push_back(std::move(c));
+  }
+  st.reset();  // release the read snapshot (see find_suppression_locked)
+  return out;
 }
 
 void SqliteStore::set_dispatch_state(const DispatchState& state) {

@@ -44,6 +44,8 @@ class SqliteStore final : public Store {
   void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
   std::vector<MessageId> recover_leases(UnixMillis expired_by, UnixMillis now) override;
   std::int64_t count_sent_since(UnixMillis since) override;
+  std::int64_t last_event_id() override;
+  SuppressionChanges suppression_changes(std::int64_t after) override;
   void set_dispatch_state(const DispatchState& state) override;
   std::optional<DispatchState> dispatch_state() override;
 

@@ -92,6 +92,15 @@ struct DispatchState {
   UnixMillis updated_at = 0;
 };
 
+struct SuppressionChange {
+  bool added = true;  // false: lifted
+  Suppression suppression;
+};
+struct SuppressionChanges {
+  std::vector<SuppressionChange> changes;
+  std::int64_t last = 0;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -148,6 +157,13 @@ class Store {
 
   // How many messages reached `sent` at or after `since` (the daily limit after a restart).
   virtual std::int64_t count_sent_since(UnixMillis since) = 0;
+
+  // The newest event's id (0 when there is none): where a watch of suppression changes starts.
+  virtual std::int64_t last_event_id() = 0;
+  // Suppressions added or lifted (by any process) after event `after`, oldest first, and the id
+  // of the newest event looked at. An added one that was lifted again since comes with no reason
+  // of its own (manual) and its lift follows it.
+  virtual SuppressionChanges suppression_changes(std::int64_t after) = 0;
 
   virtual void set_dispatch_state(const DispatchState& state) = 0;
   virtual std::optional<DispatchState> dispatch_state() = 0;

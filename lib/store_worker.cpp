@@ -5,9 +5,10 @@
 namespace bulkmail {
 
 StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
-                         std::unique_ptr<OutcomeJournal> journal)
+                         std::unique_ptr<OutcomeJournal> journal, SuppressionWatch* watch)
     : store_(std::move(store)),
       journal_(std::move(journal)),
+      watch_(watch),
       committed_(static_cast<std::size_t>(senders)),
       committed_seq_(static_cast<std::size_t>(senders), 0),
       waiting_for_(static_cast<std::size_t>(senders), 0) {
@@ -47,6 +48,28 @@ bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
   return durable;
 }
 
+bool StoreWorker::watch_due(std::chrono::steady_clock::time_point now) const {
+  return watch_ && now < watch_until_ && now >= watched_at_ + kApplyInterval;
+}
+
+void StoreWorker::refresh_watch() {
+  if (!watch_) return;
+  try {
+    auto changes = store_->suppression_changes(watch_cursor_);
+    for (const auto& c : changes.changes) {
+      if (c.added) {
+        watch_->add(c.suppression);
+      } else {
+        watch_->lift(c.suppression.address, c.suppression.category);
+      }
+    }
+    watch_cursor_ = changes.last;
+  } catch (const std::exception& e) {
+    log_warning(std::string("reading suppression changes failed: ") + e.what());
+  }
+  watched_at_ = std::chrono::steady_clock::now();
+}
+
 bool StoreWorker::outcomes_due(std::chrono::steady_clock::time_point now) const {
   return !outcomes_.empty() && (not_durable_ > 0 || stopping_ || outcomes_.size() >= kApplyBatch ||
                                 now >= first_pending_ + kApplyInterval);
@@ -69,6 +92,11 @@ void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixM
     try {
       auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
       got = claimed.size();
+      // Until these leases end, suppressions added meanwhile must reach the watch promptly.
+      if (got) {
+        watch_until_ = std::max(
+            watch_until_, std::chrono::steady_clock::now() + std::chrono::milliseconds(lease_ms));
+      }
       for (auto& m : claimed) so_far.push_back(std::move(m));
     } catch (const std::exception& e) {
       // Busy or failing database: report what was claimed; the dispatcher asks again later.
@@ -141,19 +169,40 @@ void StoreWorker::loop() {
   std::vector<std::uint64_t> segments;
   std::vector<Suppression> opt_outs;
   std::vector<std::function<void(bool)>> opt_out_done;
+  if (watch_) {
+    // Suppressions older than this are found by claims; newer ones reach the watch.
+    try {
+      watch_cursor_ = store_->last_event_id();
+    } catch (const std::exception& e) {
+      log_warning(std::string("reading the event log failed: ") + e.what());
+    }
+  }
   while (true) {
     std::function<void(Store&)> task;
     {
       std::unique_lock lock(mu_);
       busy_ = false;
+      bool poll_only = false;
       while (true) {
         auto now = std::chrono::steady_clock::now();
         if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now)) break;
-        if (outcomes_.empty()) {
+        if (watch_due(now)) {
+          poll_only = true;
+          break;
+        }
+        auto until = std::chrono::steady_clock::time_point::max();
+        if (!outcomes_.empty()) until = first_pending_ + kApplyInterval;
+        if (watch_ && now < watch_until_) until = std::min(until, watched_at_ + kApplyInterval);
+        if (until == std::chrono::steady_clock::time_point::max()) {
           wake_.wait(lock);
         } else {
-          wake_.wait_until(lock, first_pending_ + kApplyInterval);
+          wake_.wait_until(lock, until);
         }
+      }
+      if (poll_only) {
+        lock.unlock();
+        refresh_watch();
+        continue;
       }
       if (outcomes_.empty() && tasks_.empty() && opt_outs_.empty()) break;  // stopping, all done
       busy_ = true;
@@ -184,6 +233,8 @@ void StoreWorker::loop() {
         log_error(std::string("recording opt-outs failed: ") + e.what());
         ok = false;
       }
+      // Senders see the opt-out before the recipient is told it took effect.
+      if (ok) refresh_watch();
       for (auto& done : opt_out_done) done(ok);
       opt_outs.clear();
       opt_out_done.clear();
@@ -195,6 +246,9 @@ void StoreWorker::loop() {
         log_error(std::string("store operation failed: ") + e.what());
       }
     }
+    // After every write: a task may have added or lifted suppressions (the API), and outcomes
+    // may have suppressed a hard-bounced address.
+    refresh_watch();
   }
   std::lock_guard lock(mu_);
   stopped_ = true;

@@ -19,6 +19,7 @@
 #include "outcome_journal.h"
 #include "store.h"
 #include "suppression.h"
+#include "suppression_watch.h"
 
 namespace bulkmail {
 
@@ -28,8 +29,10 @@ class StoreWorker {
 
   // `store` is used only from the worker's thread. `senders`: how many sender slots report
   // outcomes. `journal`: where outcomes become durable before they are committed (may be null).
+  // `watch`: kept up to date with suppressions added or lifted, after every write of the worker
+  // and every kApplyInterval while claimed messages may be waiting (may be null).
   StoreWorker(std::unique_ptr<Store> store, int senders,
-              std::unique_ptr<OutcomeJournal> journal = nullptr);
+              std::unique_ptr<OutcomeJournal> journal = nullptr, SuppressionWatch* watch = nullptr);
   ~StoreWorker();  // finishes what was queued, then stops
 
   // Records an outcome; `sender` and `seq` identify it for wait_committed(). True if it is already
@@ -62,6 +65,8 @@ class StoreWorker {
   };
   void loop();
   bool outcomes_due(std::chrono::steady_clock::time_point now) const;  // with mu_ held
+  bool watch_due(std::chrono::steady_clock::time_point now) const;
+  void refresh_watch();
   void apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments);
   void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                    std::vector<ClaimedMessage> so_far, ClaimCallback done);
@@ -70,6 +75,12 @@ class StoreWorker {
 
   std::unique_ptr<Store> store_;
   std::unique_ptr<OutcomeJournal> journal_;  // appended to under mu_
+  SuppressionWatch* watch_;
+  // Worker thread only: the watch's place in the event log, when it was last brought up to date,
+  // and until when claimed messages may be waiting for a sender.
+  std::int64_t watch_cursor_ = 0;
+  std::chrono::steady_clock::time_point watched_at_{};
+  std::chrono::steady_clock::time_point watch_until_{};
   std::mutex mu_;
   std::condition_variable wake_;                   // work arrived
   std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed

@@ -165,6 +165,14 @@ class DaemonTest(unittest.TestCase):
         if self.env:
             self.env.close()
 
+    def draining(self, connections, data_delay_ms, messages):
+        """A daemon draining `messages` queued ones into a relay that takes `data_delay_ms` each."""
+        e = self.env = Env(connections=connections)
+        e.start_server("--data-delay", str(data_delay_ms))
+        e.import_many(messages)
+        e.start_daemon()
+        return e
+
     def test_every_reply_is_classified(self):
         e = self.env = Env()
         e.start_server()
@@ -206,11 +214,24 @@ class DaemonTest(unittest.TestCase):
         history = e.ctl("history", "late@example.com").stdout.decode()
         self.assertIn("suppressed", history)
 
+    def test_a_suppression_added_while_the_daemon_holds_the_message_wins(self):
+        # One slow connection: the daemon claims every message at once and sends them one by one,
+        # so the last ones wait, claimed, while an operator suppresses one of them.
+        e = self.draining(connections=1, data_delay_ms=200, messages=12)
+        wait_for(lambda: len(e.received()) >= 1, 15, "the first delivery")
+        self.assertEqual(e.counts().get("queued", 0), 0, "everything is claimed")
+        e.ctl("suppress", "add", "user11@example.com", "--reason", "manual")
+        e.ctl("suppress", "add", "user10@example.com", "--category", "customer-update", "--reason", "unsubscribe")
+        e.ctl("suppress", "add", "user9@example.com", "--category", "research-invitation", "--reason", "unsubscribe")
+        wait_for(lambda: e.counts().get("sent", 0) + e.counts().get("suppressed", 0) == 12, 30, "the rest")
+        self.assertEqual(e.counts().get("suppressed", 0), 2)
+        self.assertNotIn("user11@example.com", e.received())
+        self.assertNotIn("user10@example.com", e.received())
+        self.assertIn("user9@example.com", e.received())  # another category's opt-out
+        self.assertIn("suppressed", e.ctl("history", "user10@example.com").stdout.decode())
+
     def test_sigterm_mid_drain_finishes_in_flight_and_hands_back_the_rest(self):
-        e = self.env = Env(connections=4)
-        e.start_server("--data-delay", "300")
-        e.import_many(60)
-        e.start_daemon()
+        e = self.draining(connections=4, data_delay_ms=300, messages=60)
         wait_for(lambda: len(e.received()) >= 4, 15, "some deliveries")
         e.daemon.send_signal(signal.SIGTERM)
         self.assertEqual(e.daemon.wait(15), 0)
@@ -228,10 +249,7 @@ class DaemonTest(unittest.TestCase):
 
     def test_kill_9_mid_drain_loses_nothing_and_duplicates_at_most_one_per_connection(self):
         connections = 4
-        e = self.env = Env(connections=connections)
-        e.start_server("--data-delay", "20")
-        e.import_many(400)
-        e.start_daemon()
+        e = self.draining(connections=connections, data_delay_ms=20, messages=400)
         wait_for(lambda: len(e.received()) >= 50, 30, "deliveries to start")
         e.daemon.kill()
         e.daemon.wait()

@@ -271,3 +271,39 @@ TEST_CASE("a lookup leaves no read open: the same connection can write after ano
   CHECK(writer.suppress({&c, 1}, 3) == 1);
   CHECK(writer.find_suppression("b@example.com", "customer-update"));  // sees the other's commit
 }
+
+TEST_CASE("suppression changes since an event, in order, from every writer") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  CHECK(s.last_event_id() == 0);
+  enqueue_one(s, msg("a@example.com"));
+  std::int64_t start = s.last_event_id();
+  CHECK(start > 0);
+  CHECK(s.suppression_changes(start).changes.empty());
+  CHECK(s.suppression_changes(start).last == start);
+
+  SqliteStore other(path);  // bulkmailctl, say
+  Suppression one{"pat@example.com", "research-invitation", SuppressionReason::unsubscribe, "cli",
+                  0};
+  Suppression all{"sam@example.com", "", SuppressionReason::complaint, "cli", 0};
+  other.suppress(std::vector<Suppression>{one, all}, 2000);
+  enqueue_one(other, msg("b@example.com"));  // a later event that is not a suppression
+  other.unsuppress("pat@example.com", "research-invitation", "cli", 3000);
+
+  auto c = s.suppression_changes(start);
+  REQUIRE(c.changes.size() == 3);
+  CHECK(c.changes[0].added);
+  CHECK(c.changes[0].suppression.address == "pat@example.com");
+  CHECK(c.changes[0].suppression.category == "research-invitation");
+  CHECK(c.changes[1].added);
+  CHECK(c.changes[1].suppression.category.empty());
+  CHECK(c.changes[1].suppression.reason == SuppressionReason::complaint);
+  CHECK(c.changes[1].suppression.source == "cli");
+  CHECK_FALSE(c.changes[2].added);
+  CHECK(c.changes[2].suppression.address == "pat@example.com");
+  CHECK(c.last == s.last_event_id());
+  // Looking again from where the last look ended finds nothing new.
+  CHECK(s.suppression_changes(c.last).changes.empty());
+  CHECK(s.suppression_changes(c.last).last == c.last);
+}

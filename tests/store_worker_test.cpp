@@ -117,3 +117,41 @@ TEST_CASE("outcomes still journaled when the worker stops are committed before i
   CHECK(q.count(MessageState::failed) == 1);
   CHECK(q.journal_empty());
 }
+
+TEST_CASE("the watch has an opt-out before the recipient is told it worked") {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  SuppressionWatch watch(std::chrono::minutes(2));
+  StoreWorker worker(std::make_unique<SqliteStore>(path), 1, nullptr, &watch);
+  std::promise<bool> seen;
+  worker.opt_out(
+      {"pat@example.com", "customer-update", SuppressionReason::unsubscribe, "one-click", 0},
+      [&](bool ok) {
+        seen.set_value(ok &&
+                       watch.find("pat@example.com", "customer-update").suppression.has_value());
+      });
+  CHECK(seen.get_future().get());
+}
+
+TEST_CASE("suppressions another process adds reach the watch while claimed messages wait") {
+  ClaimedQueue q;  // a message claimed before the suppression below
+  SuppressionWatch watch(std::chrono::minutes(2));
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, nullptr, &watch);
+  {
+    // The worker's own claim starts the polling (the message above is already leased).
+    SqliteStore s(q.path);
+    std::vector<NewMessage> m{{"", "customer-update", "sam@example.com", "{}"}};
+    s.enqueue(m, "test", 1000);
+  }
+  std::promise<std::size_t> claimed;
+  worker.claim("me", 10, 60'000,
+               [&](std::vector<ClaimedMessage> c) { claimed.set_value(c.size()); });
+  REQUIRE(claimed.get_future().get() == 1);
+  CHECK_FALSE(watch.find("sam@example.com", "customer-update").suppression);
+  SqliteStore cli(q.path);
+  Suppression s{"sam@example.com", "", SuppressionReason::manual, "cli", 0};
+  cli.suppress({&s, 1}, 5000);
+  CHECK(eventually([&] { return watch.find("sam@example.com", "x").suppression.has_value(); }));
+  cli.unsuppress("sam@example.com", "", "cli", 6000);
+  CHECK(eventually([&] { return !watch.find("sam@example.com", "x").suppression.has_value(); }));
+}

@@ -50,6 +50,8 @@ class FailingStore : public Store {
   void record_outcomes(std::span<const Outcome>, UnixMillis) override { fail(); }
   std::vector<MessageId> recover_leases(UnixMillis, UnixMillis) override { fail(); }
   std::int64_t count_sent_since(UnixMillis) override { fail(); }
+  std::int64_t last_event_id() override { fail(); }
+  SuppressionChanges suppression_changes(std::int64_t) override { fail(); }
   void set_dispatch_state(const DispatchState&) override { fail(); }
   std::optional<DispatchState> dispatch_state() override { fail(); }
 };
