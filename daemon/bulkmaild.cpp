@@ -157,13 +157,12 @@ int main(int argc, char** argv) {
   StoreWorker worker(std::move(store), config->smtp.max_connections + 1, std::move(journal.value()),
                      &watch);
   StoreWorker reader(std::move(reader_store), 0);
-  std::unique_ptr<Dispatcher> dispatcher;
+  auto dispatcher =
+      std::make_unique<Dispatcher>(io, config, worker, config->smtp.max_connections, owner);
   SenderPool senders(
-      config, worker, watch, [&dispatcher](JobResult r) { dispatcher->post_result(std::move(r)); },
-      [](const Config& c, const std::atomic<bool>& abort) {
+      config, worker, watch, *dispatcher, [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
       });
-  dispatcher = std::make_unique<Dispatcher>(io, config, worker, senders, owner);
   DaemonBackend backend(worker, reader, io, *dispatcher);
   webhook = std::make_unique<Webhook>(config, backend);
   if (auto listening = http.listen(config->webhook.listen_host, config->webhook.listen_port);
@@ -206,7 +205,7 @@ int main(int argc, char** argv) {
           notifier.stopping();
           log_info("stopping: finishing deliveries in flight (grace " +
                    std::to_string(config->daemon.shutdown_grace_seconds) + " s)");
-          dispatcher->shutdown([&] { io.stop(); });
+          dispatcher->shutdown([&] { io.stop(); }, [&] { senders.abort_in_flight(); });
         }
         signals.async_wait(on_signal);
       };

@@ -1,8 +1,11 @@
-// The dispatcher: on the daemon's event loop, it keeps a buffer of claimed messages per recipient
-// domain, hands them to idle senders as the throttle and the circuit breaker allow (round-robin
-// over domains, so one slow domain never holds back the others), turns each result into the
-// store's outcome with the retry policy, and claims more as the buffer drains. It never blocks:
-// the store and SMTP work happen on their own threads.
+// The dispatcher: it keeps a buffer of claimed messages per recipient domain and decides which
+// message goes out next, as the throttle and the circuit breaker allow (round-robin over domains,
+// so one slow domain never holds back the others). It runs on the sender that asks for work
+// (JobSource::next), under one lock: a sender that finishes a message takes note of its result and
+// picks its next one in the same call, with no other thread in between. Claims run on the store
+// worker; the event loop keeps the dispatcher's timers (idle polling, the paused-domain sweep, the
+// shutdown grace period). A sender with nothing to send sleeps; one of them, at most, sleeps with
+// a deadline (the next moment the throttle or breaker allows a send) and wakes the others.
 #pragma once
 
 #include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
@@ -10,82 +13,87 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <array>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "circuit_breaker.h"
 #include "config.h"
 #include "dispatch_stats.h"
-#include "sender_pool.h"
+#include "job.h"
 #include "store_worker.h"
 #include "throttle.h"
 
 namespace bulkmail {
 
-class Dispatcher {
+class Dispatcher final : public JobSource {
  public:
+  // `senders`: how many senders will ask for jobs (smtp.max_connections).
   Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
-             SenderPool& senders, std::string owner);
+             int senders, std::string owner);
 
+  // On the loop: records that dispatch runs and makes the first claim.
   void start();
-  // A result from a sender, from any thread. Results arriving together are handled in one turn
-  // of the loop: a sender wakes the loop only when no result is waiting already.
-  void post_result(JobResult result);
-  // SIGHUP: new rates, caps and templates (the senders are told separately).
+  std::optional<Job> next(int sender, const JobResult* finished) override;
+  void close() override;
+  // SIGHUP, on the loop: new rates, caps and retry policy (the senders are told separately).
   void reload(std::shared_ptr<const Config> config);
-  // SIGTERM: stop claiming, hand back what is buffered, let in-flight deliveries finish within the
-  // grace period (then abort them), and call `done` once nothing is in flight.
-  void shutdown(std::function<void()> done);
+  // SIGTERM, on the loop: stop claiming, hand back what is buffered, let deliveries in flight
+  // finish within the grace period (then call `abort`), and post `done` to the loop once nothing
+  // is in flight.
+  void shutdown(std::function<void()> done, std::function<void()> abort);
 
-  const DispatchStats& stats() const { return stats_; }
+  DispatchStats stats() const;
 
  private:
-  void on_result(JobResult result);
-  void drain_results();
-  void sweep_paused_domains();
-  void arm_sweep();
-  void pump();
+  // All below with mu_ held.
+  void account(const JobResult& result, Micros now);
+  std::optional<Job> pick(Micros now, Micros& wake);
   void maybe_claim();
   void on_claimed(std::vector<ClaimedMessage> messages);
   void release(const ClaimedMessage& m, UnixMillis next_attempt_at, const std::string& why);
-  void wake_at(Micros at);
   void set_paused(bool paused, const std::string& reason);
   void finish_if_drained();
+  void sweep_paused_domains();
   std::size_t buffer_target() const;
-  Micros mono_now() const;
+  // Loop only.
+  void arm_sweep();
+  void arm_idle_poll();
+
+  static Micros mono_now();
 
   boost::asio::io_context& io_;
-  std::shared_ptr<const Config> config_;
   StoreWorker& store_;
-  SenderPool& senders_;
-  std::string owner_;
+  const int senders_;
+  const std::string owner_;
+
+  mutable std::mutex mu_;
+  std::condition_variable work_;  // a job may be available, or stop
+  std::shared_ptr<const Config> config_;
   Throttle throttle_;
   CircuitBreaker breaker_;
-
   std::map<std::string, std::deque<ClaimedMessage>> buffer_;  // by domain
   std::string last_domain_;                                   // round-robin position
-  std::vector<int> idle_;                                     // free job places, by sender index
   std::size_t buffered_ = 0;
+  int waiting_ = 0;        // senders asleep in next()
+  Micros timed_wake_ = 0;  // the deadline one of them sleeps until, 0 if none does
   bool claim_pending_ = false;
   bool queue_empty_ = false;  // the last claim found nothing due
   bool stopping_ = false;
+  bool closed_ = false;
   std::function<void()> on_drained_;
+  DispatchStats stats_;
 
-  std::mutex results_mu_;
-  std::vector<JobResult> results_;  // posted by senders, drained on the loop
-
-  boost::asio::steady_timer wake_timer_;
-  Micros wake_at_ = 0;
+  // The loop's own.
   boost::asio::steady_timer claim_timer_;
   boost::asio::steady_timer sweep_timer_;
   boost::asio::steady_timer grace_timer_;
-  DispatchStats stats_;
 };
 
 }  // namespace bulkmail

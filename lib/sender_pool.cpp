@@ -16,42 +16,23 @@ constexpr UnixMillis kRelayRetryMs = 1000;
 }  // namespace
 
 SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-                       const SuppressionWatch& watch, Done done, TransportFactory transports)
+                       const SuppressionWatch& watch, JobSource& jobs, TransportFactory transports)
     : store_(store),
       watch_(watch),
-      done_(std::move(done)),
+      jobs_(jobs),
       transports_(std::move(transports)),
       config_(std::move(config)) {
   int n = config_->smtp.max_connections;
-  for (int i = 0; i < n; ++i) slots_.push_back(std::make_unique<Slot>());
-  for (int i = 0; i < n; ++i)
-    slots_[static_cast<std::size_t>(i)]->thread = std::thread([this, i] { run(i); });
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
 SenderPool::~SenderPool() { stop(); }
 
 void SenderPool::stop() {
-  for (auto& s : slots_) {
-    {
-      std::lock_guard lock(s->mu);
-      s->stop = true;
-    }
-    s->cv.notify_one();
+  jobs_.close();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
   }
-  for (auto& s : slots_) {
-    if (s->thread.joinable()) s->thread.join();
-  }
-}
-
-void SenderPool::submit(int sender, Job job) {
-  Slot& s = *slots_[static_cast<std::size_t>(sender)];
-  bool was_empty;
-  {
-    std::lock_guard lock(s.mu);
-    was_empty = s.jobs.empty();
-    s.jobs.push_back(std::move(job));
-  }
-  if (was_empty) s.cv.notify_one();
 }
 
 void SenderPool::reload(std::shared_ptr<const Config> config) {
@@ -66,7 +47,6 @@ std::shared_ptr<const Config> SenderPool::current_config() {
 }
 
 void SenderPool::run(int index) {
-  Slot& slot = *slots_[static_cast<std::size_t>(index)];
   std::shared_ptr<const Config> config;
   std::uint64_t generation = ~std::uint64_t{0};
   std::unique_ptr<Composer> composer;
@@ -74,17 +54,12 @@ void SenderPool::run(int index) {
   std::unique_ptr<SqliteStore> reader;
   std::uint64_t seq = 0;
   std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(index)};
-  while (true) {
-    Job job;
-    {
-      std::unique_lock lock(slot.mu);
-      slot.cv.wait(lock, [&] { return slot.stop || !slot.jobs.empty(); });
-      if (slot.jobs.empty()) return;  // stopping and idle
-      job = std::move(slot.jobs.front());
-      slot.jobs.pop_front();
-    }
+  JobResult r;
+  bool finished = false;
+  while (auto next = jobs_.next(index, finished ? &r : nullptr)) {
+    Job job = std::move(*next);
     auto started = std::chrono::steady_clock::now();
-    JobResult r;
+    r = JobResult{};
     r.sender = index;
     r.seq = ++seq;
     r.domain = job.domain;
@@ -151,7 +126,7 @@ void SenderPool::run(int index) {
                             now + kRelayRetryMs);
     store_.record(o, index, r.seq);
     r.recorded_state = o.state;
-    done_(std::move(r));
+    finished = true;
   }
 }
 
