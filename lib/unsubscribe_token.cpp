@@ -2,7 +2,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <memory>
 #include <stdexcept>
@@ -14,16 +13,6 @@ namespace {
 
 constexpr unsigned char kVersion = 1;
 constexpr std::size_t kIvLen = 16;
-
-std::array<unsigned char, 32> hmac(const void* key, std::size_t key_len, std::string_view data) {
-  std::array<unsigned char, 32> out{};
-  unsigned int len = 0;
-  if (!HMAC(EVP_sha256(), key, static_cast<int>(key_len),
-            reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len)) {
-    throw std::runtime_error("HMAC-SHA256 failed");
-  }
-  return out;
-}
 
 struct CipherCtxFree {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
@@ -44,13 +33,9 @@ std::string aes_ctr(const std::array<unsigned char, 32>& key, const unsigned cha
   return out;
 }
 
-std::array<unsigned char, 32> synthetic_iv(const std::array<unsigned char, 32>& mac,
-                                           std::string_view plaintext) {
-  std::string input;
-  input.reserve(plaintext.size() + 1);
-  input += static_cast<char>(kVersion);
-  input += plaintext;
-  return hmac(mac.data(), mac.size(), input);
+HmacSha256::Mac synthetic_iv(const HmacSha256& mac, std::string_view plaintext) {
+  const char version = static_cast<char>(kVersion);
+  return mac.mac(std::string_view(&version, 1), plaintext);
 }
 
 }  // namespace
@@ -59,8 +44,11 @@ TokenCodec::TokenCodec(const std::vector<std::string>& keys, int expiry_days)
     : expiry_days_(expiry_days) {
   if (keys.empty()) throw std::invalid_argument("TokenCodec needs at least one key");
   for (const auto& k : keys) {
-    keys_.push_back({hmac(k.data(), k.size(), "bulkmail unsubscribe v1 encryption"),
-                     hmac(k.data(), k.size(), "bulkmail unsubscribe v1 authentication")});
+    HmacSha256 derive(k);
+    auto mac_key = derive.mac("bulkmail unsubscribe v1 authentication");
+    keys_.push_back({derive.mac("bulkmail unsubscribe v1 encryption"),
+                     std::make_shared<const HmacSha256>(std::string_view(
+                         reinterpret_cast<const char*>(mac_key.data()), mac_key.size()))});
   }
 }
 
@@ -74,7 +62,7 @@ std::string TokenCodec::issue(const TokenClaims& c) const {
   pt += c.category;
   pt += c.address;
   const KeyPair& k = keys_.front();
-  auto iv = synthetic_iv(k.mac, pt);
+  auto iv = synthetic_iv(*k.mac, pt);
   std::string raw;
   raw.reserve(1 + kIvLen + pt.size());
   raw += static_cast<char>(kVersion);
@@ -94,7 +82,7 @@ TokenCheck TokenCodec::verify(std::string_view token, UnixMillis now) const {
   check.status = TokenStatus::forged;
   for (const KeyPair& k : keys_) {
     std::string pt = aes_ctr(k.enc, iv, ct);
-    auto expected = synthetic_iv(k.mac, pt);
+    auto expected = synthetic_iv(*k.mac, pt);
     if (CRYPTO_memcmp(expected.data(), iv, kIvLen) != 0) continue;
     std::uint64_t t = 0;
     for (int i = 0; i < 8; ++i)

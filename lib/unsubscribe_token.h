@@ -14,11 +14,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "clock.h"
+#include "hmac.h"
 #include "result.h"
 
 namespace bulkmail {
@@ -49,7 +51,7 @@ class TokenCodec {
  private:
   struct KeyPair {
     std::array<unsigned char, 32> enc;
-    std::array<unsigned char, 32> mac;
+    std::shared_ptr<const HmacSha256> mac;  // shared: TokenCodec is copied with the config
   };
   std::vector<KeyPair> keys_;
   int expiry_days_;
