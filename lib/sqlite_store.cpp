@@ -1,5 +1,7 @@
 #include "sqlite_store.h"
 
+#include <algorithm>
+
 #include <SQLiteCpp/Transaction.h>
 
 #include "sqlite_busy.h"
@@ -52,15 +54,17 @@ struct SqliteStore::Statements {
         insert_suppression(db,
                            "INSERT INTO suppressions (address, category, reason, source, "
                            "created_at) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"),
-        select_due(db,
-                   "SELECT id, campaign, category, recipient, vars, attempts, created_at "
-                   "FROM messages WHERE state IN ('queued','deferred') AND next_attempt_at <= ? "
-                   "ORDER BY next_attempt_at, id LIMIT ?"),
-        lease(db,
-              "UPDATE messages SET state = 'sending', lease_owner = ?, lease_expires_at = ?, "
-              "attempts = attempts + 1, updated_at = ? WHERE id = ?"),
+        // One statement leases the whole batch: the due messages, oldest due first.
+        claim(db,
+              "UPDATE messages SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, "
+              "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
+              "WHERE state IN ('queued','deferred') AND next_attempt_at <= ?3 "
+              "ORDER BY next_attempt_at, id LIMIT ?4) "
+              "RETURNING id, campaign, category, recipient, vars, attempts, created_at"),
+        // A claimed message whose recipient turned out to be suppressed: it was never attempted.
         mark_suppressed(db,
-                        "UPDATE messages SET state = 'suppressed', last_reply = ?, updated_at = ? "
+                        "UPDATE messages SET state = 'suppressed', last_reply = ?, updated_at = ?, "
+                        "lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1 "
                         "WHERE id = ?"),
         record(db,
                "UPDATE messages SET state = ?1, last_reply_code = ?2, last_reply = ?3, "
@@ -83,8 +87,7 @@ struct SqliteStore::Statements {
   SQLite::Statement insert_event;
   SQLite::Statement find_suppression;
   SQLite::Statement insert_suppression;
-  SQLite::Statement select_due;
-  SQLite::Statement lease;
+  SQLite::Statement claim;
   SQLite::Statement mark_suppressed;
   SQLite::Statement record;
   SQLite::Statement suppression_changes;
@@ -324,27 +327,32 @@ std::int64_t SqliteStore::retry_campaign(const std::string& campaign, const std:
 
 std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std::size_t limit,
                                                    UnixMillis now, UnixMillis lease_until) {
-  std::vector<ClaimedMessage> due;
+  std::vector<ClaimedMessage> leased;
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  auto& sel = st_->select_due;
-  sel.reset();
-  sel.bind(1, static_cast<int64_t>(now));
-  sel.bind(2, static_cast<int64_t>(limit));
-  while (sel.executeStep()) {
+  auto& st = st_->claim;
+  st.reset();
+  st.bind(1, owner);
+  st.bind(2, static_cast<int64_t>(lease_until));
+  st.bind(3, static_cast<int64_t>(now));
+  st.bind(4, static_cast<int64_t>(limit));
+  while (st.executeStep()) {
     ClaimedMessage m;
-    m.id = sel.getColumn(0).getInt64();
-    m.campaign = text_or_empty(sel.getColumn(1));
-    m.category = sel.getColumn(2).getString();
-    m.recipient = sel.getColumn(3).getString();
-    m.vars_json = sel.getColumn(4).getString();
-    m.attempts = sel.getColumn(5).getInt() + 1;
-    m.created_at = sel.getColumn(6).getInt64();
-    due.push_back(std::move(m));
+    m.id = st.getColumn(0).getInt64();
+    m.campaign = text_or_empty(st.getColumn(1));
+    m.category = st.getColumn(2).getString();
+    m.recipient = st.getColumn(3).getString();
+    m.vars_json = st.getColumn(4).getString();
+    m.attempts = st.getColumn(5).getInt();
+    m.created_at = st.getColumn(6).getInt64();
+    leased.push_back(std::move(m));
   }
-  sel.reset();
+  st.reset();
+  // RETURNING follows no particular order: hand them out oldest first.
+  std::sort(leased.begin(), leased.end(),
+            [](const ClaimedMessage& a, const ClaimedMessage& b) { return a.id < b.id; });
   std::vector<ClaimedMessage> claimed;
-  claimed.reserve(due.size());
-  for (ClaimedMessage& m : due) {
+  claimed.reserve(leased.size());
+  for (ClaimedMessage& m : leased) {
     // The opt-out check that matters: made at the last moment before the message is handed to a
     // sender, so a suppression added while the message waited always wins.
     if (auto s = find_suppression_locked(m.recipient, m.category)) {
@@ -359,13 +367,6 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
       add_event(now, "suppressed", m.recipient, m.id, m.category, m.campaign, owner, why);
       continue;
     }
-    auto& l = st_->lease;
-    l.reset();
-    l.bind(1, owner);
-    l.bind(2, static_cast<int64_t>(lease_until));
-    l.bind(3, static_cast<int64_t>(now));
-    l.bind(4, static_cast<int64_t>(m.id));
-    l.exec();
     claimed.push_back(std::move(m));
   }
   tx.commit();
