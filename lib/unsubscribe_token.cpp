@@ -14,24 +14,45 @@ namespace {
 constexpr unsigned char kVersion = 1;
 constexpr std::size_t kIvLen = 16;
 
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+}  // namespace
+
+// AES-256-CTR under one key, its key schedule computed once; each use copies the keyed context.
+// AES-CTR is its own inverse: the same call encrypts and decrypts.
+class TokenCodec::Cipher {
+ public:
+  explicit Cipher(const HmacSha256::Mac& key) {
+    std::unique_ptr<EVP_CIPHER, CipherFree> aes(EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr));
+    keyed_.reset(EVP_CIPHER_CTX_new());
+    if (!aes || !keyed_ ||
+        EVP_EncryptInit_ex2(keyed_.get(), aes.get(), key.data(), nullptr, nullptr) != 1) {
+      throw std::runtime_error("AES-256-CTR setup failed");
+    }
+  }
+  std::string apply(const unsigned char* iv, std::string_view in) const {
+    std::unique_ptr<EVP_CIPHER_CTX, CtxFree> ctx(EVP_CIPHER_CTX_new());
+    std::string out(in.size(), '\0');
+    int len = 0;
+    if (!ctx || EVP_CIPHER_CTX_copy(ctx.get(), keyed_.get()) != 1 ||
+        EVP_EncryptInit_ex2(ctx.get(), nullptr, nullptr, iv, nullptr) != 1 ||
+        EVP_EncryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size())) != 1) {
+      throw std::runtime_error("AES-256-CTR failed");
+    }
+    return out;
+  }
+
+ private:
+  struct CipherFree {
+    void operator()(EVP_CIPHER* c) const { EVP_CIPHER_free(c); }
+  };
+  struct CtxFree {
+    void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+  };
+  std::unique_ptr<EVP_CIPHER_CTX, CtxFree> keyed_;
 };
 
-// AES-256-CTR is its own inverse: the same call encrypts and decrypts.
-std::string aes_ctr(const std::array<unsigned char, 32>& key, const unsigned char* iv,
-                    std::string_view in) {
-  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> ctx(EVP_CIPHER_CTX_new());
-  std::string out(in.size(), '\0');
-  int len = 0;
-  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_ctr(), nullptr, key.data(), iv) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len,
-                        reinterpret_cast<const unsigned char*>(in.data()),
-                        static_cast<int>(in.size())) != 1) {
-    throw std::runtime_error("AES-256-CTR failed");
-  }
-  return out;
-}
+namespace {
 
 HmacSha256::Mac synthetic_iv(const HmacSha256& mac, std::string_view plaintext) {
   const char version = static_cast<char>(kVersion);
@@ -46,9 +67,10 @@ TokenCodec::TokenCodec(const std::vector<std::string>& keys, int expiry_days)
   for (const auto& k : keys) {
     HmacSha256 derive(k);
     auto mac_key = derive.mac("bulkmail unsubscribe v1 authentication");
-    keys_.push_back({derive.mac("bulkmail unsubscribe v1 encryption"),
-                     std::make_shared<const HmacSha256>(std::string_view(
-                         reinterpret_cast<const char*>(mac_key.data()), mac_key.size()))});
+    keys_.push_back(
+        {std::make_shared<const Cipher>(derive.mac("bulkmail unsubscribe v1 encryption")),
+         std::make_shared<const HmacSha256>(
+             std::string_view(reinterpret_cast<const char*>(mac_key.data()), mac_key.size()))});
   }
 }
 
@@ -67,7 +89,7 @@ std::string TokenCodec::issue(const TokenClaims& c) const {
   raw.reserve(1 + kIvLen + pt.size());
   raw += static_cast<char>(kVersion);
   raw.append(reinterpret_cast<const char*>(iv.data()), kIvLen);
-  raw += aes_ctr(k.enc, iv.data(), pt);
+  raw += k.enc->apply(iv.data(), pt);
   return base64url_encode(raw);
 }
 
@@ -81,7 +103,7 @@ TokenCheck TokenCodec::verify(std::string_view token, UnixMillis now) const {
   std::string_view ct(raw->data() + 1 + kIvLen, raw->size() - 1 - kIvLen);
   check.status = TokenStatus::forged;
   for (const KeyPair& k : keys_) {
-    std::string pt = aes_ctr(k.enc, iv, ct);
+    std::string pt = k.enc->apply(iv, ct);
     auto expected = synthetic_iv(*k.mac, pt);
     if (CRYPTO_memcmp(expected.data(), iv, kIvLen) != 0) continue;
     std::uint64_t t = 0;

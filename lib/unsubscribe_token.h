@@ -49,8 +49,9 @@ class TokenCodec {
   static constexpr std::size_t kMaxTokenLength = 512;
 
  private:
+  class Cipher;
   struct KeyPair {
-    std::array<unsigned char, 32> enc;
+    std::shared_ptr<const Cipher> enc;
     std::shared_ptr<const HmacSha256> mac;  // shared: TokenCodec is copied with the config
   };
   std::vector<KeyPair> keys_;
