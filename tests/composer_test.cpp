@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
+#include <thread>
+
 #include "test_config.h"
 #include "unsubscribe_token.h"
 
@@ -149,4 +152,26 @@ TEST_CASE("a template whose own link sits in a section that does not render is r
   REQUIRE_FALSE(hidden.ok());
   CHECK(hidden.error().message.find("lacks the unsubscribe link or postal address") !=
         std::string::npos);
+}
+
+TEST_CASE("Message-IDs are unique: the same message composed again, on two threads") {
+  Fixture f;
+  auto second = Composer::create(f.config);  // each sender has its own composer
+  REQUIRE(second.ok());
+  std::vector<std::string> a, b;
+  auto run = [&](Composer& c, std::vector<std::string>& ids) {
+    for (int i = 0; i < 2000; ++i) {
+      auto m = c.compose(
+          {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 42, 1'795'000'000'000});
+      REQUIRE(m.ok());
+      ids.push_back(m->message_id);
+    }
+  };
+  std::thread other([&] { run(**second, b); });
+  run(*f.composer, a);
+  other.join();
+  std::set<std::string> all(a.begin(), a.end());
+  all.insert(b.begin(), b.end());
+  CHECK(all.size() == 4000);
+  CHECK(a.front().size() == std::string("<42.@mail.example.com>").size() + 24);
 }
