@@ -23,7 +23,16 @@ SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
       transports_(std::move(transports)),
       config_(std::move(config)) {
   int n = config_->smtp.max_connections;
+  transports_in_use_.assign(static_cast<std::size_t>(n), nullptr);
   for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+void SenderPool::abort_in_flight() {
+  abort_ = true;
+  std::lock_guard lock(transports_mu_);
+  for (Transport* t : transports_in_use_) {
+    if (t) t->interrupt();
+  }
 }
 
 SenderPool::~SenderPool() { stop(); }
@@ -70,7 +79,12 @@ void SenderPool::run(int index) {
         auto c = Composer::create(config);
         if (!c) throw std::runtime_error("templates: " + c.error().message);
         composer = std::move(c.value());
-        transport = transports_(*config, abort_);
+        auto fresh = transports_(*config, abort_);
+        {
+          std::lock_guard lock(transports_mu_);
+          transports_in_use_[static_cast<std::size_t>(index)] = fresh.get();
+        }
+        transport = std::move(fresh);
       }
       const ClaimedMessage& m = job.message;
       // The last look at the suppression list, immediately before this message goes out: the
@@ -105,6 +119,11 @@ void SenderPool::run(int index) {
               transport->deliver({config->sender.return_path.str(), m.recipient}, composed->data);
           r.classification = classify_attempt(a);
           if (r.classification.drop_connection) transport->drop_connection();
+          if (abort_ && r.classification.verdict != Verdict::sent) {
+            // Cut off by the end of the shutdown grace period, not refused: hand it back.
+            r.kind = JobResult::Kind::aborted;
+            r.detail = "shutting down (" + r.classification.reply + ")";
+          }
         }
       }
     } catch (const std::exception& e) {
@@ -128,6 +147,8 @@ void SenderPool::run(int index) {
     r.recorded_state = o.state;
     finished = true;
   }
+  std::lock_guard lock(transports_mu_);
+  transports_in_use_[static_cast<std::size_t>(index)] = nullptr;
 }
 
 }  // namespace bulkmail

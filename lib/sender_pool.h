@@ -36,8 +36,9 @@ class SenderPool {
   int size() const { return static_cast<int>(threads_.size()); }
   // Senders pick up the new config before their next job.
   void reload(std::shared_ptr<const Config> config);
-  // Makes deliveries in progress give up at once (after the shutdown grace period).
-  void abort_in_flight() { abort_ = true; }
+  // Makes deliveries in progress give up at once (after the shutdown grace period): they are
+  // handed back to the queue, their attempt not counted.
+  void abort_in_flight();
   // Stops the threads once their current job is done.
   void stop();
 
@@ -53,6 +54,8 @@ class SenderPool {
   std::shared_ptr<const Config> config_;
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> abort_{false};
+  std::mutex transports_mu_;
+  std::vector<Transport*> transports_in_use_;  // by sender, for abort_in_flight()
   std::vector<std::thread> threads_;
 };
 

@@ -1,5 +1,8 @@
 #include "transport.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <stdexcept>
 
@@ -67,16 +70,28 @@ void CurlTransport::setup() {
         if (line.rfind("221", 0) != 0) t->last_reply_.assign(line);
         return size * n;
       });
-  if (abort_) {
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, abort_);
-    curl_easy_setopt(
-        e, CURLOPT_XFERINFOFUNCTION,
-        +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
-          return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed) ? 1
-                                                                                              : 0;
-        });
-  }
+  // Aborting: interrupt() shuts the socket down under libcurl's feet, which fails the transfer
+  // at once wherever it waits. (A progress callback would do too, but libcurl calls it on every
+  // turn of its loop: about 8 us a message in the fast-sink benchmark.) Once aborting, no new
+  // connection is opened.
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, this);
+  curl_easy_setopt(
+      e, CURLOPT_OPENSOCKETFUNCTION,
+      +[](void* self, curlsocktype, curl_sockaddr* a) -> curl_socket_t {
+        auto* t = static_cast<CurlTransport*>(self);
+        std::lock_guard lock(t->socket_mu_);
+        if (t->aborting()) return CURL_SOCKET_BAD;
+        t->socket_ = ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        return t->socket_;
+      });
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, this);
+  curl_easy_setopt(
+      e, CURLOPT_CLOSESOCKETFUNCTION, +[](void* self, curl_socket_t fd) -> int {
+        auto* t = static_cast<CurlTransport*>(self);
+        std::lock_guard lock(t->socket_mu_);
+        if (t->socket_ == fd) t->socket_ = CURL_SOCKET_BAD;
+        return ::close(fd);
+      });
   curl_easy_setopt(e, CURLOPT_READDATA, this);
   curl_easy_setopt(
       e, CURLOPT_READFUNCTION, +[](char* buf, size_t size, size_t n, void* self) -> size_t {
@@ -114,5 +129,16 @@ AttemptResult CurlTransport::deliver(const Envelope& env, std::string_view data)
 }
 
 void CurlTransport::drop_connection() { setup(); }
+
+bool CurlTransport::aborting() const {
+  return interrupted_.load(std::memory_order_relaxed) ||
+         (abort_ && abort_->load(std::memory_order_relaxed));
+}
+
+void CurlTransport::interrupt() {
+  interrupted_ = true;
+  std::lock_guard lock(socket_mu_);
+  if (socket_ != CURL_SOCKET_BAD) ::shutdown(socket_, SHUT_RDWR);
+}
 
 }  // namespace bulkmail

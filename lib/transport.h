@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -27,25 +28,32 @@ class Transport {
   virtual AttemptResult deliver(const Envelope& envelope, std::string_view data) = 0;
   // Closes the connection (after a 421 or a failure that leaves it in an unknown state).
   virtual void drop_connection() = 0;
+  // From any thread: makes a delivery in progress fail at once, and every later one.
+  virtual void interrupt() = 0;
 };
 
 class CurlTransport final : public Transport {
  public:
-  // `abort`, when set, makes a delivery in progress give up at once (CURLE_ABORTED_BY_CALLBACK).
+  // `abort`, when set, keeps new connections from being opened (interrupt() ends the current one).
   CurlTransport(const SmtpConfig& smtp, const std::string& default_helo,
                 const std::atomic<bool>* abort = nullptr);
   ~CurlTransport() override;
   AttemptResult deliver(const Envelope& envelope, std::string_view data) override;
   void drop_connection() override;
+  void interrupt() override;
 
  private:
   struct EasyFree {
     void operator()(CURL* c) const { curl_easy_cleanup(c); }
   };
   void setup();
+  bool aborting() const;
 
   SmtpConfig smtp_;
   const std::atomic<bool>* abort_;
+  std::atomic<bool> interrupted_{false};
+  std::mutex socket_mu_;  // the callbacks and interrupt() agree on which socket is open
+  curl_socket_t socket_ = CURL_SOCKET_BAD;
   std::string url_;
   std::unique_ptr<CURL, EasyFree> easy_;
   char error_[CURL_ERROR_SIZE] = {};

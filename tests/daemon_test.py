@@ -247,6 +247,23 @@ class DaemonTest(unittest.TestCase):
         wait_for(lambda: e.counts().get("sent", 0) == 60, 60, "the rest")
         self.assertEqual(sorted(e.received()), sorted("user%d@example.com" % i for i in range(60)))
 
+    def test_deliveries_stalled_past_the_grace_period_are_cut_off_and_handed_back(self):
+        # The relay never answers the end of the message: SIGTERM waits out the grace period
+        # (3 s here), then cuts both connections off, and nothing is lost or counted as tried.
+        e = self.draining(connections=2, data_delay_ms=60000, messages=6)
+        wait_for(lambda: e.counts().get("sending", 0) == 6, 15, "the claim")
+        time.sleep(1)  # both senders are waiting for the relay's reply now
+        started = time.time()
+        e.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(e.daemon.wait(15), 0)
+        took = time.time() - started
+        self.assertGreaterEqual(took, 2.5)
+        self.assertLess(took, 8, "cut off promptly once the grace period ended")
+        self.assertIn("aborting 2 deliveries", e.daemon_log())
+        self.assertEqual(e.counts(), {"queued": 6})
+        self.assertEqual(e.rows("SELECT max(attempts) FROM messages"), [(0,)])
+        self.assertEqual(e.received(), [])
+
     def test_kill_9_mid_drain_loses_nothing_and_duplicates_at_most_one_per_connection(self):
         connections = 4
         e = self.draining(connections=connections, data_delay_ms=20, messages=400)
