@@ -32,7 +32,7 @@ class SuppressionWatch {
     std::optional<Suppression> suppression;
   };
 
-  SuppressionWatch(Clock::duration keep, std::size_t capacity = 100'000)
+  SuppressionWatch(Clock::duration keep, std::size_t capacity = 20'000)
       : keep_(keep), capacity_(capacity) {}
 
   void add(const Suppression& s, Clock::time_point now = Clock::now());
