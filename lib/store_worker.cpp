@@ -218,11 +218,7 @@ void StoreWorker::loop() {
         tasks_.pop_front();
       }
     }
-    if (!batch.empty()) {
-      apply(batch, segments);
-      batch.clear();
-      segments.clear();
-    }
+    // Opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
     if (!opt_outs.empty()) {
       // An opt-out is answered only once it is durable; if the database fails, the recipient is
       // told to try again rather than told it worked.
@@ -238,6 +234,11 @@ void StoreWorker::loop() {
       for (auto& done : opt_out_done) done(ok);
       opt_outs.clear();
       opt_out_done.clear();
+    }
+    if (!batch.empty()) {
+      apply(batch, segments);
+      batch.clear();
+      segments.clear();
     }
     if (task) {
       try {

@@ -467,6 +467,22 @@ class DaemonTest(unittest.TestCase):
         mid = e.enqueue("late@example.com")
         wait_for(lambda: e.state(mid)[0] == "sent", 5, "a message queued later to be sent")
 
+    def test_senders_run_below_the_rest_of_the_daemon(self):
+        # Deliveries yield the CPU to the webhook and the store writer: exactly the four sender
+        # threads (smtp.max_connections) run at nice +5, every other thread at the daemon's own.
+        e = self.env = Env(connections=4)
+        e.start_server()
+        e.start_daemon()
+        mid = e.enqueue("pat@example.com")
+        wait_for(lambda: e.state(mid)[0] == "sent", 15, "a delivery")
+        own = os.getpriority(os.PRIO_PROCESS, e.daemon.pid)
+        nice = []
+        for tid in os.listdir("/proc/%d/task" % e.daemon.pid):
+            with open("/proc/%d/task/%s/stat" % (e.daemon.pid, tid)) as f:
+                nice.append(int(f.read().rsplit(")", 1)[1].split()[16]))
+        self.assertEqual(sorted(nice).count(own + 5), 4, nice)
+        self.assertEqual(len(nice) - 4, nice.count(own), nice)
+
     def test_a_second_daemon_on_the_same_database_is_refused(self):
         e = self.env = Env()
         e.start_server()
