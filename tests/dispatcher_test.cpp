@@ -1,0 +1,161 @@
+#include "dispatcher.h"
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/post.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "sqlite_store.h"
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A dispatcher over a real queue file and store worker, its timers on an event loop of its own.
+// Senders are the test's threads calling next().
+struct Rig {
+  TempDir dir;
+  std::shared_ptr<const Config> config;
+  std::string db;
+  std::unique_ptr<StoreWorker> worker;
+  boost::asio::io_context io;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::thread loop;
+
+  Rig(const std::vector<std::string>& recipients, const std::string& throttle = "",
+      int senders = 2) {
+    std::string yaml = valid_config_yaml();
+    if (!throttle.empty()) {
+      auto at = yaml.find("throttle:\n  messages_per_second: 100\n");
+      REQUIRE(at != std::string::npos);
+      yaml.replace(at, std::string("throttle:\n  messages_per_second: 100\n").size(), throttle);
+    }
+    auto load = load_config(write_config(dir, yaml));
+    REQUIRE_MESSAGE(load.ok(), (load.ok() ? "" : load.errors[0].str()));
+    config = load.config;
+    db = config->database.string();
+    {
+      SqliteStore s(db);
+      std::vector<NewMessage> batch;
+      for (const auto& r : recipients) batch.push_back({"", "customer-update", r, "{}"});
+      s.enqueue(batch, "test", now_millis() - 1000);
+    }
+    worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), senders);
+    dispatcher = std::make_unique<Dispatcher>(io, config, *worker, senders, "test");
+    dispatcher->start();
+    loop = std::thread([this] {
+      auto guard = boost::asio::make_work_guard(io);
+      io.run();
+    });
+  }
+  ~Rig() {
+    dispatcher->close();
+    io.stop();
+    loop.join();
+    worker->stop();
+  }
+
+  // What a sender hands back after the relay accepted `job`.
+  static JobResult sent(int sender, const Job& job) {
+    JobResult r;
+    r.sender = sender;
+    r.message = job.message;
+    r.domain = job.domain;
+    r.kind = JobResult::Kind::delivered;
+    r.classification.verdict = Verdict::sent;
+    r.classification.code = 250;
+    r.recorded_state = MessageState::sent;
+    return r;
+  }
+};
+
+// Runs a sender that takes jobs until `want` were taken (then closes the dispatcher) or the
+// dispatcher says stop; returns the jobs' domains in the order taken.
+std::vector<std::string> drain(Rig& rig, std::size_t want, int senders = 1) {
+  std::mutex mu;
+  std::vector<std::string> domains;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < senders; ++i) {
+    threads.emplace_back([&, i] {
+      JobResult last;
+      bool have = false;
+      while (auto job = rig.dispatcher->next(i, have ? &last : nullptr)) {
+        last = Rig::sent(i, *job);
+        have = true;
+        std::lock_guard lock(mu);
+        domains.push_back(job->domain);
+        if (domains.size() == want) rig.dispatcher->close();
+      }
+    });
+  }
+  // A bound, so that a lost wake-up fails the test instead of hanging it.
+  std::thread watchdog([&] {
+    for (int i = 0; i < 100; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (domains.size() >= want) return;
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+    rig.dispatcher->close();
+  });
+  for (auto& t : threads) t.join();
+  watchdog.join();
+  return domains;
+}
+
+}  // namespace
+
+TEST_CASE("each claimed message goes to a sender once, domains taken in turn") {
+  Rig rig({"a1@a.example", "a2@a.example", "a3@a.example", "b1@b.example", "b2@b.example",
+           "c1@c.example"});
+  auto domains = drain(rig, 6);
+  REQUIRE(domains.size() == 6);
+  CHECK(domains == std::vector<std::string>{"a.example", "b.example", "c.example", "a.example",
+                                            "b.example", "a.example"});
+  // The last result is taken note of by the call that says stop.
+  CHECK(rig.dispatcher->stats().sent == 6);
+  CHECK(rig.dispatcher->stats().in_flight == 0);
+}
+
+TEST_CASE("senders with nothing allowed sleep until the throttle allows the next send") {
+  std::vector<std::string> to;
+  for (int i = 0; i < 12; ++i) to.push_back("u" + std::to_string(i) + "@example.com");
+  // 20 a second with a burst of 2: the last of 12 cannot start before about half a second.
+  Rig rig(to, "throttle:\n  messages_per_second: 20\n  burst: 2\n", 3);
+  auto started = std::chrono::steady_clock::now();
+  auto domains = drain(rig, 12, 3);
+  auto took = std::chrono::steady_clock::now() - started;
+  CHECK(domains.size() == 12);  // no sender slept through its turn
+  CHECK(took >= 400ms);
+}
+
+TEST_CASE("shutdown hands the buffer back and ends once the message in flight is accounted for") {
+  Rig rig({"a@example.com", "b@example.com", "c@example.com", "d@example.com"});
+  auto job = rig.dispatcher->next(0, nullptr);
+  REQUIRE(job);
+  std::promise<void> drained;
+  auto drained_future = drained.get_future();
+  bool aborted = false;
+  boost::asio::post(rig.io, [&] {
+    rig.dispatcher->shutdown([&] { drained.set_value(); }, [&] { aborted = true; });
+  });
+  // The buffered three are released at once; the one in flight keeps shutdown from finishing.
+  CHECK(drained_future.wait_for(300ms) == std::future_status::timeout);
+  JobResult r = Rig::sent(0, *job);
+  CHECK_FALSE(rig.dispatcher->next(0, &r));  // accounted for; no more work
+  CHECK(drained_future.wait_for(5s) == std::future_status::ready);
+  CHECK_FALSE(aborted);
+  CHECK(rig.dispatcher->stats().released == 3);
+  CHECK(rig.dispatcher->stats().in_flight == 0);
+  rig.worker->stop();  // commits the releases
+  CHECK(SqliteStore(rig.db).counts(std::nullopt)[MessageState::queued] == 3);
+}
