@@ -360,26 +360,46 @@ std::string& canon_buffer() {
   return buffer;
 }
 
-// `signature_canonical`, when given, is the DKIM-Signature field already in relaxed form without
-// its CRLF (the signer builds it alongside the folded one); otherwise `signature_header` is
-// canonicalized here.
+// The field signed for each of `names`, as indexes into `fields`: instances are taken from the
+// bottom up (RFC 6376 5.4.2), and a name with no instance left is left out.
 template <typename Names>
-std::string sign_fields(const DkimKey& key, const std::vector<HeaderField>& fields,
-                        std::string_view signature_header, const Names& signed_headers,
-                        DkimCanon header_canon, std::string_view signature_canonical = {}) {
-  std::vector<bool> used(fields.size(), false);
-  std::string& data = canon_buffer();
-  for (const auto& wanted : signed_headers) {
+std::vector<std::size_t> select_fields(const std::vector<HeaderField>& fields, const Names& names) {
+  std::vector<std::size_t> picked;
+  picked.reserve(std::size(names));
+  std::uint64_t used = 0;  // a bit per field; fields past 64 are never reused-checked twice
+  std::vector<bool> used_more(fields.size() > 64 ? fields.size() : 0, false);
+  auto is_used = [&](std::size_t i) { return i < 64 ? (used >> i) & 1 : used_more[i]; };
+  auto set_used = [&](std::size_t i) {
+    if (i < 64) {
+      used |= std::uint64_t{1} << i;
+    } else {
+      used_more[i] = true;
+    }
+  };
+  for (const auto& wanted : names) {
     std::string_view name = trim(wanted);
     for (std::size_t i = fields.size(); i-- > 0;) {
-      if (used[i] || !iequals(fields[i].name, name)) continue;
-      used[i] = true;
-      if (header_canon == DkimCanon::relaxed) {
-        append_relaxed_header(data, fields[i].raw);
-      } else {
-        data += fields[i].raw;
-      }
+      if (is_used(i) || !iequals(fields[i].name, name)) continue;
+      set_used(i);
+      picked.push_back(i);
       break;
+    }
+  }
+  return picked;
+}
+
+// Signs the `picked` fields and then the DKIM-Signature field. `signature_canonical`, when given,
+// is that field already in relaxed form without its CRLF (the signer builds it alongside the
+// folded one); otherwise `signature_header` is canonicalized here.
+std::string sign_selected(const DkimKey& key, const std::vector<HeaderField>& fields,
+                          const std::vector<std::size_t>& picked, std::string_view signature_header,
+                          DkimCanon header_canon, std::string_view signature_canonical = {}) {
+  std::string& data = canon_buffer();
+  for (std::size_t i : picked) {
+    if (header_canon == DkimCanon::relaxed) {
+      append_relaxed_header(data, fields[i].raw);
+    } else {
+      data += fields[i].raw;
     }
   }
   if (!signature_canonical.empty()) {
@@ -404,8 +424,9 @@ std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
                               std::string_view signature_header,
                               const std::vector<std::string>& signed_headers,
                               DkimCanon header_canon) {
-  return sign_fields(key, parse_header_fields(header_block(message)), signature_header,
-                     signed_headers, header_canon);
+  auto fields = parse_header_fields(header_block(message));
+  return sign_selected(key, fields, select_fields(fields, signed_headers), signature_header,
+                       header_canon);
 }
 
 std::string DkimSigner::signature(std::string_view message,
@@ -415,16 +436,11 @@ std::string DkimSigner::signature(std::string_view message,
   std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2)
                                                                : std::string_view();
   auto fields = parse_header_fields(headers);
+  // The fields to sign, found once: h= names each one that is present.
+  std::vector<std::size_t> picked = select_fields(fields, header_names);
   std::vector<std::string_view> h;
-  h.reserve(header_names.size());
-  for (const auto& name : header_names) {
-    for (const auto& f : fields) {
-      if (iequals(f.name, name)) {
-        h.push_back(name);
-        break;
-      }
-    }
-  }
+  h.reserve(picked.size());
+  for (std::size_t i : picked) h.push_back(fields[i].name);
   // The field as sent (folded) and its relaxed canonical form are built side by side: a fold
   // (CRLF and white space) is one space in the canonical form, and nothing else differs.
   std::string header, canonical;
@@ -473,7 +489,7 @@ std::string DkimSigner::signature(std::string_view message,
   add(";");
   fold("\t");
   add("b=");
-  std::string b = sign_fields(key_, fields, header, h, DkimCanon::relaxed, canonical);
+  std::string b = sign_selected(key_, fields, picked, header, DkimCanon::relaxed, canonical);
   for (std::size_t i = 0; i < b.size(); i += 72) {
     if (i) header += "\r\n\t ";
     header.append(b, i, 72);
