@@ -7,8 +7,11 @@
 
 namespace bulkmail {
 
-SqliteCheckpointer::SqliteCheckpointer(const std::string& path, std::chrono::milliseconds interval)
-    : db_(path, SQLite::OPEN_READWRITE, 5000), interval_(interval) {
+SqliteCheckpointer::SqliteCheckpointer(const std::string& path, std::chrono::milliseconds interval,
+                                       int restart_frames)
+    : restart_frames_(restart_frames),
+      db_(path, SQLite::OPEN_READWRITE, 5000),
+      interval_(interval) {
   // Opens the log: until this connection has looked at the database, a checkpoint does nothing.
   db_.exec("PRAGMA journal_mode = WAL");
   // A RESTART holds back the writer while it waits for readers: give up soon and try next time.
@@ -34,11 +37,12 @@ void SqliteCheckpointer::checkpoint() {
   int log_frames = 0, done = 0;
   sqlite3* db = db_.getHandle();
   int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &done);
-  // With senders reading all the time, some reader nearly always holds an old snapshot, so a
-  // passive checkpoint never lets the log start over and it grows without end (seen: 1.9 GB in
-  // 25 s), making every page lookup slower. Past a bound, wait for the readers (they are short)
-  // and restart the log; that briefly holds back the writer, which is why the bound is small.
-  if (rc == SQLITE_OK && log_frames > kRestartFrames) {
+  // The writer starts the log over by itself only when every page in it has been copied back at
+  // the moment it begins a transaction, which a busy writer (or a reader holding an old snapshot)
+  // rarely allows, so the log grows without end (seen: 1.9 GB in 25 s), making every page lookup
+  // slower. Past a bound, wait for the readers (they are short) and restart the log; that
+  // briefly holds back the writer, so it should be rare.
+  if (rc == SQLITE_OK && log_frames > restart_frames_) {
     rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
   }
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {

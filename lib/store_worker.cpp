@@ -229,8 +229,11 @@ void StoreWorker::loop() {
         log_error(std::string("recording opt-outs failed: ") + e.what());
         ok = false;
       }
-      // Senders see the opt-out before the recipient is told it took effect.
-      if (ok) refresh_watch();
+      // Senders see the opt-out before the recipient is told it took effect. (The event log
+      // brings the same suppressions again with the next refresh: adding one twice is harmless.)
+      if (ok && watch_) {
+        for (const auto& o : opt_outs) watch_->add(o);
+      }
       for (auto& done : opt_out_done) done(ok);
       opt_outs.clear();
       opt_out_done.clear();

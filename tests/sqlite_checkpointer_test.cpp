@@ -45,7 +45,7 @@ TEST_CASE("the checkpointer keeps the log bounded while readers never stop readi
   auto wal_size = [&] { return std::filesystem::file_size(path + "-wal"); };
   std::uintmax_t largest = 0;
   {
-    SqliteCheckpointer checkpointer(path, std::chrono::milliseconds(20));
+    SqliteCheckpointer checkpointer(path, std::chrono::milliseconds(20), /*restart_frames=*/1000);
     for (int round = 0; round < 20; ++round) {
       write_many(writer, 1000, round * 1000);
       largest = std::max(largest, wal_size());
