@@ -35,7 +35,7 @@ class SenderPool {
 
   int size() const { return static_cast<int>(threads_.size()); }
   // How much lower than the rest of the daemon senders run (a nice value, added to the process's).
-  static constexpr int kSenderNice = 5;
+  static constexpr int kSenderNice = 10;
   // Senders pick up the new config before their next job.
   void reload(std::shared_ptr<const Config> config);
   // Makes deliveries in progress give up at once (after the shutdown grace period): they are
