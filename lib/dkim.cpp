@@ -9,11 +9,10 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "base64.h"
+#include "read_file.h"
 #include "text.h"
 
 namespace bulkmail {
@@ -181,11 +180,9 @@ Result<DkimKey> DkimKey::from_pem(std::string_view pem, int min_rsa_bits) {
 }
 
 Result<DkimKey> DkimKey::from_pem_file(const std::string& path, int min_rsa_bits) {
-  std::ifstream in(path);
-  if (!in) return make_error("cannot read " + path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_pem(ss.str(), min_rsa_bits);
+  auto pem = read_file(path);
+  if (!pem) return pem.error();
+  return from_pem(*pem, min_rsa_bits);
 }
 
 Result<DkimKey> DkimKey::from_ed25519_seed(std::string_view seed) {

@@ -2,10 +2,9 @@
 
 #include <kainjow/mustache.hpp>
 
-#include <fstream>
-#include <sstream>
 #include <vector>
 
+#include "read_file.h"
 #include "text.h"
 
 namespace bulkmail {
@@ -76,13 +75,9 @@ class ValuesContext final : public mstch::basic_context<std::string> {
   std::vector<const mstch::data*> stack_;
 };
 
-Result<std::string> read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return make_error(p.string() + ": cannot read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (!is_valid_utf8(s)) return make_error(p.string() + ": not valid UTF-8");
+Result<std::string> read_template_file(const fs::path& p) {
+  auto s = read_file(p);
+  if (s && !is_valid_utf8(*s)) return make_error(p.string() + ": not valid UTF-8");
   return s;
 }
 
@@ -100,7 +95,7 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
   std::shared_ptr<MessageTemplate> t(new MessageTemplate());
   t->name_ = dir.filename().string();
   auto load_part = [&](const char* name, bool html) -> Result<std::unique_ptr<Part>> {
-    auto src = read_file(dir / name);
+    auto src = read_template_file(dir / name);
     if (!src) return src.error();
     auto part = std::make_unique<Part>();
     part->file = (dir / name).string();

@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <system_error>
+
+#include "read_file.h"
 
 namespace bulkmail {
 namespace {
@@ -166,13 +166,10 @@ Result<std::unique_ptr<OutcomeJournal>> OutcomeJournal::open(
   if (ec) return make_error("cannot list " + dir.string() + ": " + ec.message());
   std::sort(found.begin(), found.end());
   for (std::uint64_t n : found) {
-    std::ifstream in(j->segment_path(n), std::ios::binary);
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    if (!in) return make_error("cannot read " + j->segment_path(n).string());
-    std::string data = bytes.str();
+    auto data = read_file(j->segment_path(n));
+    if (!data) return data.error();
     std::size_t damaged = 0;
-    for (Outcome& o : decode_outcomes(data, &damaged)) j->recovered_.push_back(std::move(o));
+    for (Outcome& o : decode_outcomes(*data, &damaged)) j->recovered_.push_back(std::move(o));
     if (damaged) {
       j->problems_.push_back(j->segment_path(n).string() + ": the last " + std::to_string(damaged) +
                              " bytes are not a whole record (a write cut short) and were ignored");

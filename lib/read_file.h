@@ -1,0 +1,13 @@
+// A whole file into memory, with an error naming the file when it cannot be read.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "result.h"
+
+namespace bulkmail {
+
+Result<std::string> read_file(const std::filesystem::path& path);
+
+}  // namespace bulkmail

@@ -1,0 +1,19 @@
+#include "read_file.h"
+
+#include <doctest/doctest.h>
+
+#include "temp_dir.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+
+TEST_CASE("a file is read whole, byte for byte; a missing one is named in the error") {
+  TempDir dir;
+  std::string bytes("one\r\ntwo\0three\xff", 15);
+  auto read = read_file(dir.write("f.bin", bytes));
+  REQUIRE(read.ok());
+  CHECK(*read == bytes);
+  auto missing = read_file(dir / "nope");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message == (dir / "nope").string() + ": cannot read");
+}
