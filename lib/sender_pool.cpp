@@ -107,8 +107,7 @@ void SenderPool::run(int index) {
       }
       if (const auto& s = look.suppression) {
         r.kind = JobResult::Kind::suppressed;
-        r.detail = "recipient suppressed (" + std::string(to_string(s->reason)) +
-                   (s->category.empty() ? ", all mail" : "") + ")";
+        r.detail = "recipient suppressed (" + suppression_summary(*s) + ")";
       } else if (abort_) {
         r.kind = JobResult::Kind::aborted;
         r.detail = "shutting down";
@@ -123,8 +122,8 @@ void SenderPool::run(int index) {
           r.detail = composed.error().message;
         } else {
           r.message_id_header = composed->message_id;
-          // At most one sent-but-unrecorded message per connection: wait until the last
-          // outcome of this sender is committed before handing the relay another message.
+          // At most one sent-but-unrecorded message per connection: the last outcome of this
+          // sender must be durable (journaled, or committed) before the relay gets another.
           store_.wait_committed(index, seq - 1);
           AttemptResult a =
               transport->deliver({config->sender.return_path.str(), m.recipient}, composed->data);

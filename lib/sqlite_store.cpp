@@ -171,8 +171,7 @@ std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> mess
     MessageId id = db_.getLastInsertRowid();
     if (suppression) {
       add_event(now, "suppressed", m.recipient, id, m.category, m.campaign, source,
-                "suppressed when queued (" + std::string(to_string(suppression->reason)) +
-                    (suppression->category.empty() ? ", all mail" : "") + ")");
+                "suppressed when queued (" + suppression_summary(*suppression) + ")");
       results.push_back({EnqueueStatus::suppressed, id});
     } else {
       add_event(now, "enqueued", m.recipient, id, m.category, m.campaign, source, "");
@@ -356,8 +355,7 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
     // The opt-out check that matters: made at the last moment before the message is handed to a
     // sender, so a suppression added while the message waited always wins.
     if (auto s = find_suppression_locked(m.recipient, m.category)) {
-      std::string why = "recipient suppressed (" + std::string(to_string(s->reason)) +
-                        (s->category.empty() ? ", all mail" : "") + ")";
+      std::string why = "recipient suppressed (" + suppression_summary(*s) + ")";
       auto& ms = st_->mark_suppressed;
       ms.reset();
       ms.bind(1, why);

@@ -44,4 +44,8 @@ bool is_recipient_choice(SuppressionReason r) {
   return r == SuppressionReason::unsubscribe || r == SuppressionReason::complaint;
 }
 
+std::string suppression_summary(const Suppression& s) {
+  return std::string(to_string(s.reason)) + (s.category.empty() ? ", all mail" : "");
+}
+
 }  // namespace bulkmail

@@ -28,4 +28,8 @@ struct Suppression {
   UnixMillis created_at = 0;
 };
 
+// Why a message was not sent, for its outcome and the event log: "unsubscribe, all mail" or
+// "hard-bounce" (a suppression of one category).
+std::string suppression_summary(const Suppression& s);
+
 }  // namespace bulkmail
