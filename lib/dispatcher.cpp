@@ -37,7 +37,9 @@ Micros Dispatcher::mono_now() {
 
 DispatchStats Dispatcher::stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  DispatchStats s = stats_;
+  s.buffered = static_cast<std::int64_t>(buffered_);
+  return s;
 }
 
 void Dispatcher::start() {
@@ -101,7 +103,6 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
   auto want_wake = [&](Micros t) {
     if (t > now && (wake == 0 || t < wake)) wake = t;
   };
-  stats_.buffered = static_cast<std::int64_t>(buffered_);
   if (buffered_ == 0) return std::nullopt;
   if (!breaker_.allow(now)) {
     want_wake(breaker_.open_until());
@@ -129,7 +130,6 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
   chosen->second.pop_front();
   if (chosen->second.empty()) buffer_.erase(chosen);
   --buffered_;
-  stats_.buffered = static_cast<std::int64_t>(buffered_);
   throttle_.started(job.domain, now, wall);
   return job;
 }
@@ -226,7 +226,6 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
     buffer_[domain].push_back(std::move(m));
     ++buffered_;
   }
-  stats_.buffered = static_cast<std::int64_t>(buffered_);
   if (queue_empty_) {
     // Nothing due: look again shortly (the CLI or the API may queue more at any time).
     asio::post(io_, [this] { arm_idle_poll(); });
@@ -269,7 +268,6 @@ void Dispatcher::sweep_paused_domains() {
       ++it;
     }
   }
-  stats_.buffered = static_cast<std::int64_t>(buffered_);
   maybe_claim();
 }
 
@@ -319,7 +317,6 @@ void Dispatcher::shutdown(std::function<void()> done, std::function<void()> abor
   }
   buffer_.clear();
   buffered_ = 0;
-  stats_.buffered = 0;
   work_.notify_all();  // sleeping senders stop
   finish_if_drained();
 }

@@ -34,7 +34,7 @@ bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
     // the same outcomes.
     durable = journal_ && journal_->append(outcome);
     if (outcomes_.empty()) first_pending_ = std::chrono::steady_clock::now();
-    outcomes_.push_back({outcome, sender, seq, durable});
+    outcomes_.push_back({outcome, sender, seq});
     auto i = static_cast<std::size_t>(sender);
     if (durable) {
       if (i < committed_seq_.size()) committed_seq_[i] = std::max(committed_seq_[i], seq);

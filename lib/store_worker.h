@@ -61,7 +61,6 @@ class StoreWorker {
     Outcome outcome;
     int sender;
     std::uint64_t seq;
-    bool durable;  // already in the journal
   };
   void loop();
   bool outcomes_due(std::chrono::steady_clock::time_point now) const;  // with mu_ held
