@@ -7,7 +7,7 @@
 using namespace bulkmail;
 using namespace bulkmail::test;
 
-TEST_CASE("a file is read whole, byte for byte; a missing one is named in the error") {
+TEST_CASE("a file is read whole, byte for byte, and a missing one is named in the error") {
   TempDir dir;
   std::string bytes("one\r\ntwo\0three\xff", 15);
   auto read = read_file(dir.write("f.bin", bytes));
