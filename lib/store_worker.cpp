@@ -41,8 +41,10 @@ bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
     } else {
       ++not_durable_;
     }
-    // A busy worker picks it up with its next group; a journaled one waits for the interval.
-    wake = !busy_ && (!durable || outcomes_.size() >= kApplyBatch);
+    // A busy worker picks it up with its next group. A journaled outcome waits for the interval,
+    // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
+    // nothing pending, it has none).
+    wake = !busy_ && (!durable || outcomes_.size() == 1 || outcomes_.size() >= kApplyBatch);
   }
   if (wake) wake_.notify_one();
   return durable;

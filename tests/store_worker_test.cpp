@@ -91,6 +91,8 @@ bool eventually(const std::function<bool()>& done) {
 TEST_CASE("with a journal, an outcome is durable at once and committed within the interval") {
   ClaimedQueue q;
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
+  // Let the worker fall asleep with nothing to do: the outcome must wake it to set a deadline.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", false}, 0,
                       1));
   worker.wait_committed(0, 1);  // returns at once: the journal holds it
