@@ -60,7 +60,9 @@ struct SqliteStore::Statements {
               "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
               "WHERE state IN ('queued','deferred') AND next_attempt_at <= ?3 "
               "ORDER BY next_attempt_at, id LIMIT ?4) "
-              "RETURNING id, campaign, category, recipient, vars, attempts, created_at"),
+              "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
+              "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = messages.recipient AND "
+              "s.category IN ('', messages.category))"),
         // A claimed message whose recipient turned out to be suppressed: it was never attempted.
         mark_suppressed(db,
                         "UPDATE messages SET state = 'suppressed', last_reply = ?, updated_at = ?, "
@@ -71,8 +73,13 @@ struct SqliteStore::Statements {
                "next_attempt_at = ?4, message_id = COALESCE(?5, message_id), lease_owner = NULL, "
                "lease_expires_at = NULL, updated_at = ?6, "
                "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END "
-               "WHERE id = ?7 AND state = 'sending' RETURNING recipient, category, "
-               "COALESCE(campaign, '')"),
+               "WHERE id = ?7 AND state = 'sending'"),
+        // The outcome's event, its address and names read from the row the UPDATE just wrote
+        // (cheaper than UPDATE ... RETURNING, which buffers its rows in a temporary table).
+        record_event(db,
+                     "INSERT INTO events (at, type, address, message, category, campaign, source, "
+                     "detail) SELECT ?1, ?2, recipient, id, category, COALESCE(campaign, ''), "
+                     "'dispatcher', ?3 FROM messages WHERE id = ?4"),
         suppression_changes(
             db,
             // One statement, one snapshot: the newest event id, then the changes up to it.
@@ -90,6 +97,7 @@ struct SqliteStore::Statements {
   SQLite::Statement claim;
   SQLite::Statement mark_suppressed;
   SQLite::Statement record;
+  SQLite::Statement record_event;
   SQLite::Statement suppression_changes;
 };
 
@@ -327,6 +335,7 @@ std::int64_t SqliteStore::retry_campaign(const std::string& campaign, const std:
 std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std::size_t limit,
                                                    UnixMillis now, UnixMillis lease_until) {
   std::vector<ClaimedMessage> leased;
+  std::vector<MessageId> suppressed;  // whose recipient the claim found suppressed
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& st = st_->claim;
   st.reset();
@@ -343,18 +352,22 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
     m.vars_json = st.getColumn(4).getString();
     m.attempts = st.getColumn(5).getInt();
     m.created_at = st.getColumn(6).getInt64();
+    if (st.getColumn(7).getInt()) suppressed.push_back(m.id);
     leased.push_back(std::move(m));
   }
   st.reset();
+  std::sort(suppressed.begin(), suppressed.end());
   // RETURNING follows no particular order: hand them out oldest first.
   std::sort(leased.begin(), leased.end(),
             [](const ClaimedMessage& a, const ClaimedMessage& b) { return a.id < b.id; });
   std::vector<ClaimedMessage> claimed;
   claimed.reserve(leased.size());
   for (ClaimedMessage& m : leased) {
-    // The opt-out check that matters: made at the last moment before the message is handed to a
-    // sender, so a suppression added while the message waited always wins.
-    if (auto s = find_suppression_locked(m.recipient, m.category)) {
+    // The opt-out check that matters: made in the claim itself, the last moment before the
+    // message is handed to a sender, so a suppression added while the message waited always wins.
+    // (The senders' SuppressionWatch covers the time between the claim and the delivery.)
+    bool flagged = std::binary_search(suppressed.begin(), suppressed.end(), m.id);
+    if (auto s = flagged ? find_suppression_locked(m.recipient, m.category) : std::nullopt) {
       std::string why = "recipient suppressed (" + suppression_summary(*s) + ")";
       auto& ms = st_->mark_suppressed;
       ms.reset();
@@ -388,15 +401,23 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
     bind_optional_text(st, 5, o.message_id_header);
     st.bind(6, static_cast<int64_t>(now));
     st.bind(7, static_cast<int64_t>(o.id));
-    if (!st.executeStep()) continue;  // no longer ours: the lease was recovered meanwhile
-    std::string recipient = st.getColumn(0).getString();
-    std::string category = st.getColumn(1).getString();
-    std::string campaign = st.getColumn(2).getString();
-    st.reset();
+    if (st.exec() == 0) continue;  // no longer ours: the lease was recovered meanwhile
     const char* type = o.state == MessageState::queued ? "released" : to_string(o.state).data();
     std::string detail = o.reply_code ? std::to_string(o.reply_code) + " " + o.reply : o.reply;
-    add_event(now, type, recipient, o.id, category, campaign, "dispatcher", detail);
+    auto& ev = st_->record_event;
+    ev.reset();
+    ev.bind(1, static_cast<int64_t>(now));
+    ev.bind(2, type);
+    ev.bind(3, detail);
+    ev.bind(4, static_cast<int64_t>(o.id));
+    ev.exec();
     if (o.suppress_recipient) {
+      SQLite::Statement who(db_,
+                            "SELECT recipient, COALESCE(campaign, '') FROM messages WHERE id = ?");
+      who.bind(1, static_cast<int64_t>(o.id));
+      if (!who.executeStep()) continue;
+      std::string recipient = who.getColumn(0).getString();
+      std::string campaign = who.getColumn(1).getString();
       Suppression s{recipient, "", SuppressionReason::hard_bounce, "smtp", now};
       auto& ins = st_->insert_suppression;
       ins.reset();

@@ -138,6 +138,23 @@ TEST_CASE("claim, lease and outcomes") {
   auto sup = s.find_suppression("u2@example.com", "research-invitation");
   REQUIRE(sup);
   CHECK(sup->reason == SuppressionReason::hard_bounce);
+  // Each outcome is in the recipient's history, with the message's names and the relay's reply.
+  auto sent = s.history("u0@example.com");
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[1].type == "sent");
+  CHECK(sent[1].message == claimed[0].id);
+  CHECK(sent[1].category == "customer-update");
+  CHECK(sent[1].campaign == "c1");
+  CHECK(sent[1].source == "dispatcher");
+  CHECK(sent[1].detail == "250 2.0.0 Ok: queued");
+  auto bounced = s.history("u2@example.com");
+  REQUIRE(bounced.size() == 3);
+  CHECK(bounced[1].type == "failed");
+  CHECK(bounced[1].detail == "550 5.1.1 user unknown");
+  CHECK(bounced[2].type == "suppression-added");
+  CHECK(bounced[2].category == "");
+  CHECK(bounced[2].campaign == "c1");
+  CHECK(bounced[2].detail == "hard-bounce (all mail): 550 5.1.1 user unknown");
   // Recording again changes nothing: the message is no longer `sending`.
   s.record_outcomes(
       std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "x", 0, "", false}}, 301);
@@ -155,17 +172,29 @@ TEST_CASE("a suppression added while a message waits wins at claim time") {
   auto path = (dir / "q.db").string();
   SqliteStore s(path);
   auto r = enqueue_one(s, msg("late@example.com", "c1", "research-invitation"));
-  Suppression sup{"late@example.com", "research-invitation", SuppressionReason::unsubscribe,
-                  "one-click", 0};
-  s.suppress({&sup, 1}, 1500);
-  CHECK(s.claim_due("o", 10, 2000, 9000).empty());
+  // In the same claim: the same address in another category, and an all-mail opt-out.
+  auto other_category = enqueue_one(s, msg("late@example.com", "c2", "customer-update"));
+  auto neighbour = enqueue_one(s, msg("next@example.com", "c1", "research-invitation"));
+  auto all_mail = enqueue_one(s, msg("gone@example.com", "c1", "customer-update"));
+  Suppression sups[] = {
+      {"late@example.com", "research-invitation", SuppressionReason::unsubscribe, "one-click", 0},
+      {"gone@example.com", "", SuppressionReason::manual, "test", 0}};
+  s.suppress(sups, 1500);
+  auto claimed = s.claim_due("o", 10, 2000, 9000);
+  REQUIRE(claimed.size() == 2);
+  CHECK(claimed[0].id == other_category.id);
+  CHECK(claimed[1].id == neighbour.id);
   CHECK(state_of(path, r.id) == "suppressed");
+  CHECK(state_of(path, all_mail.id) == "suppressed");
   auto h = s.history("late@example.com");
-  REQUIRE(h.size() == 3);
+  REQUIRE(h.size() == 4);
   CHECK(h[0].type == "enqueued");
-  CHECK(h[1].type == "suppression-added");
-  CHECK(h[2].type == "suppressed");
-  CHECK(h[2].detail == "recipient suppressed (unsubscribe)");
+  CHECK(h[1].type == "enqueued");
+  CHECK(h[2].type == "suppression-added");
+  CHECK(h[3].type == "suppressed");
+  CHECK(h[3].message == r.id);
+  CHECK(h[3].detail == "recipient suppressed (unsubscribe)");
+  CHECK(s.history("gone@example.com").back().detail == "recipient suppressed (manual, all mail)");
 }
 
 TEST_CASE(
