@@ -173,6 +173,10 @@ Result<std::string> structured_header(std::string_view name, std::string_view va
 
 std::string rfc5322_date(UnixMillis t) {
   std::time_t secs = static_cast<std::time_t>(t / 1000);
+  // Senders date thousands of messages within the same second: format each second once.
+  thread_local std::time_t last_secs = -1;
+  thread_local std::string last;
+  if (secs == last_secs) return last;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -182,7 +186,9 @@ std::string rfc5322_date(UnixMillis t) {
   std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
                 tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
                 tm.tm_sec);
-  return buf;
+  last_secs = secs;
+  last = buf;
+  return last;
 }
 
 }  // namespace bulkmail
