@@ -6,8 +6,6 @@
 #include <cstring>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
 #include "digest.h"
 #include "mime.h"
 #include "text.h"
@@ -104,18 +102,6 @@ void insert_html_footer(std::string& html, const std::string& footer) {
 
 }  // namespace
 
-Result<Vars> vars_from_json(const std::string& json) {
-  auto j = nlohmann::json::parse(json, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return make_error("the stored variables are not a JSON object");
-  Vars v;
-  for (auto& [k, val] : j.items()) {
-    if (!val.is_string()) return make_error("the stored variable '" + k + "' is not text");
-    v.emplace(k, val.get<std::string>());
-  }
-  return v;
-}
-
 Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config> config) {
   std::unique_ptr<Composer> c(new Composer());
   for (const auto& [name, cat] : config->categories) {
@@ -146,19 +132,18 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   out.unsubscribe_url = c.unsubscribe.url + "/" + token;
   std::string all_url = out.unsubscribe_url + "?scope=all";
 
-  Vars values = r.vars;
   for (const auto& [k, _] : r.vars) {
     if (is_builtin_var(k))
       return make_error("variable '" + k + "' is filled in by bulkmail and cannot be set");
   }
-  values["unsubscribe_url"] = out.unsubscribe_url;
-  values["unsubscribe_all_url"] = all_url;
-  values["postal_address"] = c.sender.postal_address;
-  values["organization"] = c.sender.organization;
-  values["recipient"] = r.recipient;
-  values["category_description"] = cat->description;
+  const Vars builtins = {{"unsubscribe_url", out.unsubscribe_url},
+                         {"unsubscribe_all_url", all_url},
+                         {"postal_address", c.sender.postal_address},
+                         {"organization", c.sender.organization},
+                         {"recipient", r.recipient},
+                         {"category_description", cat->description}};
 
-  auto parts = tmpl->second->render(values);
+  auto parts = tmpl->second->render(r.vars, builtins);
   if (!parts) return parts.error();
   if (!tmpl->second->text_places_compliance())
     parts->text += text_footer(c, *cat, out.unsubscribe_url, all_url);

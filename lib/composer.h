@@ -60,7 +60,4 @@ class Composer {
   std::optional<DkimSigner> signer_;
 };
 
-// Variables stored as a JSON object in the queue, back to a map.
-Result<Vars> vars_from_json(const std::string& json);
-
 }  // namespace bulkmail

@@ -61,6 +61,70 @@ Result<std::string> vars_to_json(const Vars& vars) {
   return j.dump();
 }
 
+namespace {
+
+// Reads {"name": "text", ...} straight into the map, without building a JSON document first.
+class VarsReader final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit VarsReader(Vars& out) : out_(out) {}
+  const std::string& problem() const { return problem_; }
+
+  bool start_object(std::size_t) override {
+    if (depth_ != 0) return fail_value();
+    depth_ = 1;
+    return true;
+  }
+  bool end_object() override { return --depth_ == 0; }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool string(string_t& v) override {
+    if (depth_ != 1) return fail_shape();
+    out_.insert_or_assign(std::move(key_), std::move(v));
+    return true;
+  }
+  bool null() override { return fail_value(); }
+  bool boolean(bool) override { return fail_value(); }
+  bool number_integer(number_integer_t) override { return fail_value(); }
+  bool number_unsigned(number_unsigned_t) override { return fail_value(); }
+  bool number_float(number_float_t, const string_t&) override { return fail_value(); }
+  bool binary(binary_t&) override { return fail_value(); }
+  bool start_array(std::size_t) override { return fail_value(); }
+  bool end_array() override { return false; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return fail_shape();
+  }
+
+ private:
+  bool fail_shape() {
+    if (problem_.empty()) problem_ = "the stored variables are not a JSON object";
+    return false;
+  }
+  bool fail_value() {
+    if (depth_ != 1) return fail_shape();
+    problem_ = "the stored variable '" + key_ + "' is not text";
+    return false;
+  }
+
+  Vars& out_;
+  std::string key_;
+  std::string problem_;
+  int depth_ = 0;
+};
+
+}  // namespace
+
+Result<Vars> vars_from_json(std::string_view json) {
+  Vars vars;
+  VarsReader reader(vars);
+  if (!nlohmann::json::sax_parse(json, &reader) || !reader.problem().empty()) {
+    return make_error(reader.problem().empty() ? "the stored variables are not a JSON object"
+                                               : reader.problem());
+  }
+  return vars;
+}
+
 std::optional<std::string> json_scalar_text(const nlohmann::json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_number() || value.is_boolean()) return value.dump();

@@ -38,4 +38,7 @@ std::optional<std::string> json_scalar_text(const nlohmann::json& value);
 // Checks every variable and serializes them as a JSON object for the store.
 Result<std::string> vars_to_json(const Vars& vars);
 
+// The stored JSON object back to variables (every sender does this for every message).
+Result<Vars> vars_from_json(std::string_view json);
+
 }  // namespace bulkmail

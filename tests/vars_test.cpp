@@ -52,3 +52,39 @@ TEST_CASE("JSON scalars become variable text, anything else does not") {
   CHECK_FALSE(json_scalar_text(json::array({1})));
   CHECK_FALSE(json_scalar_text(json::object({{"a", 1}})));
 }
+
+TEST_CASE("stored variables read back as they were written") {
+  Vars v = {{"first_name", "Zoë"}, {"plan", "Fiber \"500\""}, {"empty", ""}};
+  auto back = vars_from_json(vars_to_json(v).value());
+  REQUIRE(back.ok());
+  CHECK(*back == v);
+  CHECK(vars_from_json("{}").value().empty());
+  CHECK(vars_from_json(R"( {"a":"1", "a":"2"} )").value().at("a") == "2");
+}
+
+TEST_CASE("stored variables that are not an object of text are refused, naming the variable") {
+  struct Bad {
+    const char* json;
+    const char* problem;
+  };
+  const Bad bad[] = {
+      {"", "not a JSON object"},
+      {"[]", "not a JSON object"},
+      {R"("text")", "not a JSON object"},
+      {"null", "not a JSON object"},
+      {R"({"a":"1")", "not a JSON object"},
+      {R"({"a":"1"} {"b":"2"})", "not a JSON object"},
+      {R"({"plan":3})", "variable 'plan' is not text"},
+      {R"({"ok":"x","flag":true})", "variable 'flag' is not text"},
+      {R"({"nested":{"x":"y"}})", "variable 'nested' is not text"},
+      {R"({"list":["y"]})", "variable 'list' is not text"},
+      {R"({"gone":null})", "variable 'gone' is not text"},
+  };
+  for (const Bad& b : bad) {
+    std::string json = b.json;
+    CAPTURE(json);
+    auto r = vars_from_json(json);
+    REQUIRE_FALSE(r.ok());
+    CHECK_MESSAGE(r.error().message.find(b.problem) != std::string::npos, r.error().message);
+  }
+}
