@@ -137,10 +137,11 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
   return t;
 }
 
-Result<RenderedParts> MessageTemplate::render(const Vars& values) const {
+Result<RenderedParts> MessageTemplate::render(const Vars& values, const Vars& builtins) const {
   mstch::object data;
-  data.reserve(values.size());
-  for (const auto& [k, v] : values) data.emplace(k, mstch::data(v));
+  data.reserve(builtins.size() + values.size());
+  for (const auto& [k, v] : builtins) data.emplace(k, mstch::data(v));
+  for (const auto& [k, v] : values) data.emplace(k, mstch::data(v));  // no effect on a built-in
   RenderedParts out;
   for (auto [part, dest] : {std::pair{subject_.get(), &out.subject},
                             std::pair{text_.get(), &out.text}, std::pair{html_.get(), &out.html}}) {

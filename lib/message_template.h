@@ -27,9 +27,10 @@ class MessageTemplate {
   static Result<std::shared_ptr<MessageTemplate>> load(const std::filesystem::path& dir);
   ~MessageTemplate();
 
-  // Renders every part with `values` (the message's variables and the built-ins). Not
-  // thread-safe: each thread renders with its own loaded templates.
-  Result<RenderedParts> render(const Vars& values) const;
+  // Renders every part with the message's variables and bulkmail's built-ins (which win over a
+  // variable of the same name). Not thread-safe: each thread renders with its own loaded
+  // templates.
+  Result<RenderedParts> render(const Vars& values, const Vars& builtins = {}) const;
 
   // True when the part's template places both the unsubscribe link and the postal address itself,
   // so bulkmail adds no footer to it.

@@ -33,6 +33,18 @@ TEST_CASE("rendering: values escaped in html only - sections work") {
   CHECK(no_vip->text == "Dear Tom\n");
 }
 
+TEST_CASE("built-in values fill the template and win over a variable of the same name") {
+  TempDir dir;
+  auto t = MessageTemplate::load(
+      make_template(dir, "For {{organization}}\n", "{{name}} at {{postal_address}}\n", "<p></p>"));
+  REQUIRE(t.ok());
+  auto r = (*t)->render({{"name", "Ada"}, {"postal_address", "Nowhere"}},
+                        {{"organization", "Example Fiber"}, {"postal_address", "1 Main St"}});
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->subject == "For Example Fiber");
+  CHECK(r->text == "Ada at 1 Main St\n");
+}
+
 TEST_CASE("a missing variable is an error naming it") {
   TempDir dir;
   auto t = MessageTemplate::load(make_template(dir, "Hi\n", "Plan: {{plan}}\n", "<p></p>"));
