@@ -110,25 +110,29 @@ std::uint64_t segment_number(const std::string& file, const std::string& stem) {
 
 }  // namespace
 
+void encode_outcome(const Outcome& o, std::string& out) {
+  // [CRC-32 of length and payload][length][payload], built in place: the header's eight bytes
+  // first, filled in once the payload's size is known.
+  out.clear();
+  out.append(kHeader, '\0');
+  out.push_back(static_cast<char>(kFormat));
+  put_u64(out, static_cast<std::uint64_t>(o.id));
+  put_text(out, to_string(o.state));
+  put_u32(out, static_cast<std::uint32_t>(o.reply_code));
+  put_u64(out, static_cast<std::uint64_t>(o.next_attempt_at));
+  out.push_back(o.suppress_recipient ? 1 : 0);
+  put_text(out, o.reply);
+  put_text(out, o.message_id_header);
+  auto length = static_cast<std::uint32_t>(out.size() - kHeader);
+  for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<char>((length >> (8 * i)) & 0xff);
+  std::uint32_t crc = crc_of(std::string_view(out).substr(4));
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+}
+
 std::string encode_outcome(const Outcome& o) {
-  std::string payload;
-  payload.reserve(64 + o.reply.size() + o.message_id_header.size());
-  payload.push_back(static_cast<char>(kFormat));
-  put_u64(payload, static_cast<std::uint64_t>(o.id));
-  put_text(payload, to_string(o.state));
-  put_u32(payload, static_cast<std::uint32_t>(o.reply_code));
-  put_u64(payload, static_cast<std::uint64_t>(o.next_attempt_at));
-  payload.push_back(o.suppress_recipient ? 1 : 0);
-  put_text(payload, o.reply);
-  put_text(payload, o.message_id_header);
-  std::string framed;
-  framed.reserve(kHeader + payload.size());
-  std::string length;
-  put_u32(length, static_cast<std::uint32_t>(payload.size()));
-  put_u32(framed, crc_of(length + payload));
-  framed += length;
-  framed += payload;
-  return framed;
+  std::string out;
+  encode_outcome(o, out);
+  return out;
 }
 
 std::vector<Outcome> decode_outcomes(std::string_view data, std::size_t* damaged) {
@@ -203,7 +207,7 @@ bool OutcomeJournal::append(const Outcome& o) {
     if (fd_ < 0) return false;
     written_.push_back(n);
   }
-  buffer_ = encode_outcome(o);
+  encode_outcome(o, buffer_);
   std::string_view left = buffer_;
   while (!left.empty()) {
     ssize_t w = ::write(fd_, left.data(), left.size());

@@ -26,6 +26,7 @@ namespace bulkmail {
 
 // The record format, exposed for the tests: encode_outcome's bytes decode back to the outcome.
 std::string encode_outcome(const Outcome& o);
+void encode_outcome(const Outcome& o, std::string& out);  // the same, into a reused buffer
 // Reads the records at the start of `data`; stops at the end or at the first damaged record, and
 // says in `damaged` how many bytes followed it.
 std::vector<Outcome> decode_outcomes(std::string_view data, std::size_t* damaged = nullptr);

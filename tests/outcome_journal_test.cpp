@@ -1,6 +1,7 @@
 #include "outcome_journal.h"
 
 #include <doctest/doctest.h>
+#include <zlib.h>
 
 #include <limits>
 
@@ -49,6 +50,34 @@ TEST_CASE("an outcome survives encoding, every field of it") {
   check_same(back[0], bounced);
   check_same(back[1], deferred);
   CHECK(damaged == 0);
+}
+
+TEST_CASE("the record format: CRC-32 of length and payload, little-endian length, payload") {
+  // Segments left by a stopped daemon are read by the next one, possibly a newer version: the
+  // bytes are pinned here, built independently of the encoder.
+  Outcome o;
+  o.id = 0x0102;
+  o.state = MessageState::deferred;
+  o.reply_code = 451;
+  o.reply = "try later";
+  o.next_attempt_at = 5;
+  o.suppress_recipient = false;
+  auto le = [](std::uint64_t v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    return s;
+  };
+  std::string payload = std::string(1, '\x01') + le(0x0102, 8) + le(8, 4) + "deferred" +
+                        le(451, 4) + le(5, 8) + std::string(1, '\0') + le(9, 4) + "try later" +
+                        le(0, 4);
+  std::string checked = le(payload.size(), 4) + payload;
+  auto crc =
+      crc32(0, reinterpret_cast<const Bytef*>(checked.data()), static_cast<uInt>(checked.size()));
+  std::string expected = le(crc, 4) + checked;
+  CHECK(encode_outcome(o) == expected);
+  std::string reused = "left over from a longer record, which must not survive";
+  encode_outcome(o, reused);
+  CHECK(reused == expected);
 }
 
 TEST_CASE("reading stops at a record cut short or altered, and says how much was left") {
