@@ -37,6 +37,19 @@ Suppression read_suppression(SQLite::Statement& st) {
 
 }  // namespace
 
+// One statement leases the whole batch: the due messages, oldest due first. Each row also says
+// whether a suppression may cover its recipient. (In RETURNING, SQLite 3.40 looks the address up
+// by the suppressions' primary key only when the column is written as an expression, `+recipient`;
+// written plainly it scans every suppression for every row. A test checks the query plan.)
+const char* const kSqliteClaim =
+    "UPDATE messages SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, "
+    "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
+    "WHERE state IN ('queued','deferred') AND next_attempt_at <= ?3 "
+    "ORDER BY next_attempt_at, id LIMIT ?4) "
+    "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
+    "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = +messages.recipient AND "
+    "s.category IN ('', +messages.category))";
+
 // Prepared once per connection and reused: the hot paths (enqueue, claim, record) run these for
 // every message.
 struct SqliteStore::Statements {
@@ -54,15 +67,7 @@ struct SqliteStore::Statements {
         insert_suppression(db,
                            "INSERT INTO suppressions (address, category, reason, source, "
                            "created_at) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"),
-        // One statement leases the whole batch: the due messages, oldest due first.
-        claim(db,
-              "UPDATE messages SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, "
-              "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
-              "WHERE state IN ('queued','deferred') AND next_attempt_at <= ?3 "
-              "ORDER BY next_attempt_at, id LIMIT ?4) "
-              "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
-              "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = messages.recipient AND "
-              "s.category IN ('', messages.category))"),
+        claim(db, kSqliteClaim),
         // A claimed message whose recipient turned out to be suppressed: it was never attempted.
         mark_suppressed(db,
                         "UPDATE messages SET state = 'suppressed', last_reply = ?, updated_at = ?, "

@@ -12,6 +12,9 @@
 
 namespace bulkmail {
 
+// The claim statement, for the test that checks how SQLite runs it.
+extern const char* const kSqliteClaim;
+
 class SqliteStore final : public Store {
  public:
   // Opens (creating when absent) and migrates the database at `path`. Throws SQLite::Exception

@@ -197,6 +197,26 @@ TEST_CASE("a suppression added while a message waits wins at claim time") {
   CHECK(s.history("gone@example.com").back().detail == "recipient suppressed (manual, all mail)");
 }
 
+TEST_CASE("the claim looks each recipient up by the suppressions' key, never scanning them") {
+  // Scanning would cost every claim a pass over the whole suppression list per message: with
+  // 20,000 one-click opt-outs arriving, claims held the writer long enough to push the opt-outs'
+  // p99 from 8 ms to 90 ms.
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  SQLite::Database db(path);
+  SQLite::Statement plan(db, std::string("EXPLAIN QUERY PLAN ") + kSqliteClaim);
+  std::vector<std::string> steps;
+  while (plan.executeStep()) steps.push_back(plan.getColumn(3).getString());
+  CAPTURE(steps);
+  bool keyed = false;
+  for (const auto& step : steps) {
+    CHECK(step.find("SCAN s") == std::string::npos);
+    if (step.find("SEARCH s USING PRIMARY KEY (address=?") != std::string::npos) keyed = true;
+  }
+  CHECK(keyed);
+}
+
 TEST_CASE(
     "expired leases return to the queue as possible duplicates - released ones keep attempts") {
   TempDir dir;
