@@ -19,12 +19,16 @@ class CircuitBreaker {
 
   enum class State { closed, open, half_open };
 
-  // May a delivery start? In half-open, only one probe at a time.
+  // May a delivery start? In half-open, only one probe at a time: a granted probe is out until
+  // it is settled by record_success, record_failure or cancel_probe.
   bool allow(Micros now);
   void record_success();
-  // The probe allow() granted was not used after all: another one may go.
+  // The probe allow() granted ended without telling whether the relay works (it was never used,
+  // or its message was suppressed, could not be composed or was aborted): another one may go.
   void cancel_probe() { probing_ = false; }
   void record_failure(Micros now, const std::string& reason);
+  // Whether a probe is out.
+  bool probing() const { return probing_; }
 
   State state(Micros now) const;
   Micros open_until() const { return open_until_; }

@@ -104,6 +104,7 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
     if (t > now && (wake == 0 || t < wake)) wake = t;
   };
   if (buffered_ == 0) return std::nullopt;
+  bool probe = breaker_.state(now) == CircuitBreaker::State::half_open;
   if (!breaker_.allow(now)) {
     want_wake(breaker_.open_until());
     return std::nullopt;
@@ -127,6 +128,7 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
   }
   last_domain_ = chosen->first;
   Job job{std::move(chosen->second.front()), chosen->first};
+  if (probe) probe_ = job.message.id;
   chosen->second.pop_front();
   if (chosen->second.empty()) buffer_.erase(chosen);
   --buffered_;
@@ -166,6 +168,12 @@ void Dispatcher::account(const JobResult& r, Micros now) {
     }
   } else if (r.kind == JobResult::Kind::compose_failed) {
     log_warning("message " + std::to_string(m.id) + " failed: " + r.detail);
+  }
+  if (probe_ && m.id == probe_) {
+    // However the probe ended, it is settled: a delivery above said whether the relay works;
+    // anything else (suppressed, not composed, aborted) said nothing, so the next message probes.
+    if (r.kind != JobResult::Kind::delivered) breaker_.cancel_probe();
+    probe_ = 0;
   }
   switch (r.recorded_state) {
     case MessageState::sent:

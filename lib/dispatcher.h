@@ -78,6 +78,7 @@ class Dispatcher final : public JobSource {
   std::shared_ptr<const Config> config_;
   Throttle throttle_;
   CircuitBreaker breaker_;
+  MessageId probe_ = 0;  // the half-open probe's message while it is out
   std::map<std::string, std::deque<ClaimedMessage>> buffer_;  // by domain
   std::string last_domain_;                                   // round-robin position
   std::size_t buffered_ = 0;

@@ -159,3 +159,70 @@ TEST_CASE("shutdown hands the buffer back and ends once the message in flight is
   rig.worker->stop();  // commits the releases
   CHECK(SqliteStore(rig.db).counts(std::nullopt)[MessageState::queued] == 3);
 }
+
+namespace {
+
+// What a sender hands back when the relay refused the connection (relay trouble: the breaker
+// counts it) or when the message could not be composed (nothing reached the relay).
+JobResult relay_refused(int sender, const Job& job) {
+  JobResult r = Rig::sent(sender, job);
+  r.classification.verdict = Verdict::deferred;
+  r.classification.code = 421;
+  r.classification.reply = "421 try later";
+  r.classification.relay_trouble = true;
+  r.recorded_state = MessageState::queued;
+  return r;
+}
+
+JobResult compose_failed(int sender, const Job& job) {
+  JobResult r = Rig::sent(sender, job);
+  r.kind = JobResult::Kind::compose_failed;
+  r.detail = "template needs 'name'";
+  r.recorded_state = MessageState::failed;
+  return r;
+}
+
+// Asks for the next job on another thread; gives up (closing the dispatcher) after `bound`.
+std::optional<Job> next_within(Rig& rig, int sender, const JobResult& finished,
+                               std::chrono::milliseconds bound) {
+  auto job = std::async(std::launch::async,
+                        [&] { return rig.dispatcher->next(sender, &finished); });
+  if (job.wait_for(bound) == std::future_status::timeout) rig.dispatcher->close();
+  return job.get();
+}
+
+}  // namespace
+
+TEST_CASE("a half-open probe that ends without a delivery lets dispatch go on") {
+  std::vector<std::string> to;
+  for (int i = 0; i < 8; ++i) to.push_back("u" + std::to_string(i) + "@example.com");
+  Rig rig(to, "", 1);
+  auto job = rig.dispatcher->next(0, nullptr);
+  REQUIRE(job);
+  // Three refusals open the breaker; the next job is the half-open probe, about a second later.
+  for (int i = 0; i < 3; ++i) {
+    job = next_within(rig, 0, relay_refused(0, *job), 5s);
+    REQUIRE(job);
+  }
+  CHECK(rig.dispatcher->stats().paused);
+  SUBCASE("the probe could not be composed") {
+    job = next_within(rig, 0, compose_failed(0, *job), 5s);
+  }
+  SUBCASE("the probe's recipient was suppressed at the last look") {
+    JobResult r = Rig::sent(0, *job);
+    r.kind = JobResult::Kind::suppressed;
+    r.recorded_state = MessageState::suppressed;
+    job = next_within(rig, 0, r, 5s);
+  }
+  SUBCASE("the probe was aborted") {
+    JobResult r = Rig::sent(0, *job);
+    r.kind = JobResult::Kind::aborted;
+    r.recorded_state = MessageState::queued;
+    job = next_within(rig, 0, r, 5s);
+  }
+  // The next probe goes out; once it is delivered, dispatch runs again.
+  REQUIRE(job);
+  job = next_within(rig, 0, Rig::sent(0, *job), 5s);
+  REQUIRE(job);
+  CHECK_FALSE(rig.dispatcher->stats().paused);
+}
