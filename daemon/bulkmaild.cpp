@@ -152,13 +152,14 @@ int main(int argc, char** argv) {
   HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
     webhook->handle(std::move(req), std::move(respond));
   });
-  // Suppressions made after a claim, for the senders' last look; kept past any lease.
-  SuppressionWatch watch(std::chrono::seconds(2 * config->daemon.lease_seconds));
+  // Suppressions made after a claim, for the senders' last look; kept while any message claimed
+  // before them may still be delivered.
+  SuppressionWatch watch;
   StoreWorker worker(std::move(store), config->smtp.max_connections + 1, std::move(journal.value()),
                      &watch);
   StoreWorker reader(std::move(reader_store), 0);
   auto dispatcher =
-      std::make_unique<Dispatcher>(io, config, worker, config->smtp.max_connections, owner);
+      std::make_unique<Dispatcher>(io, config, worker, config->smtp.max_connections, owner, &watch);
   SenderPool senders(
       config, worker, watch, *dispatcher, [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);

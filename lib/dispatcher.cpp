@@ -19,12 +19,14 @@ std::string domain_of(const std::string& address) { return address.substr(addres
 }  // namespace
 
 Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> config,
-                       StoreWorker& store, int senders, std::string owner)
+                       StoreWorker& store, int senders, std::string owner,
+                       SuppressionWatch* watch)
     : io_(io),
       store_(store),
       senders_(senders),
       owner_(std::move(owner)),
       config_(std::move(config)),
+      watch_(watch),
       throttle_(config_->throttle, config_->smtp.max_connections, mono_now()),
       claim_timer_(io),
       sweep_timer_(io),
@@ -127,7 +129,7 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
     return std::nullopt;
   }
   last_domain_ = chosen->first;
-  Job job{std::move(chosen->second.front()), chosen->first};
+  Job job = std::move(chosen->second.front());
   if (probe) probe_ = job.message.id;
   chosen->second.pop_front();
   if (chosen->second.empty()) buffer_.erase(chosen);
@@ -195,6 +197,29 @@ void Dispatcher::account(const JobResult& r, Micros now) {
       break;
   }
   throttle_.finished(r.domain, temporary, now);
+  settled(r.claimed_at);
+}
+
+void Dispatcher::settled(Micros claimed_at) {
+  auto it = outstanding_.find(claimed_at);
+  if (it == outstanding_.end()) return;
+  if (--it->second == 0) {
+    bool oldest = it == outstanding_.begin();
+    outstanding_.erase(it);
+    if (oldest) update_horizon();
+  }
+}
+
+void Dispatcher::update_horizon() {
+  if (!watch_) return;
+  std::optional<Micros> oldest;
+  if (!outstanding_.empty()) oldest = outstanding_.begin()->first;
+  if (claim_pending_ && (!oldest || claim_asked_at_ < *oldest)) oldest = claim_asked_at_;
+  if (!oldest) {
+    watch_->set_horizon(std::nullopt);
+  } else {
+    watch_->set_horizon(SuppressionWatch::Clock::time_point(std::chrono::microseconds(*oldest)));
+  }
 }
 
 std::size_t Dispatcher::buffer_target() const {
@@ -215,6 +240,8 @@ void Dispatcher::maybe_claim() {
   std::size_t want = std::min<std::size_t>(target - buffered_,
                                            static_cast<std::size_t>(config_->daemon.claim_batch));
   claim_pending_ = true;
+  claim_asked_at_ = mono_now();
+  update_horizon();
   store_.claim(owner_, want, UnixMillis{config_->daemon.lease_seconds} * 1000,
                [this](std::vector<ClaimedMessage> claimed) { on_claimed(std::move(claimed)); });
 }
@@ -224,16 +251,23 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   std::lock_guard lock(mu_);
   claim_pending_ = false;
   if (stopping_ || closed_) {
-    for (const auto& m : messages) release(m, now_millis(), "shutting down");
+    for (auto& m : messages) {
+      ++stats_.released;
+      store_.record({m.id, MessageState::queued, 0, "shutting down", now_millis(), "", false},
+                    senders_, 0);
+    }
+    update_horizon();
     finish_if_drained();
     return;
   }
   queue_empty_ = messages.empty();
+  if (!messages.empty()) outstanding_[claim_asked_at_] += messages.size();
   for (auto& m : messages) {
     std::string domain = domain_of(m.recipient);
-    buffer_[domain].push_back(std::move(m));
+    buffer_[domain].push_back({std::move(m), domain, claim_asked_at_});
     ++buffered_;
   }
+  update_horizon();
   if (queue_empty_) {
     // Nothing due: look again shortly (the CLI or the API may queue more at any time).
     asio::post(io_, [this] { arm_idle_poll(); });
@@ -253,10 +287,11 @@ void Dispatcher::arm_idle_poll() {
   });
 }
 
-void Dispatcher::release(const ClaimedMessage& m, UnixMillis next_attempt_at,
-                         const std::string& why) {
+void Dispatcher::release(const Job& job, UnixMillis next_attempt_at, const std::string& why) {
   ++stats_.released;
-  store_.record({m.id, MessageState::queued, 0, why, next_attempt_at, "", false}, senders_, 0);
+  store_.record({job.message.id, MessageState::queued, 0, why, next_attempt_at, "", false},
+                senders_, 0);
+  settled(job.claimed_at);
 }
 
 void Dispatcher::sweep_paused_domains() {
@@ -268,8 +303,8 @@ void Dispatcher::sweep_paused_domains() {
     auto gate = throttle_.check(it->first, now, wall);
     if (!gate.ok && gate.retry_at - now > kLongPause && !it->second.empty()) {
       UnixMillis resume = wall + (gate.retry_at - now) / 1000;
-      for (const auto& m : it->second)
-        release(m, resume, "domain " + it->first + " is slowed down");
+      for (const auto& job : it->second)
+        release(job, resume, "domain " + it->first + " is slowed down");
       buffered_ -= it->second.size();
       it = buffer_.erase(it);
     } else {
@@ -321,7 +356,7 @@ void Dispatcher::shutdown(std::function<void()> done, std::function<void()> abor
   on_drained_ = std::move(done);
   UnixMillis wall = now_millis();
   for (auto& [domain, q] : buffer_) {
-    for (const auto& m : q) release(m, wall, "shutting down");
+    for (const auto& job : q) release(job, wall, "shutting down");
   }
   buffer_.clear();
   buffered_ = 0;

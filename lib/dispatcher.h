@@ -28,15 +28,17 @@
 #include "dispatch_stats.h"
 #include "job.h"
 #include "store_worker.h"
+#include "suppression_watch.h"
 #include "throttle.h"
 
 namespace bulkmail {
 
 class Dispatcher final : public JobSource {
  public:
-  // `senders`: how many senders will ask for jobs (smtp.max_connections).
+  // `senders`: how many senders will ask for jobs (smtp.max_connections). `watch`, if given, is
+  // told the claim time of the oldest message that may still be delivered (its horizon).
   Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
-             int senders, std::string owner);
+             int senders, std::string owner, SuppressionWatch* watch = nullptr);
 
   // On the loop: records that dispatch runs and makes the first claim.
   void start();
@@ -57,7 +59,10 @@ class Dispatcher final : public JobSource {
   std::optional<Job> pick(Micros now, Micros& wake);
   void maybe_claim();
   void on_claimed(std::vector<ClaimedMessage> messages);
-  void release(const ClaimedMessage& m, UnixMillis next_attempt_at, const std::string& why);
+  void release(const Job& job, UnixMillis next_attempt_at, const std::string& why);
+  // A message of the claim made at `claimed_at` will not be delivered by this daemon any more.
+  void settled(Micros claimed_at);
+  void update_horizon();
   void set_paused(bool paused, const std::string& reason);
   void finish_if_drained();
   void sweep_paused_domains();
@@ -76,10 +81,15 @@ class Dispatcher final : public JobSource {
   mutable std::mutex mu_;
   std::condition_variable work_;  // a job may be available, or stop
   std::shared_ptr<const Config> config_;
+  SuppressionWatch* watch_;
   Throttle throttle_;
   CircuitBreaker breaker_;
   MessageId probe_ = 0;  // the half-open probe's message while it is out
-  std::map<std::string, std::deque<ClaimedMessage>> buffer_;  // by domain
+  std::map<std::string, std::deque<Job>> buffer_;  // by domain
+  // Messages buffered or in flight, by the time their claim was asked for; and that time for the
+  // claim under way.
+  std::map<Micros, std::size_t> outstanding_;
+  Micros claim_asked_at_ = 0;
   std::string last_domain_;                                   // round-robin position
   std::size_t buffered_ = 0;
   int waiting_ = 0;        // senders asleep in next()

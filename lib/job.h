@@ -17,6 +17,7 @@ namespace bulkmail {
 struct Job {
   ClaimedMessage message;
   std::string domain;
+  std::int64_t claimed_at = 0;  // steady-clock microseconds when its claim was asked for
 };
 
 struct JobResult {
@@ -24,6 +25,7 @@ struct JobResult {
   std::uint64_t seq = 0;  // this sender's outcome number, for StoreWorker::record
   ClaimedMessage message;
   std::string domain;
+  std::int64_t claimed_at = 0;  // the job's
   enum class Kind { delivered, suppressed, compose_failed, aborted } kind = Kind::delivered;
   Classification classification;  // for delivered
   std::string detail;             // why suppressed, the compose error, or why aborted

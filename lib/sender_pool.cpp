@@ -18,10 +18,36 @@ namespace {
 // A message the relay never saw (connection refused) is due again after this; the circuit
 // breaker decides when dispatch actually resumes.
 constexpr UnixMillis kRelayRetryMs = 1000;
+
+// A sender's hold on the recipient it is delivering to (SuppressionWatch::look_and_hold), ended
+// once the outcome is recorded, and in any case before the next message.
+struct Hold {
+  SuppressionWatch& watch;
+  int sender;
+  SuppressionWatch::Look look;
+  bool held = false;
+  void take(const std::string& address, const std::string& category) {
+    end();
+    look = watch.look_and_hold(sender, address, category);
+    held = !look.suppression;
+  }
+  void end() {
+    if (held) watch.end_hold(sender);
+    held = false;
+  }
+  ~Hold() { end(); }
+};
+
+// When the watch cannot tell (too many recent suppressions), the database can.
+std::optional<Suppression> lookup_store(const Config& config, std::unique_ptr<SqliteStore>& reader,
+                                        const std::string& address, const std::string& category) {
+  if (!reader) reader = std::make_unique<SqliteStore>(config.database.string());
+  return reader->find_suppression(address, category);
+}
 }  // namespace
 
 SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-                       const SuppressionWatch& watch, JobSource& jobs, TransportFactory transports)
+                       SuppressionWatch& watch, JobSource& jobs, TransportFactory transports)
     : store_(store),
       watch_(watch),
       jobs_(jobs),
@@ -76,6 +102,8 @@ void SenderPool::run(int index) {
   std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(index)};
   JobResult r;
   bool finished = false;
+  Hold hold{watch_, index, {}, false};
+  std::optional<Suppression> look_up;
   while (auto next = jobs_.next(index, finished ? &r : nullptr)) {
     Job job = std::move(*next);
     auto started = std::chrono::steady_clock::now();
@@ -83,6 +111,7 @@ void SenderPool::run(int index) {
     r.sender = index;
     r.seq = ++seq;
     r.domain = job.domain;
+    r.claimed_at = job.claimed_at;
     try {
       if (generation != generation_.load()) {
         generation = generation_.load();
@@ -98,33 +127,33 @@ void SenderPool::run(int index) {
         transport = std::move(fresh);
       }
       const ClaimedMessage& m = job.message;
-      // The last look at the suppression list, immediately before this message goes out: the
-      // claim saw every suppression made before it, the watch holds those made since.
-      auto look = watch_.find(m.recipient, m.category);
-      if (!look.known) {
-        if (!reader) reader = std::make_unique<SqliteStore>(config->database.string());
-        look.suppression = reader->find_suppression(m.recipient, m.category);
-      }
-      if (const auto& s = look.suppression) {
-        r.kind = JobResult::Kind::suppressed;
-        r.detail = "recipient suppressed (" + suppression_summary(*s) + ")";
-      } else if (abort_) {
-        r.kind = JobResult::Kind::aborted;
-        r.detail = "shutting down";
+      auto vars = vars_from_json(m.vars_json);
+      Result<ComposedMessage> composed =
+          vars ? composer->compose({m.category, m.recipient, *vars, m.campaign, m.id, now_millis()})
+               : Result<ComposedMessage>(vars.error());
+      if (!composed) {
+        r.kind = JobResult::Kind::compose_failed;
+        r.detail = composed.error().message;
       } else {
-        auto vars = vars_from_json(m.vars_json);
-        Result<ComposedMessage> composed = vars
-                                               ? composer->compose({m.category, m.recipient, *vars,
-                                                                    m.campaign, m.id, now_millis()})
-                                               : Result<ComposedMessage>(vars.error());
-        if (!composed) {
-          r.kind = JobResult::Kind::compose_failed;
-          r.detail = composed.error().message;
+        r.message_id_header = composed->message_id;
+        // At most one sent-but-unrecorded message per connection: the last outcome of this
+        // sender must be durable (journaled, or committed) before the relay gets another.
+        store_.wait_committed(index, seq - 1);
+        // The last look at the suppression list, immediately before the relay gets the message:
+        // the claim saw every suppression made before it, the watch holds those made since. From
+        // here until the outcome is recorded the recipient is held, and an opt-out for them waits.
+        hold.take(m.recipient, m.category);
+        if (const auto& s = hold.look.suppression) {
+          r.kind = JobResult::Kind::suppressed;
+          r.detail = "recipient suppressed (" + suppression_summary(*s) + ")";
+        } else if (!hold.look.known &&
+                   (look_up = lookup_store(*config, reader, m.recipient, m.category))) {
+          r.kind = JobResult::Kind::suppressed;
+          r.detail = "recipient suppressed (" + suppression_summary(*look_up) + ")";
+        } else if (abort_) {
+          r.kind = JobResult::Kind::aborted;
+          r.detail = "shutting down";
         } else {
-          r.message_id_header = composed->message_id;
-          // At most one sent-but-unrecorded message per connection: the last outcome of this
-          // sender must be durable (journaled, or committed) before the relay gets another.
-          store_.wait_committed(index, seq - 1);
           AttemptResult a =
               transport->deliver({config->sender.return_path.str(), m.recipient}, composed->data);
           r.classification = classify_attempt(a);
@@ -154,6 +183,7 @@ void SenderPool::run(int index) {
     Outcome o = outcome_for(r, config ? config->retry : RetryConfig{}, now, jitter(rng),
                             now + kRelayRetryMs);
     store_.record(o, index, r.seq);
+    hold.end();  // after the outcome is recorded: an opt-out that waited goes in after it
     r.recorded_state = o.state;
     finished = true;
   }

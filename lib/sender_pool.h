@@ -1,8 +1,9 @@
 // The sender threads: one per SMTP connection (smtp.max_connections), each with its own libcurl
-// handle and composer. A sender takes its last look at the suppressions (the watch of those added
-// since the claim; the database only when the watch cannot tell), composes, makes sure its
-// previous outcome is durable, delivers, records the outcome, and reports the result. Results are
-// handed to a callback on the sender's thread; the daemon posts them to its event loop.
+// handle and composer. A sender takes a job from its JobSource, composes it, makes sure its
+// previous outcome is durable, takes its last look at the suppressions (the watch of those added
+// since the claim; the database only when the watch cannot tell) and holds the recipient from
+// that look until the outcome is recorded, delivers, records the outcome, and hands the result
+// back with its next request for a job.
 #pragma once
 
 #include <atomic>
@@ -30,7 +31,7 @@ class SenderPool {
 
   // Starts smtp.max_connections senders, each taking jobs from `jobs` until it says stop.
   SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-             const SuppressionWatch& watch, JobSource& jobs, TransportFactory transports);
+             SuppressionWatch& watch, JobSource& jobs, TransportFactory transports);
   ~SenderPool();
 
   int size() const { return static_cast<int>(threads_.size()); }
@@ -49,7 +50,7 @@ class SenderPool {
   std::shared_ptr<const Config> current_config();
 
   StoreWorker& store_;
-  const SuppressionWatch& watch_;
+  SuppressionWatch& watch_;
   JobSource& jobs_;
   TransportFactory transports_;
   std::mutex config_mu_;

@@ -12,6 +12,15 @@ StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
       committed_(static_cast<std::size_t>(senders)),
       committed_seq_(static_cast<std::size_t>(senders), 0),
       waiting_for_(static_cast<std::size_t>(senders), 0) {
+  if (watch_) {
+    watch_->on_hold_ended([this] {
+      {
+        std::lock_guard lock(mu_);
+        hold_ended_ = true;
+      }
+      wake_.notify_one();
+    });
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -51,7 +60,7 @@ bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
 }
 
 bool StoreWorker::watch_due(std::chrono::steady_clock::time_point now) const {
-  return watch_ && now < watch_until_ && now >= watched_at_ + kApplyInterval;
+  return watch_ && watch_->watching() && now >= watched_at_ + kApplyInterval;
 }
 
 void StoreWorker::refresh_watch() {
@@ -94,11 +103,6 @@ void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixM
     try {
       auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
       got = claimed.size();
-      // Until these leases end, suppressions added meanwhile must reach the watch promptly.
-      if (got) {
-        watch_until_ = std::max(
-            watch_until_, std::chrono::steady_clock::now() + std::chrono::milliseconds(lease_ms));
-      }
       for (auto& m : claimed) so_far.push_back(std::move(m));
     } catch (const std::exception& e) {
       // Busy or failing database: report what was claimed; the dispatcher asks again later.
@@ -123,8 +127,7 @@ void StoreWorker::opt_out(Suppression s, std::function<void(bool)> done) {
   bool wake;
   {
     std::lock_guard lock(mu_);
-    opt_outs_.push_back(std::move(s));
-    opt_out_done_.push_back(std::move(done));
+    opt_outs_.push_back({std::move(s), std::move(done)});
     wake = !busy_;
   }
   if (wake) wake_.notify_one();
@@ -166,11 +169,62 @@ void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint
   }
 }
 
+bool StoreWorker::sort_opt_outs(std::vector<OptOut>& arrived, std::vector<OptOut>& ready,
+                                bool stopping) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto& o : arrived) {
+    if (watch_) {
+      // Senders see it from now on, before it is committed: no new delivery to them starts.
+      watch_->add(o.suppression, SuppressionWatch::Clock::now(), /*pending=*/true);
+      if (!stopping && watch_->held(o.suppression.address, o.suppression.category)) {
+        o.give_up_at = now + kHoldLimit;
+        waiting_opt_outs_.push_back(std::move(o));
+        continue;
+      }
+    }
+    ready.push_back(std::move(o));
+  }
+  arrived.clear();
+  bool waited = false;
+  for (auto it = waiting_opt_outs_.begin(); it != waiting_opt_outs_.end();) {
+    if (stopping || now >= it->give_up_at ||
+        !watch_->held(it->suppression.address, it->suppression.category)) {
+      ready.push_back(std::move(*it));
+      it = waiting_opt_outs_.erase(it);
+      waited = true;
+    } else {
+      ++it;
+    }
+  }
+  return waited;
+}
+
+void StoreWorker::commit_opt_outs(std::vector<OptOut>& ready) {
+  // An opt-out is answered only once it is durable; if the database fails, the recipient is
+  // told to try again rather than told it worked.
+  std::vector<Suppression> suppressions;
+  suppressions.reserve(ready.size());
+  for (const auto& o : ready) suppressions.push_back(o.suppression);
+  bool ok = true;
+  try {
+    store_->suppress(suppressions, now_millis());
+  } catch (const std::exception& e) {
+    log_error(std::string("recording opt-outs failed: ") + e.what());
+    ok = false;
+  }
+  if (watch_) {
+    // Committed (or not): the entry now ages like any other. One that failed still keeps the
+    // messages already claimed for the person from going out; they were told to try again.
+    for (const auto& s : suppressions) watch_->add(s);
+  }
+  for (auto& o : ready) o.done(ok);
+  ready.clear();
+}
+
 void StoreWorker::loop() {
   std::vector<Pending> batch;
   std::vector<std::uint64_t> segments;
-  std::vector<Suppression> opt_outs;
-  std::vector<std::function<void(bool)>> opt_out_done;
+  std::vector<OptOut> arrived, ready;
   if (watch_) {
     // Suppressions older than this are found by claims; newer ones reach the watch.
     try {
@@ -181,20 +235,25 @@ void StoreWorker::loop() {
   }
   while (true) {
     std::function<void(Store&)> task;
+    bool stopping;
     {
       std::unique_lock lock(mu_);
       busy_ = false;
       bool poll_only = false;
       while (true) {
         auto now = std::chrono::steady_clock::now();
-        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now)) break;
+        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) ||
+            hold_ended_)
+          break;
+        auto until = std::chrono::steady_clock::time_point::max();
+        for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);
+        if (now >= until) break;
         if (watch_due(now)) {
           poll_only = true;
           break;
         }
-        auto until = std::chrono::steady_clock::time_point::max();
-        if (!outcomes_.empty()) until = first_pending_ + kApplyInterval;
-        if (watch_ && now < watch_until_) until = std::min(until, watched_at_ + kApplyInterval);
+        if (!outcomes_.empty()) until = std::min(until, first_pending_ + kApplyInterval);
+        if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + kApplyInterval);
         if (until == std::chrono::steady_clock::time_point::max()) {
           wake_.wait(lock);
         } else {
@@ -206,40 +265,36 @@ void StoreWorker::loop() {
         refresh_watch();
         continue;
       }
-      if (outcomes_.empty() && tasks_.empty() && opt_outs_.empty()) break;  // stopping, all done
+      if (stopping_ && outcomes_.empty() && tasks_.empty() && opt_outs_.empty() &&
+          waiting_opt_outs_.empty())
+        break;  // all done
       busy_ = true;
-      if (outcomes_due(std::chrono::steady_clock::now())) {
-        batch.swap(outcomes_);
-        not_durable_ = 0;
-        if (journal_) segments = journal_->seal();
-      }
-      opt_outs.swap(opt_outs_);
-      opt_out_done.swap(opt_out_done_);
+      hold_ended_ = false;
+      stopping = stopping_;
+      arrived.swap(opt_outs_);
       if (!tasks_.empty()) {
         task = std::move(tasks_.front());
         tasks_.pop_front();
       }
     }
-    // Opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
-    if (!opt_outs.empty()) {
-      // An opt-out is answered only once it is durable; if the database fails, the recipient is
-      // told to try again rather than told it worked.
-      bool ok = true;
-      try {
-        store_->suppress(opt_outs, now_millis());
-      } catch (const std::exception& e) {
-        log_error(std::string("recording opt-outs failed: ") + e.what());
-        ok = false;
+    bool waited = sort_opt_outs(arrived, ready, stopping);
+    {
+      // An opt-out that waited for a delivery goes in after that delivery's outcome (the sender
+      // recorded it before its hold ended), so that the evidence reads in the order it happened.
+      std::lock_guard lock(mu_);
+      if (outcomes_due(std::chrono::steady_clock::now()) || (waited && !outcomes_.empty())) {
+        batch.swap(outcomes_);
+        not_durable_ = 0;
+        if (journal_) segments = journal_->seal();
       }
-      // Senders see the opt-out before the recipient is told it took effect. (The event log
-      // brings the same suppressions again with the next refresh: adding one twice is harmless.)
-      if (ok && watch_) {
-        for (const auto& o : opt_outs) watch_->add(o);
-      }
-      for (auto& done : opt_out_done) done(ok);
-      opt_outs.clear();
-      opt_out_done.clear();
     }
+    if (waited && !batch.empty()) {
+      apply(batch, segments);
+      batch.clear();
+      segments.clear();
+    }
+    // Otherwise opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
+    if (!ready.empty()) commit_opt_outs(ready);
     if (!batch.empty()) {
       apply(batch, segments);
       batch.clear();

@@ -30,7 +30,7 @@ class StoreWorker {
   // `store` is used only from the worker's thread. `senders`: how many sender slots report
   // outcomes. `journal`: where outcomes become durable before they are committed (may be null).
   // `watch`: kept up to date with suppressions added or lifted, after every write of the worker
-  // and every kApplyInterval while claimed messages may be waiting (may be null).
+  // and every kApplyInterval while claimed messages may still be delivered (may be null).
   StoreWorker(std::unique_ptr<Store> store, int senders,
               std::unique_ptr<OutcomeJournal> journal = nullptr, SuppressionWatch* watch = nullptr);
   ~StoreWorker();  // finishes what was queued, then stops
@@ -44,7 +44,11 @@ class StoreWorker {
   void run(std::function<void(Store&)> fn);
   // Records a recipient's opt-out. Opt-outs that arrive together are committed in one
   // transaction; `done(true)` runs once it is durable, `done(false)` if the database failed.
+  // With a watch, senders see it at once, before the commit; and if a delivery to the recipient
+  // is under way (SuppressionWatch::held), the opt-out waits for that delivery's outcome, at most
+  // kHoldLimit, so that it is recorded, and answered, after the message already on its way.
   void opt_out(Suppression s, std::function<void(bool)> done);
+  static constexpr std::chrono::milliseconds kHoldLimit{1000};
 
   // Blocks until sender `sender`'s outcome `seq` is durable, or the worker stops.
   void wait_committed(int sender, std::uint64_t seq);
@@ -62,7 +66,16 @@ class StoreWorker {
     int sender;
     std::uint64_t seq;
   };
+  struct OptOut {
+    Suppression suppression;
+    std::function<void(bool)> done;
+    std::chrono::steady_clock::time_point give_up_at{};  // while waiting for a delivery
+  };
   void loop();
+  // Sorts opt-outs that arrived into those to commit now and those whose recipient's delivery is
+  // under way; says whether one of those to commit had waited for a delivery.
+  bool sort_opt_outs(std::vector<OptOut>& arrived, std::vector<OptOut>& ready, bool stopping);
+  void commit_opt_outs(std::vector<OptOut>& ready);
   bool outcomes_due(std::chrono::steady_clock::time_point now) const;  // with mu_ held
   bool watch_due(std::chrono::steady_clock::time_point now) const;
   void refresh_watch();
@@ -76,10 +89,10 @@ class StoreWorker {
   std::unique_ptr<OutcomeJournal> journal_;  // appended to under mu_
   SuppressionWatch* watch_;
   // Worker thread only: the watch's place in the event log, when it was last brought up to date,
-  // and until when claimed messages may be waiting for a sender.
+  // and the opt-outs waiting for a delivery to their recipient to end.
   std::int64_t watch_cursor_ = 0;
   std::chrono::steady_clock::time_point watched_at_{};
-  std::chrono::steady_clock::time_point watch_until_{};
+  std::vector<OptOut> waiting_opt_outs_;
   std::mutex mu_;
   std::condition_variable wake_;                   // work arrived
   std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
@@ -87,8 +100,8 @@ class StoreWorker {
   std::size_t not_durable_ = 0;  // outcomes_ entries that only a commit makes durable
   std::chrono::steady_clock::time_point first_pending_;  // when outcomes_ stopped being empty
   std::deque<std::function<void(Store&)>> tasks_;
-  std::vector<Suppression> opt_outs_;
-  std::vector<std::function<void(bool)>> opt_out_done_;
+  std::vector<OptOut> opt_outs_;
+  bool hold_ended_ = false;  // a delivery an opt-out waits for has ended
   std::vector<std::uint64_t> committed_seq_;
   std::vector<std::uint64_t> waiting_for_;  // per sender: the seq it waits for, 0 when not waiting
   bool busy_ = false;                       // the worker is working, not waiting

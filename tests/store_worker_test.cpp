@@ -123,7 +123,8 @@ TEST_CASE("outcomes still journaled when the worker stops are committed before i
 TEST_CASE("the watch has an opt-out before the recipient is told it worked") {
   TempDir dir;
   std::string path = (dir.path() / "q.db").string();
-  SuppressionWatch watch(std::chrono::minutes(2));
+  SuppressionWatch watch;
+  watch.set_horizon(SuppressionWatch::Clock::now());  // a message claimed a moment ago
   StoreWorker worker(std::make_unique<SqliteStore>(path), 1, nullptr, &watch);
   std::promise<bool> seen;
   worker.opt_out(
@@ -137,10 +138,11 @@ TEST_CASE("the watch has an opt-out before the recipient is told it worked") {
 
 TEST_CASE("suppressions another process adds reach the watch while claimed messages wait") {
   ClaimedQueue q;  // a message claimed before the suppression below
-  SuppressionWatch watch(std::chrono::minutes(2));
+  SuppressionWatch watch;
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, nullptr, &watch);
   {
-    // The worker's own claim starts the polling (the message above is already leased).
+    // The dispatcher tells the watch a claim is under way; that starts the polling.
+    watch.set_horizon(SuppressionWatch::Clock::now());
     SqliteStore s(q.path);
     std::vector<NewMessage> m{{"", "customer-update", "sam@example.com", "{}"}};
     s.enqueue(m, "test", 1000);
@@ -156,4 +158,54 @@ TEST_CASE("suppressions another process adds reach the watch while claimed messa
   CHECK(eventually([&] { return watch.find("sam@example.com", "x").suppression.has_value(); }));
   cli.unsuppress("sam@example.com", "", "cli", 6000);
   CHECK(eventually([&] { return !watch.find("sam@example.com", "x").suppression.has_value(); }));
+}
+
+TEST_CASE("without a claimed message waiting, the event log is not polled") {
+  ClaimedQueue q;
+  SuppressionWatch watch;  // no horizon: nothing claimed may still be delivered
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, nullptr, &watch);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the worker reads the log's end
+  SqliteStore cli(q.path);
+  Suppression s{"sam@example.com", "", SuppressionReason::manual, "cli", 0};
+  cli.suppress({&s, 1}, 5000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_FALSE(watch.find("sam@example.com", "x").suppression);
+  // A claim asked for: from then on changes arrive.
+  watch.set_horizon(SuppressionWatch::Clock::now());
+  std::promise<void> ran;
+  worker.run([&](Store&) { ran.set_value(); });  // as the claim that follows would
+  ran.get_future().get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past its refresh after a write
+  Suppression t{"tam@example.com", "", SuppressionReason::manual, "cli", 0};
+  cli.suppress({&t, 1}, 6000);
+  CHECK(eventually([&] { return watch.find("tam@example.com", "x").suppression.has_value(); }));
+}
+
+TEST_CASE("an opt-out waits for the delivery under way to its recipient, at most kHoldLimit") {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  SuppressionWatch watch;
+  StoreWorker worker(std::make_unique<SqliteStore>(path), 2, nullptr, &watch);
+  REQUIRE_FALSE(watch.look_and_hold(0, "pat@example.com", "customer-update").suppression);
+  auto asked = std::chrono::steady_clock::now();
+  std::promise<bool> answered;
+  auto answer = answered.get_future();
+  worker.opt_out({"pat@example.com", "", SuppressionReason::unsubscribe, "one-click", 0},
+                 [&](bool ok) { answered.set_value(ok); });
+  // New deliveries to the person stop at once, before the opt-out is committed.
+  CHECK(eventually([&] { return watch.find("pat@example.com", "x").suppression.has_value(); }));
+  CHECK(watch.look_and_hold(1, "pat@example.com", "customer-update").suppression);
+  SUBCASE("the delivery ends: the opt-out follows at once") {
+    CHECK(answer.wait_for(std::chrono::milliseconds(100)) == std::future_status::timeout);
+    watch.end_hold(0);
+    REQUIRE(answer.wait_for(std::chrono::milliseconds(500)) == std::future_status::ready);
+    CHECK(answer.get());
+  }
+  SUBCASE("the delivery goes on: the opt-out is answered after the limit anyway") {
+    REQUIRE(answer.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    CHECK(answer.get());
+    CHECK(std::chrono::steady_clock::now() - asked >= StoreWorker::kHoldLimit);
+    watch.end_hold(0);
+  }
+  CHECK(SqliteStore(path).find_suppression("pat@example.com", "customer-update"));
 }

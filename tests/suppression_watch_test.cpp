@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
+
 using namespace bulkmail;
 using namespace std::chrono_literals;
 
@@ -15,24 +17,26 @@ Suppression made(const std::string& address, const std::string& category,
 }  // namespace
 
 TEST_CASE("a recent suppression stops its category, an all-mail one every category") {
-  SuppressionWatch w(120s);
+  SuppressionWatch w;
   auto t = SuppressionWatch::Clock::now();
-  CHECK_FALSE(w.find("pat@example.com", "customer-update", t).suppression);
+  w.set_horizon(t - 1s);
+  CHECK_FALSE(w.find("pat@example.com", "customer-update").suppression);
   w.add(made("pat@example.com", "research-invitation"), t);
-  CHECK(w.find("pat@example.com", "research-invitation", t).suppression);
-  CHECK_FALSE(w.find("pat@example.com", "customer-update", t).suppression);
-  CHECK_FALSE(w.find("sam@example.com", "research-invitation", t).suppression);
+  CHECK(w.find("pat@example.com", "research-invitation").suppression);
+  CHECK_FALSE(w.find("pat@example.com", "customer-update").suppression);
+  CHECK_FALSE(w.find("sam@example.com", "research-invitation").suppression);
   w.add(made("pat@example.com", "", SuppressionReason::hard_bounce), t);
-  auto look = w.find("pat@example.com", "research-invitation", t);
+  auto look = w.find("pat@example.com", "research-invitation");
   REQUIRE(look.suppression);
   CHECK(look.suppression->category.empty());  // all mail wins, as in the store
   CHECK(look.suppression->reason == SuppressionReason::hard_bounce);
-  CHECK(w.find("pat@example.com", "customer-update", t).suppression);
+  CHECK(w.find("pat@example.com", "customer-update").suppression);
   CHECK(w.size() == 2);
 }
 
 TEST_CASE("a lifted suppression stops nothing any more") {
-  SuppressionWatch w(120s);
+  SuppressionWatch w;
+  w.set_horizon(SuppressionWatch::Clock::now() - 1s);
   w.add(made("pat@example.com", "customer-update"));
   w.add(made("pat@example.com", ""));
   w.lift("pat@example.com", "");
@@ -43,29 +47,87 @@ TEST_CASE("a lifted suppression stops nothing any more") {
   w.lift("nobody@example.com", "");  // nothing to lift: no harm
 }
 
-TEST_CASE("entries older than the keep period are forgotten") {
-  SuppressionWatch w(10s);
+TEST_CASE("an entry is kept while a message claimed before it may still be delivered") {
+  SuppressionWatch w;
   auto t = SuppressionWatch::Clock::now();
-  w.add(made("old@example.com", ""), t);
-  w.add(made("new@example.com", ""), t + 8s);
-  w.add(made("newer@example.com", ""), t + 11s);  // forgets what is older than 10 s
-  CHECK_FALSE(w.find("old@example.com", "x", t + 11s).suppression);
-  CHECK(w.find("new@example.com", "x", t + 11s).suppression);
-  CHECK(w.size() == 2);
+  w.set_horizon(t);  // the oldest message still to go was claimed at t
+  CHECK(w.watching());
+  w.add(made("old@example.com", ""), t - 1s);  // before that claim: the claim saw it
+  w.add(made("new@example.com", ""), t + 1s);
+  // However long the claimed message waits, the newer entry stays.
+  w.add(made("later@example.com", ""), t + 1h);
+  CHECK_FALSE(w.find("old@example.com", "x").suppression);
+  CHECK(w.find("new@example.com", "x").suppression);
+  CHECK(w.find("later@example.com", "x").suppression);
+  // Every message claimed at t is gone; what is left was claimed after both entries were added.
+  w.set_horizon(t + 2h);
+  w.add(made("newest@example.com", ""), t + 2h);
+  CHECK_FALSE(w.find("new@example.com", "x").suppression);
+  CHECK(w.find("newest@example.com", "x").suppression);
+  // Nothing claimed at all: nothing to keep, and nothing to follow in the event log.
+  w.set_horizon(std::nullopt);
+  CHECK_FALSE(w.watching());
+  w.add(made("x@example.com", ""), t + 3h);
+  CHECK(w.size() == 1);  // only the one just added
+  CHECK_FALSE(w.find("newest@example.com", "x").suppression);
 }
 
-TEST_CASE("past its capacity the watch says it does not know, until the surplus ages out") {
-  SuppressionWatch w(10s, 2);
+TEST_CASE("an opt-out not yet committed is kept whatever the horizon, until added again") {
+  SuppressionWatch w;
   auto t = SuppressionWatch::Clock::now();
+  w.add(made("pat@example.com", ""), t, /*pending=*/true);
+  w.set_horizon(t + 1h);
+  w.add(made("sam@example.com", ""), t + 2h);  // forgets what is older than the horizon
+  CHECK(w.find("pat@example.com", "x").suppression);
+  w.add(made("pat@example.com", ""), t + 2h);  // committed: ages like the rest
+  w.set_horizon(t + 3h);
+  w.add(made("tom@example.com", ""), t + 3h);
+  CHECK_FALSE(w.find("pat@example.com", "x").suppression);
+  CHECK(w.find("tom@example.com", "x").suppression);
+}
+
+TEST_CASE("past its capacity the watch says it does not know, until the surplus is behind the horizon") {
+  SuppressionWatch w(2);
+  auto t = SuppressionWatch::Clock::now();
+  w.set_horizon(t);
   w.add(made("a@example.com", ""), t);
   w.add(made("b@example.com", ""), t);
-  CHECK(w.find("c@example.com", "x", t).known);
-  w.add(made("c@example.com", ""), t);  // no room
-  auto look = w.find("c@example.com", "x", t + 1s);
-  CHECK_FALSE(look.known);
-  CHECK_FALSE(w.find("a@example.com", "x", t + 1s).known);
-  w.add(made("d@example.com", ""), t + 11s);  // a and b aged out: room again
-  CHECK(w.find("d@example.com", "x", t + 12s).known);
-  CHECK(w.find("d@example.com", "x", t + 12s).suppression);
-  CHECK(w.size() == 1);
+  CHECK(w.find("c@example.com", "x").known);
+  w.add(made("c@example.com", ""), t + 1s);  // no room
+  CHECK_FALSE(w.find("c@example.com", "x").known);
+  CHECK(w.find("a@example.com", "x").suppression);  // what it holds, it still knows
+  // An opt-out being recorded always finds room.
+  w.add(made("d@example.com", ""), t + 1s, /*pending=*/true);
+  CHECK(w.find("d@example.com", "x").suppression);
+  w.set_horizon(t + 2s);  // every message claimed before the overflow is gone
+  w.add(made("e@example.com", ""), t + 3s);
+  CHECK(w.find("e@example.com", "x").known);
+  CHECK(w.find("e@example.com", "x").suppression);
+  CHECK(w.find("zed@example.com", "x").known);
+}
+
+TEST_CASE("a sender's hold: the look, the hold, and an opt-out told when it ends") {
+  SuppressionWatch w;
+  std::atomic<int> ended{0};
+  w.on_hold_ended([&] { ++ended; });
+  auto look = w.look_and_hold(3, "pat@example.com", "customer-update");
+  CHECK(look.known);
+  CHECK_FALSE(look.suppression);
+  CHECK(w.held("pat@example.com", "customer-update"));
+  CHECK(w.held("pat@example.com", ""));  // an all-mail opt-out would stop it too
+  CHECK_FALSE(w.held("pat@example.com", "research-invitation"));
+  CHECK_FALSE(w.held("sam@example.com", ""));
+  w.end_hold(3);
+  CHECK(ended == 1);  // held() was asked about this address
+  CHECK_FALSE(w.held("pat@example.com", ""));
+  w.end_hold(3);  // nothing held: no call
+  CHECK(ended == 1);
+  // A suppressed recipient is not held.
+  w.add(made("sam@example.com", ""), SuppressionWatch::Clock::now(), /*pending=*/true);
+  CHECK(w.look_and_hold(0, "sam@example.com", "customer-update").suppression);
+  CHECK_FALSE(w.held("sam@example.com", ""));
+  // Nobody asked about a hold: ending it tells nobody.
+  w.look_and_hold(1, "tom@example.com", "customer-update");
+  w.end_hold(1);
+  CHECK(ended == 1);
 }

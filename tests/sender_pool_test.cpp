@@ -1,0 +1,201 @@
+#include "sender_pool.h"
+
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "dispatcher.h"
+#include "sqlite_store.h"
+#include "test_config.h"
+
+using namespace bulkmail;
+using namespace bulkmail::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A relay that accepts everything, optionally holding a delivery until the test lets it go.
+class FakeRelay {
+ public:
+  class Connection final : public Transport {
+   public:
+    explicit Connection(FakeRelay& relay) : relay_(relay) {}
+    AttemptResult deliver(const Envelope& envelope, std::string_view) override {
+      return relay_.deliver(envelope.rcpt_to);
+    }
+    void drop_connection() override {}
+    void interrupt() override {}
+
+   private:
+    FakeRelay& relay_;
+  };
+
+  AttemptResult deliver(const std::string& to) {
+    std::unique_lock lock(mu_);
+    started_.push_back(to);
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return to != hold_ || !holding_; });
+    AttemptResult a;
+    a.curl_code = 0;
+    a.response_code = 250;
+    a.last_reply = "250 2.0.0 Ok";
+    return a;
+  }
+  // Deliveries to `to` wait in deliver() until release().
+  void hold(const std::string& to) {
+    std::lock_guard lock(mu_);
+    hold_ = to;
+    holding_ = true;
+  }
+  void release() {
+    std::lock_guard lock(mu_);
+    holding_ = false;
+    changed_.notify_all();
+  }
+  bool wait_started(const std::string& to, std::chrono::milliseconds bound) {
+    std::unique_lock lock(mu_);
+    return changed_.wait_for(lock, bound, [&] {
+      return std::find(started_.begin(), started_.end(), to) != started_.end();
+    });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::vector<std::string> started_;
+  std::string hold_;
+  bool holding_ = false;
+};
+
+// The daemon's sending side on a real queue file: store worker, suppression watch, dispatcher
+// and sender threads, with a fake relay in place of libcurl.
+struct Pipeline {
+  TempDir dir;
+  std::shared_ptr<const Config> config;
+  std::string db;
+  FakeRelay relay;
+  boost::asio::io_context io;
+  std::unique_ptr<SuppressionWatch> watch;
+  std::unique_ptr<StoreWorker> worker;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<SenderPool> senders;
+  std::thread loop;
+
+  Pipeline(const std::vector<std::string>& recipients, const std::string& throttle,
+           int connections) {
+    std::string yaml = valid_config_yaml();
+    auto replace = [&](const std::string& from, const std::string& to) {
+      auto at = yaml.find(from);
+      REQUIRE(at != std::string::npos);
+      yaml.replace(at, from.size(), to);
+    };
+    replace("throttle:\n  messages_per_second: 100\n", throttle);
+    replace("max_connections: 4", "max_connections: " + std::to_string(connections));
+    auto load = load_config(write_config(dir, yaml));
+    REQUIRE_MESSAGE(load.ok(), (load.ok() ? "" : load.errors[0].str()));
+    config = load.config;
+    db = config->database.string();
+    {
+      SqliteStore s(db);
+      std::vector<NewMessage> batch;
+      for (const auto& r : recipients)
+        batch.push_back(
+            {"", "customer-update", r, R"({"first_name":"Ann","headline":"News","body":"Hi"})"});
+      s.enqueue(batch, "test", now_millis() - 1000);
+    }
+    watch = std::make_unique<SuppressionWatch>();
+    worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), connections + 1,
+                                           nullptr, watch.get());
+    dispatcher =
+        std::make_unique<Dispatcher>(io, config, *worker, connections, "test", watch.get());
+    senders = std::make_unique<SenderPool>(
+        config, *worker, *watch, *dispatcher,
+        [this](const Config&, const std::atomic<bool>&) -> std::unique_ptr<Transport> {
+          return std::make_unique<FakeRelay::Connection>(relay);
+        });
+    dispatcher->start();
+    loop = std::thread([this] {
+      auto guard = boost::asio::make_work_guard(io);
+      io.run();
+    });
+  }
+  ~Pipeline() {
+    senders->stop();
+    io.stop();
+    loop.join();
+    worker->stop();
+  }
+
+  // Waits (within `bound`) until no message is queued or sending.
+  bool wait_done(std::chrono::milliseconds bound) {
+    auto until = std::chrono::steady_clock::now() + bound;
+    while (std::chrono::steady_clock::now() < until) {
+      auto c = SqliteStore(db).counts(std::nullopt);
+      if (c[MessageState::queued] == 0 && c[MessageState::sending] == 0) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  // Records a one-click opt-out as the webhook does; true once it was answered "done".
+  bool opt_out(const std::string& address, const std::string& category) {
+    std::promise<bool> answered;
+    worker->opt_out({address, category, SuppressionReason::unsubscribe, "one-click", 0},
+                    [&](bool ok) { answered.set_value(ok); });
+    return answered.get_future().get();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an opt-out stops a message claimed before it, however long the message waits") {
+  // One message a second to the domain: the fifth waits about four seconds in the buffer, far
+  // longer than the watch would keep a suppression by age alone.
+  std::vector<std::string> to;
+  for (int i = 1; i <= 5; ++i) to.push_back("p" + std::to_string(i) + "@example.com");
+  Pipeline p(to,
+             "throttle:\n  messages_per_second: 100\n  domains:\n    example.com:\n"
+             "      messages_per_second: 1\n",
+             2);
+  REQUIRE(p.relay.wait_started("p1@example.com", 5s));  // claimed: all five are buffered
+  REQUIRE(p.opt_out("p5@example.com", "customer-update"));
+  // Other people opt out meanwhile, as they do while a campaign goes out.
+  std::this_thread::sleep_for(1500ms);
+  REQUIRE(p.opt_out("someone@example.org", ""));
+  REQUIRE(p.wait_done(15s));
+  SqliteStore s(p.db);
+  auto h = s.history("p5@example.com");
+  REQUIRE_FALSE(h.empty());
+  CHECK(h.back().type == "suppressed");
+  for (const auto& e : h) CHECK(e.type != "sent");
+  CHECK(s.counts(std::nullopt)[MessageState::sent] == 4);
+}
+
+TEST_CASE("an opt-out answered while its recipient's delivery is under way comes after it") {
+  Pipeline p({"held@example.com"}, "throttle:\n  messages_per_second: 100\n", 1);
+  p.relay.hold("held@example.com");
+  REQUIRE(p.relay.wait_started("held@example.com", 5s));
+  // The recipient opts out while the relay is receiving their message; the relay finishes a
+  // moment later, well within the second an opt-out may wait for it.
+  std::thread finish([&] {
+    std::this_thread::sleep_for(200ms);
+    p.relay.release();
+  });
+  bool ok = p.opt_out("held@example.com", "customer-update");
+  finish.join();
+  REQUIRE(ok);
+  REQUIRE(p.wait_done(5s));
+  // The evidence reads in order: the message went out, then the opt-out took effect.
+  auto h = SqliteStore(p.db).history("held@example.com");
+  std::int64_t sent = 0, suppressed = 0;
+  for (const auto& e : h) {
+    if (e.type == "sent") sent = e.id;
+    if (e.type == "suppression-added") suppressed = e.id;
+  }
+  CHECK(sent != 0);
+  CHECK(suppressed != 0);
+  CHECK(sent < suppressed);
+}
