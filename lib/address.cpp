@@ -2,6 +2,8 @@
 
 #include <idn2.h>
 
+#include <cctype>
+
 #include <memory>
 
 #include "text.h"
@@ -192,6 +194,42 @@ std::string mask_address(std::string_view address) {
   if (at > 1) out += address.front();
   out += "***";
   out += address.substr(at);
+  return out;
+}
+
+namespace {
+
+// Generous on purpose: whatever could be part of an address in someone's quoting of it (atext,
+// dots, quotes, UTF-8) counts, so that masking never leaves a piece of a local part behind.
+bool local_char(unsigned char c) {
+  return std::isalnum(c) || c >= 0x80 || std::string_view("!#$%&'*+-/=?^_`{|}~.\"\\").find(
+                                             static_cast<char>(c)) != std::string_view::npos;
+}
+bool domain_char(unsigned char c) {
+  return std::isalnum(c) || c >= 0x80 || c == '-' || c == '.' || c == '[' || c == ']' || c == ':';
+}
+
+}  // namespace
+
+std::string mask_addresses_in(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for (std::size_t at = text.find('@'); at != std::string_view::npos;
+       at = text.find('@', at + 1)) {
+    std::size_t start = at;
+    while (start > copied && local_char(static_cast<unsigned char>(text[start - 1]))) --start;
+    std::size_t end = at + 1;
+    while (end < text.size() && domain_char(static_cast<unsigned char>(text[end]))) ++end;
+    if (start == at) continue;  // nothing before the @: not an address
+    // Trailing dots and colons are punctuation around the address, not part of it.
+    while (end > at + 1 && (text[end - 1] == '.' || text[end - 1] == ':')) --end;
+    out.append(text, copied, start - copied);
+    out += mask_address(text.substr(start, end - start));
+    copied = end;
+    at = end == 0 ? 0 : end - 1;
+  }
+  out.append(text, copied);
   return out;
 }
 

@@ -33,5 +33,9 @@ Result<Mailbox> parse_mailbox(std::string_view input);
 
 // "j***@example.com": what logs show of a normalized address unless masking is turned off.
 std::string mask_address(std::string_view address);
+// `text` with every address-like run in it (local@domain, as relays quote them in replies, or as
+// error texts quote input) masked as mask_address does; the rest unchanged. For text from outside
+// bulkmail (SMTP replies, request paths, error texts) on its way into a log line.
+std::string mask_addresses_in(std::string_view text);
 
 }  // namespace bulkmail

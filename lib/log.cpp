@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdlib>
 
+#include "address.h"
 #include "clock.h"
 #include "text.h"
 
@@ -65,6 +66,13 @@ void log(LogLevel level, std::string_view message) {
     line += ' ';
     line += level_name(level);
     line += ": ";
+  }
+  // With masking on, no address reaches a log line, whatever quoted it: bulkmail's own fields
+  // are masked already, but relays quote recipients in their replies and errors quote input.
+  std::string masked;
+  if (g_mask && message.find('@') != std::string_view::npos) {
+    masked = mask_addresses_in(message);
+    message = masked;
   }
   // One event, one line: a value with a line break must not forge a second log entry.
   for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;

@@ -100,3 +100,28 @@ TEST_CASE("masking keeps the domain and hides the local part") {
   CHECK(mask_address("j@example.com") == "***@example.com");
   CHECK(mask_address("nonsense") == "***");
 }
+
+TEST_CASE("addresses quoted inside text from outside are masked, the rest kept") {
+  struct Row {
+    const char* in;
+    const char* out;
+  };
+  for (Row r : {
+           Row{"550 5.1.1 <bounce1@example.com>: Recipient address rejected",
+               "550 5.1.1 <b***@example.com>: Recipient address rejected"},
+           Row{"to a@example.com, and to pat.smith+x@mail.example.org.",
+               "to ***@example.com, and to p***@mail.example.org."},
+           Row{"\"quoted name\"@example.com", "\"quoted n***@example.com"},
+           Row{"no address here @ all, user@ nor @host", "no address here @ all, u***@ nor @host"},
+           Row{"j***@example.com", "j***@example.com"},  // masking again changes nothing
+           Row{"", ""},
+       }) {
+    CAPTURE(r.in);
+    CHECK(mask_addresses_in(r.in) == r.out);
+  }
+  // Whatever the text, no local part of more than one character survives before an @.
+  std::string hostile = "x@y@z a.b@c@@d @@ 'o''r'@x.test";
+  std::string masked = mask_addresses_in(hostile);
+  CHECK(masked.find("a.b@") == std::string::npos);
+  CHECK(masked.find("'o''r'@") == std::string::npos);
+}
