@@ -2,10 +2,12 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -21,16 +23,42 @@ namespace {
 // Walks the YAML tree, converting values and collecting every problem with its place.
 class Reader {
  public:
-  Reader(std::string file, std::vector<ConfigError>& errors)
-      : file_(std::move(file)), errors_(errors) {}
+  Reader(std::string file, std::vector<ConfigError>& errors, std::vector<ConfigError>& warnings)
+      : file_(std::move(file)), errors_(errors), warnings_(warnings) {}
 
   void error(const YAML::Node& at, const std::string& key, std::string message) {
-    int line = 0, col = 0;
-    if (at.IsDefined() && at.Mark().line >= 0) {
-      line = at.Mark().line + 1;
-      col = at.Mark().column + 1;
+    errors_.push_back(at_place(at, key, std::move(message)));
+  }
+  void warning(const YAML::Node& at, const std::string& key, std::string message) {
+    warnings_.push_back(at_place(at, key, std::move(message)));
+  }
+
+  // Reports every key given twice in one mapping, at any depth. YAML keeps only the first, so the
+  // settings under the second (say, a whole `sender:` block appended later) would silently be
+  // ignored.
+  void check_duplicates(const YAML::Node& n, const std::string& prefix) {
+    if (n.IsSequence()) {
+      std::size_t i = 0;
+      for (auto it = n.begin(); it != n.end(); ++it, ++i)
+        check_duplicates(*it, prefix + "[" + std::to_string(i) + "]");
+      return;
     }
-    errors_.push_back({file_, line, col, key, std::move(message)});
+    if (!n.IsMap()) return;
+    std::map<std::string, int> first_line;  // each key of this mapping, and where it first stands
+    for (auto it = n.begin(); it != n.end(); ++it) {
+      const YAML::Node& k = it->first;
+      std::string key = join(prefix, k.Scalar());
+      if (k.IsScalar()) {
+        int line = k.Mark().line + 1;
+        auto [first, fresh] = first_line.emplace(k.Scalar(), line);
+        if (!fresh) {
+          error(k, key,
+                "is given twice, on lines " + std::to_string(first->second) + " and " +
+                    std::to_string(line) + ": only the first would be used; keep one");
+        }
+      }
+      check_duplicates(it->second, key);
+    }
   }
 
   // Reports keys of `map` that are not in `allowed`: a typo must not silently become a default.
@@ -127,8 +155,18 @@ class Reader {
     return s;
   }
 
+  ConfigError at_place(const YAML::Node& at, const std::string& key, std::string message) const {
+    int line = 0, col = 0;
+    if (at.IsDefined() && at.Mark().line >= 0) {
+      line = at.Mark().line + 1;
+      col = at.Mark().column + 1;
+    }
+    return {file_, line, col, key, std::move(message)};
+  }
+
   std::string file_;
   std::vector<ConfigError>& errors_;
+  std::vector<ConfigError>& warnings_;
 };
 
 fs::path resolve(const fs::path& base, const std::string& p) {
@@ -162,6 +200,31 @@ std::optional<std::vector<std::string>> read_secret_lines(const fs::path& path, 
     return std::nullopt;
   }
   return lines;
+}
+
+// A secret file must be closed to other local users: one its group or others can write is an
+// error (anyone could plant a key of their own or point the API at a token they know), one others
+// can read is a warning, as OpenSSH gives for private keys. Group read stays allowed: a root-owned
+// file in the bulkmail group is a common way to hand the daemon its secrets.
+void check_secret_mode(Reader& r, const YAML::Node& root, const char* section, const char* name,
+                       const fs::path& path) {
+  struct stat st {};
+  if (path.empty() || ::stat(path.c_str(), &st) != 0) return;  // unreadable: reported already
+  const YAML::Node s = root[section];
+  const YAML::Node at = s.IsMap() ? s[name] : root;
+  std::string key = std::string(section) + "." + name;
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+  std::string fix = "; run `chmod 600 " + path.string() + "`";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    r.error(at, key,
+            path.string() + " has mode " + mode + ": " +
+                (st.st_mode & S_IWOTH ? "every local user" : "its group") +
+                " can change the secret" + fix);
+  } else if (st.st_mode & S_IROTH) {
+    r.warning(at, key,
+              path.string() + " has mode " + mode + ": every local user can read the secret" + fix);
+  }
 }
 
 struct CurlUrlFree {
@@ -463,9 +526,12 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   YAML::Node n = root["webhook"];
   if (!n) return;
   if (!r.is_map(n, "webhook")) return;
-  r.check_keys(n, "webhook", {"listen", "api_token_file", "max_connections"});
+  r.check_keys(n, "webhook",
+               {"listen", "api_token_file", "max_connections", "max_connections_per_client"});
   if (auto v = r.number<int>(n, "webhook", "max_connections", 1, 100000))
     c.webhook.max_connections = *v;
+  if (auto v = r.number<int>(n, "webhook", "max_connections_per_client", 1, 100000))
+    c.webhook.max_connections_per_client = *v;
   if (auto v = r.string(n, "webhook", "listen", false)) {
     auto colon = v->rfind(':');
     std::string host = colon == std::string::npos ? "" : v->substr(0, colon);
@@ -604,8 +670,12 @@ ConfigLoad load_config(const fs::path& path) {
   fs::path file = fs::absolute(path, ec);
   if (ec) file = path;
   std::string name = path.string();
-  Reader r(name, out.errors);
+  Reader r(name, out.errors, out.warnings);
 
+  if (fs::is_directory(file, ec)) {
+    out.errors.push_back({name, 0, 0, "", "cannot read the config file: it is a folder"});
+    return out;
+  }
   std::ifstream in(file);
   if (!in) {
     out.errors.push_back(
@@ -619,6 +689,9 @@ ConfigLoad load_config(const fs::path& path) {
     out.errors.push_back(
         {name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
     return out;
+  } catch (const std::ios_base::failure& e) {  // the file opened but reading it failed
+    out.errors.push_back({name, 0, 0, "", "cannot read the config file: " + e.code().message()});
+    return out;
   }
   if (!root.IsMap()) {
     out.errors.push_back({name, 0, 0, "", "the config must be a YAML mapping of keys to values"});
@@ -628,6 +701,7 @@ ConfigLoad load_config(const fs::path& path) {
   auto c = std::make_shared<Config>();
   c->file = file;
   fs::path base = file.parent_path();
+  r.check_duplicates(root, "");
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
                 "dkim", "categories", "logging", "retry", "daemon"});
@@ -648,6 +722,10 @@ ConfigLoad load_config(const fs::path& path) {
   read_dkim(r, root, base, *c);
   read_categories(r, root, *c);
   read_logging(r, root, *c);
+  check_secret_mode(r, root, "unsubscribe", "secret_file", c->unsubscribe.secret_file);
+  check_secret_mode(r, root, "webhook", "api_token_file", c->webhook.api_token_file);
+  check_secret_mode(r, root, "smtp", "password_file", c->smtp.password_file);
+  if (c->dkim) check_secret_mode(r, root, "dkim", "key_file", c->dkim->key_file);
   if (out.errors.empty()) out.config = std::move(c);
   return out;
 }

@@ -81,6 +81,10 @@ struct WebhookConfig {
   std::filesystem::path api_token_file;  // empty: the /api/v1 routes are off
   std::string api_token;                 // loaded from api_token_file; never logged
   int max_connections = 512;             // open HTTP connections at most; more get 503
+  // Open connections from one client address (an IPv6 client: its /64) at most; more get 503.
+  // Low enough that one client cannot take the whole budget; behind a reverse proxy every
+  // connection comes from the proxy, so there it should be max_connections.
+  int max_connections_per_client = 64;
 };
 
 struct DkimConfig {
@@ -136,10 +140,17 @@ struct ConfigError {
 struct ConfigLoad {
   std::shared_ptr<const Config> config;  // set only when errors is empty
   std::vector<ConfigError> errors;
+  // Problems that do not stop bulkmail but that an operator must hear of (a secret file every
+  // local user can read): the daemon prints them at start, on reload and for --check.
+  std::vector<ConfigError> warnings;
   bool ok() const { return errors.empty(); }
 };
 
-// Reads, parses and validates the config at `path`. Never throws for a bad config.
+// Reads, parses and validates the config at `path`. Never throws for a bad config. Besides each
+// key's own rules: a key given twice at any level is an error (YAML would silently keep one), and
+// a secret file (unsubscribe.secret_file, webhook.api_token_file, smtp.password_file,
+// dkim.key_file) that its group or other users can write is an error, one other users can read a
+// warning.
 ConfigLoad load_config(const std::filesystem::path& path);
 
 // The config path a program uses when none is given: $BULKMAIL_CONFIG, then

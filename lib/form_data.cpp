@@ -36,11 +36,11 @@ std::optional<std::string> header_parameter(std::string_view header, std::string
   return std::nullopt;
 }
 
+}  // namespace
+
 std::string media_type(std::string_view content_type) {
   return to_lower_ascii(trim(content_type.substr(0, content_type.find(';'))));
 }
-
-}  // namespace
 
 Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;
@@ -85,21 +85,28 @@ Result<FormFields> parse_urlencoded(std::string_view body) {
 Result<FormFields> parse_multipart(std::string_view body, std::string_view boundary) {
   if (boundary.empty() || boundary.size() > 70) return make_error("bad multipart boundary");
   const std::string delimiter = "--" + std::string(boundary);
+  const std::string line_delimiter = "\r\n" + delimiter;
   FormFields fields;
-  std::size_t pos = body.find(delimiter);
-  if (pos == std::string_view::npos || (pos > 0 && body.substr(pos - 2, 2) != "\r\n")) {
-    return make_error("the multipart body has no opening boundary");
+  // The first delimiter opens the body or a line of its own after a preamble (RFC 2046 5.1.1).
+  std::size_t pos = 0;
+  if (body.substr(0, delimiter.size()) != delimiter) {
+    pos = body.find(line_delimiter);
+    if (pos == std::string_view::npos)
+      return make_error("the multipart body has no opening boundary");
+    pos += 2;
   }
   pos += delimiter.size();
   while (true) {
     if (body.substr(pos, 2) == "--") return fields;  // the closing delimiter
     if (body.substr(pos, 2) != "\r\n") return make_error("a multipart boundary line is malformed");
     pos += 2;
-    std::size_t headers_end = body.find("\r\n\r\n", pos);
-    if (headers_end == std::string_view::npos) return make_error("a multipart part has no body");
-    std::string_view headers = body.substr(pos, headers_end - pos + 2);
-    std::size_t content_begin = headers_end + 4;
-    std::size_t next = body.find("\r\n" + delimiter, content_begin);
+    // The part's headers end with an empty line, which is all there is of a part without any.
+    bool no_headers = body.substr(pos, 2) == "\r\n";
+    std::size_t blank = no_headers ? pos : body.find("\r\n\r\n", pos);
+    if (blank == std::string_view::npos) return make_error("a multipart part has no body");
+    std::string_view headers = no_headers ? std::string_view() : body.substr(pos, blank - pos + 2);
+    std::size_t content_begin = no_headers ? pos + 2 : blank + 4;
+    std::size_t next = body.find(line_delimiter, content_begin);
     if (next == std::string_view::npos) return make_error("the multipart body is not closed");
     std::optional<std::string> name;
     std::size_t line_begin = 0;

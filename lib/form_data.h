@@ -23,12 +23,17 @@ Result<std::string> percent_decode(std::string_view s, bool plus_is_space);
 Result<FormFields> parse_urlencoded(std::string_view body);
 
 // RFC 7578: each part's Content-Disposition names its field. Parts with a filename are refused:
-// nothing here takes files.
+// nothing here takes files. Any body, however malformed, gives fields or an error, never an
+// exception or a read past its end.
 Result<FormFields> parse_multipart(std::string_view body, std::string_view boundary);
 
 // By the Content-Type's media type (its boundary parameter for multipart). An empty content
 // type is read as urlencoded: some clients send the one-click body without one.
 Result<FormFields> parse_form(std::string_view content_type, std::string_view body);
+
+// A Content-Type's media type, lower-cased and without parameters (RFC 9110 8.3.1: the type is
+// case-insensitive): "Application/JSON; charset=UTF-8" gives "application/json".
+std::string media_type(std::string_view content_type);
 
 // The first value of `name`, if present.
 std::optional<std::string_view> form_value(const FormFields& fields, std::string_view name);

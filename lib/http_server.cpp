@@ -12,9 +12,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 #include "log.h"
+#include "text.h"
 
 namespace bulkmail {
 
@@ -23,29 +26,136 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
+namespace {
+
+// Boost 1.74's Beast hands out boost::string_view.
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+// Why a request's header alone means it is not served, or nullopt.
+struct Refusal {
+  http::status status;
+  std::string text;
+};
+
+// RFC 9112 framing, where Beast is lenient: it reads a body only for a final "chunked" and takes
+// any other Transfer-Encoding as no body at all, so the body's bytes would be read as the next
+// request; and it accepts Content-Length after a Transfer-Encoding that is not chunked, and equal
+// Content-Lengths twice. Each of those is refused here, as is an HTTP/1.1 request without exactly
+// one Host (RFC 9112 3.2).
+std::optional<Refusal> header_problem(const HttpRequest& req) {
+  auto bad = [](std::string text) { return Refusal{http::status::bad_request, std::move(text)}; };
+  std::size_t hosts = req.count(http::field::host);
+  if (hosts > 1) return bad("more than one Host header\n");
+  if (hosts == 0 && req.version() >= 11) return bad("an HTTP/1.1 request needs a Host header\n");
+  std::size_t lengths = req.count(http::field::content_length);
+  if (lengths > 1 || sv(req[http::field::content_length]).find(',') != std::string_view::npos)
+    return bad("more than one Content-Length\n");
+  if (req.count(http::field::transfer_encoding) == 0) return std::nullopt;
+  if (lengths > 0) return bad("both Content-Length and Transfer-Encoding\n");
+  if (req.version() < 11) return bad("Transfer-Encoding in an HTTP/1.0 request\n");
+  // Every Transfer-Encoding line, as one list in order.
+  std::vector<std::string> codings;
+  auto [begin, end] = req.equal_range(http::field::transfer_encoding);
+  for (auto field = begin; field != end; ++field) {
+    std::string_view list = sv(field->value());
+    while (!list.empty()) {
+      std::size_t comma = list.find(',');
+      std::string_view coding = trim(list.substr(0, comma));
+      if (!coding.empty()) codings.push_back(to_lower_ascii(coding));
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+  }
+  if (codings.empty() || codings.back() != "chunked")
+    return bad("the last Transfer-Encoding must be chunked\n");
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1)
+    return bad("chunked more than once in Transfer-Encoding\n");
+  if (codings.size() > 1)
+    return Refusal{http::status::not_implemented,
+                   "transfer coding " + codings.front() + " is not supported\n"};
+  return std::nullopt;
+}
+
+HttpResponse plain(http::status status, std::string text) {
+  HttpResponse res{status, 11};
+  res.set(http::field::server, "bulkmail");
+  res.set(http::field::content_type, "text/plain; charset=utf-8");
+  res.body() = std::move(text);
+  res.keep_alive(false);
+  res.prepare_payload();
+  return res;
+}
+
+// IPv4-mapped IPv6 addresses (a dual-stack listener's IPv4 clients) as the IPv4 ones.
+asio::ip::address unmapped(const asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped())
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+  return a;
+}
+
+// The key a client's connections are counted under: its IPv4 address, or its IPv6 /64.
+asio::ip::address client_key(const asio::ip::address& a) {
+  if (a.is_v4()) return a;
+  asio::ip::address_v6::bytes_type bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes);
+}
+
+}  // namespace
+
+ConnectionBudget::ConnectionBudget(const HttpLimits& limits)
+    : max_connections_(limits.max_connections),
+      per_client_(limits.max_connections_per_client),
+      loopback_reserve_(limits.loopback_reserve) {}
+
+ConnectionBudget::Verdict ConnectionBudget::admit(const asio::ip::address& client) {
+  asio::ip::address a = unmapped(client);
+  asio::ip::address key = client_key(a);
+  std::size_t limit = max_connections_ + (a.is_loopback() ? loopback_reserve_ : 0);
+  std::lock_guard lock(mu_);
+  auto it = by_client_.find(key);
+  std::size_t mine = it == by_client_.end() ? 0 : it->second;
+  if (mine >= per_client_) return Verdict::client_full;
+  if (held_ >= limit) return Verdict::server_full;
+  ++held_;
+  ++by_client_[key];
+  return Verdict::admitted;
+}
+
+void ConnectionBudget::release(const asio::ip::address& client) {
+  asio::ip::address key = client_key(unmapped(client));
+  std::lock_guard lock(mu_);
+  auto it = by_client_.find(key);
+  if (it == by_client_.end()) return;  // not admitted: nothing to give back
+  if (--it->second == 0) by_client_.erase(it);
+  --held_;
+}
+
 // One connection. Every step runs on the connection's strand; answers from other threads are
 // posted to it.
 class HttpServer::Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer& server)
-      : stream_(std::move(socket)), server_(server), deadline_(stream_.get_executor()) {}
+  // `admitted`: the client address whose place in the budget this connection holds, if any.
+  Session(tcp::socket socket, HttpServer& server, std::optional<asio::ip::address> admitted)
+      : stream_(std::move(socket)),
+        server_(server),
+        admitted_(std::move(admitted)),
+        read_deadline_(stream_.get_executor()),
+        deadline_(stream_.get_executor()) {}
 
-  ~Session() { --server_.open_; }
+  ~Session() {
+    if (admitted_) server_.budget_.release(*admitted_);
+    --server_.open_;
+  }
 
   void start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read(); });
   }
 
-  // Too many connections already: one short answer, then close.
-  void refuse() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      HttpResponse res{http::status::service_unavailable, 11};
-      res.set(http::field::server, "bulkmail");
+  // No room for this connection: one short answer, then close.
+  void refuse(std::string text) {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this(), text = std::move(text)] {
+      HttpResponse res = plain(http::status::service_unavailable, text);
       res.set(http::field::retry_after, "1");
-      res.set(http::field::content_type, "text/plain; charset=utf-8");
-      res.body() = "too many connections\n";
-      res.keep_alive(false);
-      res.prepare_payload();
       self->send(std::move(res), /*close=*/true);
     });
   }
@@ -56,20 +166,35 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_.limits_.header_bytes));
     parser_->body_limit(server_.limits_.body_bytes);
     // One deadline for the whole request, header and body: trickling bytes does not extend it.
-    stream_.expires_after(server_.limits_.read_timeout);
+    // It is a timer of our own rather than the stream's: the stream closes the socket when its
+    // time is up, and then there is no way left to answer 408.
+    ++reads_;
+    reading_ = true;
+    timed_out_ = false;
+    stream_.expires_never();
+    read_deadline_.expires_after(server_.limits_.read_timeout);
+    read_deadline_.async_wait([self = shared_from_this(), read = reads_](beast::error_code ec) {
+      if (ec || !self->reading_ || read != self->reads_) return;
+      self->timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);  // the read ends with operation_aborted
+    });
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
   }
 
   void on_header(beast::error_code ec) {
-    if (ec) return on_read_error(ec);
+    if (ec || timed_out_) return on_read_error(ec);
+    if (auto problem = header_problem(parser_->get())) {
+      return send(plain(problem->status, std::move(problem->text)), /*close=*/true);
+    }
     // curl and others wait for "100 Continue" before sending a larger body.
     if (beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *cont,
                         [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
-                          if (ec) return self->close();
+                          if (ec || self->timed_out_) return self->on_read_error(ec);
                           self->read_body();
                         });
       return;
@@ -80,20 +205,22 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   void read_body() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec) return self->on_read_error(ec);
+                       if (ec || self->timed_out_) return self->on_read_error(ec);
                        self->on_request();
                      });
   }
 
   void on_read_error(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    if (timed_out_) {
+      // A request begun and not finished in time hears why; an idle keep-alive connection just
+      // ends.
+      if (parser_ && parser_->got_some()) {
+        return send(plain(http::status::request_timeout, "request timeout\n"), /*close=*/true);
+      }
       return close();
     }
-    if (ec == beast::error::timeout) {
-      // A request started and did not finish in time; an idle keep-alive connection just ends.
-      if (parser_ && parser_->got_some())
-        return send(plain(http::status::request_timeout, "request timeout\n"), true);
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
       return close();
     }
     if (ec == http::error::header_limit) {
@@ -113,18 +240,14 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     send(plain(http::status::bad_request, "malformed request: " + ec.message() + "\n"), true);
   }
 
-  static HttpResponse plain(http::status status, std::string text) {
-    HttpResponse res{status, 11};
-    res.set(http::field::server, "bulkmail");
-    res.set(http::field::content_type, "text/plain; charset=utf-8");
-    res.body() = std::move(text);
-    res.keep_alive(false);
-    res.prepare_payload();
-    return res;
+  // The request is read (or given up on): its deadline no longer applies.
+  void stop_reading() {
+    reading_ = false;
+    read_deadline_.cancel();
   }
 
   void on_request() {
-    stream_.expires_never();
+    stop_reading();
     HttpRequest req = parser_->release();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
@@ -167,8 +290,10 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   }
 
   void send(HttpResponse res, bool close) {
+    stop_reading();
     auto msg = std::make_shared<HttpResponse>(std::move(res));
     if (close) msg->keep_alive(false);
+    // A client that does not read its answer is cut off like one that does not send.
     stream_.expires_after(server_.limits_.read_timeout);
     http::async_write(stream_, *msg,
                       [self = shared_from_this(), msg, close](beast::error_code ec, std::size_t) {
@@ -178,6 +303,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    stop_reading();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.close();
@@ -185,8 +311,13 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   HttpServer& server_;
+  std::optional<asio::ip::address> admitted_;
   beast::flat_buffer buffer_{8192};
   std::optional<http::request_parser<http::string_body>> parser_;
+  asio::steady_timer read_deadline_;
+  std::uint64_t reads_ = 0;  // which read() the pending read deadline belongs to
+  bool reading_ = false;     // a request is being read: its deadline applies
+  bool timed_out_ = false;   // the read deadline cut the current read short
   asio::steady_timer deadline_;
   std::shared_ptr<std::atomic<bool>> answered_;
   unsigned version_ = 11;
@@ -195,7 +326,11 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 };
 
 HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
-    : limits_(limits), handler_(std::move(handler)), acceptor_(io_) {}
+    : limits_(limits),
+      handler_(std::move(handler)),
+      budget_(limits_),
+      acceptor_(io_),
+      accept_retry_(io_) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -223,18 +358,54 @@ void HttpServer::start(int threads) {
 void HttpServer::accept() {
   acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    // A client that gave up while waiting in the backlog is no failure of ours.
+    if (ec && ec != asio::error::connection_aborted) return accept_failed(ec);
     if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      std::size_t open = ++open_;
-      auto session = std::make_shared<Session>(std::move(socket), *this);
-      if (open > limits_.max_connections) {
-        session->refuse();
-      } else {
-        session->start();
+      if (accept_failing_) {
+        accept_failing_ = false;
+        log_info("webhook: accepting connections again");
       }
+      serve(std::move(socket));
     }
     accept();
   });
+}
+
+void HttpServer::accept_failed(const beast::error_code& ec) {
+  // Out of file descriptors (EMFILE, ENFILE) or memory: the connection stays in the backlog, the
+  // listening socket stays readable and accepting again at once fails again at once, a loop that
+  // would take a whole core. Wait instead; the connections already open are served meanwhile, and
+  // those that close free descriptors.
+  if (!accept_failing_) {
+    accept_failing_ = true;
+    log_warning("webhook: cannot accept connections (" + ec.message() + "); trying again every " +
+                std::to_string(limits_.accept_retry.count()) +
+                " ms, serving the connections already open");
+  }
+  accept_retry_.expires_after(limits_.accept_retry);
+  accept_retry_.async_wait([this](beast::error_code ec) {
+    if (!ec && acceptor_.is_open()) accept();
+  });
+}
+
+void HttpServer::serve(tcp::socket socket) {
+  beast::error_code ec;
+  tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return;  // the client has already gone; the socket closes here
+  socket.set_option(tcp::no_delay(true), ec);
+  ++open_;
+  ConnectionBudget::Verdict verdict = budget_.admit(peer.address());
+  std::optional<asio::ip::address> admitted;
+  if (verdict == ConnectionBudget::Verdict::admitted) admitted = peer.address();
+  auto session = std::make_shared<Session>(std::move(socket), *this, admitted);
+  switch (verdict) {
+    case ConnectionBudget::Verdict::admitted:
+      return session->start();
+    case ConnectionBudget::Verdict::server_full:
+      return session->refuse("too many connections\n");
+    case ConnectionBudget::Verdict::client_full:
+      return session->refuse("too many connections from your address\n");
+  }
 }
 
 void HttpServer::stop() {

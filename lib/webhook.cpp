@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <tuple>
 #include <variant>
 
@@ -11,6 +12,7 @@
 #include "clock.h"
 #include "digest.h"
 #include "form_data.h"
+#include "json_strict.h"
 #include "log.h"
 #include "status.h"
 #include "submission.h"
@@ -106,16 +108,26 @@ json suppression_json(const Suppression& s) {
           {"created_at", format_iso8601(s.created_at)}};
 }
 
-// Reads a JSON object body with only `allowed` fields. On failure, the response to send.
+// Reads a JSON object body with only `allowed` fields and no key twice anywhere. On failure, the
+// response to send.
 std::variant<json, HttpResponse> read_object(const HttpRequest& req,
                                              std::initializer_list<const char*> allowed) {
+  // Media types are case-insensitive and may carry parameters: "Application/JSON; charset=UTF-8".
   std::string_view type = sv(req[http::field::content_type]);
-  if (!type.empty() && type.substr(0, type.find(';')) != "application/json") {
+  if (!type.empty() && media_type(type) != "application/json") {
     return json_error(req, http::status::unsupported_media_type,
                       "send the body as application/json");
   }
-  json body = json::parse(req.body(), nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded()) return json_error(req, http::status::bad_request, "not valid JSON");
+  std::string duplicate;
+  auto parsed = parse_json_strict(req.body(), &duplicate);
+  if (!parsed) {
+    // {"error": "duplicate key \"to\"", "field": "to"}: which of two values was meant is not ours
+    // to guess.
+    json e = {{"error", parsed.error().message}};
+    if (!duplicate.empty()) e["field"] = duplicate;
+    return json_response(req, http::status::bad_request, e);
+  }
+  json body = std::move(parsed).value();
   if (!body.is_object()) return json_error(req, http::status::bad_request, "not a JSON object");
   for (auto& [key, value] : body.items()) {
     bool known = false;
@@ -150,6 +162,7 @@ void Webhook::reload(std::shared_ptr<const Config> config) {
   auto st = std::make_shared<State>();
   st->tokens =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
+  if (auto check = ComposeCheck::create(config)) st->compose_check = std::move(check.value());
   st->config = std::move(config);
   std::lock_guard lock(mu_);
   state_ = std::move(st);
@@ -164,30 +177,45 @@ void Webhook::handle(HttpRequest req, Responder respond) {
   auto st = state();
   auto [path, query] = split_target(sv(req.target()));
   const std::string& base = st->config->unsubscribe.path;
+  bool unsubscribe_route = path.size() > base.size() + 1 && path.substr(0, base.size()) == base &&
+                           path[base.size()] == '/' &&
+                           path.find('/', base.size() + 1) == std::string_view::npos;
+  bool api_route = path == "/api/v1" || path.substr(0, 8) == "/api/v1/";
+  const char* route = unsubscribe_route    ? "unsubscribe"
+                      : api_route          ? "api"
+                      : path == "/healthz" ? "healthz"
+                      : path == "/metrics" ? "metrics"
+                                           : "other";
 
-  // Count every answer by route and status for /metrics.
-  auto counted = [this, respond = std::move(respond)](const char* route) {
-    return [this, respond, route](HttpResponse res) {
-      counters_.request(route, res.result_int());
-      respond(std::move(res));
-    };
+  // Count every answer by route and status for /metrics. A route answers once; should one answer
+  // and then throw, the 500 below is neither sent nor counted.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Responder counted = [this, respond = std::move(respond), route, once](HttpResponse res) {
+    if (once->exchange(true)) return;
+    counters_.request(route, res.result_int());
+    respond(std::move(res));
   };
 
-  if (path.size() > base.size() + 1 && path.substr(0, base.size()) == base &&
-      path[base.size()] == '/' && path.find('/', base.size() + 1) == std::string_view::npos) {
-    bool all = query_value(query, "scope") == "all";
-    return unsubscribe(*st, req, path.substr(base.size() + 1), all, counted("unsubscribe"));
+  try {
+    if (unsubscribe_route) {
+      // The link's own scope: the footer's "all mail" link carries ?scope=all.
+      bool all = query_value(query, "scope") == "all";
+      return unsubscribe(*st, req, path.substr(base.size() + 1), all, counted);
+    }
+    if (api_route) return api(st, req, path, query, counted);
+    if (path == "/healthz") return health(req, counted);
+    if (path == "/metrics") {
+      if (!is_get(req)) return counted(not_allowed(req, "GET, HEAD", false));
+      return metrics(counted);
+    }
+    counted(page(req, http::status::not_found,
+                 error_page("Not found", "There is no page at this address.")));
+  } catch (const std::exception& e) {
+    // A bug of ours, not the client's fault: 500, counted like every other answer.
+    log_error(std::string("webhook request failed: ") + e.what());
+    counted(response(req, http::status::internal_server_error, "text/plain; charset=utf-8",
+                     "internal error\n"));
   }
-  if (path == "/api/v1" || path.substr(0, 8) == "/api/v1/") {
-    return api(st, req, path, query, counted("api"));
-  }
-  if (path == "/healthz") return health(req, counted("healthz"));
-  if (path == "/metrics") {
-    if (!is_get(req)) return counted("metrics")(not_allowed(req, "GET, HEAD", false));
-    return metrics(counted("metrics"));
-  }
-  counted("other")(page(req, http::status::not_found,
-                        error_page("Not found", "There is no page at this address.")));
 }
 
 void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
@@ -222,7 +250,9 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
   }
   std::string source;
   if (form_value(*form, "List-Unsubscribe") == "One-Click") {
-    source = "one-click";  // RFC 8058: the category this link was sent for
+    // RFC 8058: what the link says. The List-Unsubscribe header carries the category link, so a
+    // mailbox provider's one-click stops the category; the footer's ?scope=all link stops all mail.
+    source = "one-click";
   } else if (auto scope = form_value(*form, "scope"); scope == "category" || scope == "all") {
     source = "web";
     all = *scope == "all";
@@ -319,7 +349,8 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
         sub.vars.insert_or_assign(k, std::move(*text));
       }
     }
-    auto msg = validate_submission(c, sub);
+    auto msg = st->compose_check ? validate_submission(*st->compose_check, sub)
+                                 : validate_submission(c, sub);
     if (!msg) {
       // The message names the field first ("to: the address has no '@'").
       const std::string& m = msg.error().message;

@@ -2,9 +2,15 @@
 // inside bulkmaild.
 //
 //   GET|HEAD <unsubscribe path>/<token>   confirmation page; never changes anything
-//   POST <unsubscribe path>/<token>       RFC 8058 one-click body, or the page's scope=category|all
-//   /api/v1/...                           bearer-token API (off without webhook.api_token_file)
+//   POST <unsubscribe path>/<token>       RFC 8058 one-click body: stops what the link says (the
+//                                         token's category, all mail with ?scope=all); or the
+//                                         page's scope=category|all, which says it instead
+//   /api/v1/...                           bearer-token API (off without webhook.api_token_file);
+//                                         JSON bodies with no key twice (json_strict.h)
 //   GET /healthz, GET /metrics
+//
+// A route that throws (a bug) is answered 500; every answer, 500s included, is counted by route
+// and status for /metrics.
 //
 // Routes never touch SQLite or the dispatcher themselves: they ask the WebhookBackend, which does
 // the work on the daemon's threads and answers through a callback.
@@ -25,6 +31,7 @@
 #include "dispatch_stats.h"
 #include "metrics.h"
 #include "store.h"
+#include "submission.h"
 #include "suppression.h"
 #include "unsubscribe_token.h"
 
@@ -66,6 +73,10 @@ class Webhook {
   struct State {
     std::shared_ptr<const Config> config;
     std::unique_ptr<TokenCodec> tokens;
+    // Composes each queued message once, as a sender would, so that the API refuses what could
+    // never be sent; null when the templates could not be loaded (the daemon refuses such a
+    // config, so only tests see it).
+    std::unique_ptr<ComposeCheck> compose_check;
   };
   std::shared_ptr<const State> state() const;
 

@@ -240,3 +240,108 @@ TEST_CASE("dkim: the key is loaded and checked at config time") {
   CHECK(ok.config->dkim->domain == "mail.example.com");
   CHECK(ok.config->dkim->key->algorithm() == DkimKey::Algorithm::ed25519_sha256);
 }
+
+TEST_CASE("a key given twice, at any level, is an error naming both lines") {
+  TempDir dir;
+  // Line 3 opens the first sender block, line 12 holds throttle.messages_per_second.
+  std::string yaml = replace(valid_config_yaml(), "messages_per_second: 100\n",
+                             "messages_per_second: 100\n  messages_per_second: 5\n");
+  yaml = replace(yaml, "{ template: customer-update,",
+                 "{ template: customer-update, template: research-invitation,");
+  yaml += "sender:\n  organization: Someone Else\n";  // appended: line 23
+  auto path = write_config(dir, yaml);
+  auto load = load_config(path);
+  REQUIRE_FALSE(load.ok());
+  std::string errors = all_errors(load);
+  CHECK_MESSAGE(errors.find(path + ":13:3: throttle.messages_per_second: is given twice, on lines "
+                                   "12 and 13") != std::string::npos,
+                errors);
+  CHECK_MESSAGE(errors.find("categories.customer-update.template: is given twice, on lines 21 "
+                            "and 21") != std::string::npos,
+                errors);
+  CHECK_MESSAGE(errors.find(path + ":23:1: sender: is given twice, on lines 3 and 23: only the "
+                                   "first would be used") != std::string::npos,
+                errors);
+  CHECK(load.errors.size() == 3);  // all at once
+}
+
+TEST_CASE("secret files: writable by others is an error, readable by others a warning") {
+  using std::filesystem::perms;
+  struct Case {
+    const char* file;
+    perms mode;
+    const char* error;    // a fragment of the one error, or nullptr
+    const char* warning;  // a fragment of the one warning, or nullptr
+  };
+  const Case cases[] = {
+      {"unsubscribe.key", perms(0600), nullptr, nullptr},
+      {"unsubscribe.key", perms(0640), nullptr, nullptr},
+      {"unsubscribe.key", perms(0400), nullptr, nullptr},
+      {"unsubscribe.key", perms(0644), nullptr,
+       "unsubscribe.secret_file: DIR/unsubscribe.key has mode 0644: every local user can read the "
+       "secret; run `chmod 600 DIR/unsubscribe.key`"},
+      {"api.token", perms(0604), nullptr,
+       "webhook.api_token_file: DIR/api.token has mode 0604: every local user can read"},
+      {"unsubscribe.key", perms(0666),
+       "unsubscribe.secret_file: DIR/unsubscribe.key has mode 0666: every local user can change "
+       "the secret; run `chmod 600 DIR/unsubscribe.key`",
+       nullptr},
+      {"unsubscribe.key", perms(0660),
+       "unsubscribe.secret_file: DIR/unsubscribe.key has mode 0660: its group can change the "
+       "secret; run `chmod 600",
+       nullptr},
+      {"api.token", perms(0622),
+       ":18:19: webhook.api_token_file: DIR/api.token has mode 0622: every local user can change",
+       nullptr},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.file);
+    CAPTURE(static_cast<int>(c.mode));
+    TempDir dir;
+    auto path = write_config(dir);
+    std::filesystem::permissions(dir / c.file, c.mode);
+    auto expand = [&](std::string s) {
+      for (std::size_t p; (p = s.find("DIR")) != std::string::npos;)
+        s.replace(p, 3, dir.path().string());
+      return s;
+    };
+    auto load = load_config(path);
+    std::string errors = all_errors(load), warnings;
+    for (const auto& w : load.warnings) warnings += w.str() + "\n";
+    if (c.error) {
+      CHECK(load.errors.size() == 1);
+      CHECK_MESSAGE(errors.find(expand(c.error)) != std::string::npos, errors);
+    } else {
+      CHECK_MESSAGE(load.ok(), errors);
+    }
+    if (c.warning) {
+      CHECK(load.warnings.size() == 1);
+      CHECK_MESSAGE(warnings.find(expand(c.warning)) != std::string::npos, warnings);
+      CHECK_MESSAGE(warnings.rfind(path, 0) == 0, "a warning names the config file: " << warnings);
+    } else {
+      CHECK_MESSAGE(load.warnings.empty(), warnings);
+    }
+  }
+}
+
+TEST_CASE("the SMTP password and the DKIM key are secret files too") {
+  TempDir dir;
+  std::string yaml = replace(valid_config_yaml(), "  max_connections: 4\n",
+                             "  max_connections: 4\n  username: bulk\n  password_file: smtp.pw\n");
+  auto path = write_config(dir, yaml);
+  dir.write("smtp.pw", "relay-password\n");
+  std::filesystem::permissions(dir / "smtp.pw", std::filesystem::perms(0666));
+  auto load = load_config(path);
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].str().find("smtp.password_file: " + (dir / "smtp.pw").string() +
+                                  " has mode 0666") != std::string::npos);
+}
+
+TEST_CASE("a folder given as the config is an error, not an exception") {
+  TempDir dir;
+  ConfigLoad load;
+  REQUIRE_NOTHROW(load = load_config(dir.path()));
+  REQUIRE(load.errors.size() == 1);
+  CHECK(load.errors[0].str() ==
+        dir.path().string() + ": cannot read the config file: it is a folder");
+}

@@ -7,6 +7,8 @@ import http.client
 import json
 import os
 import random
+import re
+import resource
 import socket
 import threading
 import time
@@ -59,23 +61,50 @@ class WebhookEnv(Env):
     def suppression(self, address):
         return self.rows("SELECT category, reason, source FROM suppressions WHERE address = ?", address)
 
-    def raw(self, data, read_timeout=5):
+    def connect(self, source="127.0.0.1", timeout=5):
+        """A connection to the webhook from `source`: any 127.x.y.z is loopback, and each is a
+        client address of its own to the server."""
+        return socket.create_connection(("127.0.0.1", self.http_port), timeout=timeout,
+                                        source_address=(source, 0))
+
+    def raw(self, data, read_timeout=5, source="127.0.0.1"):
         """Sends raw bytes on a fresh connection; returns everything the server answered."""
-        s = socket.create_connection(("127.0.0.1", self.http_port), timeout=read_timeout)
+        s = self.connect(source, read_timeout)
         try:
             s.sendall(data)
-            chunks = []
-            while True:
-                try:
-                    b = s.recv(65536)
-                except (socket.timeout, ConnectionResetError):
-                    break
-                if not b:
-                    break
-                chunks.append(b)
-            return b"".join(chunks)
+            return read_to_end(s)
         finally:
             s.close()
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.daemon.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_to_end(s):
+    """Everything `s` receives until the server closes it (or its timeout passes)."""
+    chunks = []
+    while True:
+        try:
+            b = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not b:
+            break
+        chunks.append(b)
+    return b"".join(chunks)
+
+
+def responses_in(answer):
+    """How many responses `answer` holds (their status lines)."""
+    return len(re.findall(rb"HTTP/1\.[01] \d{3} [A-Z]", answer))
+
+
+def status_of(answer):
+    """The status code of the first response in `answer`, or None."""
+    parts = answer.split(b" ", 2)
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
 
 
 class WebhookTest(unittest.TestCase):
@@ -148,6 +177,17 @@ class WebhookTest(unittest.TestCase):
                                  {"Content-Type": "multipart/form-data; boundary=b0undary"})
         self.assertEqual(status, 200)
         self.assertEqual(e.suppression("kim@example.com"), [("customer-update", "unsubscribe", "one-click")])
+
+    def test_a_multipart_boundary_not_at_a_line_start_is_400_not_500(self):
+        e = self.env
+        for before in ("x", "\n", "\r", "xy"):
+            body = (before + "--b0undary\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
+                    "One-Click\r\n--b0undary--\r\n")
+            status, _, _ = e.request("POST", self.kim, body,
+                                     {"Content-Type": "multipart/form-data; boundary=b0undary"})
+            self.assertEqual(status, 400, repr(before))
+        _, _, metrics = e.request("GET", "/metrics")
+        self.assertNotIn(b'status="500"', metrics)
 
     def test_the_form_can_stop_all_mail(self):
         e = self.env
@@ -317,6 +357,36 @@ class WebhookTest(unittest.TestCase):
         status, _ = e.api("POST", "/api/v1/messages", "{}", {"Content-Type": "text/plain"})
         self.assertEqual(status, 415)
 
+    def test_api_media_types_are_case_insensitive_and_may_carry_parameters(self):
+        e = self.env
+        for ctype in ("APPLICATION/JSON", "application/json; charset=UTF-8", "Application/Json ;charset=utf-8"):
+            status, body = e.api("POST", "/api/v1/suppressions", {"email": "media.type@example.com"},
+                                 {"Content-Type": ctype})
+            self.assertIn(status, (200, 201), (ctype, body))
+        for ctype in ("text/json", "application/jsonp", "application/x-www-form-urlencoded"):
+            status, _ = e.api("POST", "/api/v1/suppressions", {"email": "media.type@example.com"},
+                              {"Content-Type": ctype})
+            self.assertEqual(status, 415, ctype)
+
+    def test_api_refuses_a_key_given_twice_naming_it(self):
+        e = self.env
+        vars_ = '"vars": {"first_name": "A", "headline": "H", "body": "B"}'
+        cases = [
+            ('{"category": "customer-update", "to": "dup.a@example.com", "to": "dup.b@example.com", %s}' % vars_,
+             "to"),
+            ('{"category": "customer-update", "to": "dup.c@example.com", '
+             '"vars": {"first_name": "A", "headline": "H", "body": "B", "body": "C"}}', "vars.body"),
+        ]
+        for body, field in cases:
+            status, answer = e.api("POST", "/api/v1/messages", body)
+            self.assertEqual((status, answer.get("field")), (400, field), answer)
+            self.assertIn('"%s"' % field, answer["error"])
+        status, answer = e.api("POST", "/api/v1/suppressions",
+                               '{"email": "dup.d@example.com", "email": "dup.e@example.com"}')
+        self.assertEqual((status, answer.get("field")), (400, "email"), answer)
+        self.assertEqual(e.rows("SELECT count(*) FROM messages WHERE recipient LIKE 'dup.%'"), [(0,)])
+        self.assertEqual(e.rows("SELECT count(*) FROM suppressions WHERE address LIKE 'dup.%'"), [(0,)])
+
     def test_api_queues_a_message_that_is_delivered(self):
         e = self.env
         status, body = e.api("POST", "/api/v1/messages", {
@@ -348,6 +418,80 @@ class WebhookTest(unittest.TestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:40])
         self.assertEqual(e.request("GET", "/healthz")[0], 200)  # and the server is fine
 
+    def test_ambiguous_framing_is_400_and_a_request_hidden_in_the_body_is_never_answered(self):
+        # RFC 9112 6.3: a Transfer-Encoding that does not end in chunked, or one beside a
+        # Content-Length, leaves the body's length unknown. Read as no body, the body's bytes
+        # would be served as the next request: here a GET /metrics.
+        e = self.env
+        hidden = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        cases = [
+            (b"Transfer-Encoding: identity\r\n", hidden, 400),
+            (b"Transfer-Encoding: gzip\r\n", hidden, 400),
+            (b"Transfer-Encoding: xchunked\r\n", hidden, 400),
+            (b"Transfer-Encoding: chunked, identity\r\n", hidden, 400),
+            (b"Transfer-Encoding: chunked;q=1\r\n", hidden, 400),
+            (b"Transfer-Encoding: \r\n", hidden, 400),
+            (b"Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n" + hidden, 400),
+            (b"Transfer-Encoding: identity\r\nContent-Length: %d\r\n" % len(hidden), hidden, 400),
+            (b"Content-Length: %d\r\nTransfer-Encoding: identity\r\n" % len(hidden), hidden, 400),
+            (b"Content-Length: 0\r\nContent-Length: 0\r\n", hidden, 400),
+            (b"Content-Length: 0, 0\r\n", hidden, 400),
+            (b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n" + hidden, 501),
+            (b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n" + hidden, 501),
+        ]
+        for headers, body, status in cases:
+            answer = e.raw(b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n" + body)
+            self.assertEqual(status_of(answer), status, (headers, answer[:80]))
+            self.assertEqual(responses_in(answer), 1, (headers, answer))  # one answer, then closed
+            self.assertIn(b"\r\nConnection: close\r\n", answer)
+            self.assertNotIn(b"bulkmail_", answer)
+        answer = e.raw(b"POST /healthz HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden)
+        self.assertEqual((status_of(answer), responses_in(answer)), (400, 1), answer[:80])
+        # Sound framing is still read: a chunked body, and a body with one Content-Length; what
+        # follows it is the next request.
+        pipelined = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        for framing in (b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+                        b"Transfer-Encoding: Chunked\r\n\r\n0\r\n\r\n",
+                        b"Content-Length: 1\r\n\r\nx"):
+            answer = e.raw(b"POST /healthz HTTP/1.1\r\nHost: x\r\n" + framing + pipelined)
+            self.assertEqual(answer.count(b"HTTP/1.1 405"), 1, (framing, answer[:80]))
+            self.assertEqual(answer.count(b"HTTP/1.1 200"), 1, (framing, answer[:80]))
+
+    def test_an_http_1_1_request_needs_exactly_one_host(self):
+        e = self.env
+        for request, status in ((b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+                                (b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+                                (b"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+                                (b"GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n", 200),
+                                (b"GET /healthz HTTP/1.1\r\nhost: x\r\nConnection: close\r\n\r\n", 200),
+                                (b"GET /healthz HTTP/1.0\r\n\r\n", 200)):
+            answer = e.raw(request)
+            self.assertEqual(status_of(answer), status, (request, answer[:80]))
+
+    def test_an_unfinished_request_gets_408_and_an_idle_connection_just_closes(self):
+        e = self.env
+        short_body = e.connect(timeout=20)
+        short_body.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        half_header = e.connect(timeout=20)
+        half_header.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        silent = e.connect(timeout=20)
+        idle = e.connect(timeout=20)
+        idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.time()
+        answers = []
+        for s in (short_body, half_header, silent, idle):
+            answers.append(read_to_end(s))
+            s.close()
+        elapsed = time.time() - start
+        for answer in answers[:2]:
+            self.assertEqual(status_of(answer), 408, answer[:80])
+            self.assertIn(b"\r\nConnection: close\r\n", answer)
+        self.assertEqual(answers[2], b"")  # no request begun: closed without a word
+        self.assertEqual(status_of(answers[3]), 200)  # answered, then idle: nothing more
+        self.assertEqual(responses_in(answers[3]), 1)
+        self.assertGreater(elapsed, 8)
+        self.assertLess(elapsed, 15)
+
     def test_a_client_sending_one_byte_a_second_is_cut_off(self):
         e = self.env
         s = socket.create_connection(("127.0.0.1", e.http_port))
@@ -374,7 +518,7 @@ class WebhookTest(unittest.TestCase):
         elapsed = time.time() - start
         s.close()
         self.assertTrue(closed, "the server kept a trickling client for %.0f s" % elapsed)
-        self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:40])
+        self.assertTrue(answer.startswith(b"HTTP/1.1 408"), answer[:40])
         self.assertGreater(elapsed, 8)
         self.assertLess(elapsed, 15)
         self.assertEqual(e.request("GET", "/healthz")[0], 200)
@@ -428,37 +572,145 @@ class PortTakenTest(unittest.TestCase):
 
 
 class ConnectionCapTest(unittest.TestCase):
-    def test_connections_over_the_cap_get_503(self):
-        e = WebhookEnv(extra="")
+    """webhook.max_connections and webhook.max_connections_per_client. All of 127.0.0.0/8 is
+    loopback, and each of its addresses is a client of its own to the server."""
+
+    def start(self, settings):
+        e = WebhookEnv()
+        with open(e.config) as f:
+            text = f.read()
+        with open(e.config, "w") as f:
+            f.write(text.replace("  api_token_file: api.token\n", "  api_token_file: api.token\n" + settings))
+        e.start_server()
+        e.start_daemon()
+        e.wait_http()
+        return e
+
+    def hold(self, e, n, source="127.0.0.1"):
+        """n keep-alive connections from `source`, each proven open by an answered request. (A
+        bare connect is not enough: the server may still count a connection just closed, refuse
+        one of these, and then have room for one more.)"""
+        held = []
+        deadline = time.time() + 10
+        while len(held) < n and time.time() < deadline:
+            s = e.connect(source)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            if s.recv(4096).startswith(b"HTTP/1.1 200"):
+                held.append(s)
+            else:
+                s.close()
+                time.sleep(0.1)
+        self.assertEqual(len(held), n, "connections held from %s" % source)
+        return held
+
+    def healthz(self, e, source):
+        return e.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", source=source)
+
+    def test_one_client_address_cannot_take_every_connection(self):
+        e = self.start("  max_connections: 6\n  max_connections_per_client: 2\n")
+        held = []
         try:
-            with open(e.config) as f:
-                text = f.read()
-            with open(e.config, "w") as f:
-                f.write(text.replace("  api_token_file: api.token\n",
-                                     "  api_token_file: api.token\n  max_connections: 3\n"))
-            e.start_server()
-            e.start_daemon()
-            e.wait_http()
-            # Three keep-alive connections, each proven open by an answered request. (A bare
-            # connect is not enough: the server may still count the connection wait_http just
-            # closed, refuse one of these, and then have room for the fourth.)
-            held = []
-            deadline = time.time() + 10
-            while len(held) < 3 and time.time() < deadline:
-                s = socket.create_connection(("127.0.0.1", e.http_port), timeout=5)
-                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-                if s.recv(4096).startswith(b"HTTP/1.1 200"):
-                    held.append(s)
-                else:
-                    s.close()
-                    time.sleep(0.1)
-            self.assertEqual(len(held), 3)
-            answer = e.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer[:40])
+            held += self.hold(e, 2, "127.0.0.1")
+            answer = self.healthz(e, "127.0.0.1")
+            self.assertEqual(status_of(answer), 503, answer[:80])
+            self.assertTrue(answer.endswith(b"too many connections from your address\n"), answer)
+            # Half-open connections (nothing sent) count as well.
+            held += [e.connect("127.0.0.2") for _ in range(2)]
+            wait_for(lambda: status_of(self.healthz(e, "127.0.0.2")) == 503, 5,
+                     "127.0.0.2 to be refused over its two half-open connections")
+            # Every other client still gets in: health checks and one-click opt-outs alike.
+            self.assertEqual(status_of(self.healthz(e, "127.0.0.3")), 200)
+            link = e.ctl("unsubscribe-link", "--category", "customer-update", "cap@example.com").stdout
+            path = urllib.parse.urlsplit(link.decode().strip()).path.encode()
+            body = b"List-Unsubscribe=One-Click"
+            answer = e.raw(b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                           b"Content-Type: application/x-www-form-urlencoded\r\n"
+                           b"Content-Length: %d\r\n\r\n" % len(body) + body, source="127.0.0.4")
+            self.assertEqual(status_of(answer), 200, answer[:80])
+            self.assertEqual(e.suppression("cap@example.com"), [("customer-update", "unsubscribe", "one-click")])
+            for s in held[:2]:
+                s.close()
+            wait_for(lambda: status_of(self.healthz(e, "127.0.0.1")) == 200, 5, "room for 127.0.0.1 again")
+        finally:
+            for s in held:
+                s.close()
+            e.close()
+
+    def test_the_server_wide_cap_leaves_loopback_a_reserve_and_then_refuses(self):
+        # max_connections 3, and loopback clients 8 more: 11 in all from these (loopback) clients.
+        e = self.start("  max_connections: 3\n")
+        held = []
+        try:
+            for i in range(11):
+                held += self.hold(e, 1, "127.0.1.%d" % (i + 1))
+            answer = self.healthz(e, "127.0.2.1")
+            self.assertEqual(status_of(answer), 503, answer[:80])
+            self.assertTrue(answer.endswith(b"\r\n\r\ntoo many connections\n"), answer)
+            self.assertIn(b"Retry-After: 1", answer)
             for s in held:
                 s.close()
             wait_for(lambda: e.request("GET", "/healthz")[0] == 200, 5, "room again")
         finally:
+            for s in held:
+                s.close()
+            e.close()
+
+    def test_the_per_client_cap_is_checked_in_the_config(self):
+        e = WebhookEnv()
+        try:
+            with open(e.config) as f:
+                text = f.read()
+            for value in ("0", "100001", "many"):
+                with open(e.config, "w") as f:
+                    f.write(text.replace("  api_token_file: api.token\n",
+                                         "  api_token_file: api.token\n  max_connections_per_client: %s\n" % value))
+                r = e.ctl("status", check=False)
+                self.assertNotEqual(r.returncode, 0, value)
+                self.assertIn("webhook.max_connections_per_client", r.stderr.decode(), value)
+        finally:
+            e.close()
+
+
+class AcceptBackoffTest(unittest.TestCase):
+    def test_out_of_descriptors_the_server_waits_logs_once_and_serves_open_connections(self):
+        e = WebhookEnv()
+        kept = None
+        try:
+            e.start_server()
+            e.start_daemon()
+            e.wait_http()
+            pid = e.daemon.pid
+            kept = http.client.HTTPConnection("127.0.0.1", e.http_port, timeout=5)
+            kept.request("GET", "/healthz")
+            self.assertEqual(kept.getresponse().read(), b"ok\n")
+            time.sleep(0.5)  # wait_http's connections are closed
+            limit = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            # Room for two more descriptors: the third connection waits in the backlog, and every
+            # accept() fails with EMFILE.
+            open_now = len(os.listdir("/proc/%d/fd" % pid))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (open_now + 2, limit[1]))
+            clients = []
+            try:
+                clients = [e.connect() for _ in range(6)]
+                time.sleep(0.5)
+                before = e.cpu_seconds()
+                time.sleep(2)
+                used = e.cpu_seconds() - before
+                # Accepting again at once after EMFILE spins a core: about 2 s of these 2.
+                self.assertLess(used, 0.5, "out of descriptors, the daemon used %.2f s of CPU in 2 s" % used)
+                kept.request("GET", "/healthz")
+                self.assertEqual(kept.getresponse().read(), b"ok\n")
+                self.assertEqual(e.daemon_log().count("webhook: cannot accept connections"), 1,
+                                 e.daemon_log())
+            finally:
+                for c in clients:
+                    c.close()
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, limit)
+            wait_for(lambda: e.request("GET", "/healthz")[0] == 200, 5, "new connections to be served")
+            self.assertIn("webhook: accepting connections again", e.daemon_log())
+        finally:
+            if kept:
+                kept.close()
             e.close()
 
 
