@@ -21,6 +21,7 @@
 #include "csv_reader.h"
 #include "digest.h"
 #include "importer.h"
+#include "instance_lock.h"
 #include "sqlite_store.h"
 #include "status.h"
 #include "submission.h"
@@ -49,6 +50,7 @@ struct ExitCode {
 struct Context {
   std::string config_path;
   std::shared_ptr<const Config> config;
+  std::unique_ptr<ComposeCheck> compose_check;
   std::unique_ptr<Store> store;
 
   const Config& cfg() {
@@ -64,6 +66,17 @@ struct Context {
       config = load.config;
     }
     return *config;
+  }
+
+  // What a message must pass to be queued: composed once, as bulkmaild will.
+  const ComposeCheck& check() {
+    if (!compose_check) {
+      cfg();
+      auto c = ComposeCheck::create(config);
+      if (!c) fail(c.error().message);
+      compose_check = std::move(c.value());
+    }
+    return *compose_check;
   }
 
   Store& db() {
@@ -97,6 +110,8 @@ struct ImportInput {
   ImportInput(const std::string& path, const std::string& format) {
     std::istream* in = &std::cin;
     if (path != "-") {
+      std::error_code ec;
+      if (fs::is_directory(path, ec)) fail("cannot read " + path + ": it is a folder, not a file");
       file.open(path, std::ios::binary);
       if (!file) fail("cannot read " + path + ": " + std::strerror(errno));
       in = &file;
@@ -119,12 +134,17 @@ ImportOptions import_options() {
   return opts;
 }
 
+// After a fatal problem: whether rows read before it were kept.
+std::string rows_kept(const ImportSummary& s) {
+  return s.queued + s.already_queued + s.suppressed > 0 ? " (rows before it were kept)" : "";
+}
+
 std::string scope_text(const std::string& category) {
   return category.empty() ? "all mail" : category;
 }
 
-// The message `--category --to --var... --campaign` describe, checked as every submission is.
-NewMessage checked_message(Context& ctx, const std::string& category, const std::string& to,
+// The submission `--category --to --var... --campaign` describe.
+Submission submission_from(const std::string& category, const std::string& to,
                            const std::vector<std::string>& var_args, const std::string& campaign) {
   Submission s{category, to, {}, campaign};
   for (const auto& arg : var_args) {
@@ -132,7 +152,10 @@ NewMessage checked_message(Context& ctx, const std::string& category, const std:
     if (!kv) fail(kv.error().message);
     s.vars.insert_or_assign(kv->first, kv->second);
   }
-  auto m = validate_submission(ctx.cfg(), s);
+  return s;
+}
+
+NewMessage value_or_fail(Result<NewMessage> m) {
   if (!m) fail(m.error().message);
   return std::move(m.value());
 }
@@ -141,7 +164,8 @@ NewMessage checked_message(Context& ctx, const std::string& category, const std:
 
 void cmd_enqueue(Context& ctx, const std::string& category, const std::string& to,
                  const std::vector<std::string>& var_args, const std::string& campaign) {
-  NewMessage msg = checked_message(ctx, category, to, var_args, campaign);
+  NewMessage msg = value_or_fail(
+      validate_submission(ctx.check(), submission_from(category, to, var_args, campaign)));
   EnqueueResult r = ctx.db().enqueue({&msg, 1}, "cli", now_millis()).front();
   switch (r.status) {
     case EnqueueStatus::queued:
@@ -179,13 +203,13 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
   ImportInput input(file, format);
   RowReader& rows = *input.rows;
   ImportSummary s =
-      import_messages(rows, ctx.cfg(), category, campaign, ctx.db(),
+      import_messages(rows, ctx.check(), category, campaign, ctx.db(),
                       "import:" + fs::path(file).filename().string(), import_options());
   if (isatty(STDERR_FILENO)) std::cerr << "\r";
   std::cout << "campaign " << campaign << ": queued " << s.queued << ", already queued "
             << s.already_queued << ", suppressed " << s.suppressed << ", rejected " << s.rejected
             << "\n";
-  if (!s.fatal.empty()) fail(file + ": " + s.fatal + " (rows before it were kept)");
+  if (!s.fatal.empty()) fail(file + ": " + s.fatal + rows_kept(s));
   if (s.queued == 0 && s.already_queued > 0 && s.rejected == 0) {
     std::cerr << "bulkmailctl: every recipient was already queued in campaign " << campaign
               << ": nothing changed\n";
@@ -195,7 +219,8 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
 
 void cmd_preview(Context& ctx, const std::string& category, const std::string& to,
                  const std::vector<std::string>& var_args, const std::string& campaign) {
-  NewMessage m = checked_message(ctx, category, to, var_args, campaign);
+  NewMessage m = value_or_fail(
+      validate_submission(ctx.cfg(), submission_from(category, to, var_args, campaign)));
   auto vars = vars_from_json(m.vars_json);
   if (!vars) fail(vars.error().message);
   auto composer = Composer::create(ctx.config);
@@ -245,8 +270,15 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
   }
   std::cout << std::left << std::setw(12) << "total" << total << "\n";
   if (auto d = ctx.db().dispatch_state()) {
-    std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
-              << " since " << format_iso8601(d->updated_at) << "\n";
+    if (d->state != "stopped" && !InstanceLock::held(ctx.cfg().database.string())) {
+      // What the database says is what a daemon said before it died: the lock tells the truth.
+      std::cout << "dispatch: not running (bulkmaild is not running on this database; it last "
+                   "said "
+                << d->state << " at " << format_iso8601(d->updated_at) << ")\n";
+    } else {
+      std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
+                << " since " << format_iso8601(d->updated_at) << "\n";
+    }
   }
 }
 
@@ -301,7 +333,7 @@ void cmd_suppress_import(Context& ctx, const std::string& file, const std::strin
       rows, ctx.cfg(), ctx.db(), "import:" + fs::path(file).filename().string(), import_options());
   std::cout << "suppressed " << s.queued << ", already suppressed " << s.already_queued
             << ", rejected " << s.rejected << "\n";
-  if (!s.fatal.empty()) fail(file + ": " + s.fatal + " (rows before it were kept)");
+  if (!s.fatal.empty()) fail(file + ": " + s.fatal + rows_kept(s));
   if (s.rejected > 0) throw ExitCode{kExitFailure};
 }
 

@@ -6,16 +6,64 @@ constexpr int kEof = std::char_traits<char>::eof();
 }
 
 int CsvReader::get() {
-  if (!buf_) return kEof;
-  int c = buf_->sbumpc();
-  if (c == '\n') ++line_;
+  int c;
+  if (replay_pos_ < replay_.size()) {
+    c = static_cast<unsigned char>(replay_[replay_pos_++]);
+    if (replay_pos_ == replay_.size()) {
+      replay_.clear();
+      replay_pos_ = 0;
+    }
+  } else {
+    if (!buf_) return kEof;
+    try {
+      c = buf_->sbumpc();
+    } catch (const std::ios_base::failure& e) {  // a folder, an I/O error
+      read_error_ = e.code().message();
+      buf_ = nullptr;
+      return kEof;
+    }
+    if (c == kEof) return kEof;
+  }
+  if (capturing_) captured_.push_back(static_cast<char>(c));
+  if (c == '\n') {
+    ++line_;
+    // A record that runs past its first line keeps what follows, to read again if it is bad.
+    if (in_record_) capturing_ = true;
+  }
   return c;
+}
+
+int CsvReader::peek() {
+  if (replay_pos_ < replay_.size()) return static_cast<unsigned char>(replay_[replay_pos_]);
+  if (!buf_) return kEof;
+  try {
+    return buf_->sgetc();
+  } catch (const std::ios_base::failure& e) {
+    read_error_ = e.code().message();
+    buf_ = nullptr;
+    return kEof;
+  }
 }
 
 void CsvReader::skip_rest_of_line() {
   int c;
   while ((c = get()) != kEof && c != '\n') {
   }
+}
+
+void CsvReader::abandon(std::size_t start) {
+  in_record_ = false;
+  if (!capturing_) {
+    skip_rest_of_line();
+    return;
+  }
+  // Read again everything after the record's first line, then whatever was still to be replayed.
+  capturing_ = false;
+  captured_.append(replay_, replay_pos_, std::string::npos);
+  replay_.swap(captured_);
+  replay_pos_ = 0;
+  captured_.clear();
+  line_ = start + 1;
 }
 
 bool CsvReader::next(Record& out) {
@@ -49,6 +97,16 @@ bool CsvReader::next(Record& out) {
     break;
   }
   out.line = line_;
+  in_record_ = true;
+  capturing_ = false;
+  captured_.clear();
+  // Ends a malformed record; the error says where reading goes on when that is not the next line.
+  auto malformed = [&](std::string why) {
+    if (capturing_) why += "; reading resumes on line " + std::to_string(out.line + 1);
+    out.error = std::move(why);
+    abandon(out.line);
+    return true;
+  };
   std::size_t bytes = 0;
   std::string field;
   while (true) {
@@ -60,9 +118,8 @@ bool CsvReader::next(Record& out) {
       while (true) {
         c = get();
         if (c == kEof) {
-          out.error =
-              "a quoted field opened on line " + std::to_string(quote_line) + " is never closed";
-          return true;
+          return malformed("a quoted field opened on line " + std::to_string(quote_line) +
+                           " is never closed");
         }
         if (c == '"') {
           if (peek() == '"') {
@@ -74,32 +131,25 @@ bool CsvReader::next(Record& out) {
         }
         field += static_cast<char>(c);
         if (++bytes > kMaxRecordBytes) {
-          out.error = "the record is longer than 1 MiB (an unclosed quote?)";
-          skip_rest_of_line();
-          return true;
+          return malformed("a quoted field opened on line " + std::to_string(quote_line) +
+                           " runs past 1 MiB (is its closing quote missing?)");
         }
       }
       c = peek();
       if (c != ',' && c != '\n' && c != '\r' && c != kEof) {
-        out.error = "text after a closing quote in field " + std::to_string(out.fields.size() + 1);
-        skip_rest_of_line();
-        return true;
+        return malformed("text after a closing quote in field " +
+                         std::to_string(out.fields.size() + 1));
       }
     } else {
       while ((c = peek()) != ',' && c != '\n' && c != '\r' && c != kEof) {
         get();
         if (c == '"') {
-          out.error = "a quote inside an unquoted field " + std::to_string(out.fields.size() + 1) +
-                      " (quote the whole field and double the quote)";
-          skip_rest_of_line();
-          return true;
+          return malformed("a quote inside an unquoted field " +
+                           std::to_string(out.fields.size() + 1) +
+                           " (quote the whole field and double the quote)");
         }
         field += static_cast<char>(c);
-        if (++bytes > kMaxRecordBytes) {
-          out.error = "the record is longer than 1 MiB";
-          skip_rest_of_line();
-          return true;
-        }
+        if (++bytes > kMaxRecordBytes) return malformed("the record is longer than 1 MiB");
       }
     }
     out.fields.push_back(field);
@@ -109,11 +159,12 @@ bool CsvReader::next(Record& out) {
       if (peek() == '\n') {
         get();
       } else if (peek() != kEof) {
-        out.error = "a lone carriage return ends field " + std::to_string(out.fields.size());
-        skip_rest_of_line();
+        return malformed("a lone carriage return ends field " + std::to_string(out.fields.size()));
       }
     }
-    return true;  // '\n', '\r\n' or the end of the input ends the record
+    in_record_ = false;  // '\n', '\r\n' or the end of the input ends the record
+    capturing_ = false;
+    return true;
   }
 }
 

@@ -21,20 +21,37 @@ class CsvReader {
     std::string error;     // non-empty: the record is malformed and its fields are not usable
   };
 
-  // Reads the next record, skipping blank lines. Returns false at the end of the input. A
-  // malformed record comes back with `error` set, and reading resumes on the next line.
+  // Reads the next record, skipping blank lines. Returns false at the end of the input, or when
+  // reading fails (see read_error()). A malformed record comes back with `error` set, and reading
+  // resumes on the line after the one it started on: a stray quote whose field ran over the
+  // following lines (to the end of the file, or past kMaxRecordBytes) costs that one record, and
+  // every line it ran over is read again as records of its own.
   bool next(Record& out);
+
+  // Why the input could not be read (a folder, an I/O error), or "" when it ended normally.
+  const std::string& read_error() const { return read_error_; }
 
   static constexpr std::size_t kMaxRecordBytes = 1 << 20;
 
  private:
   int get();
-  int peek() { return buf_ ? buf_->sgetc() : std::char_traits<char>::eof(); }
+  int peek();
   void skip_rest_of_line();
+  // Ends a malformed record that started on line `start`, so that reading resumes on line
+  // start + 1.
+  void abandon(std::size_t start);
 
   std::streambuf* buf_;
   std::size_t line_ = 1;
   bool started_ = false;
+  // While a record is read, the bytes it consumed after its first line end: what a malformed
+  // multi-line record hands back to be read again. At most about 2 * kMaxRecordBytes.
+  bool in_record_ = false;
+  bool capturing_ = false;
+  std::string captured_;
+  std::string replay_;  // bytes to read before the stream's next ones
+  std::size_t replay_pos_ = 0;
+  std::string read_error_;
 };
 
 }  // namespace bulkmail

@@ -33,15 +33,29 @@ void for_each_row(RowReader& rows, ImportSummary& sum, const ImportOptions& o, s
   }
 }
 
+// Why no row of a CSV file with these columns can be queued, or "". Every row has the header's
+// columns, so a template variable none of them supplies fails them all: checked once, with a
+// placeholder in each column, rather than rejecting each row for the same reason.
+std::string columns_problem(const ComposeCheck& check, const Submission& row) {
+  Submission probe = row;
+  probe.to = "postmaster@example.com";
+  for (auto& [name, value] : probe.vars) value = "x";
+  auto m = validate_submission(check.config(), probe);
+  if (!m) return m.error().message;
+  return check.problem(probe, *m);
+}
+
 }  // namespace
 
-ImportSummary import_messages(RowReader& rows, const Config& config, const std::string& category,
-                              const std::string& campaign, Store& store, const std::string& source,
+ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
+                              const std::string& category, const std::string& campaign,
+                              Store& store, const std::string& source,
                               const ImportOptions& options) {
   ImportSummary sum;
   std::vector<NewMessage> batch;
   batch.reserve(options.batch_size);
   std::int64_t seen = 0;
+  bool columns_checked = false;
   auto flush = [&] {
     if (batch.empty()) return;
     for (const EnqueueResult& r : store.enqueue(batch, source, now_millis())) {
@@ -89,7 +103,14 @@ ImportSummary import_messages(RowReader& rows, const Config& config, const std::
       reject(sum, options, row.line, "no email (the recipient column must be named 'email')");
       return true;
     }
-    auto m = validate_submission(config, s);
+    if (rows.columns_from_header() && !columns_checked) {
+      columns_checked = true;
+      if (auto p = columns_problem(check, s); !p.empty()) {
+        sum.fatal = "no row can be queued: " + p;
+        return false;
+      }
+    }
+    auto m = validate_submission(check, s);
     if (!m) {
       reject(sum, options, row.line, m.error().message);
       return true;

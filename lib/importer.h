@@ -1,6 +1,8 @@
 // Bulk loading: the rows of a CSV or JSON Lines file become queued messages (or suppressions),
 // validated row by row and written in large transactions. A bad row is rejected with its line
-// number and reason; the good rows around it are still loaded.
+// number and reason; the good rows around it are still loaded. Every row read is counted once:
+// queued + already_queued + suppressed + rejected is the number of rows, unless `fatal` stopped
+// the import.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include "config.h"
 #include "record_reader.h"
 #include "store.h"
+#include "submission.h"
 
 namespace bulkmail {
 
@@ -28,9 +31,13 @@ struct ImportOptions {
 };
 
 // Queues one message per row for `category` in `campaign`. The `email` column (or key) is the
-// recipient; every other column becomes a template variable.
-ImportSummary import_messages(RowReader& rows, const Config& config, const std::string& category,
-                              const std::string& campaign, Store& store, const std::string& source,
+// recipient; every other column becomes a template variable. Each row passes
+// validate_submission(check, ...), so a row whose message could not be composed is rejected here,
+// not failed at send time; a CSV whose columns cannot fill the template at all is refused once,
+// as `fatal`.
+ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
+                              const std::string& category, const std::string& campaign,
+                              Store& store, const std::string& source,
                               const ImportOptions& options);
 
 // Adds one suppression per row: `email`, optional `category` (empty: all mail) and `reason`

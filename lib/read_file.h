@@ -1,4 +1,5 @@
-// A whole file into memory, with an error naming the file when it cannot be read.
+// A whole file into memory, with an error naming the file when it cannot be read (missing, a
+// folder, or a read that fails part way).
 #pragma once
 
 #include <filesystem>

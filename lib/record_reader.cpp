@@ -5,6 +5,7 @@
 #include <set>
 
 #include "csv_reader.h"
+#include "json_strict.h"
 #include "text.h"
 #include "vars.h"
 
@@ -24,7 +25,13 @@ class CsvRowReader final : public RowReader {
     if (!header_read_) {
       header_read_ = true;
       CsvReader::Record h;
-      if (!csv_.next(h)) return false;
+      if (!csv_.next(h)) {
+        read_failed_ = !csv_.read_error().empty();
+        if (read_failed_) return fail(row, 1, "cannot read the file: " + csv_.read_error());
+        return fail(row, 1,
+                    "the file is empty: a CSV import starts with a header row naming its "
+                    "columns, one of them 'email'");
+      }
       if (!h.error.empty()) return fail(row, h.line, "the header row is malformed: " + h.error);
       std::set<std::string> seen;
       for (auto& name : h.fields) {
@@ -35,7 +42,11 @@ class CsvRowReader final : public RowReader {
         header_.push_back(std::move(n));
       }
     }
-    if (!csv_.next(rec_)) return false;
+    if (!csv_.next(rec_)) {
+      if (csv_.read_error().empty() || read_failed_) return false;
+      read_failed_ = true;
+      return fail(row, rec_.line, "cannot read the file past this line: " + csv_.read_error());
+    }
     row.line = rec_.line;
     if (!rec_.error.empty()) {
       row.error = "malformed CSV: " + rec_.error;
@@ -63,28 +74,40 @@ class CsvRowReader final : public RowReader {
   CsvReader::Record rec_;
   std::vector<std::string> header_;
   bool header_read_ = false;
+  bool read_failed_ = false;
 };
 
-// JSON Lines: one object per line; strings, numbers and booleans become fields.
+// JSON Lines: one object per line; strings, numbers and booleans become fields. A key given twice
+// in one row is refused: which of its values was meant cannot be known.
 class JsonlRowReader final : public RowReader {
  public:
-  explicit JsonlRowReader(std::istream& in) : in_(in) {}
+  // The stream reports a failing read (a folder, an I/O error) as an exception, so that its reason
+  // reaches the operator; the caller's mask is restored afterwards.
+  explicit JsonlRowReader(std::istream& in) : in_(in), old_exceptions_(in.exceptions()) {
+    if (!in_.bad()) in_.exceptions(std::ios::badbit);
+  }
+  ~JsonlRowReader() override { in_.exceptions(old_exceptions_); }
   bool columns_from_header() const override { return false; }
 
   bool next(Row& row) override {
     row.fields.clear();
     row.error.clear();
     row.fatal = false;
-    while (std::getline(in_, line_)) {
+    while (read_line(row)) {
+      if (row.fatal) return true;
       ++n_;
       if (n_ == 1 && line_.rfind("\xEF\xBB\xBF", 0) == 0) line_.erase(0, 3);
       if (trim(line_).empty()) continue;
       row.line = n_;
-      auto j = nlohmann::json::parse(line_, nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded()) {
-        row.error = "not valid JSON";
+      std::string duplicate;
+      auto parsed = parse_json_strict(line_, &duplicate);
+      if (!parsed) {
+        row.error = duplicate.empty()
+                        ? "not valid JSON"
+                        : "key '" + duplicate + "' is given twice (a row names each key once)";
         return true;
       }
+      const nlohmann::json& j = *parsed;
       if (!j.is_object()) {
         row.error = "not a JSON object";
         return true;
@@ -106,9 +129,25 @@ class JsonlRowReader final : public RowReader {
   }
 
  private:
+  // The next line into line_; false at the end. A failed read is a fatal row, reported once.
+  bool read_line(Row& row) {
+    if (failed_) return false;
+    try {
+      return static_cast<bool>(std::getline(in_, line_));
+    } catch (const std::ios_base::failure& e) {
+      failed_ = true;
+      row.line = n_ + 1;
+      row.error = "cannot read the file: " + e.code().message();
+      row.fatal = true;
+      return true;
+    }
+  }
+
   std::istream& in_;
+  std::ios::iostate old_exceptions_;
   std::string line_;
   std::size_t n_ = 0;
+  bool failed_ = false;
 };
 
 }  // namespace

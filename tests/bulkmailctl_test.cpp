@@ -2,10 +2,15 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <fstream>
 
 #include "digest.h"
+#include "instance_lock.h"
 #include "process.h"
+#include "sqlite_store.h"
 #include "test_config.h"
 #include "unsubscribe_token.h"
 
@@ -30,15 +35,35 @@ struct Cli {
   }
 };
 
+// `args` with --var for every variable the category's template uses.
+std::vector<std::string> with_vars(std::vector<std::string> args) {
+  bool research = std::find(args.begin(), args.end(), "research-invitation") != args.end();
+  const std::vector<std::string> vars =
+      research ? std::vector<std::string>{"first_name=Ann",
+                                          "study_name=the Wi-Fi Study",
+                                          "duration_minutes=20",
+                                          "study_format=a survey",
+                                          "incentive=a $25 credit",
+                                          "study_url=https://research.example.com/s/1",
+                                          "closes_on=December 15"}
+               : std::vector<std::string>{"first_name=Jane", "headline=Your plan is changing",
+                                          "body=Details inside."};
+  for (const auto& v : vars) args.insert(args.end(), {"--var", v});
+  return args;
+}
+
+// The customer-update template's columns, and values for them after a row's email.
+const std::string kUpdateColumns = "email,first_name,headline,body";
+const std::string kUpdateValues = ",Pat,Your plan,Details";
+
 }  // namespace
 
 TEST_CASE("enqueue prints the new id - bad input is refused with a reason and exit 1") {
   Cli cli;
-  auto r = cli({"enqueue", "--category", "customer-update", "--to", "Jane@Example.com", "--var",
-                "first_name=Jane"});
+  auto r = cli(with_vars({"enqueue", "--category", "customer-update", "--to", "Jane@Example.com"}));
   REQUIRE_MESSAGE(r.status == 0, r.err);
   CHECK(r.out == "1\n");
-  r = cli({"enqueue", "--category", "customer-update", "--to", "jane@example.com"});
+  r = cli(with_vars({"enqueue", "--category", "customer-update", "--to", "jane@example.com"}));
   CHECK(r.out == "2\n");
 
   struct Bad {
@@ -86,16 +111,17 @@ TEST_CASE(
     "enqueue to a suppressed address stores it as suppressed - a campaign holds an address once") {
   Cli cli;
   REQUIRE(cli({"suppress", "add", "Opted@Example.com", "--reason", "unsubscribe"}).status == 0);
-  auto r = cli({"enqueue", "--category", "research-invitation", "--to", "opted@example.com"});
+  auto r =
+      cli(with_vars({"enqueue", "--category", "research-invitation", "--to", "opted@example.com"}));
   CHECK(r.status == 0);
   CHECK(r.err.find("suppressed (unsubscribe, all mail)") != std::string::npos);
   CHECK(cli.status()["suppressed"] == 1);
 
-  REQUIRE(cli({"enqueue", "--category", "customer-update", "--to", "a@example.com", "--campaign",
-               "nov"})
+  REQUIRE(cli(with_vars({"enqueue", "--category", "customer-update", "--to", "a@example.com",
+                         "--campaign", "nov"}))
               .status == 0);
-  r = cli(
-      {"enqueue", "--category", "customer-update", "--to", "A@example.com", "--campaign", "nov"});
+  r = cli(with_vars(
+      {"enqueue", "--category", "customer-update", "--to", "A@example.com", "--campaign", "nov"}));
   CHECK(r.status == 0);
   CHECK(r.out.empty());
   CHECK(r.err.find("already holds this recipient") != std::string::npos);
@@ -121,18 +147,18 @@ TEST_CASE("import: quoted fields, CRLF, BOM - rejected rows on stderr - a re-run
   Cli cli;
   auto file = cli.dir.write("november.csv",
                             "\xEF\xBB\xBF"
-                            "email,first_name,headline\r\n"
-                            "ann@example.com,Ann,\"Faster fiber, same price\"\r\n"
-                            "bad-address,Bob,x\r\n"
-                            "\"cy@example.com\",\"Cy \"\"The Guy\"\"\",\"two\r\nlines\"\r\n"
+                            "email,first_name,headline,body\r\n"
+                            "ann@example.com,Ann,\"Faster fiber, same price\",b\r\n"
+                            "bad-address,Bob,x,b\r\n"
+                            "\"cy@example.com\",\"Cy \"\"The Guy\"\"\",x,\"two\r\nlines\"\r\n"
                             "dee@example.com,Dee\r\n"
-                            "eve@example.com,Eve,ok\r\n");
+                            "eve@example.com,Eve,ok,b\r\n");
   auto r = cli({"import", "--category", "customer-update", file.string()});
   CHECK(r.status == 1);
   CHECK(r.out == "campaign november: queued 2, already queued 0, suppressed 0, rejected 3\n");
   CHECK(r.err.find("line 3: rejected: to: the address has no '@'") != std::string::npos);
   CHECK(
-      r.err.find("line 6: rejected: malformed CSV: expected 3 fields as in the header, found 2") !=
+      r.err.find("line 6: rejected: malformed CSV: expected 4 fields as in the header, found 2") !=
       std::string::npos);
   CHECK(r.err.find("bad-address") == std::string::npos);  // the reason, never the address
 
@@ -143,14 +169,17 @@ TEST_CASE("import: quoted fields, CRLF, BOM - rejected rows on stderr - a re-run
 
 TEST_CASE("import of a clean file exits 0 - stdin needs --campaign - JSON Lines by extension") {
   Cli cli;
-  auto r = cli({"import", "--category", "research-invitation", "-"}, "email\na@example.com\n");
+  std::string csv = kUpdateColumns + "\na@example.com" + kUpdateValues + "\n";
+  auto r = cli({"import", "--category", "customer-update", "-"}, csv);
   CHECK(r.status == 1);
   CHECK(r.err.find("needs --campaign") != std::string::npos);
-  r = cli({"import", "--category", "research-invitation", "--campaign", "study-1", "-"},
-          "email\na@example.com\n");
+  r = cli({"import", "--category", "customer-update", "--campaign", "update-1", "-"}, csv);
   CHECK_MESSAGE(r.status == 0, r.err);
-  auto jsonl =
-      cli.dir.write("panel.jsonl", "{\"email\":\"b@example.com\",\"study_name\":\"Home Wi-Fi\"}\n");
+  auto jsonl = cli.dir.write("panel.jsonl",
+                             R"({"email":"b@example.com","first_name":"Bo","study_name":"Wi-Fi",)"
+                             R"("duration_minutes":20,"study_format":"a survey","incentive":"$25",)"
+                             R"("study_url":"https://r.example.com/1","closes_on":"May 1"})"
+                             "\n");
   r = cli({"import", "--category", "research-invitation", jsonl.string()});
   CHECK_MESSAGE(r.status == 0, r.err);
   CHECK(r.out == "campaign panel: queued 1, already queued 0, suppressed 0, rejected 0\n");
@@ -207,9 +236,11 @@ TEST_CASE("suppression management: add, scopes, list, remove with consent, expor
 
 TEST_CASE("history shows every event for an address, oldest first") {
   Cli cli;
-  cli({"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c1"});
+  cli(with_vars(
+      {"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c1"}));
   cli({"suppress", "add", "h@example.com", "--reason", "unsubscribe"});
-  cli({"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c2"});
+  cli(with_vars(
+      {"enqueue", "--category", "customer-update", "--to", "h@example.com", "--campaign", "c2"}));
   auto j = nlohmann::json::parse(cli({"history", "H@example.com", "--json"}).out);
   REQUIRE(j.size() == 3);
   CHECK(j[0]["type"] == "enqueued");
@@ -222,7 +253,8 @@ TEST_CASE("history shows every event for an address, oldest first") {
 
 TEST_CASE("bulkmailctl cancel and retry a campaign") {
   Cli cli;
-  auto file = cli.dir.write("list.csv", "email\na@example.com\nb@example.com\n");
+  auto file = cli.dir.write("list.csv", kUpdateColumns + "\na@example.com" + kUpdateValues +
+                                            "\nb@example.com" + kUpdateValues + "\n");
   REQUIRE(
       cli({"import", "--category", "customer-update", "--campaign", "dec", file.string()}).status ==
       0);
@@ -236,8 +268,10 @@ TEST_CASE("a 1,000,000-row import streams: memory does not grow with the file") 
   auto write_rows = [&](const std::string& name, int n) {
     auto path = cli.dir / name;
     std::ofstream out(path);
-    out << "email,first_name,plan\n";
-    for (int i = 0; i < n; ++i) out << "user" << i << "@example.com,Name" << i << ",Fiber 500\n";
+    out << "email,first_name,plan,headline,body\n";
+    for (int i = 0; i < n; ++i) {
+      out << "user" << i << "@example.com,Name" << i << ",Fiber 500,Your plan,Details\n";
+    }
     return path.string();
   };
   auto small = write_rows("small.csv", 100000);
@@ -279,4 +313,136 @@ TEST_CASE("unsubscribe-link prints links whose tokens carry the address and cate
   r = cli({"unsubscribe-link", "--category", "nope", "a@example.com"});
   CHECK(r.status == 1);
   CHECK(r.err == "bulkmailctl: unknown category 'nope'\n");
+}
+
+TEST_CASE("enqueue refuses a message that could not be sent, as preview does") {
+  Cli cli;
+  const std::string headline = "headline=" + std::string(2000, 'x');
+  for (const char* command : {"enqueue", "preview"}) {
+    CAPTURE(command);
+    auto r = cli({command, "--category", "customer-update", "--to", "a@example.com", "--var",
+                  "first_name=Ann", "--var", headline, "--var", "body=Details"});
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.err.find("Subject has a part longer than 998 octets") != std::string::npos,
+                  r.err);
+    CHECK(r.out.empty());
+  }
+  auto r = cli({"enqueue", "--category", "customer-update", "--to", "a@example.com", "--var",
+                "first_name=Ann"});
+  CHECK(r.status == 1);
+  CHECK(r.err ==
+        "bulkmailctl: vars: the message would not be sent: template customer-update: variable "
+        "'headline' is missing (used in subject)\n");
+  CHECK(cli.status()["queued"] == 0);
+}
+
+TEST_CASE("a folder or an empty file as input is a clear error, never an abort") {
+  Cli cli;
+  const std::string dir = cli.dir.path().string();
+  auto empty = cli.dir.write("empty.csv", "").string();
+  struct Case {
+    std::vector<std::string> args;
+    int status;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"import", "--category", "customer-update", "--campaign", "c", dir},
+       1,
+       "bulkmailctl: cannot read " + dir + ": it is a folder, not a file\n"},
+      {{"import", "--category", "customer-update", "--campaign", "c", "--format", "jsonl", dir},
+       1,
+       "bulkmailctl: cannot read " + dir + ": it is a folder, not a file\n"},
+      {{"suppress", "import", dir}, 1, "bulkmailctl: cannot read " + dir + ": it is a folder"},
+      {{"import", "--category", "customer-update", empty},
+       1,
+       "bulkmailctl: " + empty + ": line 1: the file is empty"},
+      {{"suppress", "import", empty}, 1, "bulkmailctl: " + empty + ": line 1: the file is empty"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.args);
+    auto r = cli(c.args);
+    CHECK(r.status == c.status);
+    CHECK_MESSAGE(r.err.find(c.error) != std::string::npos, r.err);
+  }
+  auto r = run_process({bin_dir() + "/bulkmailctl", "--config", dir, "status"});
+  CHECK(r.status == 3);
+  CHECK_MESSAGE(r.err.find(dir + ": cannot read the config file: it is a folder") == 0, r.err);
+}
+
+TEST_CASE("import: an unclosed quote costs one row, and the summary adds up to the rows") {
+  Cli cli;
+  auto path = cli.dir / "unclosed.csv";
+  {
+    std::ofstream out(path);
+    out << kUpdateColumns << "\n";
+    for (int i = 0; i < 2000; ++i)
+      out << "user" << i << "@example.com," << (i == 1 ? "\"Pat" : "Pat") << ",Hi,Details\n";
+  }
+  auto r = cli({"import", "--category", "customer-update", path.string()});
+  CHECK(r.status == 1);
+  CHECK(r.out == "campaign unclosed: queued 1999, already queued 0, suppressed 0, rejected 1\n");
+  CHECK(r.err ==
+        "line 3: rejected: malformed CSV: a quoted field opened on line 3 is never closed; reading "
+        "resumes on line 4\n");
+}
+
+TEST_CASE("import: a JSON Lines row naming a key twice is rejected, not read as the last") {
+  Cli cli;
+  auto file = cli.dir.write(
+      "dup.jsonl",
+      R"({"email":"a@example.com","first_name":"A","headline":"H","body":"B"})"
+      "\n"
+      R"({"email":"safe@example.com","email":"other@example.org","first_name":"B","headline":"H",)"
+      R"("body":"B"})"
+      "\n");
+  auto r = cli({"import", "--category", "customer-update", file.string()});
+  CHECK(r.status == 1);
+  CHECK(r.out == "campaign dup: queued 1, already queued 0, suppressed 0, rejected 1\n");
+  CHECK(r.err == "line 2: rejected: key 'email' is given twice (a row names each key once)\n");
+  CHECK(cli({"history", "other@example.org"}).err.find("no events") != std::string::npos);
+}
+
+TEST_CASE("history shows a sent message's reply once") {
+  Cli cli;
+  REQUIRE(cli(with_vars({"enqueue", "--category", "customer-update", "--to", "s@example.com"}))
+              .status == 0);
+  {
+    // What bulkmaild records for a delivery: the relay's reply line as classify_attempt() keeps it.
+    SqliteStore store((cli.dir / "queue.db").string());
+    auto claimed = store.claim_due("test", 1, now_millis() + 1, now_millis() + 60000);
+    REQUIRE(claimed.size() == 1);
+    store.record_outcomes(std::vector<Outcome>{{claimed[0].id, MessageState::sent, 250,
+                                                "250 2.0.0 Ok: queued as 4Xk9", 0, "", false}},
+                          now_millis());
+  }
+  auto r = cli({"history", "s@example.com"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK_MESSAGE(r.out.find("  sent  message 1  category customer-update  source dispatcher  250 "
+                           "2.0.0 Ok: queued as 4Xk9\n") != std::string::npos,
+                r.out);
+  CHECK(r.out.find("250 250") == std::string::npos);
+}
+
+TEST_CASE("the database bulkmailctl creates is the owner's alone") {
+  Cli cli;
+  REQUIRE(cli({"status"}).status == 0);  // creates queue.db under the usual umask
+  struct stat st {};
+  REQUIRE(::stat((cli.dir / "queue.db").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("status says the daemon is not running when it is not, whatever it last wrote") {
+  Cli cli;
+  REQUIRE(cli({"status"}).status == 0);  // creates the database
+  auto db = (cli.dir.path() / "queue.db").string();
+  // What a daemon killed while sending leaves behind.
+  SqliteStore(db).set_dispatch_state({"running", "", 1'700'000'000'000});
+  auto r = cli({"status"});
+  CHECK(r.out.find("dispatch: not running") != std::string::npos);
+  {
+    auto lock = InstanceLock::acquire(db);  // as a running daemon holds it
+    REQUIRE(lock);
+    r = cli({"status"});
+    CHECK(r.out.find("dispatch: running since") != std::string::npos);
+  }
 }

@@ -2,9 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <sstream>
 
+#include "temp_dir.h"
+
 using namespace bulkmail;
+using namespace bulkmail::test;
 
 namespace {
 std::vector<CsvReader::Record> read_all(const std::string& text) {
@@ -45,15 +49,21 @@ TEST_CASE("blank lines are skipped - the last line needs no line end - empty fie
 }
 
 TEST_CASE("malformed records are reported and reading resumes on the next line") {
-  auto recs = read_all("a,b\nx\"y,z\n\"q\"junk,1\nok,2\n\"never closed,3\nlost,4\n");
-  REQUIRE(recs.size() == 5);
+  auto recs = read_all("a,b\nx\"y,z\n\"q\"junk,1\nok,2\n\"never closed,3\nnot lost,4\n");
+  REQUIRE(recs.size() == 6);
   CHECK(recs[1].error.find("quote inside an unquoted field 1") != std::string::npos);
   CHECK(recs[1].line == 2);
   CHECK(recs[2].error.find("text after a closing quote") != std::string::npos);
   CHECK(recs[3].error.empty());
   CHECK(recs[3].fields == std::vector<std::string>{"ok", "2"});
   CHECK(recs[3].line == 4);
-  CHECK(recs[4].error.find("opened on line 5 is never closed") != std::string::npos);
+  CHECK(recs[4].error ==
+        "a quoted field opened on line 5 is never closed; reading resumes on line 6");
+  CHECK(recs[4].line == 5);
+  // The line the open quote ran over is read again.
+  CHECK(recs[5].error.empty());
+  CHECK(recs[5].fields == std::vector<std::string>{"not lost", "4"});
+  CHECK(recs[5].line == 6);
 }
 
 TEST_CASE("csv_escape quotes only when needed") {
@@ -63,4 +73,68 @@ TEST_CASE("csv_escape quotes only when needed") {
   auto recs = read_all("x\n" + csv_escape("multi\nline, \"quoted\"") + "\n");
   REQUIRE(recs.size() == 2);
   CHECK(recs[1].fields[0] == "multi\nline, \"quoted\"");
+}
+
+namespace {
+// A header and `rows` records, the one on line `bad_line` with an opening quote never closed.
+std::string rows_with_unclosed_quote(int rows, int bad_line) {
+  std::string text = "email,name\n";
+  for (int i = 0; i < rows; ++i) {
+    std::string n = std::to_string(i);
+    text += "user" + n + "@example.com," + (i + 2 == bad_line ? "\"Name " : "Name ") + n + "\n";
+  }
+  return text;
+}
+
+void check_every_line_read_once(const std::vector<CsvReader::Record>& recs, int rows,
+                                int bad_line) {
+  REQUIRE(recs.size() == static_cast<std::size_t>(rows) + 1);  // the header, then one per row
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(recs[i].line == i + 1);
+    if (recs[i].line == static_cast<std::size_t>(bad_line)) {
+      CHECK_FALSE(recs[i].error.empty());
+    } else {
+      CHECK(recs[i].error.empty());
+      CHECK(recs[i].fields.size() == 2);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("an unclosed quote costs its own record: the lines it ran over are read again") {
+  // To the end of the file.
+  auto recs = read_all(rows_with_unclosed_quote(2000, 3));
+  check_every_line_read_once(recs, 2000, 3);
+  CHECK(recs[2].error ==
+        "a quoted field opened on line 3 is never closed; reading resumes on line 4");
+  CHECK(recs[2000].fields == std::vector<std::string>{"user1999@example.com", "Name 1999"});
+
+  // Past the 1 MiB a record may hold: 60,000 rows of about 30 bytes.
+  recs = read_all(rows_with_unclosed_quote(60000, 3));
+  check_every_line_read_once(recs, 60000, 3);
+  CHECK(recs[2].error ==
+        "a quoted field opened on line 3 runs past 1 MiB (is its closing quote missing?); reading "
+        "resumes on line 4");
+}
+
+TEST_CASE("a record found bad on a later line gives back the lines after its first") {
+  // Line 2's quote closes on line 3, followed by text: line 3 is then read on its own.
+  auto recs = read_all("a,b\nx,\"one\ntwo\"junk\nok,3\n");
+  REQUIRE(recs.size() == 4);
+  CHECK(recs[1].line == 2);
+  CHECK(recs[1].error == "text after a closing quote in field 2; reading resumes on line 3");
+  CHECK(recs[2].line == 3);
+  CHECK(recs[2].error.find("quote inside an unquoted field 1") != std::string::npos);
+  CHECK(recs[3].line == 4);
+  CHECK(recs[3].fields == std::vector<std::string>{"ok", "3"});
+}
+
+TEST_CASE("a stream that cannot be read ends the records with the reason") {
+  TempDir dir;
+  std::ifstream in(dir.path());  // a folder opens, but reading it fails
+  CsvReader r(in);
+  CsvReader::Record rec;
+  CHECK_FALSE(r.next(rec));
+  CHECK(r.read_error() == "Is a directory");
 }

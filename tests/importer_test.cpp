@@ -14,12 +14,16 @@ namespace {
 struct Fixture {
   TempDir dir;
   std::shared_ptr<const Config> config;
+  std::unique_ptr<ComposeCheck> check;
   std::unique_ptr<SqliteStore> store;
   std::vector<std::pair<std::size_t, std::string>> rejects;
   ImportOptions opts;
   Fixture() {
     config = load_config(write_config(dir)).config;
     REQUIRE(config);
+    auto c = ComposeCheck::create(config);
+    REQUIRE(c);
+    check = std::move(c.value());
     store = std::make_unique<SqliteStore>(config->database.string());
     opts.batch_size = 2;  // several transactions even for a small file
     opts.on_reject = [this](std::size_t line, const std::string& why) {
@@ -29,24 +33,26 @@ struct Fixture {
   ImportSummary run(const std::string& text, ImportFormat f = ImportFormat::csv) {
     std::istringstream in(text);
     auto rows = RowReader::open(in, f);
-    return import_messages(*rows, *config, "customer-update", "nov", *store, "import:test", opts);
+    return import_messages(*rows, *check, "customer-update", "nov", *store, "import:test", opts);
   }
 };
+
+// A CSV file of customer updates: each row is an email and first_name, followed here by the
+// headline and body the template also uses.
+std::string update_csv(const std::vector<std::string>& rows) {
+  std::string text = "email,first_name,headline,body\n";
+  for (const auto& row : rows) text += row + ",Your plan,Details\n";
+  return text;
+}
 }  // namespace
 
 TEST_CASE("good rows are queued, bad rows rejected with line and reason") {
   Fixture f;
   Suppression sup{"opted@example.com", "", SuppressionReason::unsubscribe, "test", 0};
   f.store->suppress({&sup, 1}, 1);
-  auto s = f.run(
-      "email,first_name\n"
-      "a@example.com,Ann\n"
-      "not-an-address,Bob\n"
-      "opted@example.com,Ola\n"
-      ",Nobody\n"
-      "bro\"ken@example.com,x\n"
-      "b@example.com,\"Bea\r\nBcc: x\"\n"
-      "A@EXAMPLE.COM,Ann again\n");
+  auto s = f.run(update_csv({"a@example.com,Ann", "not-an-address,Bob", "opted@example.com,Ola",
+                             ",Nobody", "bro\"ken@example.com,x", "b@example.com,\"Bea\r\nBcc: x\"",
+                             "A@EXAMPLE.COM,Ann again"}));
   CHECK(s.queued == 1);
   CHECK(s.suppressed == 1);
   CHECK(s.already_queued == 1);  // A@EXAMPLE.COM is a@example.com
@@ -63,7 +69,7 @@ TEST_CASE("good rows are queued, bad rows rejected with line and reason") {
 
 TEST_CASE("re-running the same import is a no-op") {
   Fixture f;
-  std::string csv = "email\na@example.com\nb@example.com\nc@example.com\n";
+  std::string csv = update_csv({"a@example.com,Ann", "b@example.com,Bob", "c@example.com,Cy"});
   CHECK(f.run(csv).queued == 3);
   auto again = f.run(csv);
   CHECK(again.queued == 0);
@@ -82,14 +88,15 @@ TEST_CASE("a bad column name in a CSV header stops the import once") {
 TEST_CASE("JSON Lines import") {
   Fixture f;
   auto s = f.run(
-      "{\"email\":\"a@example.com\",\"first_name\":\"Ann\",\"plan_mbps\":500}\n{\"first_name\":"
-      "\"x\"}\n",
+      "{\"email\":\"a@example.com\",\"first_name\":\"Ann\",\"headline\":\"H\",\"body\":\"B\","
+      "\"plan_mbps\":500}\n{\"first_name\":\"x\"}\n",
       ImportFormat::jsonl);
   CHECK(s.queued == 1);
   CHECK(s.rejected == 1);
   auto claimed = f.store->claim_due("t", 10, now_millis() + 1, now_millis() + 1000);
   REQUIRE(claimed.size() == 1);
-  CHECK(claimed[0].vars_json == R"({"first_name":"Ann","plan_mbps":"500"})");
+  CHECK(claimed[0].vars_json ==
+        R"({"body":"B","first_name":"Ann","headline":"H","plan_mbps":"500"})");
 }
 
 TEST_CASE("suppression import: scopes, reasons and bad rows") {
@@ -111,4 +118,84 @@ TEST_CASE("suppression import: scopes, reasons and bad rows") {
   CHECK(f.store->find_suppression("b@example.com", "research-invitation")->reason ==
         SuppressionReason::import);
   CHECK_FALSE(f.store->find_suppression("b@example.com", "customer-update"));
+}
+
+TEST_CASE("a row whose message could not be sent is rejected, as preview refuses it") {
+  Fixture f;
+  std::string csv =
+      "email,first_name,headline,body\n"
+      "a@example.com,Ann,Hi,Details\n";
+  csv += "b@example.com,Bob," + std::string(2000, 'x') + ",Details\n";  // a 2,000-octet subject
+  csv += "c@example.com,Cy,,Details\n";                                 // an empty subject
+  csv += "d@example.com,Dee,Hi,Details\n";
+  auto s = f.run(csv);
+  CHECK(s.queued == 2);
+  CHECK(s.rejected == 2);
+  REQUIRE(f.rejects.size() == 2);
+  CHECK(f.rejects[0].first == 3);
+  CHECK(f.rejects[0].second ==
+        "vars: the message would not be sent: subject: Subject has a part longer than 998 octets");
+  CHECK(f.rejects[1].first == 4);
+  CHECK(f.rejects[1].second ==
+        "vars: the message would not be sent: template customer-update: the subject renders "
+        "empty");
+}
+
+TEST_CASE("a CSV whose columns cannot fill the template is refused once, not row by row") {
+  Fixture f;
+  auto s = f.run("email,first_name,headline\na@example.com,Ann,Hi\nb@example.com,Bob,Hi\n");
+  CHECK(s.fatal ==
+        "no row can be queued: template customer-update: variable 'body' is missing (used in "
+        "text)");
+  CHECK(s.queued == 0);
+  CHECK(f.rejects.empty());
+  CHECK(f.store->counts(std::nullopt)[MessageState::queued] == 0);
+}
+
+TEST_CASE("JSON Lines: rows missing a template variable or naming a key twice are rejected") {
+  Fixture f;
+  std::string jsonl = R"({"email":"a@example.com","first_name":"Ann","headline":"H"})"
+                      "\n";
+  jsonl += R"({"email":"b@example.com","email":"c@example.com",)"
+           R"("first_name":"B","headline":"H","body":"B"})"
+           "\n";
+  jsonl += R"({"email":"d@example.com","first_name":"D","headline":"H","body":"B"})"
+           "\n";
+  auto s = f.run(jsonl, ImportFormat::jsonl);
+  CHECK(s.queued == 1);
+  CHECK(s.rejected == 2);
+  REQUIRE(f.rejects.size() == 2);
+  CHECK(f.rejects[0].first == 1);
+  CHECK(f.rejects[0].second.find("variable 'body' is missing") != std::string::npos);
+  CHECK(f.rejects[1] == std::pair<std::size_t, std::string>{
+                            2, "key 'email' is given twice (a row names each key once)"});
+}
+
+TEST_CASE("the counts add up to the rows of a file with an unclosed quote") {
+  Fixture f;
+  f.opts.batch_size = 500;
+  std::vector<std::string> rows;
+  for (int i = 0; i < 2000; ++i) {
+    std::string n = std::to_string(i);
+    rows.push_back("user" + n + "@example.com," + (i == 1 ? "\"Pat" : "Pat"));  // line 3: no "
+  }
+  auto s = f.run(update_csv(rows));
+  CHECK(s.fatal.empty());
+  CHECK(s.queued == 1999);
+  CHECK(s.rejected == 1);
+  CHECK(s.queued + s.already_queued + s.suppressed + s.rejected == 2000);
+  REQUIRE(f.rejects.size() == 1);
+  CHECK(f.rejects[0].first == 3);
+  CHECK(
+      f.rejects[0].second ==
+      "malformed CSV: a quoted field opened on line 3 is never closed; reading resumes on line 4");
+}
+
+TEST_CASE("an empty CSV stops an import of messages or suppressions as fatal") {
+  Fixture f;
+  CHECK(f.run("").fatal.find("line 1: the file is empty") == 0);
+  std::istringstream in("");
+  auto rows = RowReader::open(in, ImportFormat::csv);
+  auto s = import_suppressions(*rows, *f.config, *f.store, "import:test", f.opts);
+  CHECK(s.fatal.find("line 1: the file is empty") == 0);
 }

@@ -17,3 +17,11 @@ TEST_CASE("a file is read whole, byte for byte, and a missing one is named in th
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message == (dir / "nope").string() + ": cannot read");
 }
+
+TEST_CASE("a folder is an error naming it, not an empty file") {
+  TempDir dir;
+  auto read = read_file(dir.path());
+  REQUIRE_FALSE(read.ok());
+  CHECK(read.error().message == dir.path().string() + ": is a folder");
+  CHECK(read_file(dir.write("empty", "")).value().empty());
+}

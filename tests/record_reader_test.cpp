@@ -2,9 +2,13 @@
 
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <sstream>
 
+#include "temp_dir.h"
+
 using namespace bulkmail;
+using namespace bulkmail::test;
 
 TEST_CASE("format by extension") {
   CHECK(format_for_path("list.csv") == ImportFormat::csv);
@@ -55,4 +59,51 @@ TEST_CASE("JSON Lines rows") {
   CHECK(row.line == 5);
   CHECK(row.error.find("field 'x' holds an object or array") != std::string::npos);
   CHECK_FALSE(r->next(row));
+}
+
+TEST_CASE("JSON Lines: a key given twice is a rejected row naming the key") {
+  std::istringstream in(
+      "{\"email\":\"a@example.com\",\"email\":\"b@example.com\"}\n"
+      "{\"email\":\"c@example.com\",\"first_name\":\"Cy\",\"first_name\":\"Cyd\"}\n"
+      "{\"email\":\"d@example.com\"}\n");
+  auto r = RowReader::open(in, ImportFormat::jsonl);
+  Row row;
+  REQUIRE(r->next(row));
+  CHECK(row.line == 1);
+  CHECK(row.error == "key 'email' is given twice (a row names each key once)");
+  CHECK_FALSE(row.fatal);
+  REQUIRE(r->next(row));
+  CHECK(row.line == 2);
+  CHECK(row.error == "key 'first_name' is given twice (a row names each key once)");
+  REQUIRE(r->next(row));
+  CHECK(row.error.empty());
+  CHECK(*row.field("email") == "d@example.com");
+  CHECK_FALSE(r->next(row));
+}
+
+TEST_CASE("an empty CSV file is fatal: it has no header row") {
+  for (const char* text : {"", "\n\n", "\xEF\xBB\xBF"}) {
+    CAPTURE(text);
+    std::istringstream in(text);
+    auto r = RowReader::open(in, ImportFormat::csv);
+    Row row;
+    REQUIRE(r->next(row));
+    CHECK(row.fatal);
+    CHECK(row.line == 1);
+    CHECK(row.error.find("the file is empty") == 0);
+  }
+}
+
+TEST_CASE("a folder read as an import is a fatal row with the reason") {
+  TempDir dir;
+  for (ImportFormat f : {ImportFormat::csv, ImportFormat::jsonl}) {
+    std::ifstream in(dir.path());  // a folder opens, but reading it fails
+    auto r = RowReader::open(in, f);
+    Row row;
+    REQUIRE(r->next(row));
+    CHECK(row.fatal);
+    CHECK(row.line == 1);
+    CHECK(row.error == "cannot read the file: Is a directory");
+    CHECK_FALSE(r->next(row));
+  }
 }

@@ -39,3 +39,63 @@ TEST_CASE("a submission is checked field by field") {
     CHECK_MESSAGE(r.error().message.find(b.reason) != std::string::npos, r.error().message);
   }
 }
+
+TEST_CASE("with a compose check, a message that could not be sent is refused when it is queued") {
+  TempDir dir;
+  auto load = load_config(write_config(dir));
+  REQUIRE(load.ok());
+  auto check = ComposeCheck::create(load.config);
+  REQUIRE(check.ok());
+  const Vars good = {{"first_name", "Jane"}, {"headline", "Your plan"}, {"body", "Details"}};
+
+  auto m = validate_submission(**check, {"customer-update", "Jane@Example.com", good, "nov"});
+  REQUIRE_MESSAGE(m.ok(), m.error().message);
+  CHECK(m->recipient == "jane@example.com");
+
+  Vars long_subject = good;
+  long_subject["headline"] = std::string(2000, 'x');
+  Vars no_body = good;
+  no_body.erase("body");
+  struct Bad {
+    Submission s;
+    const char* reason;
+  };
+  const Bad bad[] = {
+      {{"customer-update", "a@example.com", long_subject, ""},
+       "vars: the message would not be sent: subject: Subject has a part longer than 998 octets"},
+      {{"customer-update", "a@example.com", no_body, ""},
+       "vars: the message would not be sent: template customer-update: variable 'body' is "
+       "missing (used in text)"},
+      {{"research-invitation", "a@example.com", good, ""},
+       "vars: the message would not be sent: template research-invitation: variable"},
+      // The field checks still come first, and name their field.
+      {{"customer-update", "not-an-address", no_body, ""}, "to: the address has no '@'"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.reason);
+    auto r = validate_submission(**check, b.s);
+    REQUIRE_FALSE(r.ok());
+    CHECK_MESSAGE(r.error().message.rfind(b.reason, 0) == 0, r.error().message);
+  }
+}
+
+TEST_CASE("the compose check leaves DKIM out: it signs nothing and needs no key") {
+  TempDir dir;
+  auto path = write_config(dir, valid_config_yaml() +
+                                    "dkim:\n  domain: mail.example.com\n  selector: s1\n  "
+                                    "key_file: dkim.pem\n");
+  REQUIRE(std::system(("openssl genpkey -algorithm ed25519 -out " + (dir / "dkim.pem").string() +
+                       " 2>/dev/null")
+                          .c_str()) == 0);
+  auto load = load_config(path);
+  REQUIRE_MESSAGE(load.ok(), load.errors.at(0).str());
+  REQUIRE(load.config->dkim);
+  auto check = ComposeCheck::create(load.config);
+  REQUIRE(check.ok());
+  CHECK((*check)->config().dkim);  // the config it answers with is the one given
+  Submission s{"customer-update",
+               "a@example.com",
+               {{"first_name", "Jane"}, {"headline", "Your plan"}, {"body", "Details"}},
+               ""};
+  CHECK(validate_submission(**check, s).ok());
+}

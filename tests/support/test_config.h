@@ -19,7 +19,8 @@ inline const char* kTestSecret = "0123456789abcdef0123456789abcdef0123456789abcd
 // The YAML text of a valid config whose relative paths resolve inside `dir`.
 std::string valid_config_yaml();
 
-// Writes valid_config_yaml() (or `yaml`) and its secret files into `dir`; returns the config path.
+// Writes valid_config_yaml() (or `yaml`) and its secret files (mode 0600) into `dir`; returns the
+// config path.
 std::string write_config(const TempDir& dir, const std::string& yaml = valid_config_yaml());
 
 }  // namespace bulkmail::test
