@@ -1,6 +1,7 @@
 // bulkmaild: drains the bulkmail queue over SMTP. This file only wires the parts together: the
 // config, the store worker, the sender threads and the dispatcher on one Boost.Asio event loop
 // with signals, systemd notifications and the watchdog.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
@@ -26,6 +27,7 @@
 #include "sender_pool.h"
 #include "sqlite_checkpointer.h"
 #include "sqlite_store.h"
+#include "started_deliveries.h"
 #include "store_worker.h"
 #include "transport.h"
 
@@ -51,8 +53,29 @@ int check(const std::filesystem::path& path, const std::shared_ptr<const Config>
   return 0;
 }
 
+// Every webhook connection, SMTP connection and database file is a descriptor. Raises the soft
+// limit when the hard one allows; otherwise the error names the numbers.
+Result<bool> fit_descriptors(const Config& c) {
+  rlim_t need = static_cast<rlim_t>(c.webhook.max_connections) + HttpLimits{}.loopback_reserve +
+                2 * static_cast<rlim_t>(c.smtp.max_connections) + 64;
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return true;
+  if (lim.rlim_cur >= need) return true;
+  if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < need) {
+    return make_error("webhook.max_connections (" + std::to_string(c.webhook.max_connections) +
+                      ") and smtp.max_connections (" + std::to_string(c.smtp.max_connections) +
+                      ") need about " + std::to_string(need) +
+                      " file descriptors, but the hard limit is " + std::to_string(lim.rlim_max) +
+                      ": lower them or raise LimitNOFILE= in the unit");
+  }
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? need : lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+  return true;
+}
+
 ConfigLoad load_and_report(const std::filesystem::path& path) {
   ConfigLoad load = load_config(path);
+  for (const auto& w : load.warnings) log_warning(w.str());
   if (!load.ok()) {
     for (const auto& e : load.errors) log_error(e.str());
   } else if (auto c = Composer::create(load.config); !c) {
@@ -85,6 +108,7 @@ int main(int argc, char** argv) {
   std::filesystem::path path =
       config_path.empty() ? default_config_path() : std::filesystem::path(config_path);
   ConfigLoad load = load_config(path);
+  for (const auto& w : load.warnings) std::cerr << "bulkmaild: warning: " << w.str() << "\n";
   if (!load.ok()) {
     for (const auto& e : load.errors) std::cerr << e.str() << "\n";
     std::cerr << "bulkmaild: " << path.string() << " is invalid (" << load.errors.size()
@@ -95,6 +119,10 @@ int main(int argc, char** argv) {
   if (check_only) return check(path, config);
 
   configure_logging(config->logging);
+  if (auto fits = fit_descriptors(*config); !fits) {
+    log_error(fits.error().message);
+    return 1;
+  }
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto lock = InstanceLock::acquire(config->database.string());
   if (!lock) {
@@ -113,22 +141,33 @@ int main(int argc, char** argv) {
     log_error("outcome journal: " + journal.error().message);
     return 1;
   }
+  auto started = StartedDeliveries::open(config->database, config->smtp.max_connections);
+  if (!started) {
+    log_error("started deliveries: " + started.error().message);
+    return 1;
+  }
   try {
     store = std::make_unique<SqliteStore>(config->database.string(), /*checkpoints=*/false);
     // Outcomes the last daemon journaled but did not commit: those messages were dealt with and
     // must not be sent again.
-    for (const auto& problem : (*journal)->problems()) log_warning("outcome journal: " + problem);
     if (std::size_t n = apply_recovered(**journal, *store, now_millis())) {
       log_info("recorded " + std::to_string(n) +
                " outcomes the last daemon had journaled but not committed");
     }
+    for (const auto& problem : (*journal)->problems()) log_warning("outcome journal: " + problem);
     // This process holds the database alone, so every lease left in it belongs to a dead daemon.
+    // Only those its senders had begun to deliver may have reached the relay.
     UnixMillis now = now_millis();
-    auto recovered = store->recover_leases(std::numeric_limits<UnixMillis>::max(), now);
-    for (MessageId id : recovered) {
+    auto recovered = store->recover_leases(std::numeric_limits<UnixMillis>::max(), now,
+                                           (*started)->left_by_last_daemon());
+    for (MessageId id : recovered.possible_duplicates) {
       log_warning("message " + std::to_string(id) +
                   " was being sent when the last daemon stopped: queued again "
                   "(it may already have been delivered: possible duplicate)");
+    }
+    if (recovered.never_tried) {
+      log_info(std::to_string(recovered.never_tried) +
+               " messages the last daemon had claimed but not yet tried are queued again");
     }
     reader_store = std::make_unique<SqliteStore>(config->database.string());
     checkpointer = std::make_unique<SqliteCheckpointer>(config->database.string(),
@@ -142,16 +181,20 @@ int main(int argc, char** argv) {
   gethostname(host, sizeof host - 1);
   std::string owner = std::string(host) + ":" + std::to_string(getpid());
 
-  asio::io_context io;
-  Notifier notifier;
-  // The HTTP server is made first so that it outlives the workers: answers still queued there
-  // when they stop are posted to its (stopped) io_context, never to a destroyed one.
+  // The HTTP server is made first so that it outlives everything that may hold one of its
+  // sessions: answers still queued by the workers when they stop are posted to its (stopped)
+  // io_context, and closures for /healthz and /metrics still queued on the main loop's `io` are
+  // destroyed with `io`, before the server.
   std::unique_ptr<Webhook> webhook;
   HttpLimits limits;
   limits.max_connections = static_cast<std::size_t>(config->webhook.max_connections);
+  limits.max_connections_per_client =
+      static_cast<std::size_t>(config->webhook.max_connections_per_client);
   HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
     webhook->handle(std::move(req), std::move(respond));
   });
+  asio::io_context io;
+  Notifier notifier;
   // Suppressions made after a claim, for the senders' last look; kept while any message claimed
   // before them may still be delivered.
   SuppressionWatch watch;
@@ -161,9 +204,11 @@ int main(int argc, char** argv) {
   auto dispatcher =
       std::make_unique<Dispatcher>(io, config, worker, config->smtp.max_connections, owner, &watch);
   SenderPool senders(
-      config, worker, watch, *dispatcher, [](const Config& c, const std::atomic<bool>& abort) {
+      config, worker, watch, *dispatcher,
+      [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
-      });
+      },
+      started->get());
   DaemonBackend backend(worker, reader, io, *dispatcher);
   webhook = std::make_unique<Webhook>(config, backend);
   if (auto listening = http.listen(config->webhook.listen_host, config->webhook.listen_port);

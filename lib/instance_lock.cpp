@@ -23,6 +23,15 @@ Result<InstanceLock> InstanceLock::acquire(const std::string& database) {
   return InstanceLock(fd);
 }
 
+bool InstanceLock::held(const std::string& database) {
+  std::string path = database + ".lock";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no daemon ever ran here
+  bool locked = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return locked;
+}
+
 InstanceLock::~InstanceLock() {
   if (fd_ >= 0) ::close(fd_);
 }

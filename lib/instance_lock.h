@@ -13,6 +13,9 @@ class InstanceLock {
  public:
   // Fails when another process holds the lock.
   static Result<InstanceLock> acquire(const std::string& database);
+  // Whether a daemon holds the lock on `database` now (for `bulkmailctl status`). Takes a shared
+  // lock for an instant to find out.
+  static bool held(const std::string& database);
   InstanceLock(InstanceLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   InstanceLock& operator=(InstanceLock&&) = delete;
   InstanceLock(const InstanceLock&) = delete;

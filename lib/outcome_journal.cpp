@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <unordered_map>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -195,7 +196,7 @@ std::filesystem::path OutcomeJournal::segment_path(std::uint64_t n) const {
 }
 
 void OutcomeJournal::drop_recovered() {
-  remove(recovered_segments_);
+  if (auto problem = remove(recovered_segments_)) problems_.push_back(*problem);
   recovered_segments_.clear();
   recovered_.clear();
 }
@@ -232,18 +233,29 @@ std::vector<std::uint64_t> OutcomeJournal::seal() {
   return sealed;
 }
 
-void OutcomeJournal::remove(const std::vector<std::uint64_t>& segments) {
+std::optional<std::string> OutcomeJournal::remove(const std::vector<std::uint64_t>& segments) {
+  std::optional<std::string> problem;
   for (std::uint64_t n : segments) {
     std::error_code ec;
     std::filesystem::remove(segment_path(n), ec);
+    if (ec && !problem) problem = "cannot delete " + segment_path(n).string() + ": " + ec.message();
   }
+  return problem;
 }
 
 std::size_t apply_recovered(OutcomeJournal& journal, Store& store, UnixMillis now) {
-  std::size_t n = journal.recovered().size();
-  if (n) store.record_outcomes(journal.recovered(), now);
+  // Oldest first: keep the last outcome seen for each message.
+  const auto& all = journal.recovered();
+  std::unordered_map<MessageId, std::size_t> newest;
+  for (std::size_t i = 0; i < all.size(); ++i) newest[all[i].id] = i;
+  std::vector<Outcome> latest;
+  latest.reserve(newest.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (newest[all[i].id] == i) latest.push_back(all[i]);
+  }
+  if (!latest.empty()) store.record_outcomes(latest, now);
   journal.drop_recovered();
-  return n;
+  return latest.size();
 }
 
 }  // namespace bulkmail

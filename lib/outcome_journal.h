@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,8 +54,10 @@ class OutcomeJournal {
   // Closes the open segment and returns the numbers of the segments written since the last seal
   // (usually one; more after a failed write); the next append starts a new segment.
   std::vector<std::uint64_t> seal();
-  // Deletes sealed segments: every outcome in them is committed to the store.
-  void remove(const std::vector<std::uint64_t>& segments);
+  // Deletes sealed segments: every outcome in them is committed to the store. Returns what could
+  // not be deleted, if anything (a segment left behind is replayed at the next start, where only
+  // each message's newest outcome counts).
+  std::optional<std::string> remove(const std::vector<std::uint64_t>& segments);
 
   std::filesystem::path segment_path(std::uint64_t n) const;
 
@@ -72,8 +75,10 @@ class OutcomeJournal {
 };
 
 // Commits the outcomes `journal` recovered at open() to `store`, then deletes their segments.
-// Returns how many there were. Run before leases are recovered, so that a message whose outcome
-// was journaled is not queued again.
+// Only the newest outcome of each message is applied: an older one (from a segment a daemon could
+// not delete) must not take a message that was claimed again since. Returns how many outcomes
+// were applied. Run before leases are recovered, so that a message whose outcome was journaled is
+// not queued again.
 std::size_t apply_recovered(OutcomeJournal& journal, Store& store, UnixMillis now);
 
 }  // namespace bulkmail

@@ -47,11 +47,13 @@ std::optional<Suppression> lookup_store(const Config& config, std::unique_ptr<Sq
 }  // namespace
 
 SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-                       SuppressionWatch& watch, JobSource& jobs, TransportFactory transports)
+                       SuppressionWatch& watch, JobSource& jobs, TransportFactory transports,
+                       StartedDeliveries* started)
     : store_(store),
       watch_(watch),
       jobs_(jobs),
       transports_(std::move(transports)),
+      started_(started),
       config_(std::move(config)) {
   int n = config_->smtp.max_connections;
   transports_in_use_.assign(static_cast<std::size_t>(n), nullptr);
@@ -154,6 +156,7 @@ void SenderPool::run(int index) {
           r.kind = JobResult::Kind::aborted;
           r.detail = "shutting down";
         } else {
+          if (started_) started_->mark(index, m.id);
           AttemptResult a =
               transport->deliver({config->sender.return_path.str(), m.recipient}, composed->data);
           r.classification = classify_attempt(a);

@@ -18,6 +18,7 @@
 #include "job.h"
 #include "smtp_reply.h"
 #include "store.h"
+#include "started_deliveries.h"
 #include "store_worker.h"
 #include "suppression_watch.h"
 #include "transport.h"
@@ -30,8 +31,10 @@ class SenderPool {
       std::function<std::unique_ptr<Transport>(const Config&, const std::atomic<bool>& abort)>;
 
   // Starts smtp.max_connections senders, each taking jobs from `jobs` until it says stop.
+  // `started`, if given, learns of each delivery just before the relay gets the message.
   SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-             SuppressionWatch& watch, JobSource& jobs, TransportFactory transports);
+             SuppressionWatch& watch, JobSource& jobs, TransportFactory transports,
+             StartedDeliveries* started = nullptr);
   ~SenderPool();
 
   int size() const { return static_cast<int>(threads_.size()); }
@@ -53,6 +56,7 @@ class SenderPool {
   SuppressionWatch& watch_;
   JobSource& jobs_;
   TransportFactory transports_;
+  StartedDeliveries* started_;
   std::mutex config_mu_;
   std::shared_ptr<const Config> config_;
   std::atomic<std::uint64_t> generation_{0};

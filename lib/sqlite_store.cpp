@@ -1,5 +1,8 @@
 #include "sqlite_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <SQLiteCpp/Transaction.h>
@@ -11,6 +14,18 @@ namespace bulkmail {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
+
+// The queue holds every recipient's address and the event log, so its file is the owner's alone:
+// created 0600 here, before SQLite opens it, whichever program comes first. SQLite gives the
+// -wal and -shm files it creates beside it the same mode. An existing file is left as it is.
+const std::string& created_private(const std::string& path) {
+  bool special = path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0;
+  if (!special) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) ::close(fd);  // otherwise it exists, or SQLite says why it cannot be opened
+  }
+  return path;
+}
 
 void bind_optional_text(SQLite::Statement& st, int index, const std::string& value) {
   if (value.empty()) {
@@ -107,8 +122,8 @@ struct SqliteStore::Statements {
 };
 
 SqliteStore::SqliteStore(const std::string& path, bool checkpoints)
-    : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX,
-          kBusyTimeoutMs) {
+    : db_(created_private(path),
+          SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX, kBusyTimeoutMs) {
   wait_when_busy(db_.getHandle(), std::chrono::milliseconds(kBusyTimeoutMs));
   db_.exec("PRAGMA journal_mode = WAL");
   // NORMAL in WAL mode survives a crash of the process (kill -9) without losing a commit; only a
@@ -408,7 +423,9 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
     st.bind(7, static_cast<int64_t>(o.id));
     if (st.exec() == 0) continue;  // no longer ours: the lease was recovered meanwhile
     const char* type = o.state == MessageState::queued ? "released" : to_string(o.state).data();
-    std::string detail = o.reply_code ? std::to_string(o.reply_code) + " " + o.reply : o.reply;
+    // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when not.
+    std::string code = o.reply_code ? std::to_string(o.reply_code) : "";
+    std::string detail = o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
     auto& ev = st_->record_event;
     ev.reset();
     ev.bind(1, static_cast<int64_t>(now));
@@ -440,7 +457,8 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
   tx.commit();
 }
 
-std::vector<MessageId> SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now) {
+RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now,
+                                            const std::optional<std::vector<MessageId>>& started) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement st(db_,
                        "UPDATE messages SET state = 'queued', lease_owner = NULL, "
@@ -450,18 +468,32 @@ std::vector<MessageId> SqliteStore::recover_leases(UnixMillis expired_by, UnixMi
   st.bind(1, static_cast<int64_t>(now));
   st.bind(2, static_cast<int64_t>(expired_by));
   std::vector<Event> events;
-  std::vector<MessageId> ids;
   while (st.executeStep()) {
-    ids.push_back(st.getColumn(0).getInt64());
-    events.push_back({0, now, "", st.getColumn(1).getString(), ids.back(),
+    events.push_back({0, now, "", st.getColumn(1).getString(), st.getColumn(0).getInt64(),
                       st.getColumn(2).getString(), st.getColumn(3).getString(), "recovery", ""});
   }
+  st.reset();
+  RecoveredLeases r;
+  SQLite::Statement give_back(db_,
+                              "UPDATE messages SET attempts = max(attempts - 1, 0) WHERE id = ?");
   for (const Event& e : events) {
-    add_event(now, "lease-expired", e.address, e.message, e.category, e.campaign, e.source,
-              "requeued after its sender stopped: possibly delivered already (duplicate risk)");
+    bool may_have_started =
+        !started || std::find(started->begin(), started->end(), *e.message) != started->end();
+    if (may_have_started) {
+      r.possible_duplicates.push_back(*e.message);
+      add_event(now, "lease-expired", e.address, e.message, e.category, e.campaign, e.source,
+                "requeued after its sender stopped: possibly delivered already (duplicate risk)");
+    } else {
+      ++r.never_tried;
+      give_back.reset();
+      give_back.bind(1, static_cast<int64_t>(*e.message));
+      give_back.exec();
+      add_event(now, "released", e.address, e.message, e.category, e.campaign, e.source,
+                "claimed but not yet tried when the last daemon stopped: queued again");
+    }
   }
   tx.commit();
-  return ids;
+  return r;
 }
 
 std::int64_t SqliteStore::count_sent_since(UnixMillis since) {

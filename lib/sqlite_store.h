@@ -45,7 +45,8 @@ class SqliteStore final : public Store {
   std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit, UnixMillis now,
                                         UnixMillis lease_until) override;
   void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
-  std::vector<MessageId> recover_leases(UnixMillis expired_by, UnixMillis now) override;
+  RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
+                                 const std::optional<std::vector<MessageId>>& started) override;
   std::int64_t count_sent_since(UnixMillis since) override;
   std::int64_t last_event_id() override;
   SuppressionChanges suppression_changes(std::int64_t after) override;

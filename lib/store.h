@@ -85,6 +85,11 @@ struct Outcome {
   bool suppress_recipient = false;  // a hard bounce: suppress the address for all mail
 };
 
+struct RecoveredLeases {
+  std::vector<MessageId> possible_duplicates;  // their delivery may have begun
+  std::size_t never_tried = 0;                 // queued again as if never claimed
+};
+
 // What the dispatcher last said it is doing, for `bulkmailctl status`.
 struct DispatchState {
   std::string state;   // running, paused, stopped
@@ -151,9 +156,12 @@ class Store {
   virtual void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) = 0;
 
   // Messages still `sending` whose lease ends at or before `expired_by` (a daemon died mid-send)
-  // go back to `queued`. Returns their ids: each may have been delivered already, so each is a
-  // possible duplicate. A daemon that holds the database alone passes a time past every lease.
-  virtual std::vector<MessageId> recover_leases(UnixMillis expired_by, UnixMillis now) = 0;
+  // go back to `queued`. `started` names the messages whose delivery may have begun (nullopt:
+  // not known, so every one may have): those may have been delivered already and are possible
+  // duplicates, their attempt spent; the others were only claimed, and get their attempt back.
+  // A daemon that holds the database alone passes a time past every lease.
+  virtual RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
+                                         const std::optional<std::vector<MessageId>>& started) = 0;
 
   // How many messages reached `sent` at or after `since` (the daily limit after a restart).
   virtual std::int64_t count_sent_since(UnixMillis since) = 0;

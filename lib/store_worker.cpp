@@ -11,6 +11,7 @@ StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
       watch_(watch),
       committed_(static_cast<std::size_t>(senders)),
       committed_seq_(static_cast<std::size_t>(senders), 0),
+      undurable_from_(static_cast<std::size_t>(senders), 0),
       waiting_for_(static_cast<std::size_t>(senders), 0) {
   if (watch_) {
     watch_->on_hold_ended([this] {
@@ -46,9 +47,13 @@ bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) 
     outcomes_.push_back({outcome, sender, seq});
     auto i = static_cast<std::size_t>(sender);
     if (durable) {
-      if (i < committed_seq_.size()) committed_seq_[i] = std::max(committed_seq_[i], seq);
+      // Durable, and so is everything before it, unless an earlier outcome of this sender could
+      // not be journaled: that one is durable only once committed, and this one waits with it.
+      if (i < committed_seq_.size() && undurable_from_[i] == 0)
+        committed_seq_[i] = std::max(committed_seq_[i], seq);
     } else {
       ++not_durable_;
+      if (i < undurable_from_.size() && undurable_from_[i] == 0) undurable_from_[i] = seq;
     }
     // A busy worker picks it up with its next group. A journaled outcome waits for the interval,
     // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
@@ -123,10 +128,27 @@ void StoreWorker::run(std::function<void(Store&)> fn) {
   wake_.notify_one();
 }
 
+bool StoreWorker::try_run(std::function<void(Store&)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (tasks_.size() >= kMaxQueued) return false;
+    tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_one();
+  return true;
+}
+
 void StoreWorker::opt_out(Suppression s, std::function<void(bool)> done) {
   bool wake;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    if (opt_outs_.size() >= kMaxQueued) {
+      // The database has not kept up for a long while: tell the person to try again now rather
+      // than keep them waiting for an answer that would come too late.
+      lock.unlock();
+      done(false);
+      return;
+    }
     opt_outs_.push_back({std::move(s), std::move(done)});
     wake = !busy_;
   }
@@ -147,24 +169,49 @@ void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint
   outcomes.reserve(batch.size());
   for (const auto& p : batch) outcomes.push_back(p.outcome);
   // The store throws only when the database itself fails (disk full, I/O error). Retry rather
-  // than drop an outcome: a lost "sent" would mean sending that message again.
+  // than drop an outcome: a lost "sent" would mean sending that message again. Only when the
+  // daemon is stopping is there an end to it: the journaled outcomes stay in the journal for the
+  // next start, and the rest are messages its lease recovery queues again.
   for (int attempt = 0;; ++attempt) {
     try {
       store_->record_outcomes(outcomes, now_millis());
       break;
     } catch (const std::exception& e) {
-      log_error(std::string("recording outcomes failed, retrying: ") + e.what());
+      bool stopping;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stopping_;
+      }
+      if (stopping && attempt >= kStopRetries) {
+        log_error("giving up on recording " + std::to_string(outcomes.size()) +
+                  " outcomes while stopping: " + e.what() +
+                  " (journaled ones are recorded at the next start)");
+        return;
+      }
+      if (attempt == 0 || attempt % 60 == 0)
+        log_error(std::string("recording outcomes failed, retrying: ") + e.what());
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
     }
   }
   // Committed: the journal's copy is no longer needed.
-  if (journal_) journal_->remove(segments);
+  if (journal_) {
+    if (auto problem = journal_->remove(segments); problem && !remove_failed_) {
+      remove_failed_ = true;  // said once: it would repeat with every group
+      log_error("outcome journal: " + *problem +
+                " (it is replayed at the next start; only each message's newest outcome counts)");
+    }
+  }
   std::lock_guard lock(mu_);
+  std::vector<std::uint64_t> newest(committed_seq_.size(), 0);
   for (const auto& p : batch) {
     auto i = static_cast<std::size_t>(p.sender);
-    if (i >= committed_seq_.size()) continue;
-    committed_seq_[i] = std::max(committed_seq_[i], p.seq);
+    if (i < newest.size()) newest[i] = std::max(newest[i], p.seq);
+  }
+  for (std::size_t i = 0; i < newest.size(); ++i) {
+    if (!newest[i]) continue;
+    committed_seq_[i] = std::max(committed_seq_[i], newest[i]);
+    if (undurable_from_[i] && undurable_from_[i] <= newest[i]) undurable_from_[i] = 0;
     if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
   }
 }

@@ -42,6 +42,14 @@ class StoreWorker {
   void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);
   // Runs `fn` with the store on the worker thread (rare operations: state, counts).
   void run(std::function<void(Store&)> fn);
+  // As run(), for work from outside (the webhook): refused (false, `fn` dropped) while
+  // kMaxQueued tasks wait already, as they do only when the database has stopped answering.
+  bool try_run(std::function<void(Store&)> fn);
+  // How many opt-outs, and how many tasks from outside, may wait at most. An opt-out past that
+  // is answered done(false) at once.
+  static constexpr std::size_t kMaxQueued = 10'000;
+  // While stopping, how many times a failing commit of outcomes is tried before giving up.
+  static constexpr int kStopRetries = 20;
   // Records a recipient's opt-out. Opt-outs that arrive together are committed in one
   // transaction; `done(true)` runs once it is durable, `done(false)` if the database failed.
   // With a watch, senders see it at once, before the commit; and if a delivery to the recipient
@@ -93,6 +101,7 @@ class StoreWorker {
   std::int64_t watch_cursor_ = 0;
   std::chrono::steady_clock::time_point watched_at_{};
   std::vector<OptOut> waiting_opt_outs_;
+  bool remove_failed_ = false;  // a journal segment could not be deleted (logged once)
   std::mutex mu_;
   std::condition_variable wake_;                   // work arrived
   std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
@@ -103,6 +112,9 @@ class StoreWorker {
   std::vector<OptOut> opt_outs_;
   bool hold_ended_ = false;  // a delivery an opt-out waits for has ended
   std::vector<std::uint64_t> committed_seq_;
+  // Per sender: its oldest outcome that only a commit makes durable (the journal append failed)
+  // and that is not committed yet, 0 when none; later outcomes are not durable before it is.
+  std::vector<std::uint64_t> undurable_from_;
   std::vector<std::uint64_t> waiting_for_;  // per sender: the seq it waits for, 0 when not waiting
   bool busy_ = false;                       // the worker is working, not waiting
   bool stopping_ = false;

@@ -13,6 +13,15 @@ using namespace bulkmail::test;
 
 namespace {
 
+// A queue at `db` holding one message, leased by a daemon that then died; returns its id.
+MessageId lease_one(const std::filesystem::path& db) {
+  SqliteStore store(db.string());
+  std::vector<NewMessage> m{{"", "customer-update", "pat@example.com", "{}"}};
+  MessageId id = store.enqueue(m, "test", 1000)[0].id;
+  REQUIRE(store.claim_due("old-daemon", 10, 2000, 60'000).size() == 1);
+  return id;
+}
+
 Outcome sample(MessageId id, MessageState state = MessageState::sent) {
   Outcome o;
   o.id = id;
@@ -172,13 +181,7 @@ TEST_CASE("an append that cannot be written says so") {
 TEST_CASE("recovered outcomes are committed before anything else, and only to the lease") {
   TempDir dir;
   auto db = dir / "queue.db";
-  MessageId id;
-  {
-    SqliteStore store(db.string());
-    std::vector<NewMessage> m{{"", "customer-update", "pat@example.com", "{}"}};
-    id = store.enqueue(m, "test", 1000)[0].id;
-    REQUIRE(store.claim_due("old-daemon", 10, 2000, 60'000).size() == 1);
-  }
+  MessageId id = lease_one(db);
   {
     auto j = OutcomeJournal::open(db);
     REQUIRE(j);
@@ -190,9 +193,50 @@ TEST_CASE("recovered outcomes are committed before anything else, and only to th
   REQUIRE(j);
   CHECK(apply_recovered(**j, store, 3000) == 2);
   CHECK(store.counts(std::nullopt)[MessageState::sent] == 1);
-  CHECK(store.recover_leases(std::numeric_limits<UnixMillis>::max(), 4000).empty());
+  CHECK(store.recover_leases(std::numeric_limits<UnixMillis>::max(), 4000, std::nullopt)
+            .possible_duplicates.empty());
   CHECK_FALSE(std::filesystem::exists((*j)->segment_path(1)));
   auto again = OutcomeJournal::open(db);
   REQUIRE(again);
   CHECK((*again)->recovered().empty());
+}
+
+TEST_CASE("replay applies each message's newest outcome, not a stale one left in an old segment") {
+  TempDir dir;
+  auto db = dir / "queue.db";
+  MessageId id = lease_one(db);
+  {
+    auto j = OutcomeJournal::open(db);
+    REQUIRE(j);
+    // A deferral whose segment was committed but could not be deleted, then the same message
+    // claimed again and sent, journaled in a later segment before the daemon died.
+    CHECK((*j)->append({id, MessageState::deferred, 451, "4.3.0 try later", 5000, "", false}));
+    (*j)->seal();
+    CHECK((*j)->append({id, MessageState::sent, 250, "2.0.0 Ok", 0, "<m@example.com>", false}));
+  }
+  SqliteStore store(db.string());
+  auto j = OutcomeJournal::open(db);
+  REQUIRE(j);
+  CHECK((*j)->recovered().size() == 2);
+  CHECK(apply_recovered(**j, store, 3000) == 1);
+  // Sent: never queued again, so never sent twice.
+  CHECK(store.counts(std::nullopt)[MessageState::sent] == 1);
+  CHECK(store.counts(std::nullopt)[MessageState::deferred] == 0);
+}
+
+TEST_CASE("a segment that cannot be deleted is reported") {
+  TempDir dir;
+  auto j = OutcomeJournal::open(dir / "queue.db");
+  REQUIRE(j);
+  CHECK((*j)->append(sample(1)));
+  auto sealed = (*j)->seal();
+  REQUIRE(sealed.size() == 1);
+  // A folder in its place cannot be removed as a file.
+  std::filesystem::remove((*j)->segment_path(sealed[0]));
+  std::filesystem::create_directory((*j)->segment_path(sealed[0]));
+  std::filesystem::create_directory((*j)->segment_path(sealed[0]) / "x");
+  auto problem = (*j)->remove(sealed);
+  REQUIRE(problem);
+  CHECK(problem->find("cannot delete") != std::string::npos);
+  CHECK_FALSE((*j)->remove({}));
 }

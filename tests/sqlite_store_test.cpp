@@ -1,5 +1,7 @@
 #include "sqlite_store.h"
 
+#include <sys/stat.h>
+
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
 
@@ -226,13 +228,13 @@ TEST_CASE(
   s.enqueue(batch, "test", 0);
   auto claimed = s.claim_due("dead-daemon", 10, 10, 1000);
   REQUIRE(claimed.size() == 2);
-  CHECK(s.recover_leases(999, 999).empty());
+  CHECK(s.recover_leases(999, 999, std::nullopt).possible_duplicates.empty());
   s.record_outcomes(
       std::vector<Outcome>{{claimed[1].id, MessageState::queued, 0, "shutting down", 0, "", false}},
       500);
-  auto recovered = s.recover_leases(1000, 1000);
-  REQUIRE(recovered.size() == 1);
-  CHECK(recovered[0] == claimed[0].id);
+  auto recovered = s.recover_leases(1000, 1000, std::nullopt);
+  REQUIRE(recovered.possible_duplicates.size() == 1);
+  CHECK(recovered.possible_duplicates[0] == claimed[0].id);
   CHECK(s.history("a@example.com").back().type == "lease-expired");
   auto next = s.claim_due("new-daemon", 10, 1001, 2000);
   REQUIRE(next.size() == 2);
@@ -355,4 +357,74 @@ TEST_CASE("suppression changes since an event, in order, from every writer") {
   // Looking again from where the last look ended finds nothing new.
   CHECK(s.suppression_changes(c.last).changes.empty());
   CHECK(s.suppression_changes(c.last).last == c.last);
+}
+
+TEST_CASE("after a crash, only messages whose delivery had begun are possible duplicates") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com"),
+                                   msg("c@example.com")};
+  s.enqueue(batch, "test", 0);
+  auto claimed = s.claim_due("dead-daemon", 10, 10, 1000);
+  REQUIRE(claimed.size() == 3);
+  // Only b's sender had begun to hand it to the relay.
+  auto recovered = s.recover_leases(1000, 1000, std::vector<MessageId>{claimed[1].id});
+  CHECK(recovered.possible_duplicates == std::vector<MessageId>{claimed[1].id});
+  CHECK(recovered.never_tried == 2);
+  CHECK(s.history("a@example.com").back().type == "released");
+  CHECK(s.history("b@example.com").back().type == "lease-expired");
+  // a and c get back the attempt their claim took; b's was spent.
+  auto next = s.claim_due("new-daemon", 10, 1001, 2000);
+  REQUIRE(next.size() == 3);
+  for (const auto& m : next) CHECK(m.attempts == (m.id == claimed[1].id ? 2 : 1));
+}
+
+TEST_CASE("a new database and its -wal and -shm files are the owner's alone, whatever the umask") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  auto mode_of = [](const std::string& p) {
+    struct stat st {};
+    REQUIRE_MESSAGE(::stat(p.c_str(), &st) == 0, p);
+    return st.st_mode & 0777;
+  };
+  {
+    struct Umask {
+      mode_t old = ::umask(022);  // the usual default: files 0644 unless created otherwise
+      ~Umask() { ::umask(old); }
+    } umask_guard;
+    SqliteStore store(path);
+    enqueue_one(store, msg("a@example.com"));  // the write that makes the -wal and -shm files
+    CHECK(mode_of(path) == 0600);
+    CHECK(mode_of(path + "-wal") == 0600);
+    CHECK(mode_of(path + "-shm") == 0600);
+  }
+  // An existing database keeps the mode its operator gave it.
+  ::chmod(path.c_str(), 0640);
+  SqliteStore again(path);
+  CHECK(mode_of(path) == 0640);
+  CHECK(again.counts(std::nullopt)[MessageState::queued] == 1);
+}
+
+TEST_CASE("history: a relay's reply line is recorded once, its code not repeated") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  enqueue_one(s, msg("sent@example.com"), 100);
+  enqueue_one(s, msg("gone@example.com"), 100);
+  auto claimed = s.claim_due("owner", 2, 200, 60200);
+  REQUIRE(claimed.size() == 2);
+  // As classify_attempt() writes them: the whole reply line, its code first.
+  s.record_outcomes(
+      std::vector<Outcome>{
+          {claimed[0].id, MessageState::sent, 250, "250 2.0.0 Ok: queued as 4Xk9", 0, "", false},
+          {claimed[1].id, MessageState::failed, 550, "550 5.1.1 <gone@example.com>: no such user",
+           0, "", true}},
+      300);
+  auto sent = s.history("sent@example.com");
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[1].detail == "250 2.0.0 Ok: queued as 4Xk9");
+  auto gone = s.history("gone@example.com");
+  REQUIRE(gone.size() == 3);
+  CHECK(gone[1].detail == "550 5.1.1 <gone@example.com>: no such user");
+  CHECK(gone[2].detail == "hard-bounce (all mail): 550 5.1.1 <gone@example.com>: no such user");
 }

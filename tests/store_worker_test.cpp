@@ -209,3 +209,23 @@ TEST_CASE("an opt-out waits for the delivery under way to its recipient, at most
   }
   CHECK(SqliteStore(path).find_suppression("pat@example.com", "customer-update"));
 }
+
+TEST_CASE("an outcome journaled after one that could not be is durable only with it") {
+  ClaimedQueue q;
+  // Segment 1 cannot be created (a folder holds its name): the first append fails, the second
+  // goes to segment 2.
+  auto journal = q.journal();
+  std::filesystem::create_directory(q.dir.path() / "q.db-outcomes.1");
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, std::move(journal));
+  std::promise<void> busy;
+  worker.run([&](Store&) {
+    busy.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the commit has to wait
+  });
+  busy.get_future().get();
+  CHECK_FALSE(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
+  CHECK(worker.record({q.id + 1000, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 2));
+  // Waiting for the second is waiting for the first: after a crash now, both would be lost.
+  worker.wait_committed(0, 2);
+  CHECK(q.count(MessageState::sent) == 1);
+}

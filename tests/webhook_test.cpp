@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <stdexcept>
 
 #include "sqlite_store.h"
@@ -48,7 +50,10 @@ class FailingStore : public Store {
     fail();
   }
   void record_outcomes(std::span<const Outcome>, UnixMillis) override { fail(); }
-  std::vector<MessageId> recover_leases(UnixMillis, UnixMillis) override { fail(); }
+  RecoveredLeases recover_leases(UnixMillis, UnixMillis,
+                                 const std::optional<std::vector<MessageId>>&) override {
+    fail();
+  }
   std::int64_t count_sent_since(UnixMillis) override { fail(); }
   std::int64_t last_event_id() override { fail(); }
   SuppressionChanges suppression_changes(std::int64_t) override { fail(); }
@@ -61,8 +66,10 @@ class InlineBackend : public WebhookBackend {
   explicit InlineBackend(const std::string& db) : store_(db) {}
   bool fail_reads = false;
   bool fail_opt_outs = false;
+  bool throw_on_opt_out = false;  // as a bug would, on the calling thread
 
   void opt_out(Suppression s, std::function<void(bool)> done) override {
+    if (throw_on_opt_out) throw std::logic_error("a bug");
     if (fail_opt_outs) return done(false);
     store_.suppress({&s, 1}, 1000);
     done(true);
@@ -116,7 +123,31 @@ struct Fixture {
     TokenCodec codec(config->unsubscribe.keys, 0);
     return "/unsubscribe/" + codec.issue({address, "customer-update", 1'795'000'000});
   }
+
+  // An authorized API request with a JSON body.
+  HttpResponse api(http::verb method, const std::string& target, const std::string& body,
+                   const std::string& content_type = "application/json") {
+    HttpRequest req{method, target, 11};
+    req.set(http::field::authorization, "Bearer " + std::string(kTestSecret));
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    req.body() = body;
+    req.prepare_payload();
+    std::optional<HttpResponse> answer;
+    webhook->handle(req, [&](HttpResponse r) { answer = std::move(r); });
+    REQUIRE(answer);
+    return *answer;
+  }
+
+  // The scope an opt-out of `address` was recorded with: "" for all mail, or the category.
+  std::optional<std::string> suppressed_scope(const std::string& address) {
+    if (backend->store().find_suppression(address, "")) return "";
+    if (backend->store().find_suppression(address, "customer-update")) return "customer-update";
+    return std::nullopt;
+  }
 };
+
+const std::string kMessage =
+    R"("category":"customer-update","vars":{"first_name":"A","headline":"H","body":"B"})";
 
 }  // namespace
 
@@ -172,4 +203,99 @@ TEST_CASE("a reload swaps the unsubscribe keys: links under a dropped key stop w
   c->unsubscribe.keys = {std::string(64, 'n')};
   f.webhook->reload(c);
   CHECK(f.call(http::verb::get, old_link).result() == http::status::bad_request);
+}
+
+TEST_CASE("a route that throws is answered 500, and /metrics counts it") {
+  Fixture f;
+  f.backend->throw_on_opt_out = true;
+  auto failed = f.call(http::verb::post, f.link_path("pat@example.com"),
+                       "List-Unsubscribe=One-Click", "application/x-www-form-urlencoded");
+  CHECK(failed.result() == http::status::internal_server_error);
+  CHECK(f.webhook->counters().snapshot().requests[{"unsubscribe", 500}] == 1);
+  auto metrics = f.call(http::verb::get, "/metrics");
+  CHECK(metrics.body().find(
+            "bulkmail_webhook_requests_total{route=\"unsubscribe\",status=\"500\"} 1\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("one-click stops what the link says, and the page's choice says it instead") {
+  // The List-Unsubscribe header carries the category link; the footer's "all mail" link adds
+  // ?scope=all. A one-click POST to either does what that link offers.
+  struct Case {
+    const char* address;
+    const char* query;
+    const char* body;
+    const char* scope;  // what is suppressed afterwards: "" all mail
+  };
+  const Case cases[] = {
+      {"one@example.com", "", "List-Unsubscribe=One-Click", "customer-update"},
+      {"two@example.com", "?scope=all", "List-Unsubscribe=One-Click", ""},
+      {"three@example.com", "?scope=category", "List-Unsubscribe=One-Click", "customer-update"},
+      {"four@example.com", "?scope=all", "scope=category", "customer-update"},
+      {"five@example.com", "", "scope=all", ""},
+  };
+  for (const Case& c : cases) {
+    std::string link = std::string(c.address) + c.query + " <- " + c.body;
+    CAPTURE(link);
+    Fixture f;
+    auto res = f.call(http::verb::post, f.link_path(c.address) + c.query, c.body,
+                      "application/x-www-form-urlencoded");
+    CHECK(res.result() == http::status::ok);
+    CHECK(f.suppressed_scope(c.address) == std::optional<std::string>(c.scope));
+    bool all = std::string(c.scope).empty();
+    CHECK((res.body().find("No more mail from") != std::string::npos) == all);
+  }
+}
+
+TEST_CASE("the API reads JSON under any spelling of its media type, with parameters") {
+  Fixture f;
+  int n = 0;
+  for (const char* type :
+       {"application/json", "APPLICATION/JSON", "Application/Json",
+        "application/json; charset=UTF-8", " application/json ;charset=utf-8", ""}) {
+    std::string content_type = type;
+    CAPTURE(content_type);
+    std::string body =
+        "{" + std::string(kMessage) + ",\"to\":\"r" + std::to_string(++n) + "@example.com\"}";
+    CHECK(f.api(http::verb::post, "/api/v1/messages", body, type).result() ==
+          http::status::created);
+  }
+  for (const char* type : {"text/plain", "application/jsonx", "application/x-www-form-urlencoded",
+                           "json", "application/json-seq"}) {
+    std::string content_type = type;
+    CAPTURE(content_type);
+    auto res = f.api(http::verb::post, "/api/v1/messages",
+                     "{" + std::string(kMessage) + ",\"to\":\"x@example.com\"}", type);
+    CHECK(res.result() == http::status::unsupported_media_type);
+  }
+}
+
+TEST_CASE("a key given twice anywhere in an API body is 400 naming it, and nothing changes") {
+  Fixture f;
+  struct Case {
+    const char* target;
+    std::string body;
+    const char* field;
+  };
+  const Case cases[] = {
+      {"/api/v1/messages",
+       "{" + std::string(kMessage) + R"(,"to":"a@example.com","to":"b@example.com"})", "to"},
+      {"/api/v1/messages",
+       R"({"category":"customer-update","to":"c@example.com",)"
+       R"("vars":{"first_name":"A","first_name":"B","headline":"H","body":"B"}})",
+       "vars.first_name"},
+      {"/api/v1/suppressions", R"({"email":"d@example.com","email":"e@example.com"})", "email"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.body);
+    auto res = f.api(http::verb::post, c.target, c.body);
+    CHECK(res.result() == http::status::bad_request);
+    auto answer = nlohmann::json::parse(res.body());
+    CHECK(answer["field"] == c.field);
+    CHECK(answer["error"] == "duplicate key \"" + std::string(c.field) + "\"");
+  }
+  StateCounts counts = f.backend->store().counts(std::nullopt);
+  for (std::int64_t n : counts.by_state) CHECK(n == 0);
+  CHECK_FALSE(f.backend->store().find_suppression("d@example.com", ""));
+  CHECK_FALSE(f.backend->store().find_suppression("e@example.com", ""));
 }
