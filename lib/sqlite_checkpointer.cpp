@@ -42,14 +42,34 @@ void SqliteCheckpointer::checkpoint() {
   // rarely allows, so the log grows without end (seen: 1.9 GB in 25 s), making every page lookup
   // slower. Past a bound, wait for the readers (they are short) and restart the log; that
   // briefly holds back the writer, so it should be rare.
-  if (rc == SQLITE_OK && log_frames > restart_frames_) {
+  bool tried_restart = false;
+  auto now = std::chrono::steady_clock::now();
+  if (rc == SQLITE_OK && log_frames > restart_frames_ && now >= next_restart_) {
+    tried_restart = true;
     rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
+    if (rc == SQLITE_BUSY) {
+      // A reader still holds its snapshot: it will for a while. Back off instead of holding the
+      // writer back every interval while it does.
+      restart_backoff_ = restart_backoff_.count() == 0
+                             ? interval_
+                             : std::min(kMaxRestartBackoff, restart_backoff_ * 2);
+      next_restart_ = now + restart_backoff_;
+    } else {
+      restart_backoff_ = std::chrono::milliseconds(0);
+      next_restart_ = {};
+    }
   }
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
     log_warning(std::string("checkpointing the database failed: ") + sqlite3_errstr(rc));
   }
   std::lock_guard lock(mu_);
   ++runs_;
+  if (tried_restart) ++restart_attempts_;
+}
+
+std::size_t SqliteCheckpointer::restart_attempts() const {
+  std::lock_guard lock(mu_);
+  return restart_attempts_;
 }
 
 void SqliteCheckpointer::loop() {

@@ -24,8 +24,14 @@ class SqliteCheckpointer {
                      int restart_frames = kDefaultRestartFrames);
   ~SqliteCheckpointer();  // one last checkpoint, then stops
 
-  // How many checkpoints have run (for tests).
+  // How many checkpoints have run, and how many of them tried a RESTART (for tests).
   std::size_t runs() const;
+  std::size_t restart_attempts() const;
+
+  // A RESTART that found a reader holding an old snapshot (a long `suppress export`, say) is not
+  // tried again at every interval: each one holds the writer back for the busy wait, so the
+  // retries back off, doubling from `interval` up to this.
+  static constexpr std::chrono::milliseconds kMaxRestartBackoff{5000};
 
  private:
   void loop();
@@ -40,6 +46,11 @@ class SqliteCheckpointer {
   std::condition_variable wake_;
   bool stopping_ = false;
   std::size_t runs_ = 0;
+  std::size_t restart_attempts_ = 0;
+  // Checkpointer thread only: when a RESTART may be tried again, and the wait after the last
+  // busy one.
+  std::chrono::steady_clock::time_point next_restart_{};
+  std::chrono::milliseconds restart_backoff_{0};
   std::thread thread_;
 };
 

@@ -60,3 +60,23 @@ TEST_CASE("the checkpointer keeps the log bounded while readers never stop readi
   CHECK(largest < 32u * 1024 * 1024);
   CHECK(writer.counts(std::nullopt)[MessageState::queued] == 20000);
 }
+
+TEST_CASE("a reader holding an old snapshot makes the RESTART back off, not retry every interval") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore store(path, /*checkpoints=*/false);
+  write_many(store, 200, 0);
+  // A long reader (as `suppress export` streaming is): a snapshot held open throughout.
+  SQLite::Database reader(path, SQLite::OPEN_READONLY);
+  SQLite::Statement scan(reader, "SELECT id FROM messages");
+  REQUIRE(scan.executeStep());  // the read transaction is open while the statement is
+  write_many(store, 200, 1000);  // the log has pages the reader's snapshot still needs
+  {
+    SqliteCheckpointer checkpointer(path, std::chrono::milliseconds(10), /*restart_frames=*/1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    // About 100 intervals went by; backing off from 10 ms, only a handful tried a RESTART.
+    CHECK(checkpointer.runs() >= 20);
+    CHECK(checkpointer.restart_attempts() <= 10);
+    CHECK(checkpointer.restart_attempts() >= 1);
+  }
+}
