@@ -46,7 +46,7 @@ class Reader {
     if (!n.IsMap()) return;
     std::map<std::string, int> first_line;  // each key of this mapping, and where it first stands
     for (auto it = n.begin(); it != n.end(); ++it) {
-      const YAML::Node& k = it->first;
+      YAML::Node k = it->first;  // a copy: the iterator hands out a temporary pair
       std::string key = join(prefix, k.Scalar());
       if (k.IsScalar()) {
         int line = k.Mark().line + 1;
