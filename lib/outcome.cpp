@@ -49,7 +49,7 @@ Outcome outcome_for(const JobResult& r, const RetryConfig& retry, UnixMillis now
       RetryDecision d = decide_retry(m.attempts, m.created_at, now, retry, jitter);
       if (d.give_up) {
         o.state = MessageState::failed;
-        o.reply = "gave up after " + std::to_string(m.attempts) + " attempts: " + c.reply;
+        o.reply = c.reply + " (gave up after " + std::to_string(m.attempts) + " attempts)";
       } else {
         o.state = MessageState::deferred;
         o.next_attempt_at = d.next_attempt_at;

@@ -63,7 +63,7 @@ TEST_CASE("outcomes: every result maps to one state") {
                           now + 1000);
   CHECK(q.next_attempt_at == now + 1000);
   Outcome g = outcome_for(delivered({Verdict::deferred, 451, "451 later"}, 10), retry, now, 0.5, 0);
-  CHECK(g.reply == "gave up after 10 attempts: 451 later");
+  CHECK(g.reply == "451 later (gave up after 10 attempts)");  // the code once, first
   Outcome s = outcome_for(delivered({Verdict::sent, 250, "250 ok"}), retry, now, 0.5, 0);
   CHECK(s.message_id_header == "<7.x@mail.example.com>");
   CHECK(s.reply_code == 250);
