@@ -5,7 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
 #include <string>
+#include <thread>
 
 using namespace bulkmail;
 using boost::asio::ip::make_address;
@@ -71,4 +78,35 @@ TEST_CASE("releasing a client that holds nothing changes nothing") {
   budget.release(make_address("192.0.2.9"));
   CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::admitted);
   CHECK(budget.admit(make_address("192.0.2.2")) == Verdict::server_full);
+}
+
+TEST_CASE("an answer still queued on another loop when the daemon exits outlives nothing it needs") {
+  // bulkmaild's order of declaration: the HTTP server first, then the main loop that /healthz
+  // and /metrics answers are posted to. At exit the loop is destroyed first, with any closure
+  // still queued on it, and such a closure holds an HTTP session whose destructor reaches into
+  // the server: the server must still be there (AddressSanitizer's run of the unit tests checks).
+  std::atomic<bool> asked{false};
+  {
+    boost::asio::io_context* loop = nullptr;
+    HttpServer http(HttpLimits{}, [&](HttpRequest, Responder respond) {
+      boost::asio::post(*loop, [respond = std::move(respond)] {
+        HttpResponse res;
+        respond(std::move(res));
+      });
+      asked = true;
+    });
+    boost::asio::io_context main_loop;  // never run: the answer stays queued
+    loop = &main_loop;
+    REQUIRE(http.listen("127.0.0.1", 0));
+    http.start(1);
+    boost::asio::io_context client_io;
+    boost::asio::ip::tcp::socket client(client_io);
+    client.connect({make_address("127.0.0.1"), http.port()});
+    std::string request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    boost::asio::write(client, boost::asio::buffer(request));
+    for (int i = 0; i < 500 && !asked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(asked);
+    http.stop();
+  }  // main_loop, then http: the queued answer's session is released while the server lives
+  CHECK(asked);
 }
