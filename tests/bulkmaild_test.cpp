@@ -37,3 +37,14 @@ TEST_CASE("the config path comes from $BULKMAIL_CONFIG") {
   CHECK(bad.status == 1);
   CHECK(bad.err.find("none.yaml: cannot read the config file") != std::string::npos);
 }
+
+TEST_CASE("bulkmaild refuses a config whose connections cannot fit the descriptor limit") {
+  TempDir dir;
+  auto config = write_config(dir);  // webhook.max_connections: 512 by default
+  // A hard limit of 128 descriptors cannot hold 512 webhook connections: refused, with numbers.
+  auto r = run_process({"/usr/bin/timeout", "10", "/usr/bin/prlimit", "--nofile=128:128",
+                        bin_dir() + "/bulkmaild",
+                        "--config", config});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("file descriptors, but the hard limit is 128") != std::string::npos);
+}
