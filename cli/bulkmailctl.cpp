@@ -279,6 +279,8 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
       std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
                 << " since " << format_iso8601(d->updated_at) << "\n";
     }
+  } else {
+    std::cout << "dispatch: not running (no bulkmaild has run on this database yet)\n";
   }
 }
 

@@ -15,6 +15,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "address.h"
 #include "composer.h"
 #include "config.h"
 #include "daemon_backend.h"
@@ -45,7 +46,7 @@ int check(const std::filesystem::path& path, const std::shared_ptr<const Config>
   }
   auto composer = Composer::create(config);
   if (!composer) {
-    std::cerr << "bulkmaild: " << composer.error().message << "\n";
+    std::cerr << "bulkmaild: " << mask_addresses_in(composer.error().message) << "\n";
     return 1;
   }
   std::cout << "bulkmaild: " << path.string() << " is valid; database " << config->database.string()
@@ -56,7 +57,8 @@ int check(const std::filesystem::path& path, const std::shared_ptr<const Config>
 // Every webhook connection, SMTP connection and database file is a descriptor. Raises the soft
 // limit when the hard one allows; otherwise the error names the numbers.
 Result<bool> fit_descriptors(const Config& c) {
-  rlim_t need = static_cast<rlim_t>(c.webhook.max_connections) + HttpLimits{}.loopback_reserve +
+  rlim_t need = static_cast<rlim_t>(c.webhook.max_connections) +
+                static_cast<rlim_t>(c.webhook.loopback_reserve) +
                 2 * static_cast<rlim_t>(c.smtp.max_connections) + 64;
   rlimit lim{};
   if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return true;
@@ -108,9 +110,12 @@ int main(int argc, char** argv) {
   std::filesystem::path path =
       config_path.empty() ? default_config_path() : std::filesystem::path(config_path);
   ConfigLoad load = load_config(path);
-  for (const auto& w : load.warnings) std::cerr << "bulkmaild: warning: " << w.str() << "\n";
+  // Under systemd this is the log: a key that happens to be an address is masked like any other
+  // (the config that could turn masking off is the one being refused).
+  for (const auto& w : load.warnings)
+    std::cerr << "bulkmaild: warning: " << mask_addresses_in(w.str()) << "\n";
   if (!load.ok()) {
-    for (const auto& e : load.errors) std::cerr << e.str() << "\n";
+    for (const auto& e : load.errors) std::cerr << mask_addresses_in(e.str()) << "\n";
     std::cerr << "bulkmaild: " << path.string() << " is invalid (" << load.errors.size()
               << " problem" << (load.errors.size() == 1 ? "" : "s") << ")\n";
     return 1;
@@ -190,6 +195,7 @@ int main(int argc, char** argv) {
   limits.max_connections = static_cast<std::size_t>(config->webhook.max_connections);
   limits.max_connections_per_client =
       static_cast<std::size_t>(config->webhook.max_connections_per_client);
+  limits.loopback_reserve = static_cast<std::size_t>(config->webhook.loopback_reserve);
   HttpServer http(limits, [&webhook](HttpRequest req, Responder respond) {
     webhook->handle(std::move(req), std::move(respond));
   });
@@ -231,10 +237,13 @@ int main(int argc, char** argv) {
                 fresh.config->smtp.max_connections != config->smtp.max_connections ||
                 fresh.config->webhook.listen_host != config->webhook.listen_host ||
                 fresh.config->webhook.listen_port != config->webhook.listen_port ||
-                fresh.config->webhook.max_connections != config->webhook.max_connections) {
+                fresh.config->webhook.max_connections != config->webhook.max_connections ||
+                fresh.config->webhook.max_connections_per_client !=
+                    config->webhook.max_connections_per_client ||
+                fresh.config->webhook.loopback_reserve != config->webhook.loopback_reserve) {
               log_warning(
-                  "database, smtp.max_connections, webhook.listen and webhook.max_connections take "
-                  "effect only after a restart");
+                  "database, smtp.max_connections, webhook.listen and webhook's connection caps "
+                  "take effect only after a restart");
             }
             config = fresh.config;
             configure_logging(config->logging);

@@ -237,6 +237,7 @@ struct CurlStrFree {
 struct UrlParts {
   std::string scheme, host, path, query, fragment;
   bool has_port = false;
+  bool has_userinfo = false;  // user[:password]@ before the host
 };
 
 std::optional<UrlParts> parse_url(const std::string& s) {
@@ -248,8 +249,10 @@ std::optional<UrlParts> parse_url(const std::string& s) {
     std::unique_ptr<char, CurlStrFree> g(out);
     return std::string(out);
   };
-  UrlParts parts{part(CURLUPART_SCHEME), part(CURLUPART_HOST),     part(CURLUPART_PATH),
-                 part(CURLUPART_QUERY),  part(CURLUPART_FRAGMENT), !part(CURLUPART_PORT).empty()};
+  UrlParts parts{part(CURLUPART_SCHEME),         part(CURLUPART_HOST),
+                 part(CURLUPART_PATH),           part(CURLUPART_QUERY),
+                 part(CURLUPART_FRAGMENT),       !part(CURLUPART_PORT).empty(),
+                 !part(CURLUPART_USER).empty()};
   return parts;
 }
 
@@ -485,6 +488,10 @@ void read_unsubscribe(Reader& r, const YAML::Node& root, const fs::path& base, C
     } else if (!u->query.empty() || !u->fragment.empty()) {
       r.error(n["url"], "unsubscribe.url",
               "must not have a query or fragment (tokens are appended as a path)");
+    } else if (u->has_userinfo) {
+      // "https://mail.example.com@other.example/" reads as one host and goes to another.
+      r.error(n["url"], "unsubscribe.url",
+              "must not name a user before the host (user@host): every recipient sees this link");
     } else {
       std::string url = *v;
       while (!url.empty() && url.back() == '/') url.pop_back();
@@ -527,11 +534,14 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   if (!n) return;
   if (!r.is_map(n, "webhook")) return;
   r.check_keys(n, "webhook",
-               {"listen", "api_token_file", "max_connections", "max_connections_per_client"});
+               {"listen", "api_token_file", "max_connections", "max_connections_per_client",
+                "loopback_reserve"});
   if (auto v = r.number<int>(n, "webhook", "max_connections", 1, 100000))
     c.webhook.max_connections = *v;
   if (auto v = r.number<int>(n, "webhook", "max_connections_per_client", 1, 100000))
     c.webhook.max_connections_per_client = *v;
+  if (auto v = r.number<int>(n, "webhook", "loopback_reserve", 0, 1000))
+    c.webhook.loopback_reserve = *v;
   if (auto v = r.string(n, "webhook", "listen", false)) {
     auto colon = v->rfind(':');
     std::string host = colon == std::string::npos ? "" : v->substr(0, colon);

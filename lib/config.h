@@ -85,6 +85,9 @@ struct WebhookConfig {
   // Low enough that one client cannot take the whole budget; behind a reverse proxy every
   // connection comes from the proxy, so there it should be max_connections.
   int max_connections_per_client = 64;
+  // Connections loopback clients (127.0.0.0/8, ::1) may open past both caps, so that a local
+  // health check answers when the budget is spent, a local reverse proxy's share included.
+  int loopback_reserve = 8;
 };
 
 struct DkimConfig {

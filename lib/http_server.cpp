@@ -41,12 +41,14 @@ struct Refusal {
 // any other Transfer-Encoding as no body at all, so the body's bytes would be read as the next
 // request; and it accepts Content-Length after a Transfer-Encoding that is not chunked, and equal
 // Content-Lengths twice. Each of those is refused here, as is an HTTP/1.1 request without exactly
-// one Host (RFC 9112 3.2).
+// one Host (RFC 9112 3.2), and one with two Content-Types.
 std::optional<Refusal> header_problem(const HttpRequest& req) {
   auto bad = [](std::string text) { return Refusal{http::status::bad_request, std::move(text)}; };
   std::size_t hosts = req.count(http::field::host);
   if (hosts > 1) return bad("more than one Host header\n");
   if (hosts == 0 && req.version() >= 11) return bad("an HTTP/1.1 request needs a Host header\n");
+  // Two media types for one body: which one a route reads must not depend on their order.
+  if (req.count(http::field::content_type) > 1) return bad("more than one Content-Type\n");
   std::size_t lengths = req.count(http::field::content_length);
   if (lengths > 1 || sv(req[http::field::content_length]).find(',') != std::string_view::npos)
     return bad("more than one Content-Length\n");
@@ -110,11 +112,14 @@ ConnectionBudget::ConnectionBudget(const HttpLimits& limits)
 ConnectionBudget::Verdict ConnectionBudget::admit(const asio::ip::address& client) {
   asio::ip::address a = unmapped(client);
   asio::ip::address key = client_key(a);
-  std::size_t limit = max_connections_ + (a.is_loopback() ? loopback_reserve_ : 0);
+  // Loopback keeps its reserve past both caps: behind a reverse proxy on the same host, the proxy
+  // is the one loopback client holding every connection, and a local /healthz must still answer.
+  std::size_t reserve = a.is_loopback() ? loopback_reserve_ : 0;
+  std::size_t limit = max_connections_ + reserve;
   std::lock_guard lock(mu_);
   auto it = by_client_.find(key);
   std::size_t mine = it == by_client_.end() ? 0 : it->second;
-  if (mine >= per_client_) return Verdict::client_full;
+  if (mine >= per_client_ + reserve) return Verdict::client_full;
   if (held_ >= limit) return Verdict::server_full;
   ++held_;
   ++by_client_[key];

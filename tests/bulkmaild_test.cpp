@@ -48,3 +48,15 @@ TEST_CASE("bulkmaild refuses a config whose connections cannot fit the descripto
   CHECK(r.status == 1);
   CHECK(r.err.find("file descriptors, but the hard limit is 128") != std::string::npos);
 }
+
+TEST_CASE("bulkmaild's config errors mask an address the file happens to hold") {
+  TempDir dir;
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("sender:\n"), 8, "sender:\n  jane.doe@example.com: 1\n");
+  auto config = write_config(dir, yaml);
+  auto r = run_process({bin_dir() + "/bulkmaild", "--config", config, "--check"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("unknown key") != std::string::npos);
+  CHECK(r.err.find("jane.doe@") == std::string::npos);
+  CHECK(r.err.find("***@example.com: unknown key") != std::string::npos);
+}

@@ -73,6 +73,16 @@ TEST_CASE("loopback clients have a reserve past a full budget, within their own 
   CHECK(budget.admit(make_address("192.0.2.3")) == Verdict::server_full);
 }
 
+TEST_CASE("behind a proxy on loopback holding every connection, a local health check still gets in") {
+  // The README's nginx setup: max_connections_per_client equal to max_connections.
+  ConnectionBudget budget(limits(4, 4, 2));
+  for (int i = 0; i < 4; ++i) CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
+  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);  // /healthz, from the reserve
+  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
+  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::client_full);  // the reserve is spent
+  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::server_full);
+}
+
 TEST_CASE("releasing a client that holds nothing changes nothing") {
   ConnectionBudget budget(limits(1, 1, 0));
   budget.release(make_address("192.0.2.9"));

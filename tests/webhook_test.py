@@ -464,7 +464,12 @@ class WebhookTest(unittest.TestCase):
                                 (b"GET /healthz HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
                                 (b"GET /healthz HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n", 200),
                                 (b"GET /healthz HTTP/1.1\r\nhost: x\r\nConnection: close\r\n\r\n", 200),
-                                (b"GET /healthz HTTP/1.0\r\n\r\n", 200)):
+                                (b"GET /healthz HTTP/1.0\r\n\r\n", 200),
+                                # Two media types: the route must not read the body by whichever
+                                # comes first.
+                                (b"POST /api/v1/messages HTTP/1.1\r\nHost: x\r\n"
+                                 b"Content-Type: application/json\r\nContent-Type: text/plain\r\n"
+                                 b"Content-Length: 2\r\n\r\n{}", 400)):
             answer = e.raw(request)
             self.assertEqual(status_of(answer), status, (request, answer[:80]))
 
@@ -607,7 +612,8 @@ class ConnectionCapTest(unittest.TestCase):
         return e.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", source=source)
 
     def test_one_client_address_cannot_take_every_connection(self):
-        e = self.start("  max_connections: 6\n  max_connections_per_client: 2\n")
+        # Every address here is loopback: without the reserve, they stand for remote clients.
+        e = self.start("  max_connections: 6\n  max_connections_per_client: 2\n  loopback_reserve: 0\n")
         held = []
         try:
             held += self.hold(e, 2, "127.0.0.1")
