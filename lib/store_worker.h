@@ -49,7 +49,7 @@ class StoreWorker {
   // is answered done(false) at once.
   static constexpr std::size_t kMaxQueued = 10'000;
   // While stopping, how many times a failing commit of outcomes is tried before giving up.
-  static constexpr int kStopRetries = 20;
+  static constexpr int kStopRetries = 5;
   // Records a recipient's opt-out. Opt-outs that arrive together are committed in one
   // transaction; `done(true)` runs once it is durable, `done(false)` if the database failed.
   // With a watch, senders see it at once, before the commit; and if a delivery to the recipient

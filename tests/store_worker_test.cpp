@@ -2,6 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <SQLiteCpp/Database.h>
+
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <set>
@@ -228,4 +231,45 @@ TEST_CASE("an outcome journaled after one that could not be is durable only with
   // Waiting for the second is waiting for the first: after a crash now, both would be lost.
   worker.wait_committed(0, 2);
   CHECK(q.count(MessageState::sent) == 1);
+}
+
+TEST_CASE("a stopping worker gives up on a database that keeps failing instead of hanging") {
+  ClaimedQueue q;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
+  {
+    // The database breaks under the worker: every commit of outcomes fails from now on.
+    SQLite::Database db(q.path, SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE messages RENAME TO messages_gone");
+  }
+  CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // it is failing and retrying
+  auto asked = std::chrono::steady_clock::now();
+  worker.stop();
+  CHECK(std::chrono::steady_clock::now() - asked < std::chrono::seconds(5));
+  // The outcome stays in the journal, for the next start to record.
+  CHECK_FALSE(q.journal_empty());
+}
+
+TEST_CASE("opt-outs past the queue's bound are told to try again at once") {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  StoreWorker worker(std::make_unique<SqliteStore>(path), 1);
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  std::promise<void> busy;
+  worker.run([&](Store&) {
+    busy.set_value();
+    released.wait();  // the database is not answering
+  });
+  busy.get_future().get();
+  std::atomic<int> refused{0}, recorded{0};
+  for (std::size_t i = 0; i <= StoreWorker::kMaxQueued; ++i) {
+    worker.opt_out({"p" + std::to_string(i) + "@example.com", "", SuppressionReason::unsubscribe,
+                    "one-click", 0},
+                   [&](bool ok) { ++(ok ? recorded : refused); });
+  }
+  CHECK(refused == 1);  // the one past the bound, answered before the database came back
+  release.set_value();
+  worker.stop();
+  CHECK(recorded == static_cast<int>(StoreWorker::kMaxQueued));
 }
