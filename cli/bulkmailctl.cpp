@@ -290,10 +290,21 @@ void cmd_suppress_add(Context& ctx, const std::string& address, const std::strin
   auto reason = parse_suppression_reason(reason_text);
   if (!reason) fail("--reason must be one of " + suppression_reason_list());
   Suppression s{normalized_or_fail(address), category, *reason, "cli", 0};
-  if (ctx.db().suppress({&s, 1}, now_millis()) == 0) {
-    std::cout << "already suppressed for " << scope_text(category) << "\n";
-  } else {
-    std::cout << "suppressed for " << scope_text(category) << "\n";
+  switch (ctx.db().suppress({&s, 1}, now_millis()).front()) {
+    case SuppressOutcome::added:
+      std::cout << "suppressed for " << scope_text(category) << "\n";
+      break;
+    case SuppressOutcome::raised:
+      std::cout << "already suppressed for " << scope_text(category) << "; it now records the "
+                << reason_text << " (lifting it needs --force)\n";
+      break;
+    case SuppressOutcome::recorded:
+      std::cout << "already suppressed for " << scope_text(category) << "; the " << reason_text
+                << " is recorded in its history\n";
+      break;
+    case SuppressOutcome::unchanged:
+      std::cout << "already suppressed for " << scope_text(category) << "\n";
+      break;
   }
 }
 

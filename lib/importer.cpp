@@ -130,9 +130,14 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
   std::int64_t seen = 0;
   auto flush = [&] {
     if (batch.empty()) return;
-    auto added = static_cast<std::int64_t>(store.suppress(batch, now_millis()));
-    sum.queued += added;
-    sum.already_queued += static_cast<std::int64_t>(batch.size()) - added;
+    for (SuppressOutcome o : store.suppress(batch, now_millis())) {
+      // Raised: the row was a person's own opt-out over a weaker suppression; it changed it.
+      if (o == SuppressOutcome::added || o == SuppressOutcome::raised) {
+        ++sum.queued;
+      } else {
+        ++sum.already_queued;
+      }
+    }
     batch.clear();
     if (options.on_progress) options.on_progress(seen);
   };

@@ -223,7 +223,8 @@ StateCounts SqliteStore::counts(const std::optional<std::string>& campaign) {
   return c;
 }
 
-std::size_t SqliteStore::suppress(std::span<const Suppression> suppressions, UnixMillis now) {
+std::vector<SuppressOutcome> SqliteStore::suppress(std::span<const Suppression> suppressions,
+                                                   UnixMillis now) {
   // An opt-out, once confirmed to the recipient, must survive even a power failure: these commits
   // wait for the disk (FULL), unlike the queue's, where a lost commit means a resend at worst.
   db_.exec("PRAGMA synchronous = FULL");
@@ -236,43 +237,84 @@ std::size_t SqliteStore::suppress(std::span<const Suppression> suppressions, Uni
       }
     }
   } restore{db_};
-  std::size_t added = 0;
+  std::vector<SuppressOutcome> outcomes;
+  outcomes.reserve(suppressions.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& st = st_->insert_suppression;
   for (const Suppression& s : suppressions) {
+    std::string reason(to_string(s.reason));
+    std::string scope = s.category.empty() ? " (all mail)" : "";
     st.reset();
     st.bind(1, s.address);
     st.bind(2, s.category);
-    st.bind(3, std::string(to_string(s.reason)));
+    st.bind(3, reason);
     st.bind(4, s.source);
     st.bind(5, static_cast<int64_t>(s.created_at ? s.created_at : now));
-    if (st.exec() == 0) continue;
-    ++added;
-    add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
-              std::string(to_string(s.reason)) + (s.category.empty() ? " (all mail)" : ""));
+    if (st.exec() > 0) {
+      outcomes.push_back(SuppressOutcome::added);
+      add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
+                reason + scope);
+      continue;
+    }
+    if (!is_recipient_choice(s.reason)) {
+      outcomes.push_back(SuppressOutcome::unchanged);  // its first record stays the evidence
+      continue;
+    }
+    // The person's own request, for a suppression that exists: never lost behind it.
+    auto existing = exact_suppression(s.address, s.category);
+    if (existing && stronger_reason(s.reason, existing->reason)) {
+      SQLite::Statement raise(db_,
+                              "UPDATE suppressions SET reason = ?, source = ? WHERE address = ? "
+                              "AND category = ?");
+      raise.bind(1, reason);
+      raise.bind(2, s.source);
+      raise.bind(3, s.address);
+      raise.bind(4, s.category);
+      raise.exec();
+      outcomes.push_back(SuppressOutcome::raised);
+      add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
+                reason + scope + ", raised from " + std::string(to_string(existing->reason)) +
+                    " (suppressed since " + format_iso8601(existing->created_at) + ")");
+    } else {
+      outcomes.push_back(SuppressOutcome::recorded);
+      add_event(now, "suppression-requested", s.address, std::nullopt, s.category, "", s.source,
+                reason + scope + ": already suppressed" +
+                    (existing ? " (" + std::string(to_string(existing->reason)) + " since " +
+                                    format_iso8601(existing->created_at) + ")"
+                              : ""));
+    }
   }
   tx.commit();
-  return added;
+  return outcomes;
 }
 
-std::optional<Suppression> SqliteStore::unsuppress(const std::string& address,
-                                                   const std::string& category,
-                                                   const std::string& source, UnixMillis now) {
-  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+std::optional<Suppression> SqliteStore::exact_suppression(const std::string& address,
+                                                          const std::string& category) {
   SQLite::Statement st(db_,
-                       "DELETE FROM suppressions WHERE address = ? AND category = ? "
-                       "RETURNING address, category, reason, source, created_at");
+                       "SELECT address, category, reason, source, created_at FROM suppressions "
+                       "WHERE address = ? AND category = ?");
   st.bind(1, address);
   st.bind(2, category);
   if (!st.executeStep()) return std::nullopt;
-  Suppression removed = read_suppression(st);
-  while (st.executeStep()) {
-  }
-  add_event(
-      now, "suppression-removed", address, std::nullopt, category, "", source,
-      "lifted " + std::string(to_string(removed.reason)) + (category.empty() ? " (all mail)" : ""));
+  return read_suppression(st);
+}
+
+LiftResult SqliteStore::unsuppress(const std::string& address, const std::string& category,
+                                   const std::string& source, UnixMillis now, bool consent_given) {
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  auto existing = exact_suppression(address, category);
+  if (!existing) return {LiftStatus::not_found, std::nullopt};
+  if (is_recipient_choice(existing->reason) && !consent_given)
+    return {LiftStatus::needs_consent, existing};
+  SQLite::Statement st(db_, "DELETE FROM suppressions WHERE address = ? AND category = ?");
+  st.bind(1, address);
+  st.bind(2, category);
+  st.exec();
+  add_event(now, "suppression-removed", address, std::nullopt, category, "", source,
+            "lifted " + std::string(to_string(existing->reason)) +
+                (category.empty() ? " (all mail)" : ""));
   tx.commit();
-  return removed;
+  return {LiftStatus::lifted, existing};
 }
 
 std::optional<Suppression> SqliteStore::find_suppression(const std::string& address,

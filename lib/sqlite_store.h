@@ -31,9 +31,10 @@ class SqliteStore final : public Store {
   std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
                                      const std::string& source, UnixMillis now) override;
   StateCounts counts(const std::optional<std::string>& campaign) override;
-  std::size_t suppress(std::span<const Suppression> suppressions, UnixMillis now) override;
-  std::optional<Suppression> unsuppress(const std::string& address, const std::string& category,
-                                        const std::string& source, UnixMillis now) override;
+  std::vector<SuppressOutcome> suppress(std::span<const Suppression> suppressions,
+                                        UnixMillis now) override;
+  LiftResult unsuppress(const std::string& address, const std::string& category,
+                        const std::string& source, UnixMillis now, bool consent_given) override;
   std::optional<Suppression> find_suppression(const std::string& address,
                                               const std::string& category) override;
   void for_each_suppression(const std::function<void(const Suppression&)>& fn) override;
@@ -54,6 +55,9 @@ class SqliteStore final : public Store {
   std::optional<DispatchState> dispatch_state() override;
 
  private:
+  // The suppression of exactly (address, category), without the all-mail fallback.
+  std::optional<Suppression> exact_suppression(const std::string& address,
+                                               const std::string& category);
   struct Statements;
   void add_event(UnixMillis at, const char* type, const std::string& address,
                  std::optional<MessageId> message, const std::string& category,

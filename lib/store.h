@@ -90,6 +90,25 @@ struct RecoveredLeases {
   std::size_t never_tried = 0;                 // queued again as if never claimed
 };
 
+// What Store::suppress did with one suppression.
+enum class SuppressOutcome {
+  added,      // a new suppression
+  raised,     // it existed with a weaker reason, and now records the person's own request
+  recorded,   // it already said as much: the person's request is recorded as an event only
+  unchanged,  // it existed already; nothing recorded (not a person's own request)
+};
+
+enum class LiftStatus {
+  lifted,         // removed; `suppression` is what was removed
+  not_found,      // no suppression of exactly that address and category
+  needs_consent,  // kept: it records the recipient's choice; `suppression` is what was kept
+};
+
+struct LiftResult {
+  LiftStatus status;
+  std::optional<Suppression> suppression;
+};
+
 // What the dispatcher last said it is doing, for `bulkmailctl status`.
 struct DispatchState {
   std::string state;   // running, paused, stopped
@@ -117,15 +136,20 @@ class Store {
 
   virtual StateCounts counts(const std::optional<std::string>& campaign) = 0;
 
-  // Adds suppressions in one transaction; returns how many were new (an existing one is kept
-  // as it was: its first record is the evidence).
-  virtual std::size_t suppress(std::span<const Suppression> suppressions, UnixMillis now) = 0;
+  // Adds suppressions in one transaction; the outcomes line up with `suppressions`. An existing
+  // suppression keeps the time it was first made (the evidence of how long the address has been
+  // suppressed). A person's own request (unsubscribe, complaint: is_recipient_choice) is never
+  // lost behind it: it raises a weaker reason to its own, or, when the suppression already says
+  // as much, is recorded as an event all the same.
+  virtual std::vector<SuppressOutcome> suppress(std::span<const Suppression> suppressions,
+                                                UnixMillis now) = 0;
 
-  // Removes the suppression of `address` for `category` (empty: the all-mail one). Returns it, or
-  // nullopt when there was none.
-  virtual std::optional<Suppression> unsuppress(const std::string& address,
-                                                const std::string& category,
-                                                const std::string& source, UnixMillis now) = 0;
+  // Removes the suppression of exactly `address` and `category` (empty: the all-mail one), unless
+  // it records the recipient's own choice and `consent_given` is false. The check and the removal
+  // are one transaction: a person opting out again at that moment is never lifted unseen.
+  virtual LiftResult unsuppress(const std::string& address, const std::string& category,
+                                const std::string& source, UnixMillis now,
+                                bool consent_given) = 0;
 
   // The suppression that stops mail of `category` to `address`, if any (all-mail first).
   virtual std::optional<Suppression> find_suppression(const std::string& address,

@@ -48,4 +48,24 @@ std::string suppression_summary(const Suppression& s) {
   return std::string(to_string(s.reason)) + (s.category.empty() ? ", all mail" : "");
 }
 
+namespace {
+int rank(SuppressionReason r) {
+  switch (r) {
+    case SuppressionReason::import:
+      return 0;
+    case SuppressionReason::manual:
+      return 1;
+    case SuppressionReason::hard_bounce:
+      return 2;
+    case SuppressionReason::unsubscribe:
+      return 3;
+    case SuppressionReason::complaint:
+      return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+bool stronger_reason(SuppressionReason a, SuppressionReason b) { return rank(a) > rank(b); }
+
 }  // namespace bulkmail

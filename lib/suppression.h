@@ -19,6 +19,9 @@ std::string suppression_reason_list();
 // Reasons that record the recipient's own choice (or a provider's report of it). Lifting one of
 // these would mail someone who said no, so lifting one needs consent (suppression_lift.h).
 bool is_recipient_choice(SuppressionReason r);
+// Whether `a` says more than `b` about why mail must stop: a complaint over an unsubscribe, the
+// person's own word over anything recorded on their behalf (a hard bounce, manual, an import).
+bool stronger_reason(SuppressionReason a, SuppressionReason b);
 
 struct Suppression {
   std::string address;   // normalized (see address.h)

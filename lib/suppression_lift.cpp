@@ -4,16 +4,7 @@ namespace bulkmail {
 
 LiftResult lift_suppression(Store& store, const std::string& address, const std::string& category,
                             bool consent_given, const std::string& source, UnixMillis now) {
-  // find_suppression also answers with the all-mail suppression for a category: only an exact
-  // match is lifted here.
-  auto existing = store.find_suppression(address, category);
-  if (!existing || existing->category != category) return {LiftStatus::not_found, std::nullopt};
-  if (is_recipient_choice(existing->reason) && !consent_given) {
-    return {LiftStatus::needs_consent, existing};
-  }
-  auto removed = store.unsuppress(address, category, source, now);
-  if (!removed) return {LiftStatus::not_found, std::nullopt};
-  return {LiftStatus::lifted, removed};
+  return store.unsuppress(address, category, source, now, consent_given);
 }
 
 std::string needs_consent_message(const Suppression& kept) {

@@ -11,18 +11,8 @@
 
 namespace bulkmail {
 
-enum class LiftStatus {
-  lifted,         // removed; `suppression` is what was removed
-  not_found,      // no suppression of exactly that address and category
-  needs_consent,  // kept: it records the recipient's choice; `suppression` is what was kept
-};
-
-struct LiftResult {
-  LiftStatus status;
-  std::optional<Suppression> suppression;
-};
-
-// `category` empty: the all-mail suppression. `address` normalized.
+// `category` empty: the all-mail suppression. `address` normalized. (The store checks and removes
+// in one transaction: Store::unsuppress.)
 LiftResult lift_suppression(Store& store, const std::string& address, const std::string& category,
                             bool consent_given, const std::string& source, UnixMillis now);
 

@@ -407,8 +407,10 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
     return backend_.write([this, shared_req, s, respond, fail_503](Store& store) {
       try {
         UnixMillis now = now_millis();
-        bool added = store.suppress({&s, 1}, now) == 1;
-        if (added && s.reason == SuppressionReason::unsubscribe) counters_.unsubscribe("api");
+        SuppressOutcome outcome = store.suppress({&s, 1}, now).front();
+        bool added = outcome == SuppressOutcome::added;
+        if (outcome != SuppressOutcome::unchanged && s.reason == SuppressionReason::unsubscribe)
+          counters_.unsubscribe("api");
         auto in_effect = store.find_suppression(s.address, s.category);
         Suppression shown = in_effect && in_effect->category == s.category ? *in_effect : s;
         if (!in_effect) shown.created_at = now;

@@ -82,8 +82,10 @@ TEST_CASE("suppression scopes: one category, or all mail") {
   Suppression cat{"cat@example.com", "research-invitation", SuppressionReason::unsubscribe, "test",
                   0};
   Suppression all{"all@example.com", "", SuppressionReason::hard_bounce, "test", 0};
-  CHECK(s.suppress(std::vector{cat, all}, 5) == 2);
-  CHECK(s.suppress(std::vector{cat}, 6) == 0);  // idempotent; the first record stays
+  using O = SuppressOutcome;
+  CHECK(s.suppress(std::vector{cat, all}, 5) == std::vector{O::added, O::added});
+  // The same request again changes nothing: the first record stays, the request is noted.
+  CHECK(s.suppress(std::vector{cat}, 6) == std::vector{O::recorded});
 
   CHECK(enqueue_one(s, msg("cat@example.com", "c1", "research-invitation")).status ==
         EnqueueStatus::suppressed);
@@ -103,10 +105,10 @@ TEST_CASE("suppression scopes: one category, or all mail") {
   CHECK(s.find_suppression("all@example.com", "anything")->reason ==
         SuppressionReason::hard_bounce);
 
-  auto removed = s.unsuppress("all@example.com", "", "test", 7);
-  REQUIRE(removed);
-  CHECK(removed->reason == SuppressionReason::hard_bounce);
-  CHECK_FALSE(s.unsuppress("all@example.com", "", "test", 8));
+  auto removed = s.unsuppress("all@example.com", "", "test", 7, false);
+  REQUIRE(removed.status == LiftStatus::lifted);
+  CHECK(removed.suppression->reason == SuppressionReason::hard_bounce);
+  CHECK(s.unsuppress("all@example.com", "", "test", 8, false).status == LiftStatus::not_found);
   CHECK(enqueue_one(s, msg("all@example.com", "c3")).status == EnqueueStatus::queued);
 }
 
@@ -319,7 +321,7 @@ TEST_CASE("a lookup leaves no read open: the same connection can write after ano
   REQUIRE(writer.find_suppression("a@example.com", "customer-update"));
   other.suppress({&b, 1}, 2);
   Suppression c{"c@example.com", "", SuppressionReason::manual, "test", 0};
-  CHECK(writer.suppress({&c, 1}, 3) == 1);
+  CHECK(writer.suppress({&c, 1}, 3) == std::vector{SuppressOutcome::added});
   CHECK(writer.find_suppression("b@example.com", "customer-update"));  // sees the other's commit
 }
 
@@ -340,7 +342,7 @@ TEST_CASE("suppression changes since an event, in order, from every writer") {
   Suppression all{"sam@example.com", "", SuppressionReason::complaint, "cli", 0};
   other.suppress(std::vector<Suppression>{one, all}, 2000);
   enqueue_one(other, msg("b@example.com"));  // a later event that is not a suppression
-  other.unsuppress("pat@example.com", "research-invitation", "cli", 3000);
+  other.unsuppress("pat@example.com", "research-invitation", "cli", 3000, true);
 
   auto c = s.suppression_changes(start);
   REQUIRE(c.changes.size() == 3);
@@ -427,4 +429,48 @@ TEST_CASE("history: a relay's reply line is recorded once, its code not repeated
   REQUIRE(gone.size() == 3);
   CHECK(gone[1].detail == "550 5.1.1 <gone@example.com>: no such user");
   CHECK(gone[2].detail == "hard-bounce (all mail): 550 5.1.1 <gone@example.com>: no such user");
+}
+
+TEST_CASE("a person's own opt-out is never lost behind a suppression that already exists") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  using O = SuppressOutcome;
+  auto one = [&](const char* address, const char* category, SuppressionReason reason,
+                 const char* source, UnixMillis at) {
+    Suppression x{address, category, reason, source, 0};
+    return s.suppress({&x, 1}, at).front();
+  };
+  // The operator suppressed Mia's customer updates; then Mia opts out herself.
+  CHECK(one("mia@example.com", "customer-update", SuppressionReason::manual, "cli", 100) ==
+        O::added);
+  CHECK(one("mia@example.com", "customer-update", SuppressionReason::unsubscribe, "one-click",
+            200) == O::raised);
+  auto now = s.find_suppression("mia@example.com", "customer-update");
+  REQUIRE(now);
+  CHECK(now->reason == SuppressionReason::unsubscribe);
+  CHECK(now->source == "one-click");
+  CHECK(now->created_at == 100);  // suppressed since the first record
+  // Her request is in the evidence, and lifting now needs her consent.
+  auto h = s.history("mia@example.com");
+  REQUIRE(h.size() == 2);
+  CHECK(h[1].type == "suppression-added");
+  CHECK(h[1].source == "one-click");
+  CHECK(h[1].detail.find("unsubscribe, raised from manual") != std::string::npos);
+  CHECK(s.unsuppress("mia@example.com", "customer-update", "cli", 300, false).status ==
+        LiftStatus::needs_consent);
+  // The same request again, or a weaker reason: recorded, or nothing at all.
+  CHECK(one("mia@example.com", "customer-update", SuppressionReason::unsubscribe, "web", 400) ==
+        O::recorded);
+  CHECK(s.history("mia@example.com").back().type == "suppression-requested");
+  CHECK(one("mia@example.com", "customer-update", SuppressionReason::manual, "cli", 500) ==
+        O::unchanged);
+  CHECK(s.history("mia@example.com").size() == 3);
+  // A complaint says more than an unsubscribe.
+  CHECK(one("mia@example.com", "customer-update", SuppressionReason::complaint, "fbl", 600) ==
+        O::raised);
+  // An all-mail suppression covers a category opt-out; the opt-out is still its own record.
+  CHECK(one("leo@example.com", "", SuppressionReason::hard_bounce, "smtp", 700) == O::added);
+  CHECK(one("leo@example.com", "research-invitation", SuppressionReason::unsubscribe, "one-click",
+            800) == O::added);
+  CHECK(s.history("leo@example.com").back().source == "one-click");
 }

@@ -159,7 +159,7 @@ TEST_CASE("suppressions another process adds reach the watch while claimed messa
   Suppression s{"sam@example.com", "", SuppressionReason::manual, "cli", 0};
   cli.suppress({&s, 1}, 5000);
   CHECK(eventually([&] { return watch.find("sam@example.com", "x").suppression.has_value(); }));
-  cli.unsuppress("sam@example.com", "", "cli", 6000);
+  cli.unsuppress("sam@example.com", "", "cli", 6000, /*consent_given=*/true);
   CHECK(eventually([&] { return !watch.find("sam@example.com", "x").suppression.has_value(); }));
 }
 

@@ -29,9 +29,11 @@ class FailingStore : public Store {
     fail();
   }
   StateCounts counts(const std::optional<std::string>&) override { fail(); }
-  std::size_t suppress(std::span<const Suppression>, UnixMillis) override { fail(); }
-  std::optional<Suppression> unsuppress(const std::string&, const std::string&, const std::string&,
-                                        UnixMillis) override {
+  std::vector<SuppressOutcome> suppress(std::span<const Suppression>, UnixMillis) override {
+    fail();
+  }
+  LiftResult unsuppress(const std::string&, const std::string&, const std::string&, UnixMillis,
+                        bool) override {
     fail();
   }
   std::optional<Suppression> find_suppression(const std::string&, const std::string&) override {

@@ -169,6 +169,26 @@ class WebhookTest(unittest.TestCase):
         time.sleep(0.3)
         self.assertEqual(len(e.received()), before)
 
+    def test_a_persons_one_click_over_an_operators_suppression_is_recorded_and_needs_consent_to_lift(self):
+        e = self.env
+        e.ctl("suppress", "add", "mia@example.com", "--category", "customer-update")  # manual
+        link = e.ctl("unsubscribe-link", "--category", "customer-update", "mia@example.com").stdout
+        path = urllib.parse.urlsplit(link.decode().strip()).path
+        status, _, body = e.request("POST", path, "List-Unsubscribe=One-Click",
+                                    {"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual(status, 200)
+        # Her own request is the record now, and the evidence says so.
+        self.assertEqual(e.suppression("mia@example.com"), [("customer-update", "unsubscribe", "one-click")])
+        added = e.rows("SELECT source, detail FROM events WHERE address = ? AND type = 'suppression-added' "
+                       "ORDER BY id", "mia@example.com")
+        self.assertEqual([a[0] for a in added], ["cli", "one-click"])
+        self.assertIn("raised from manual", added[1][1])
+        # Lifting it without her renewed consent is refused.
+        r = e.ctl("suppress", "remove", "mia@example.com", "--category", "customer-update", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn(b"consent", r.stderr)
+        self.assertEqual(len(e.suppression("mia@example.com")), 1)
+
     def test_one_click_as_multipart(self):
         e = self.env
         body = ("--b0undary\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\n"
