@@ -260,7 +260,10 @@ void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
   StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
   if (json) {
-    std::cout << status_json(c).dump() << "\n";
+    std::cout << status_json(c, ctx.db().dispatch_state(),
+                             InstanceLock::held(ctx.cfg().database.string()))
+                     .dump()
+              << "\n";
     return;
   }
   std::int64_t total = 0;

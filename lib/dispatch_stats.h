@@ -1,5 +1,5 @@
 // What the dispatcher has done since the daemon started: the numbers behind the systemd status
-// line and GET /metrics. Owned by the dispatcher's event loop; others read a copy.
+// line and GET /metrics. Kept by the dispatcher under its lock; others read a copy (stats()).
 #pragma once
 
 #include <array>
@@ -20,6 +20,8 @@ struct DispatchStats {
   double latency_sum_ms = 0;
   bool paused = false;
   std::string pause_reason;
+  std::int64_t sent_today = 0;   // accepted by the relay since 00:00 UTC (the daily limit's count)
+  std::int64_t daily_limit = 0;  // throttle.daily_limit; 0: none
 };
 
 }  // namespace bulkmail

@@ -60,6 +60,7 @@ void Dispatcher::reload(std::shared_ptr<const Config> config) {
   std::lock_guard lock(mu_);
   config_ = std::move(config);
   throttle_.reconfigure(config_->throttle, config_->smtp.max_connections, mono_now());
+  maybe_claim();  // a raised daily limit sends at once
   work_.notify_all();
 }
 
@@ -159,7 +160,7 @@ void Dispatcher::account(const JobResult& r, Micros now) {
       }
     } else {
       breaker_.record_success();
-      if (stats_.paused) set_paused(false, "");
+      if (stats_.paused && !held_by_daily_limit_) set_paused(false, "");
     }
     temporary = c.verdict == Verdict::deferred && c.code >= 400 && c.code < 500;
     if (c.verdict == Verdict::bounced) {
@@ -196,7 +197,9 @@ void Dispatcher::account(const JobResult& r, Micros now) {
     default:
       break;
   }
-  throttle_.finished(r.domain, temporary, now);
+  UnixMillis wall = now_millis();
+  throttle_.finished(r.domain, temporary, r.recorded_state == MessageState::sent, now, wall);
+  stats_.sent_today = throttle_.sent_today(wall);
   settled(r.claimed_at);
 }
 
@@ -231,7 +234,32 @@ std::size_t Dispatcher::buffer_target() const {
   return std::min<std::size_t>(target, static_cast<std::size_t>(config_->daemon.claim_batch) * 2);
 }
 
+std::string Dispatcher::daily_limit_text() {
+  return "daily limit reached: " + std::to_string(throttle_.daily_limit()) + " of " +
+         std::to_string(throttle_.daily_limit()) + " sent today, resumes at 00:00 UTC";
+}
+
+bool Dispatcher::hold_for_daily_limit() {
+  UnixMillis wall = now_millis();
+  stats_.sent_today = throttle_.sent_today(wall);
+  stats_.daily_limit = throttle_.daily_limit();
+  bool reached = throttle_.daily_limit_reached(wall);
+  if (reached && !held_by_daily_limit_) {
+    held_by_daily_limit_ = true;
+    set_paused(true, daily_limit_text());
+  } else if (!reached && held_by_daily_limit_) {
+    // A new day, or a higher limit (SIGHUP): the messages handed back are due already.
+    held_by_daily_limit_ = false;
+    set_paused(false, "");
+    queue_empty_ = false;
+  }
+  return reached;
+}
+
 void Dispatcher::maybe_claim() {
+  // While the day's messages are all sent, nothing more is claimed: what is queued stays due,
+  // so a new day or a raised limit sends it at once.
+  if (hold_for_daily_limit()) return;
   // After a claim that found nothing (or failed), only the idle timer asks again: otherwise every
   // request for work would claim, and an idle daemon would spin on SQLite.
   if (stopping_ || closed_ || claim_pending_ || queue_empty_) return;
@@ -299,9 +327,15 @@ void Dispatcher::sweep_paused_domains() {
   // not per message: the buffer may hold thousands of domains.
   Micros now = mono_now();
   UnixMillis wall = now_millis();
+  bool daily = throttle_.daily_limit_reached(wall);
   for (auto it = buffer_.begin(); it != buffer_.end();) {
     auto gate = throttle_.check(it->first, now, wall);
-    if (!gate.ok && gate.retry_at - now > kLongPause && !it->second.empty()) {
+    if (!gate.ok && gate.daily_limit && daily && !it->second.empty()) {
+      // Handed back due now: nothing is claimed until the limit allows, and then at once.
+      for (const auto& job : it->second) release(job, wall, daily_limit_text());
+      buffered_ -= it->second.size();
+      it = buffer_.erase(it);
+    } else if (!gate.ok && gate.retry_at - now > kLongPause && !it->second.empty()) {
       UnixMillis resume = wall + (gate.retry_at - now) / 1000;
       for (const auto& job : it->second)
         release(job, resume, "domain " + it->first + " is slowed down");

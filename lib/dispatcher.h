@@ -58,6 +58,9 @@ class Dispatcher final : public JobSource {
   void account(const JobResult& result, Micros now);
   std::optional<Job> pick(Micros now, Micros& wake);
   void maybe_claim();
+  // Whether the daily limit holds sending now; pauses (and resumes) dispatch as it changes.
+  bool hold_for_daily_limit();
+  std::string daily_limit_text();
   void on_claimed(std::vector<ClaimedMessage> messages);
   void release(const Job& job, UnixMillis next_attempt_at, const std::string& why);
   // A message of the claim made at `claimed_at` will not be delivered by this daemon any more.
@@ -95,6 +98,7 @@ class Dispatcher final : public JobSource {
   int waiting_ = 0;        // senders asleep in next()
   Micros timed_wake_ = 0;  // the deadline one of them sleeps until, 0 if none does
   bool claim_pending_ = false;
+  bool held_by_daily_limit_ = false;
   bool queue_empty_ = false;  // the last claim found nothing due
   bool stopping_ = false;
   bool closed_ = false;

@@ -113,8 +113,14 @@ std::string prometheus_text(const StateCounts& messages, const DispatchStats& d,
   sample(out, "bulkmail_in_flight", "", d.in_flight);
   family(out, "bulkmail_buffered", "gauge", "Claimed messages waiting for a sender.");
   sample(out, "bulkmail_buffered", "", d.buffered);
-  family(out, "bulkmail_dispatch_paused", "gauge", "1 while sending is paused (relay trouble).");
+  family(out, "bulkmail_dispatch_paused", "gauge",
+         "1 while sending is paused (relay trouble, or the daily limit is reached).");
   sample(out, "bulkmail_dispatch_paused", "", d.paused ? 1 : 0);
+  family(out, "bulkmail_sent_today", "gauge",
+         "Messages the relay accepted since 00:00 UTC (what throttle.daily_limit counts).");
+  sample(out, "bulkmail_sent_today", "", d.sent_today);
+  family(out, "bulkmail_daily_limit", "gauge", "throttle.daily_limit; 0 when there is none.");
+  sample(out, "bulkmail_daily_limit", "", d.daily_limit);
 
   family(out, "bulkmail_unsubscribes_total", "counter",
          "Opt-outs received by source (one-click, web, api) since the daemon started.");

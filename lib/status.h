@@ -1,15 +1,21 @@
-// The queue's state counts as JSON: what `bulkmailctl status --json` prints and, later,
-// GET /api/v1/status answers.
+// The queue's state counts and what the daemon is doing, as JSON: what `bulkmailctl status
+// --json` prints and GET /api/v1/status answers.
 #pragma once
 
 #include <nlohmann/json.hpp>
+
+#include <optional>
 
 #include "store.h"
 
 namespace bulkmail {
 
 // {"queued": 1, "sending": 0, "deferred": 0, "sent": 5, "failed": 0, "suppressed": 1,
-//  "cancelled": 0}: every state is present, each a number.
-nlohmann::json status_json(const StateCounts& counts);
+//  "cancelled": 0, "dispatch": {"state": "paused", "detail": "daily limit reached: ...",
+//  "since": "2026-11-29T03:44:00.317Z"}}: every state is present, each a number. `dispatch`
+// is what the daemon last said; when no daemon is running (`daemon_running` false) its state is
+// "not running", whatever the last one said (the last word kept in "last_state").
+nlohmann::json status_json(const StateCounts& counts, const std::optional<DispatchState>& dispatch,
+                           bool daemon_running);
 
 }  // namespace bulkmail

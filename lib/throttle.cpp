@@ -81,11 +81,22 @@ void Throttle::set_sent_today(std::int64_t n, UnixMillis wall_now) {
   sent_today_ = n;
 }
 
+std::int64_t Throttle::sent_today(UnixMillis wall_now) {
+  roll_day(wall_now);
+  return sent_today_;
+}
+
+bool Throttle::daily_limit_reached(UnixMillis wall_now) {
+  roll_day(wall_now);
+  return config_.daily_limit > 0 && sent_today_ >= config_.daily_limit;
+}
+
 Throttle::Gate Throttle::check(const std::string& name, Micros now, UnixMillis wall_now) {
   roll_day(wall_now);
-  if (config_.daily_limit > 0 && sent_today_ >= config_.daily_limit) {
+  if (config_.daily_limit > 0 && sent_today_ + in_flight_ >= config_.daily_limit) {
+    if (sent_today_ < config_.daily_limit) return {false, 0, true};  // a delivery may fail yet
     UnixMillis midnight = (wall_now / 86'400'000 + 1) * 86'400'000;
-    return {false, now + (midnight - wall_now) * 1000};
+    return {false, now + (midnight - wall_now) * 1000, true};
   }
   Domain& d = domain(name, now);
   if (now < d.paused_until) return {false, d.paused_until};
@@ -105,10 +116,14 @@ void Throttle::started(const std::string& name, Micros now, UnixMillis wall_now)
   global_.try_take(now);
   if (d.has_rate) d.bucket.try_take(now);
   ++d.in_flight;
-  ++sent_today_;
+  ++in_flight_;
 }
 
-void Throttle::finished(const std::string& name, bool temporary_failure, Micros now) {
+void Throttle::finished(const std::string& name, bool temporary_failure, bool accepted,
+                        Micros now, UnixMillis wall_now) {
+  roll_day(wall_now);
+  if (accepted) ++sent_today_;
+  in_flight_ = std::max<std::int64_t>(0, in_flight_ - 1);
   Domain& d = domain(name, now);
   d.in_flight = std::max(0, d.in_flight - 1);
   int cap = d.max_connections ? d.max_connections : max_connections_;

@@ -40,18 +40,27 @@ class Throttle {
 
   struct Gate {
     bool ok = false;
-    Micros retry_at = 0;  // when !ok: when to ask again
+    Micros retry_at = 0;       // when !ok: when to ask again
+    bool daily_limit = false;  // when !ok: held by the daily limit (not by this domain)
   };
 
   // May a message to `domain` start now? Does not take anything.
   Gate check(const std::string& domain, Micros now, UnixMillis wall_now);
   // A message to `domain` starts: takes the tokens and a connection slot.
   void started(const std::string& domain, Micros now, UnixMillis wall_now);
-  // It ended; `temporary_failure` for a 4xx from that domain.
-  void finished(const std::string& domain, bool temporary_failure, Micros now);
+  // It ended; `temporary_failure` for a 4xx from that domain; `accepted` when the relay took it
+  // (what the daily limit counts).
+  void finished(const std::string& domain, bool temporary_failure, bool accepted, Micros now,
+                UnixMillis wall_now);
 
-  // Messages already sent today (UTC), from the store at start-up.
+  // The daily limit counts messages the relay accepted in the UTC day: this many so far, from
+  // the store at start-up (messages `sent` since midnight), then counted as they are accepted.
+  // Deliveries in flight hold a place under the limit, so it is never overshot.
   void set_sent_today(std::int64_t n, UnixMillis wall_now);
+  std::int64_t sent_today(UnixMillis wall_now);
+  // Whether the day's messages are all sent (sent_today() >= daily_limit, when there is one).
+  bool daily_limit_reached(UnixMillis wall_now);
+  std::int64_t daily_limit() const { return config_.daily_limit; }
   // A new config (SIGHUP): rates and caps change, counts and penalties stay.
   void reconfigure(const ThrottleConfig& config, int max_connections, Micros now);
 
@@ -77,6 +86,7 @@ class Throttle {
   std::map<std::string, Domain> domains_;
   std::int64_t day_ = -1;
   std::int64_t sent_today_ = 0;
+  std::int64_t in_flight_ = 0;  // started and not finished, every domain
 };
 
 }  // namespace bulkmail

@@ -317,7 +317,9 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
     return backend_.read([shared_req, campaign, respond, fail_503](Store& store) {
       try {
         StateCounts counts = store.counts(campaign);
-        respond(json_response(*shared_req, http::status::ok, status_json(counts)));
+        // The daemon answering this is the one running.
+        respond(json_response(*shared_req, http::status::ok,
+                              status_json(counts, store.dispatch_state(), true)));
       } catch (const std::exception& e) {
         fail_503(respond, e);
       }

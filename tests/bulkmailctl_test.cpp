@@ -128,7 +128,7 @@ TEST_CASE(
   CHECK(cli.status("nov")["queued"] == 1);
 }
 
-TEST_CASE("status --json has a number for every state") {
+TEST_CASE("status --json has a number for every state, and what the daemon is doing") {
   Cli cli;
   auto j = cli.status();
   for (const char* k :
@@ -138,7 +138,26 @@ TEST_CASE("status --json has a number for every state") {
     CHECK(j[k].is_number_integer());
     CHECK(j[k] == 0);
   }
-  CHECK(j.size() == 7);
+  CHECK(j.size() == 8);
+  CHECK(j["dispatch"]["state"] == "not running");
+  // What a daemon that is paused for its daily limit has written, while it holds the lock.
+  auto db = (cli.dir.path() / "queue.db").string();
+  SqliteStore(db).set_dispatch_state(
+      {"paused", "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC", 1'700'000'000'000});
+  {
+    auto lock = InstanceLock::acquire(db);
+    REQUIRE(lock);
+    j = cli.status();
+    CHECK(j["dispatch"]["state"] == "paused");
+    CHECK(j["dispatch"]["detail"] ==
+          "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC");
+    auto text = cli({"status"});
+    CHECK(text.out.find("dispatch: paused (daily limit reached: 2 of 2 sent today") !=
+          std::string::npos);
+  }
+  j = cli.status();
+  CHECK(j["dispatch"]["state"] == "not running");
+  CHECK(j["dispatch"]["last_state"] == "paused");
   auto text = cli({"status"});
   CHECK(text.out.find("queued      0\n") == 0);
 }

@@ -226,3 +226,53 @@ TEST_CASE("a half-open probe that ends without a delivery lets dispatch go on") 
   REQUIRE(job);
   CHECK_FALSE(rig.dispatcher->stats().paused);
 }
+
+TEST_CASE("the daily limit: held in the open, handed back as such, and lifted by a raised limit") {
+  Rig rig({"a@example.com", "b@example.com", "c@example.com", "d@example.com"},
+          "throttle:\n  messages_per_second: 100\n  daily_limit: 2\n", 1);
+  auto job = rig.dispatcher->next(0, nullptr);
+  REQUIRE(job);
+  // A delivery the relay refused does not count toward the limit.
+  JobResult refused = Rig::sent(0, *job);
+  refused.classification.verdict = Verdict::deferred;
+  refused.classification.code = 450;
+  refused.recorded_state = MessageState::deferred;
+  job = next_within(rig, 0, refused, 5s);
+  REQUIRE(job);
+  job = next_within(rig, 0, Rig::sent(0, *job), 5s);
+  REQUIRE(job);
+  // The second accepted message reaches the limit: no third job, and everyone can see why.
+  std::promise<std::optional<Job>> third;
+  auto third_future = third.get_future();
+  JobResult last = Rig::sent(0, *job);
+  std::thread sender([&] { third.set_value(rig.dispatcher->next(0, &last)); });
+  CHECK(third_future.wait_for(1500ms) == std::future_status::timeout);
+  auto stats = rig.dispatcher->stats();
+  CHECK(stats.paused);
+  CHECK(stats.pause_reason == "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC");
+  CHECK(stats.sent_today == 2);
+  CHECK(stats.daily_limit == 2);
+  // What was buffered went back to the queue, due, saying why.
+  auto handed_back = [&] {
+    auto h = SqliteStore(rig.db).history("d@example.com");
+    return !h.empty() && h.back().detail.find("daily limit reached") != std::string::npos;
+  };
+  for (int i = 0; i < 50 && !handed_back(); ++i) std::this_thread::sleep_for(100ms);
+  CHECK(handed_back());
+  auto state = SqliteStore(rig.db).dispatch_state();
+  REQUIRE(state);
+  CHECK(state->state == "paused");
+  CHECK(state->detail.find("daily limit reached") != std::string::npos);
+  // A raised limit (SIGHUP) sends the rest at once.
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("throttle:\n  messages_per_second: 100\n"),
+               std::string("throttle:\n  messages_per_second: 100\n").size(),
+               "throttle:\n  messages_per_second: 100\n  daily_limit: 10\n");
+  auto raised = load_config(write_config(rig.dir, yaml));
+  REQUIRE(raised.ok());
+  boost::asio::post(rig.io, [&] { rig.dispatcher->reload(raised.config); });
+  REQUIRE(third_future.wait_for(5s) == std::future_status::ready);
+  sender.join();
+  CHECK(third_future.get());
+  CHECK_FALSE(rig.dispatcher->stats().paused);
+}
