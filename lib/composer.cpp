@@ -36,32 +36,6 @@ std::string unique_hex() {
   return hex_encode(std::string_view(buf, sizeof buf));
 }
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string text_footer(const Config& c, const CategoryConfig& cat, const std::string& url,
                         const std::string& all_url) {
   const std::string& org = c.sender.organization;

@@ -116,7 +116,11 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
     part->size_hint = src->size() + 512;
     part->tmpl = std::make_unique<mstch::mustache>(*src);
     if (!part->tmpl->is_valid()) return make_error(part->file + ": " + part->tmpl->error_message());
-    if (!html) part->tmpl->set_custom_escape([](const std::string& s) { return s; });
+    if (html) {
+      part->tmpl->set_custom_escape([](const std::string& s) { return html_escape_lines(s); });
+    } else {
+      part->tmpl->set_custom_escape([](const std::string& s) { return s; });
+    }
     return part;
   };
   auto subject = load_part("subject", false);
@@ -142,6 +146,14 @@ Result<RenderedParts> MessageTemplate::render(const Vars& values, const Vars& bu
   data.reserve(builtins.size() + values.size());
   for (const auto& [k, v] : builtins) data.emplace(k, mstch::data(v));
   for (const auto& [k, v] : values) data.emplace(k, mstch::data(v));  // no effect on a built-in
+  // A value reaches a header only through the subject: one used there must be one line.
+  for (const auto& name : subject_->variables) {
+    auto v = values.find(name);
+    if (v != values.end() && v->second.find_first_of("\r\n") != std::string::npos) {
+      return make_error("variable '" + name + "' holds a line break, and the subject of template " +
+                        name_ + " uses it: a mail header is one line");
+    }
+  }
   RenderedParts out;
   for (auto [part, dest] : {std::pair{subject_.get(), &out.subject},
                             std::pair{text_.get(), &out.text}, std::pair{html_.get(), &out.html}}) {

@@ -1,5 +1,7 @@
 #include "text.h"
 
+#include <kainjow/mustache.hpp>
+
 namespace bulkmail {
 
 bool is_valid_utf8(std::string_view s) {
@@ -52,6 +54,40 @@ std::string header_value_problem(std::string_view s) {
     if ((c < 0x20 && c != '\t') || c == 0x7F) return "holds a control character";
   }
   return "";
+}
+
+std::string text_value_problem(std::string_view s) {
+  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\n' || c == '\t') continue;
+    if (c == '\r') {
+      if (i + 1 < s.size() && s[i + 1] == '\n') continue;
+      return "holds a carriage return that does not end a line";
+    }
+    if (c < 0x20 || c == 0x7F) return "holds a control character";
+  }
+  return "";
+}
+
+std::string html_escape(std::string_view s) {
+  return kainjow::mustache::html_escape<std::string>(std::string(s));
+}
+
+std::string html_escape_lines(std::string_view s) {
+  std::string out = html_escape(s);
+  if (out.find('\n') == std::string::npos) return out;
+  std::string lines;
+  lines.reserve(out.size() + 32);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '\r' && i + 1 < out.size() && out[i + 1] == '\n') continue;
+    if (out[i] == '\n') {
+      lines += "<br>\n";
+    } else {
+      lines += out[i];
+    }
+  }
+  return lines;
 }
 
 std::string to_lower_ascii(std::string_view s) {

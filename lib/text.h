@@ -16,6 +16,17 @@ bool has_control_chars(std::string_view s);
 
 // Why a value may not stand in a header, or "" when it may: checks UTF-8 and control characters.
 std::string header_value_problem(std::string_view s);
+// Why `s` cannot be a template variable's value, or "": as header_value_problem, except that line
+// breaks (LF or CRLF) are allowed: a body may have paragraphs. Whether a value may reach a header
+// is the template's to say (MessageTemplate::render refuses one with a line break in the subject).
+std::string text_value_problem(std::string_view s);
+
+// & < > " ' as HTML entities: kainjow's own escaping, the one every value in HTML goes through,
+// so the composer's check for the unsubscribe link and postal address agrees with the render.
+std::string html_escape(std::string_view s);
+// html_escape, and each line break (LF or CRLF) as <br> and a newline, so that a value's lines
+// and paragraphs stay lines and paragraphs in the HTML part.
+std::string html_escape_lines(std::string_view s);
 
 std::string to_lower_ascii(std::string_view s);
 std::string_view trim(std::string_view s);

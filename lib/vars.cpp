@@ -36,7 +36,7 @@ std::string var_name_problem(std::string_view name) {
 
 std::string var_value_problem(std::string_view value) {
   if (value.size() > kMaxValue) return "is longer than 8 KiB";
-  return header_value_problem(value);
+  return text_value_problem(value);
 }
 
 Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg) {

@@ -24,8 +24,9 @@ bool is_builtin_var(std::string_view name);
 // starting with a letter or '_', and not a built-in.
 std::string var_name_problem(std::string_view name);
 
-// Why `value` cannot be a variable value, or "": valid UTF-8, no control characters (a value may
-// end up in the Subject header), at most 8 KiB.
+// Why `value` cannot be a variable value, or "": valid UTF-8, no control characters but line
+// breaks (a body may have paragraphs; a value with one is refused where it would reach the
+// Subject header, by the template), at most 8 KiB.
 std::string var_value_problem(std::string_view value);
 
 // "KEY=VALUE" from the command line, checked.

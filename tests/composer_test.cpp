@@ -116,7 +116,9 @@ TEST_CASE("header injection through a variable reaching the subject is refused")
   v["headline"] = "Hello\r\nBcc: victim@example.org";
   auto m = f.compose(v);
   REQUIRE_FALSE(m.ok());
-  CHECK(m.error().message.find("single line") != std::string::npos);
+  CHECK(m.error().message ==
+        "variable 'headline' holds a line break, and the subject of template customer-update uses "
+        "it: a mail header is one line");
 }
 
 TEST_CASE("non-ASCII names and subjects are encoded - Feedback-ID when configured") {

@@ -107,3 +107,21 @@ TEST_CASE("the shipped templates load") {
     CHECK_MESSAGE(t.ok(), (t.ok() ? "" : t.error().message));
   }
 }
+
+TEST_CASE("a value with paragraphs keeps its lines: as they are in text, as <br> in html, escaped") {
+  TempDir dir;
+  auto t = MessageTemplate::load(make_template(dir, "News: {{headline}}\n", "{{body}}\n",
+                                               "<p>{{body}}</p>"));
+  REQUIRE(t.ok());
+  std::string body = "Your plan changes on 1 May.\r\n\r\nPrices <stay> the same & so do\nyour minutes.";
+  auto r = (*t)->render({{"headline", "Plans"}, {"body", body}});
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->text == body + "\n");
+  CHECK(r->html ==
+        "<p>Your plan changes on 1 May.<br>\n<br>\nPrices &lt;stay&gt; the same &amp; so do<br>\n"
+        "your minutes.</p>");
+  // The same value in the subject, a header, is refused with its name.
+  auto in_subject = (*t)->render({{"headline", "Plans\nBcc: x@evil.example"}, {"body", "x"}});
+  REQUIRE_FALSE(in_subject.ok());
+  CHECK(in_subject.error().message.find("variable 'headline' holds a line break") == 0);
+}

@@ -23,7 +23,8 @@ TEST_CASE("--var assignments") {
       {"a.b=x", "only letters"},
       {"postal_address=Nowhere", "filled in by bulkmail"},
       {"unsubscribe_url=https://evil.example", "filled in by bulkmail"},
-      {"subject_line=Hi\r\nBcc: x@evil.example", "line break"},
+      {"note=a\x01b", "control character"},
+      {"note=one\rtwo", "carriage return that does not end a line"},
   };
   for (const Bad& b : bad) {
     CAPTURE(b.arg);
