@@ -136,7 +136,8 @@ ImportOptions import_options() {
 
 // After a fatal problem: whether rows read before it were kept.
 std::string rows_kept(const ImportSummary& s) {
-  return s.queued + s.already_queued + s.suppressed > 0 ? " (rows before it were kept)" : "";
+  return s.queued + s.updated + s.already_queued + s.suppressed > 0 ? " (rows before it were kept)"
+                                                                    : "";
 }
 
 std::string scope_text(const std::string& category) {
@@ -189,7 +190,8 @@ void cmd_enqueue(Context& ctx, const std::string& category, const std::string& t
 }
 
 void cmd_import(Context& ctx, const std::string& category, std::string campaign,
-                const std::string& file, const std::string& format) {
+                const std::string& file, const std::string& format, bool dry_run, bool update) {
+  if (dry_run && update) fail("--dry-run and --update: choose one");
   check_category(ctx, category);
   if (campaign.empty()) {
     if (file == "-") fail("reading from stdin needs --campaign, so that a re-run is recognized");
@@ -202,17 +204,27 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
   }
   ImportInput input(file, format);
   RowReader& rows = *input.rows;
-  ImportSummary s =
-      import_messages(rows, ctx.check(), category, campaign, ctx.db(),
-                      "import:" + fs::path(file).filename().string(), import_options());
+  ImportOptions options = import_options();
+  options.dry_run = dry_run;
+  options.update = update;
+  ImportSummary s = import_messages(rows, ctx.check(), category, campaign, ctx.db(),
+                                    "import:" + fs::path(file).filename().string(), options);
   if (isatty(STDERR_FILENO)) std::cerr << "\r";
-  std::cout << "campaign " << campaign << ": queued " << s.queued << ", already queued "
-            << s.already_queued << ", suppressed " << s.suppressed << ", rejected " << s.rejected
-            << "\n";
+  if (dry_run) {
+    std::cout << "campaign " << campaign << " (dry run, nothing queued): would queue " << s.queued
+              << ", suppressed " << s.suppressed << ", rejected " << s.rejected << "\n";
+    if (!s.fatal.empty()) fail(file + ": " + s.fatal);
+    if (s.rejected > 0) throw ExitCode{kExitFailure};
+    return;
+  }
+  std::cout << "campaign " << campaign << ": queued " << s.queued;
+  if (update) std::cout << ", updated " << s.updated;
+  std::cout << ", already queued " << s.already_queued << ", suppressed " << s.suppressed
+            << ", rejected " << s.rejected << "\n";
   if (!s.fatal.empty()) fail(file + ": " + s.fatal + rows_kept(s));
-  if (s.queued == 0 && s.already_queued > 0 && s.rejected == 0) {
+  if (s.queued == 0 && s.updated == 0 && s.already_queued > 0 && s.rejected == 0) {
     std::cerr << "bulkmailctl: every recipient was already queued in campaign " << campaign
-              << ": nothing changed\n";
+              << ": nothing changed (a corrected file needs --update)\n";
   }
   if (s.rejected > 0) throw ExitCode{kExitFailure};
 }
@@ -405,7 +417,7 @@ int main(int argc, char** argv) {
 
   std::string category, to, campaign, file, format, address, reason = "manual", hashed;
   std::vector<std::string> vars;
-  bool json = false, force = false;
+  bool json = false, force = false, dry_run = false, update = false;
 
   auto* enqueue = app.add_subcommand("enqueue", "queue one message; prints its id");
   enqueue->add_option("--category", category, "category of mail")->required();
@@ -420,6 +432,11 @@ int main(int argc, char** argv) {
   import->add_option("--format", format, "csv or jsonl (default: by file extension)")
       ->check(CLI::IsMember({"csv", "jsonl"}));
   import->add_option("FILE", file, "the file, or - for standard input")->required();
+  import->add_flag("--dry-run", dry_run,
+                   "check every row against the template and report, queuing nothing");
+  import->add_flag("--update", update,
+                   "a corrected file: recipients the campaign holds, not sent yet, take the row's "
+                   "variables");
 
   auto* preview = app.add_subcommand(
       "preview", "print the exact bytes bulkmaild would send (signed when DKIM is on)");
@@ -490,7 +507,7 @@ int main(int argc, char** argv) {
     if (*enqueue) {
       cmd_enqueue(ctx, category, to, vars, campaign);
     } else if (*import) {
-      cmd_import(ctx, category, campaign, file, format);
+      cmd_import(ctx, category, campaign, file, format, dry_run, update);
     } else if (*preview) {
       cmd_preview(ctx, category, to, vars, campaign);
     } else if (*dkim_record) {

@@ -56,20 +56,48 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
   batch.reserve(options.batch_size);
   std::int64_t seen = 0;
   bool columns_checked = false;
+  std::vector<NewMessage> held;  // rows for recipients the campaign already holds (--update)
   auto flush = [&] {
     if (batch.empty()) return;
-    for (const EnqueueResult& r : store.enqueue(batch, source, now_millis())) {
-      switch (r.status) {
+    if (options.dry_run) {
+      for (const NewMessage& m : batch) {
+        if (store.find_suppression(m.recipient, m.category)) {
+          ++sum.suppressed;
+        } else {
+          ++sum.queued;
+        }
+      }
+      batch.clear();
+      if (options.on_progress) options.on_progress(seen);
+      return;
+    }
+    auto results = store.enqueue(batch, source, now_millis());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      switch (results[i].status) {
         case EnqueueStatus::queued:
           ++sum.queued;
           break;
         case EnqueueStatus::already_queued:
-          ++sum.already_queued;
+          if (options.update) {
+            held.push_back(std::move(batch[i]));
+          } else {
+            ++sum.already_queued;
+          }
           break;
         case EnqueueStatus::suppressed:
           ++sum.suppressed;
           break;
       }
+    }
+    if (!held.empty()) {
+      for (UpdateStatus u : store.update_vars(held, source, now_millis())) {
+        if (u == UpdateStatus::updated) {
+          ++sum.updated;
+        } else {
+          ++sum.already_queued;  // sent or on its way already: left as it was
+        }
+      }
+      held.clear();
     }
     batch.clear();
     if (options.on_progress) options.on_progress(seen);

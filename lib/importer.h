@@ -1,8 +1,8 @@
 // Bulk loading: the rows of a CSV or JSON Lines file become queued messages (or suppressions),
 // validated row by row and written in large transactions. A bad row is rejected with its line
 // number and reason; the good rows around it are still loaded. Every row read is counted once:
-// queued + already_queued + suppressed + rejected is the number of rows, unless `fatal` stopped
-// the import.
+// queued + updated + already_queued + suppressed + rejected is the number of rows, unless `fatal`
+// stopped the import.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@ namespace bulkmail {
 
 struct ImportSummary {
   std::int64_t queued = 0;          // new messages (for suppressions: new suppressions)
+  std::int64_t updated = 0;         // with `update`: messages not sent yet that took new variables
   std::int64_t already_queued = 0;  // the campaign already held the recipient (already suppressed)
   std::int64_t suppressed = 0;      // stored as suppressed: the recipient had opted out
   std::int64_t rejected = 0;        // rows refused, each reported through on_reject
@@ -26,6 +27,13 @@ struct ImportSummary {
 
 struct ImportOptions {
   std::size_t batch_size = 10000;  // rows per transaction: large enough to amortize the commit
+  // Check every row and count what would happen, writing nothing: `queued` counts the rows that
+  // would be queued (or suppressed, as `suppressed`, when the recipient is suppressed now); what
+  // the campaign already holds is not looked at.
+  bool dry_run = false;
+  // A corrected file: a recipient the campaign already holds, not sent yet, takes the row's
+  // variables (`updated`) instead of being skipped as already queued.
+  bool update = false;
   std::function<void(std::size_t line, const std::string& reason)> on_reject;
   std::function<void(std::int64_t rows)> on_progress;  // called after each batch
 };

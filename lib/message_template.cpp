@@ -110,6 +110,14 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
     if (!src) return src.error();
     auto part = std::make_unique<Part>();
     part->file = (dir / name).string();
+    if (std::string_view(name) == "subject" &&
+        trim(*src).find_first_of("\r\n") != std::string_view::npos) {
+      // A header is one line: a subject template whose text spans lines (a section on a line of
+      // its own included) could render two, whatever the values.
+      return make_error(part->file +
+                        ": the subject template spans more than one line; a mail header is one "
+                        "line");
+    }
     TagScan scan = scan_tags(*src, html);
     if (!scan.problem.empty()) return make_error(part->file + ": " + scan.problem);
     part->variables = std::move(scan.variables);

@@ -210,6 +210,41 @@ std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> mess
   return results;
 }
 
+std::vector<UpdateStatus> SqliteStore::update_vars(std::span<const NewMessage> messages,
+                                                   const std::string& source, UnixMillis now) {
+  std::vector<UpdateStatus> results;
+  results.reserve(messages.size());
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement update(db_,
+                           "UPDATE messages SET vars = ?1, updated_at = ?2 WHERE campaign = ?3 AND "
+                           "recipient = ?4 AND state IN ('queued', 'deferred', 'failed') "
+                           "RETURNING id, category");
+  SQLite::Statement held(db_, "SELECT 1 FROM messages WHERE campaign = ? AND recipient = ?");
+  for (const NewMessage& m : messages) {
+    update.reset();
+    update.bind(1, m.vars_json);
+    update.bind(2, static_cast<int64_t>(now));
+    bind_optional_text(update, 3, m.campaign);
+    update.bind(4, m.recipient);
+    if (update.executeStep()) {
+      MessageId id = update.getColumn(0).getInt64();
+      std::string category = update.getColumn(1).getString();
+      while (update.executeStep()) {
+      }
+      add_event(now, "vars-updated", m.recipient, id, category, m.campaign, source,
+                "template variables replaced by a corrected import");
+      results.push_back(UpdateStatus::updated);
+      continue;
+    }
+    held.reset();
+    bind_optional_text(held, 1, m.campaign);
+    held.bind(2, m.recipient);
+    results.push_back(held.executeStep() ? UpdateStatus::not_waiting : UpdateStatus::not_found);
+  }
+  tx.commit();
+  return results;
+}
+
 StateCounts SqliteStore::counts(const std::optional<std::string>& campaign) {
   SQLite::Statement st(db_, campaign ? "SELECT state, count(*) FROM messages WHERE campaign = ? "
                                        "GROUP BY state"

@@ -31,6 +31,8 @@ class SqliteStore final : public Store {
   std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
                                      const std::string& source, UnixMillis now) override;
   StateCounts counts(const std::optional<std::string>& campaign) override;
+  std::vector<UpdateStatus> update_vars(std::span<const NewMessage> messages,
+                                        const std::string& source, UnixMillis now) override;
   std::vector<SuppressOutcome> suppress(std::span<const Suppression> suppressions,
                                         UnixMillis now) override;
   LiftResult unsuppress(const std::string& address, const std::string& category,

@@ -42,6 +42,13 @@ struct EnqueueResult {
   MessageId id = 0;  // 0 when already_queued
 };
 
+enum class UpdateStatus {
+  updated,      // the message takes the new variables
+  not_waiting,  // the campaign holds the recipient, but the message is sent, being sent,
+                // suppressed or cancelled: left as it is
+  not_found,    // the campaign does not hold the recipient
+};
+
 struct StateCounts {
   std::array<std::int64_t, kAllMessageStates.size()> by_state{};
   std::int64_t& operator[](MessageState s) { return by_state[static_cast<std::size_t>(s)]; }
@@ -135,6 +142,13 @@ class Store {
                                              const std::string& source, UnixMillis now) = 0;
 
   virtual StateCounts counts(const std::optional<std::string>& campaign) = 0;
+
+  // A corrected import: each message of `m.campaign` to `m.recipient` that is not sent yet
+  // (queued, deferred or failed) takes `m.vars_json` as its variables, recorded as a
+  // `vars-updated` event; its state is left as it is (`retry` sends failed ones again). One
+  // transaction; results line up with `messages`.
+  virtual std::vector<UpdateStatus> update_vars(std::span<const NewMessage> messages,
+                                                const std::string& source, UnixMillis now) = 0;
 
   // Adds suppressions in one transaction; the outcomes line up with `suppressions`. An existing
   // suppression keeps the time it was first made (the evidence of how long the address has been

@@ -87,6 +87,55 @@ TEST_CASE("re-running the same import is a no-op") {
   CHECK(f.store->counts(std::nullopt)[MessageState::queued] == 3);
 }
 
+TEST_CASE("a dry run checks every row and reports, queuing nothing") {
+  Fixture f;
+  Suppression sup{"opted@example.com", "", SuppressionReason::unsubscribe, "test", 0};
+  f.store->suppress({&sup, 1}, 1);
+  f.opts.dry_run = true;
+  auto s = f.run(update_csv({"a@example.com,Ann", "not-an-address,Bob", "opted@example.com,Ola"}));
+  CHECK(s.queued == 1);
+  CHECK(s.suppressed == 1);
+  CHECK(s.rejected == 1);
+  REQUIRE(f.rejects.size() == 1);
+  CHECK(f.rejects[0].first == 3);
+  auto c = f.store->counts(std::nullopt);
+  for (MessageState st : kAllMessageStates) CHECK(c[st] == 0);
+}
+
+TEST_CASE("a corrected file replaces the variables of messages not sent yet, with --update") {
+  Fixture f;
+  CHECK(f.run(update_csv({"a@example.com,Ann", "b@example.com,Bob", "c@example.com,Cy"})).queued ==
+        3);
+  // b's message went out, c's failed; a's waits.
+  auto claimed = f.store->claim_due("test", 10, now_millis(), now_millis() + 60'000);
+  REQUIRE(claimed.size() == 3);
+  std::vector<Outcome> outcomes;
+  for (const auto& m : claimed) {
+    if (m.recipient == "b@example.com") outcomes.push_back({m.id, MessageState::sent, 250, "Ok", 0, "", false});
+    if (m.recipient == "c@example.com") outcomes.push_back({m.id, MessageState::failed, 554, "no", 0, "", false});
+    if (m.recipient == "a@example.com") outcomes.push_back({m.id, MessageState::queued, 0, "back", 0, "", false});
+  }
+  f.store->record_outcomes(outcomes, now_millis());
+  std::string fixed = "email,first_name,headline,body\n"
+                      "a@example.com,Ann,Fixed headline,Fixed body\n"
+                      "b@example.com,Bob,Fixed headline,Fixed body\n"
+                      "c@example.com,Cy,Fixed headline,Fixed body\n"
+                      "d@example.com,Di,Fixed headline,Fixed body\n";
+  // Without --update, a re-import changes nothing for those already held.
+  auto plain = f.run(fixed);
+  CHECK(plain.queued == 1);  // d is new
+  CHECK(plain.already_queued == 3);
+  f.opts.update = true;
+  auto s = f.run(fixed);
+  CHECK(s.updated == 3);         // a (queued), c (failed), d (queued by the plain run)
+  CHECK(s.already_queued == 1);  // b was sent: left as it was
+  auto next = f.store->claim_due("test", 10, now_millis(), now_millis() + 60'000);
+  for (const auto& m : next) CHECK(m.vars_json.find("Fixed headline") != std::string::npos);
+  auto h = f.store->history("c@example.com");
+  CHECK(h.back().type == "vars-updated");
+  CHECK(f.store->history("b@example.com").back().type == "sent");
+}
+
 TEST_CASE("a bad column name in a CSV header stops the import once") {
   Fixture f;
   auto s = f.run("email,First Name\na@example.com,Ann\nb@example.com,Bob\n");

@@ -56,10 +56,10 @@ TEST_CASE("a missing variable is an error naming it") {
 
 TEST_CASE("the subject renders to one non-empty line") {
   TempDir dir;
+  // Two lines in the template itself are refused when it is loaded (bulkmaild --check).
   auto t = MessageTemplate::load(make_template(dir, "{{a}}\n{{b}}\n", "x", "x"));
-  REQUIRE(t.ok());
-  CHECK((*t)->render({{"a", "one"}, {"b", "two"}}).error().message.find("single line") !=
-        std::string::npos);
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().message.find("spans more than one line") != std::string::npos);
   auto empty = MessageTemplate::load(make_template(dir, "{{a}}\n", "x", "x"));
   CHECK((*empty)->render({{"a", ""}}).error().message.find("renders empty") != std::string::npos);
 }
@@ -124,4 +124,16 @@ TEST_CASE("a value with paragraphs keeps its lines: as they are in text, as <br>
   auto in_subject = (*t)->render({{"headline", "Plans\nBcc: x@evil.example"}, {"body", "x"}});
   REQUIRE_FALSE(in_subject.ok());
   CHECK(in_subject.error().message.find("variable 'headline' holds a line break") == 0);
+}
+
+TEST_CASE("a subject template that spans lines is refused when loaded, whatever the values") {
+  TempDir dir;
+  auto two = MessageTemplate::load(make_template(dir, "News\n{{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"));
+  REQUIRE_FALSE(two.ok());
+  CHECK(two.error().message.find("the subject template spans more than one line") !=
+        std::string::npos);
+  // One line with its final newline is fine.
+  TempDir other;
+  CHECK(MessageTemplate::load(make_template(other, "News {{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"))
+            .ok());
 }

@@ -29,6 +29,10 @@ class FailingStore : public Store {
     fail();
   }
   StateCounts counts(const std::optional<std::string>&) override { fail(); }
+  std::vector<UpdateStatus> update_vars(std::span<const NewMessage>, const std::string&,
+                                        UnixMillis) override {
+    fail();
+  }
   std::vector<SuppressOutcome> suppress(std::span<const Suppression>, UnixMillis) override {
     fail();
   }
