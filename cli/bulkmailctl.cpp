@@ -245,8 +245,8 @@ void cmd_preview(Context& ctx, const std::string& category, const std::string& t
 void cmd_dkim_record(Context& ctx) {
   const Config& c = ctx.cfg();
   if (!c.dkim) fail("DKIM is not configured (no dkim block in the config)");
-  std::cout << c.dkim->selector << "._domainkey." << c.dkim->domain << ". IN TXT \""
-            << c.dkim->key->dns_record() << "\"\n";
+  std::cout << c.dkim->selector << "._domainkey." << c.dkim->domain << ". IN TXT "
+            << c.dkim->key->dns_record_strings() << "\n";
 }
 
 // The opt-out link a message to ADDRESS of CATEGORY would carry: for support staff answering a

@@ -206,6 +206,27 @@ std::optional<std::vector<std::string>> read_secret_lines(const fs::path& path, 
 // error (anyone could plant a key of their own or point the API at a token they know), one others
 // can read is a warning, as OpenSSH gives for private keys. Group read stays allowed: a root-owned
 // file in the bulkmail group is a common way to hand the daemon its secrets.
+// DMARC's relaxed alignment, which Gmail and Yahoo require of bulk mail: the signing domain and the
+// From domain share their organizational domain. Without the public suffix list, "one is the
+// other or a subdomain of it" is what is checked: it never warns about an aligned pair that
+// bulkmail's own examples use, and says so plainly when it may be wrong.
+void check_dkim_alignment(Reader& r, const YAML::Node& root, const Config& c) {
+  const std::string& d = c.dkim->domain;
+  const std::string& from = c.sender.from.address.domain;
+  if (d.empty() || from.empty()) return;
+  auto under = [](const std::string& sub, const std::string& parent) {
+    return sub == parent ||
+           (sub.size() > parent.size() && sub.compare(sub.size() - parent.size(), parent.size(),
+                                                      parent) == 0 &&
+            sub[sub.size() - parent.size() - 1] == '.');
+  };
+  if (under(from, d) || under(d, from)) return;
+  r.warning(root["dkim"]["domain"], "dkim.domain",
+            d + " is not aligned with the From domain " + from +
+                ": Gmail and Yahoo require DMARC alignment of bulk mail (sign as " + from +
+                " or a parent of it)");
+}
+
 void check_secret_mode(Reader& r, const YAML::Node& root, const char* section, const char* name,
                        const fs::path& path) {
   struct stat st {};
@@ -736,6 +757,7 @@ ConfigLoad load_config(const fs::path& path) {
   check_secret_mode(r, root, "webhook", "api_token_file", c->webhook.api_token_file);
   check_secret_mode(r, root, "smtp", "password_file", c->smtp.password_file);
   if (c->dkim) check_secret_mode(r, root, "dkim", "key_file", c->dkim->key_file);
+  if (c->dkim) check_dkim_alignment(r, root, *c);
   if (out.errors.empty()) out.config = std::move(c);
   return out;
 }

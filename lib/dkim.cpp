@@ -197,6 +197,16 @@ const char* DkimKey::algorithm_name() const {
   return algorithm_ == Algorithm::rsa_sha256 ? "rsa-sha256" : "ed25519-sha256";
 }
 
+std::string DkimKey::dns_record_strings() const {
+  std::string record = dns_record();
+  std::string out;
+  for (std::size_t at = 0; at < record.size(); at += 255) {
+    if (!out.empty()) out += ' ';
+    out += '"' + record.substr(at, 255) + '"';  // base64 and "v=DKIM1; ..." need no escaping
+  }
+  return out;
+}
+
 std::string DkimKey::dns_record() const {
   if (algorithm_ == Algorithm::ed25519_sha256) {
     unsigned char pub[32];

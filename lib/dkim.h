@@ -35,6 +35,9 @@ class DkimKey {
   const char* algorithm_name() const;
   // The public key as the DNS TXT record publishes it: "v=DKIM1; k=...; p=...".
   std::string dns_record() const;
+  // dns_record() as a zone file writes it: quoted strings of at most 255 bytes each (one DNS
+  // character-string's limit), which resolvers join back together ("..." "...").
+  std::string dns_record_strings() const;
 
   // The raw signature of `data` (for Ed25519, of its SHA-256 hash, as RFC 8463 defines).
   std::string sign(std::string_view data) const;

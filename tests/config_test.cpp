@@ -242,6 +242,19 @@ TEST_CASE("dkim: the key is loaded and checked at config time") {
   REQUIRE(ok.config->dkim);
   CHECK(ok.config->dkim->domain == "mail.example.com");
   CHECK(ok.config->dkim->key->algorithm() == DkimKey::Algorithm::ed25519_sha256);
+  auto alignment = [](const ConfigLoad& l) {
+    for (const auto& w : l.warnings)
+      if (w.str().find("not aligned") != std::string::npos) return true;
+    return false;
+  };
+  CHECK_FALSE(alignment(ok));  // signing as the From domain itself
+  // A parent of the From domain (updates@mail.example.com) is aligned too; another domain is not.
+  write_config(dir, replace(base, "domain: Mail.Example.com", "domain: example.com"));
+  CHECK_FALSE(alignment(load_config(path)));
+  write_config(dir, replace(base, "domain: Mail.Example.com", "domain: esp-signing.example.net"));
+  auto other = load_config(path);
+  REQUIRE(other.ok());  // a warning, not an error: the relay may sign aligned as well
+  CHECK(alignment(other));
 }
 
 TEST_CASE("a key given twice, at any level, is an error naming both lines") {

@@ -2,6 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+
+#include "temp_dir.h"
+
 #include <thread>
 
 #include <fstream>
@@ -184,4 +188,34 @@ TEST_CASE("relaxed header canonicalization") {
     CAPTURE(c.in);
     CHECK(dkim_relaxed_header(c.in) == c.out);
   }
+}
+
+TEST_CASE("the DNS record is written as strings of at most 255 bytes") {
+  TempDir dir;
+  auto pem = (dir / "rsa.pem").string();
+  REQUIRE(std::system(("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + pem +
+                       " 2>/dev/null")
+                          .c_str()) == 0);
+  auto key = DkimKey::from_pem_file(pem);
+  REQUIRE(key.ok());
+  std::string record = key->dns_record();
+  REQUIRE(record.size() > 255);  // one string could not hold it
+  std::string written = key->dns_record_strings();
+  std::string joined;
+  std::size_t strings = 0;
+  for (std::size_t at = 0; at < written.size();) {
+    REQUIRE(written[at] == '"');
+    auto end = written.find('"', at + 1);
+    REQUIRE(end != std::string::npos);
+    CHECK(end - at - 1 <= 255);
+    joined += written.substr(at + 1, end - at - 1);
+    ++strings;
+    at = end + 1;
+    if (at < written.size()) {
+      CHECK(written[at] == ' ');
+      ++at;
+    }
+  }
+  CHECK(strings == (record.size() + 254) / 255);
+  CHECK(joined == record);
 }
