@@ -256,17 +256,31 @@ void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::
   if (!c.category(category)) fail("unknown category '" + category + "'");
   TokenCodec tokens(c.unsubscribe.keys, c.unsubscribe.token_expiry_days);
   std::int64_t now = now_millis() / 1000;
-  auto print = [&](const std::string& input, const std::string& where) {
-    auto a = parse_address(input);
-    if (!a) fail(where + "bad address: " + a.error().message);
-    std::cout << c.unsubscribe.url << "/" << tokens.issue({a->str(), category, now}) << "\n";
+  auto link = [&](const Address& a) {
+    return c.unsubscribe.url + "/" + tokens.issue({a.str(), category, now});
   };
-  if (address != "-") return print(address, "");
-  std::string line;
-  for (std::size_t n = 1; std::getline(std::cin, line); ++n) {
-    if (!bulkmail::trim(line).empty())
-      print(std::string(bulkmail::trim(line)), "stdin:" + std::to_string(n) + ": ");
+  if (address != "-") {
+    auto a = parse_address(address);
+    if (!a) fail("bad address: " + a.error().message);
+    std::cout << link(*a) << "\n";
+    return;
   }
+  // From stdin: "address<TAB>link" a line, so that each link can be matched back to its input;
+  // every bad line is reported with its number, and the exit status says whether any was.
+  std::string line;
+  std::size_t bad = 0;
+  for (std::size_t n = 1; std::getline(std::cin, line); ++n) {
+    std::string input(bulkmail::trim(line));
+    if (input.empty()) continue;
+    auto a = parse_address(input);
+    if (!a) {
+      std::cerr << "bulkmailctl: stdin:" << n << ": bad address: " << a.error().message << "\n";
+      ++bad;
+      continue;
+    }
+    std::cout << input << '\t' << link(*a) << "\n";
+  }
+  if (bad) fail(std::to_string(bad) + " bad address" + (bad == 1 ? "" : "es") + " on stdin");
 }
 
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {

@@ -320,16 +320,28 @@ TEST_CASE("unsubscribe-link prints links whose tokens carry the address and cate
   TokenCodec codec({std::string(kTestSecret)}, 0);
   const std::string prefix = "https://mail.example.com/unsubscribe/";
   const char* expected[] = {"ann@example.com", "bob@example.com"};
+  const char* inputs[] = {"Ann@Example.com", "bob@example.com"};  // each line names its input
   for (std::size_t i = 0; i < 2; ++i) {
+    auto tab = lines[i].find('\t');
+    REQUIRE(tab != std::string::npos);
+    CHECK(lines[i].substr(0, tab) == inputs[i]);
+    lines[i] = lines[i].substr(tab + 1);
     REQUIRE(lines[i].rfind(prefix, 0) == 0);
     auto check = codec.verify(lines[i].substr(prefix.size()), 1'800'000'000'000);
     REQUIRE(check.status == TokenStatus::valid);
     CHECK(check.claims.address == expected[i]);
     CHECK(check.claims.category == "research-invitation");
   }
-  r = cli({"unsubscribe-link", "--category", "customer-update", "-"}, "ok@example.com\nbad\n");
+  // Every bad line is reported, and the good ones after it still get their links.
+  r = cli({"unsubscribe-link", "--category", "customer-update", "-"},
+          "ok@example.com\nbad\nworse\nfine@example.com\n");
   CHECK(r.status == 1);
-  CHECK(r.err == "bulkmailctl: stdin:2: bad address: the address has no '@'\n");
+  CHECK(r.err ==
+        "bulkmailctl: stdin:2: bad address: the address has no '@'\n"
+        "bulkmailctl: stdin:3: bad address: the address has no '@'\n"
+        "bulkmailctl: 2 bad addresses on stdin\n");
+  CHECK(r.out.find("ok@example.com\thttps://") == 0);
+  CHECK(r.out.find("\nfine@example.com\thttps://") != std::string::npos);
   r = cli({"unsubscribe-link", "--category", "nope", "a@example.com"});
   CHECK(r.status == 1);
   CHECK(r.err == "bulkmailctl: unknown category 'nope'\n");
