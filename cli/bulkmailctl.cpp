@@ -56,6 +56,11 @@ struct Context {
   const Config& cfg() {
     if (!config) {
       fs::path p = config_path.empty() ? default_config_path() : fs::path(config_path);
+      std::error_code ec;
+      if (!fs::exists(p, ec)) {
+        fail(p.string() + ": config file not found (give --config FILE or set $BULKMAIL_CONFIG)",
+             kExitConfig);
+      }
       ConfigLoad load = load_config(p);
       if (!load.ok()) {
         for (const auto& e : load.errors) std::cerr << e.str() << "\n";
@@ -423,6 +428,7 @@ void cmd_history(Context& ctx, const std::string& address, bool json) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bulkmailctl: queue mail for bulkmaild, manage suppressions, inspect the queue"};
+  app.set_version_flag("--version", std::string("bulkmailctl ") + BULKMAIL_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
   Context ctx;
@@ -472,7 +478,8 @@ int main(int argc, char** argv) {
   s_add->add_option("ADDRESS", address)->required();
   s_add->add_option("--category", category, "only this category (default: all mail)");
   s_add->add_option("--reason", reason,
-                    "unsubscribe, hard-bounce, complaint, manual (default) or import");
+                    "unsubscribe, hard-bounce, complaint, manual (default) or import")
+      ->check(CLI::IsMember({"unsubscribe", "hard-bounce", "complaint", "manual", "import"}));
   auto* s_remove = suppress->add_subcommand("remove", "lift a suppression");
   s_remove->add_option("ADDRESS", address)->required();
   s_remove->add_option("--category", category,
@@ -488,7 +495,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"csv", "jsonl"}));
   auto* s_export = suppress->add_subcommand("export", "every suppression as CSV");
   s_export->add_option("--hashed", hashed,
-                       "sha256: export hashes of the addresses, not the addresses");
+                       "sha256: export hashes of the addresses, not the addresses")
+      ->check(CLI::IsMember({"sha256"}));
 
   auto* link = app.add_subcommand("unsubscribe-link",
                                   "print the opt-out link a message to ADDRESS would carry");
@@ -512,7 +520,24 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // "bulkmailctl bogus": say so, rather than CLI11's "a subcommand is required".
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--config") {
+        ++i;
+        continue;
+      }
+      if (a.empty() || a[0] == '-') continue;
+      auto known = app.get_subcommands([&](CLI::App* s) { return s->get_name() == a; });
+      if (known.empty()) {
+        std::cerr << "bulkmailctl: unknown subcommand '" << a << "' (see bulkmailctl --help)\n";
+        return kExitUsage;
+      }
+      break;
+    }
     app.exit(e);
     return kExitUsage;
   }

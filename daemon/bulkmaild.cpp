@@ -105,7 +105,14 @@ int main(int argc, char** argv) {
                  "config file (default: $BULKMAIL_CONFIG, then /etc/bulkmail/bulkmail.yaml)");
   app.add_flag("--check", check_only,
                "validate the config, templates and database, then exit; never contacts the relay");
-  CLI11_PARSE(app, argc, argv);
+  app.set_version_flag("--version", std::string("bulkmaild ") + BULKMAIL_VERSION);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are successes; anything else is bad usage: exit 2, as bulkmailctl.
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
 
   std::filesystem::path path =
       config_path.empty() ? default_config_path() : std::filesystem::path(config_path);

@@ -503,3 +503,26 @@ TEST_CASE("import --dry-run reports and queues nothing; --update corrects what i
   auto h = cli({"history", "a@example.com"});
   CHECK(h.out.find("vars-updated") != std::string::npos);
 }
+
+TEST_CASE("usage errors: exit 2 and say what was wrong; --version; a missing config is not found") {
+  Cli cli;
+  auto version = cli({"--version"});
+  CHECK(version.status == 0);
+  CHECK(version.out == std::string("bulkmailctl ") + BULKMAIL_TEST_VERSION + "\n");
+  auto bogus = cli({"bogus"});
+  CHECK(bogus.status == 2);
+  CHECK(bogus.err.find("unknown subcommand 'bogus'") != std::string::npos);
+  for (std::vector<std::string> args : {std::vector<std::string>{"suppress", "add", "a@example.com",
+                                                                 "--reason", "nope"},
+                                        {"suppress", "export", "--hashed", "md5"},
+                                        {"import", "--category", "customer-update", "--format",
+                                         "xml", "x.csv"}}) {
+    auto r = cli(args);
+    CAPTURE(args.back());
+    CHECK(r.status == 2);
+  }
+  auto missing = run_process({bin_dir() + "/bulkmailctl", "--config",
+                              (cli.dir.path() / "none.yaml").string(), "status"});
+  CHECK(missing.status == 3);
+  CHECK(missing.err.find("none.yaml: config file not found") != std::string::npos);
+}

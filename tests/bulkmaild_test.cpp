@@ -60,3 +60,12 @@ TEST_CASE("bulkmaild's config errors mask an address the file happens to hold") 
   CHECK(r.err.find("jane.doe@") == std::string::npos);
   CHECK(r.err.find("***@example.com: unknown key") != std::string::npos);
 }
+
+TEST_CASE("bulkmaild: --version, and bad usage exits 2") {
+  auto v = run_process({bin_dir() + "/bulkmaild", "--version"});
+  CHECK(v.status == 0);
+  CHECK(v.out == std::string("bulkmaild ") + BULKMAIL_TEST_VERSION + "\n");
+  auto bad = run_process({bin_dir() + "/bulkmaild", "--bogus"});
+  CHECK(bad.status == 2);
+  CHECK(bad.err.find("--bogus") != std::string::npos);
+}
