@@ -37,9 +37,16 @@ class CsvRowReader final : public RowReader {
       for (auto& name : h.fields) {
         std::string n(trim(name));
         if (n.empty()) return fail(row, h.line, "the header row has an empty column name");
+        // The recipient's column however a spreadsheet spelled it: Email, EMAIL, email.
+        if (to_lower_ascii(n) == "email") n = "email";
         if (!seen.insert(n).second)
           return fail(row, h.line, "the header row names column '" + n + "' twice");
         header_.push_back(std::move(n));
+      }
+      if (!seen.count("email")) {
+        // Said once for the file, not once for every row.
+        return fail(row, h.line,
+                    "the header row has no 'email' column (the recipient's address)");
       }
     }
     if (!csv_.next(rec_)) {

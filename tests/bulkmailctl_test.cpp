@@ -216,7 +216,7 @@ TEST_CASE("suppression management: add, scopes, list, remove with consent, expor
   CHECK(cli({"suppress", "add", "a@example.com", "--category", "research-invitation"}).out ==
         "already suppressed for research-invitation\n");
   CHECK(cli({"suppress", "add", "b@example.com"}).status == 0);
-  CHECK(cli({"suppress", "add", "c@example.com", "--reason", "bored"}).status == 1);
+  CHECK(cli({"suppress", "add", "c@example.com", "--reason", "bored"}).status == 2);  // usage
   CHECK(cli({"suppress", "add", "c@example.com", "--category", "nope"}).status == 1);
 
   auto list = nlohmann::json::parse(cli({"suppress", "list", "--json"}).out);

@@ -107,3 +107,18 @@ TEST_CASE("a folder read as an import is a fatal row with the reason") {
     CHECK_FALSE(r->next(row));
   }
 }
+
+TEST_CASE("CSV: the email column whatever its case, and a header without one is one fatal error") {
+  std::istringstream upper("EMAIL,first_name\na@example.com,Ann\n");
+  auto r = RowReader::open(upper, ImportFormat::csv);
+  Row row;
+  REQUIRE(r->next(row));
+  REQUIRE(row.field("email"));
+  CHECK(*row.field("email") == "a@example.com");
+  std::istringstream none("mail,first_name\na@example.com,Ann\nb@example.com,Bob\n");
+  auto n = RowReader::open(none, ImportFormat::csv);
+  REQUIRE(n->next(row));
+  CHECK(row.fatal);
+  CHECK(row.error.find("the header row has no 'email' column") != std::string::npos);
+  // (The importer stops at a fatal row: one error for the file, not one per row.)
+}
