@@ -1,5 +1,7 @@
 #include "composer.h"
 
+#include <set>
+
 #include <openssl/rand.h>
 
 #include <array>
@@ -78,12 +80,21 @@ void insert_html_footer(std::string& html, const std::string& footer) {
 
 Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config> config) {
   std::unique_ptr<Composer> c(new Composer());
+  // Every template's problems at once (bulkmaild --check), one a line; a template two categories
+  // share is reported once.
+  std::string problems;
+  std::set<std::string> reported;
   for (const auto& [name, cat] : config->categories) {
     auto t = MessageTemplate::load(config->templates / cat.template_name);
-    if (!t) return t.error();
+    if (!t) {
+      if (reported.insert(cat.template_name).second)
+        problems += (problems.empty() ? "" : "\n") + t.error().message;
+      continue;
+    }
     c->templates_.emplace(name, std::move(t.value()));
     c->footers_.emplace(name, html_footer_pieces(*config, cat));
   }
+  if (!problems.empty()) return make_error(problems);
   c->url_base_html_ = html_escape(config->unsubscribe.url + "/");
   c->postal_html_ = html_escape(config->sender.postal_address);
   c->tokens_ =

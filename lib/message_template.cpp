@@ -132,11 +132,14 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
     return part;
   };
   auto subject = load_part("subject", false);
-  if (!subject) return subject.error();
   auto text = load_part("text", false);
-  if (!text) return text.error();
   auto html = load_part("html", true);
-  if (!html) return html.error();
+  // Every part's problem at once, one a line.
+  std::string problems;
+  for (const auto* part : {&subject, &text, &html}) {
+    if (!*part) problems += (problems.empty() ? "" : "\n") + part->error().message;
+  }
+  if (!problems.empty()) return make_error(problems);
   auto places = [](const Part& p) {
     return (p.variables.count("unsubscribe_url") || p.variables.count("unsubscribe_all_url")) &&
            p.variables.count("postal_address");

@@ -69,3 +69,23 @@ TEST_CASE("bulkmaild: --version, and bad usage exits 2") {
   CHECK(bad.status == 2);
   CHECK(bad.err.find("--bogus") != std::string::npos);
 }
+
+TEST_CASE("bulkmaild --check reports every template problem at once") {
+  TempDir dir;
+  // Two templates, each broken its own way: a part missing, and an unescaped value in html.
+  dir.write("tpl/first/subject", "News {{headline}}\n");
+  dir.write("tpl/second/subject", "Study {{study}}\n");
+  dir.write("tpl/second/text", "{{study}} {{unsubscribe_url}} {{postal_address}}\n");
+  dir.write("tpl/second/html", "<p>{{{study}}}</p>");
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("templates: "), yaml.find('\n', yaml.find("templates: ")) - yaml.find("templates: "),
+               "templates: tpl");
+  yaml.replace(yaml.find("{ template: customer-update,"), 28, "{ template: first,");
+  yaml.replace(yaml.find("{ template: research-invitation,"), 32, "{ template: second,");
+  auto config = write_config(dir, yaml);
+  auto r = run_process({bin_dir() + "/bulkmaild", "--config", config, "--check"});
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.err.find("first/text") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("first/html") != std::string::npos, r.err);
+  CHECK_MESSAGE(r.err.find("second/html") != std::string::npos, r.err);
+}
