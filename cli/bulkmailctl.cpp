@@ -288,7 +288,17 @@ void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::
   if (bad) fail(std::to_string(bad) + " bad address" + (bad == 1 ? "" : "es") + " on stdin");
 }
 
+// A campaign exists while it holds a message: a name that holds none is a typo, not a campaign
+// with nothing in it.
+void check_campaign(Context& ctx, const std::string& campaign) {
+  StateCounts c = ctx.db().counts(campaign);
+  std::int64_t total = 0;
+  for (MessageState s : kAllMessageStates) total += c[s];
+  if (total == 0) fail("unknown campaign '" + campaign + "'");
+}
+
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
+  if (!campaign.empty()) check_campaign(ctx, campaign);
   StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
   if (json) {
     std::cout << status_json(c, ctx.db().dispatch_state(),
@@ -568,8 +578,10 @@ int main(int argc, char** argv) {
     } else if (*history) {
       cmd_history(ctx, address, json);
     } else if (*cancel) {
+      check_campaign(ctx, campaign);
       std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";
     } else if (*retry) {
+      check_campaign(ctx, campaign);
       std::cout << "queued again " << ctx.db().retry_campaign(campaign, "cli", now_millis())
                 << "\n";
     }

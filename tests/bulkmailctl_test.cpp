@@ -281,6 +281,13 @@ TEST_CASE("bulkmailctl cancel and retry a campaign") {
   CHECK(cli({"cancel", "--campaign", "dec"}).out == "cancelled 2\n");
   CHECK(cli.status("dec")["cancelled"] == 2);
   CHECK(cli({"retry", "--campaign", "dec"}).out == "queued again 0\n");
+  // A misspelt campaign is an error, not a campaign with nothing in it.
+  for (const char* cmd : {"status", "cancel", "retry"}) {
+    auto r = cli({cmd, "--campaign", "dce"});
+    CAPTURE(cmd);
+    CHECK(r.status == 1);
+    CHECK(r.err == "bulkmailctl: unknown campaign 'dce'\n");
+  }
 }
 
 TEST_CASE("a 1,000,000-row import streams: memory does not grow with the file") {
