@@ -206,6 +206,33 @@ std::optional<std::vector<std::string>> read_secret_lines(const fs::path& path, 
 // error (anyone could plant a key of their own or point the API at a token they know), one others
 // can read is a warning, as OpenSSH gives for private keys. Group read stays allowed: a root-owned
 // file in the bulkmail group is a common way to hand the daemon its secrets.
+// The shipped example's sender, untouched: every message would tell recipients it comes from
+// Example Telecom at its sample address, which CAN-SPAM's "accurate header" and "valid physical
+// postal address" rule out. A warning, since tests and demos use the example on purpose.
+void check_example_values(Reader& r, const YAML::Node& root, const Config& c) {
+  YAML::Node sender = root["sender"];
+  if (!sender || !sender.IsMap()) return;
+  auto example_domain = [](const std::string& d) {
+    for (const char* e : {"example.com", "example.org", "example.net"}) {
+      std::string suffix = std::string(".") + e;
+      if (d == e || (d.size() > suffix.size() &&
+                     d.compare(d.size() - suffix.size(), suffix.size(), suffix) == 0))
+        return true;
+    }
+    return false;
+  };
+  if (c.sender.organization == "Example Telecom, Inc.")
+    r.warning(sender["organization"], "sender.organization",
+              "is still the example's: name your company");
+  if (c.sender.postal_address == "100 Example Parkway, Cary, NC 27513, USA")
+    r.warning(sender["postal_address"], "sender.postal_address",
+              "is still the example's: CAN-SPAM requires your valid physical postal address");
+  if (example_domain(c.sender.from.address.domain))
+    r.warning(sender["from"], "sender.from",
+              "uses a reserved example domain (" + c.sender.from.address.domain +
+                  "): no recipient's provider will accept mail from it");
+}
+
 // DMARC's relaxed alignment, which Gmail and Yahoo require of bulk mail: the signing domain and the
 // From domain share their organizational domain. Without the public suffix list, "one is the
 // other or a subdomain of it" is what is checked: it never warns about an aligned pair that
@@ -758,6 +785,7 @@ ConfigLoad load_config(const fs::path& path) {
   check_secret_mode(r, root, "smtp", "password_file", c->smtp.password_file);
   if (c->dkim) check_secret_mode(r, root, "dkim", "key_file", c->dkim->key_file);
   if (c->dkim) check_dkim_alignment(r, root, *c);
+  check_example_values(r, root, *c);
   if (out.errors.empty()) out.config = std::move(c);
   return out;
 }

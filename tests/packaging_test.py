@@ -66,6 +66,8 @@ class Installed(unittest.TestCase):
         r = run(self.path("/usr/bin/bulkmaild"), "--config", os.path.join(work, "bulkmail.yaml"), "--check")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("is valid", r.stdout)
+        # The shipped example's sender is valid, but an operator who forgot to change it is told.
+        self.assertIn("sender.postal_address: is still the example's", r.stderr)
 
     def unit_at_staged_paths(self):
         # The unit names /usr/bin/bulkmaild; point a copy at the staged binary so that verify can
