@@ -489,7 +489,7 @@ TEST_CASE("status says the daemon is not running when it is not, whatever it las
   }
 }
 
-TEST_CASE("import --dry-run reports and queues nothing; --update corrects what is not sent yet") {
+TEST_CASE("import --dry-run reports and queues nothing, and --update corrects what is not sent yet") {
   Cli cli;
   auto file = cli.dir.write("dec.csv", kUpdateColumns + "\n" + "a@example.com,Pat,Old plan,Old\n" +
                                            "not-an-address,Bob,x,y\n");
@@ -511,7 +511,7 @@ TEST_CASE("import --dry-run reports and queues nothing; --update corrects what i
   CHECK(h.out.find("vars-updated") != std::string::npos);
 }
 
-TEST_CASE("usage errors: exit 2 and say what was wrong; --version; a missing config is not found") {
+TEST_CASE("usage errors exit 2 and say what was wrong, --version works, a missing config is not found") {
   Cli cli;
   auto version = cli({"--version"});
   CHECK(version.status == 0);
