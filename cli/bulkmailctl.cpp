@@ -487,8 +487,9 @@ int main(int argc, char** argv) {
   auto* s_add = suppress->add_subcommand("add", "stop mail to an address");
   s_add->add_option("ADDRESS", address)->required();
   s_add->add_option("--category", category, "only this category (default: all mail)");
-  s_add->add_option("--reason", reason,
-                    "unsubscribe, hard-bounce, complaint, manual (default) or import")
+  s_add
+      ->add_option("--reason", reason,
+                   "unsubscribe, hard-bounce, complaint, manual (default) or import")
       ->check(CLI::IsMember({"unsubscribe", "hard-bounce", "complaint", "manual", "import"}));
   auto* s_remove = suppress->add_subcommand("remove", "lift a suppression");
   s_remove->add_option("ADDRESS", address)->required();
@@ -504,8 +505,8 @@ int main(int argc, char** argv) {
   s_import->add_option("--format", format, "csv or jsonl (default: by file extension)")
       ->check(CLI::IsMember({"csv", "jsonl"}));
   auto* s_export = suppress->add_subcommand("export", "every suppression as CSV");
-  s_export->add_option("--hashed", hashed,
-                       "sha256: export hashes of the addresses, not the addresses")
+  s_export
+      ->add_option("--hashed", hashed, "sha256: export hashes of the addresses, not the addresses")
       ->check(CLI::IsMember({"sha256"}));
 
   auto* link = app.add_subcommand("unsubscribe-link",

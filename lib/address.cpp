@@ -202,8 +202,9 @@ namespace {
 // Generous on purpose: whatever could be part of an address in someone's quoting of it (atext,
 // dots, quotes, UTF-8) counts, so that masking never leaves a piece of a local part behind.
 bool local_char(unsigned char c) {
-  return std::isalnum(c) || c >= 0x80 || std::string_view("!#$%&'*+-/=?^_`{|}~.\"\\").find(
-                                             static_cast<char>(c)) != std::string_view::npos;
+  return std::isalnum(c) || c >= 0x80 ||
+         std::string_view("!#$%&'*+-/=?^_`{|}~.\"\\").find(static_cast<char>(c)) !=
+             std::string_view::npos;
 }
 bool domain_char(unsigned char c) {
   return std::isalnum(c) || c >= 0x80 || c == '-' || c == '.' || c == '[' || c == ']' || c == ':';
@@ -215,8 +216,7 @@ std::string mask_addresses_in(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   std::size_t copied = 0;
-  for (std::size_t at = text.find('@'); at != std::string_view::npos;
-       at = text.find('@', at + 1)) {
+  for (std::size_t at = text.find('@'); at != std::string_view::npos; at = text.find('@', at + 1)) {
     std::size_t start = at;
     while (start > copied && local_char(static_cast<unsigned char>(text[start - 1]))) --start;
     std::size_t end = at + 1;

@@ -242,10 +242,9 @@ void check_dkim_alignment(Reader& r, const YAML::Node& root, const Config& c) {
   const std::string& from = c.sender.from.address.domain;
   if (d.empty() || from.empty()) return;
   auto under = [](const std::string& sub, const std::string& parent) {
-    return sub == parent ||
-           (sub.size() > parent.size() && sub.compare(sub.size() - parent.size(), parent.size(),
-                                                      parent) == 0 &&
-            sub[sub.size() - parent.size() - 1] == '.');
+    return sub == parent || (sub.size() > parent.size() &&
+                             sub.compare(sub.size() - parent.size(), parent.size(), parent) == 0 &&
+                             sub[sub.size() - parent.size() - 1] == '.');
   };
   if (under(from, d) || under(d, from)) return;
   r.warning(root["dkim"]["domain"], "dkim.domain",
@@ -297,9 +296,9 @@ std::optional<UrlParts> parse_url(const std::string& s) {
     std::unique_ptr<char, CurlStrFree> g(out);
     return std::string(out);
   };
-  UrlParts parts{part(CURLUPART_SCHEME),         part(CURLUPART_HOST),
-                 part(CURLUPART_PATH),           part(CURLUPART_QUERY),
-                 part(CURLUPART_FRAGMENT),       !part(CURLUPART_PORT).empty(),
+  UrlParts parts{part(CURLUPART_SCHEME),       part(CURLUPART_HOST),
+                 part(CURLUPART_PATH),         part(CURLUPART_QUERY),
+                 part(CURLUPART_FRAGMENT),     !part(CURLUPART_PORT).empty(),
                  !part(CURLUPART_USER).empty()};
   return parts;
 }

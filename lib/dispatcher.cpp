@@ -19,8 +19,7 @@ std::string domain_of(const std::string& address) { return address.substr(addres
 }  // namespace
 
 Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> config,
-                       StoreWorker& store, int senders, std::string owner,
-                       SuppressionWatch* watch)
+                       StoreWorker& store, int senders, std::string owner, SuppressionWatch* watch)
     : io_(io),
       store_(store),
       senders_(senders),

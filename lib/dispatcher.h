@@ -87,13 +87,13 @@ class Dispatcher final : public JobSource {
   SuppressionWatch* watch_;
   Throttle throttle_;
   CircuitBreaker breaker_;
-  MessageId probe_ = 0;  // the half-open probe's message while it is out
+  MessageId probe_ = 0;                            // the half-open probe's message while it is out
   std::map<std::string, std::deque<Job>> buffer_;  // by domain
   // Messages buffered or in flight, by the time their claim was asked for; and that time for the
   // claim under way.
   std::map<Micros, std::size_t> outstanding_;
   Micros claim_asked_at_ = 0;
-  std::string last_domain_;                                   // round-robin position
+  std::string last_domain_;  // round-robin position
   std::size_t buffered_ = 0;
   int waiting_ = 0;        // senders asleep in next()
   Micros timed_wake_ = 0;  // the deadline one of them sleeps until, 0 if none does

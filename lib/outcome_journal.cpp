@@ -5,11 +5,11 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <unordered_map>
 #include <cerrno>
 #include <cstring>
 #include <optional>
 #include <system_error>
+#include <unordered_map>
 
 #include "read_file.h"
 

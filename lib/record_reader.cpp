@@ -45,8 +45,7 @@ class CsvRowReader final : public RowReader {
       }
       if (!seen.count("email")) {
         // Said once for the file, not once for every row.
-        return fail(row, h.line,
-                    "the header row has no 'email' column (the recipient's address)");
+        return fail(row, h.line, "the header row has no 'email' column (the recipient's address)");
       }
     }
     if (!csv_.next(rec_)) {

@@ -17,8 +17,8 @@
 #include "config.h"
 #include "job.h"
 #include "smtp_reply.h"
-#include "store.h"
 #include "started_deliveries.h"
+#include "store.h"
 #include "store_worker.h"
 #include "suppression_watch.h"
 #include "transport.h"
@@ -32,9 +32,8 @@ class SenderPool {
 
   // Starts smtp.max_connections senders, each taking jobs from `jobs` until it says stop.
   // `started`, if given, learns of each delivery just before the relay gets the message.
-  SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-             SuppressionWatch& watch, JobSource& jobs, TransportFactory transports,
-             StartedDeliveries* started = nullptr);
+  SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, SuppressionWatch& watch,
+             JobSource& jobs, TransportFactory transports, StartedDeliveries* started = nullptr);
   ~SenderPool();
 
   int size() const { return static_cast<int>(threads_.size()); }

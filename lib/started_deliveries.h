@@ -9,11 +9,11 @@
 // SQLite only, beside the outcome journal: one daemon per database file (instance_lock.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <atomic>
 #include <vector>
 
 #include "result.h"

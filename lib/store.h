@@ -162,8 +162,7 @@ class Store {
   // it records the recipient's own choice and `consent_given` is false. The check and the removal
   // are one transaction: a person opting out again at that moment is never lifted unseen.
   virtual LiftResult unsuppress(const std::string& address, const std::string& category,
-                                const std::string& source, UnixMillis now,
-                                bool consent_given) = 0;
+                                const std::string& source, UnixMillis now, bool consent_given) = 0;
 
   // The suppression that stops mail of `category` to `address`, if any (all-mail first).
   virtual std::optional<Suppression> find_suppression(const std::string& address,

@@ -289,8 +289,7 @@ void StoreWorker::loop() {
       bool poll_only = false;
       while (true) {
         auto now = std::chrono::steady_clock::now();
-        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) ||
-            hold_ended_)
+        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) || hold_ended_)
           break;
         auto until = std::chrono::steady_clock::time_point::max();
         for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);

@@ -28,8 +28,8 @@ void SuppressionWatch::lift(const std::string& address, const std::string& categ
   std::lock_guard lock(mu_);
   auto it = by_address_.find(address);
   if (it == by_address_.end()) return;
-  count_ -= std::erase_if(it->second,
-                          [&](const Entry& e) { return e.suppression.category == category; });
+  count_ -=
+      std::erase_if(it->second, [&](const Entry& e) { return e.suppression.category == category; });
   if (it->second.empty()) by_address_.erase(it);
 }
 
@@ -79,8 +79,8 @@ void SuppressionWatch::forget_old() {
     auto it = by_address_.find(added_.front().second);
     added_.pop_front();
     if (it == by_address_.end()) continue;
-    count_ -= std::erase_if(
-        it->second, [&](const Entry& e) { return !e.pending && before_horizon(e.seen); });
+    count_ -= std::erase_if(it->second,
+                            [&](const Entry& e) { return !e.pending && before_horizon(e.seen); });
     if (it->second.empty()) by_address_.erase(it);
   }
 }

@@ -92,11 +92,11 @@ class SuppressionWatch {
   std::size_t capacity_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::vector<Entry>> by_address_;
-  std::size_t count_ = 0;  // entries in by_address_
+  std::size_t count_ = 0;                                        // entries in by_address_
   std::deque<std::pair<Clock::time_point, std::string>> added_;  // (seen, address), oldest first
-  std::optional<Clock::time_point> overflow_at_;  // when an entry last found no room
-  std::vector<Hold> holds_;                       // by sender
-  std::vector<std::string> awaited_;              // addresses held() said are held
+  std::optional<Clock::time_point> overflow_at_;                 // when an entry last found no room
+  std::vector<Hold> holds_;                                      // by sender
+  std::vector<std::string> awaited_;                             // addresses held() said are held
   std::function<void()> on_hold_ended_;
   // The horizon as steady-clock ticks; kNothingOutstanding when nothing may still be delivered.
   static constexpr Clock::rep kNothingOutstanding = std::numeric_limits<Clock::rep>::max();

@@ -119,8 +119,8 @@ void Throttle::started(const std::string& name, Micros now, UnixMillis wall_now)
   ++in_flight_;
 }
 
-void Throttle::finished(const std::string& name, bool temporary_failure, bool accepted,
-                        Micros now, UnixMillis wall_now) {
+void Throttle::finished(const std::string& name, bool temporary_failure, bool accepted, Micros now,
+                        UnixMillis wall_now) {
   roll_day(wall_now);
   if (accepted) ++sent_today_;
   in_flight_ = std::max<std::int64_t>(0, in_flight_ - 1);

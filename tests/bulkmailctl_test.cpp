@@ -143,7 +143,8 @@ TEST_CASE("status --json has a number for every state, and what the daemon is do
   // What a daemon that is paused for its daily limit has written, while it holds the lock.
   auto db = (cli.dir.path() / "queue.db").string();
   SqliteStore(db).set_dispatch_state(
-      {"paused", "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC", 1'700'000'000'000});
+      {"paused", "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC",
+       1'700'000'000'000});
   {
     auto lock = InstanceLock::acquire(db);
     REQUIRE(lock);
@@ -489,7 +490,8 @@ TEST_CASE("status says the daemon is not running when it is not, whatever it las
   }
 }
 
-TEST_CASE("import --dry-run reports and queues nothing, and --update corrects what is not sent yet") {
+TEST_CASE(
+    "import --dry-run reports and queues nothing, and --update corrects what is not sent yet") {
   Cli cli;
   auto file = cli.dir.write("dec.csv", kUpdateColumns + "\n" + "a@example.com,Pat,Old plan,Old\n" +
                                            "not-an-address,Bob,x,y\n");
@@ -511,7 +513,8 @@ TEST_CASE("import --dry-run reports and queues nothing, and --update corrects wh
   CHECK(h.out.find("vars-updated") != std::string::npos);
 }
 
-TEST_CASE("usage errors exit 2 and say what was wrong, --version works, a missing config is not found") {
+TEST_CASE(
+    "usage errors exit 2 and say what was wrong, --version works, a missing config is not found") {
   Cli cli;
   auto version = cli({"--version"});
   CHECK(version.status == 0);
@@ -519,17 +522,16 @@ TEST_CASE("usage errors exit 2 and say what was wrong, --version works, a missin
   auto bogus = cli({"bogus"});
   CHECK(bogus.status == 2);
   CHECK(bogus.err.find("unknown subcommand 'bogus'") != std::string::npos);
-  for (std::vector<std::string> args : {std::vector<std::string>{"suppress", "add", "a@example.com",
-                                                                 "--reason", "nope"},
-                                        {"suppress", "export", "--hashed", "md5"},
-                                        {"import", "--category", "customer-update", "--format",
-                                         "xml", "x.csv"}}) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"suppress", "add", "a@example.com", "--reason", "nope"},
+        {"suppress", "export", "--hashed", "md5"},
+        {"import", "--category", "customer-update", "--format", "xml", "x.csv"}}) {
     auto r = cli(args);
     CAPTURE(args.back());
     CHECK(r.status == 2);
   }
-  auto missing = run_process({bin_dir() + "/bulkmailctl", "--config",
-                              (cli.dir.path() / "none.yaml").string(), "status"});
+  auto missing = run_process(
+      {bin_dir() + "/bulkmailctl", "--config", (cli.dir.path() / "none.yaml").string(), "status"});
   CHECK(missing.status == 3);
   CHECK(missing.err.find("none.yaml: config file not found") != std::string::npos);
 }

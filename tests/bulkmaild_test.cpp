@@ -43,8 +43,7 @@ TEST_CASE("bulkmaild refuses a config whose connections cannot fit the descripto
   auto config = write_config(dir);  // webhook.max_connections: 512 by default
   // A hard limit of 128 descriptors cannot hold 512 webhook connections: refused, with numbers.
   auto r = run_process({"/usr/bin/timeout", "10", "/usr/bin/prlimit", "--nofile=128:128",
-                        bin_dir() + "/bulkmaild",
-                        "--config", config});
+                        bin_dir() + "/bulkmaild", "--config", config});
   CHECK(r.status == 1);
   CHECK(r.err.find("file descriptors, but the hard limit is 128") != std::string::npos);
 }
@@ -78,7 +77,8 @@ TEST_CASE("bulkmaild --check reports every template problem at once") {
   dir.write("tpl/second/text", "{{study}} {{unsubscribe_url}} {{postal_address}}\n");
   dir.write("tpl/second/html", "<p>{{{study}}}</p>");
   std::string yaml = valid_config_yaml();
-  yaml.replace(yaml.find("templates: "), yaml.find('\n', yaml.find("templates: ")) - yaml.find("templates: "),
+  yaml.replace(yaml.find("templates: "),
+               yaml.find('\n', yaml.find("templates: ")) - yaml.find("templates: "),
                "templates: tpl");
   yaml.replace(yaml.find("{ template: customer-update,"), 28, "{ template: first,");
   yaml.replace(yaml.find("{ template: research-invitation,"), 32, "{ template: second,");

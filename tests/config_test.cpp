@@ -324,9 +324,8 @@ TEST_CASE("secret files: writable by others is an error, readable by others a wa
     auto load = load_config(path);
     std::string errors = all_errors(load), warnings;
     // Only the secret files' warnings (the test config also keeps the example's sender).
-    std::erase_if(load.warnings, [](const ConfigError& w) {
-      return w.key.rfind("sender.", 0) == 0;
-    });
+    std::erase_if(load.warnings,
+                  [](const ConfigError& w) { return w.key.rfind("sender.", 0) == 0; });
     for (const auto& w : load.warnings) warnings += w.str() + "\n";
     if (c.error) {
       CHECK(load.errors.size() == 1);
@@ -376,10 +375,11 @@ TEST_CASE("the example's untouched sender is a warning at --check") {
   CHECK(warnings.find("sender.postal_address: is still the example's") != std::string::npos);
   CHECK(warnings.find("sender.from: uses a reserved example domain (mail.example.com)") !=
         std::string::npos);
-  std::string own = replace(replace(replace(valid_config_yaml(), "Example Telecom, Inc.", "Acme Fiber LLC"),
-                                    "100 Example Parkway, Cary, NC 27513, USA",
-                                    "12 Main Street, Springfield, IL 62701, USA"),
-                            "updates@mail.example.com", "updates@mail.acme-fiber.test");
+  std::string own =
+      replace(replace(replace(valid_config_yaml(), "Example Telecom, Inc.", "Acme Fiber LLC"),
+                      "100 Example Parkway, Cary, NC 27513, USA",
+                      "12 Main Street, Springfield, IL 62701, USA"),
+              "updates@mail.example.com", "updates@mail.acme-fiber.test");
   TempDir other;
   auto mine = load_config(write_config(other, own));
   REQUIRE(mine.ok());

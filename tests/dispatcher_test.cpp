@@ -185,8 +185,8 @@ JobResult compose_failed(int sender, const Job& job) {
 // Asks for the next job on another thread; gives up (closing the dispatcher) after `bound`.
 std::optional<Job> next_within(Rig& rig, int sender, const JobResult& finished,
                                std::chrono::milliseconds bound) {
-  auto job = std::async(std::launch::async,
-                        [&] { return rig.dispatcher->next(sender, &finished); });
+  auto job =
+      std::async(std::launch::async, [&] { return rig.dispatcher->next(sender, &finished); });
   if (job.wait_for(bound) == std::future_status::timeout) rig.dispatcher->close();
   return job.get();
 }

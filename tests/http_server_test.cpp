@@ -73,11 +73,13 @@ TEST_CASE("loopback clients have a reserve past a full budget, within their own 
   CHECK(budget.admit(make_address("192.0.2.3")) == Verdict::server_full);
 }
 
-TEST_CASE("behind a proxy on loopback holding every connection, a local health check still gets in") {
+TEST_CASE(
+    "behind a proxy on loopback holding every connection, a local health check still gets in") {
   // The README's nginx setup: max_connections_per_client equal to max_connections.
   ConnectionBudget budget(limits(4, 4, 2));
   for (int i = 0; i < 4; ++i) CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);  // /healthz, from the reserve
+  CHECK(budget.admit(make_address("127.0.0.1")) ==
+        Verdict::admitted);  // /healthz, from the reserve
   CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
   CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::client_full);  // the reserve is spent
   CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::server_full);
@@ -90,7 +92,8 @@ TEST_CASE("releasing a client that holds nothing changes nothing") {
   CHECK(budget.admit(make_address("192.0.2.2")) == Verdict::server_full);
 }
 
-TEST_CASE("an answer still queued on another loop when the daemon exits outlives nothing it needs") {
+TEST_CASE(
+    "an answer still queued on another loop when the daemon exits outlives nothing it needs") {
   // bulkmaild's order of declaration: the HTTP server first, then the main loop that /healthz
   // and /metrics answers are posted to. At exit the loop is destroyed first, with any closure
   // still queued on it, and such a closure holds an HTTP session whose destructor reaches into
@@ -114,7 +117,8 @@ TEST_CASE("an answer still queued on another loop when the daemon exits outlives
     client.connect({make_address("127.0.0.1"), http.port()});
     std::string request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
     boost::asio::write(client, boost::asio::buffer(request));
-    for (int i = 0; i < 500 && !asked; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 500 && !asked; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     REQUIRE(asked);
     http.stop();
   }  // main_loop, then http: the queued answer's session is released while the server lives

@@ -68,9 +68,10 @@ TEST_CASE("good rows are queued, bad rows rejected with line and reason") {
 
 TEST_CASE("a row whose value would break the subject onto two lines is rejected, naming it") {
   Fixture f;
-  auto s = f.run("email,first_name,headline,body\n"
-                 "a@example.com,Ann,\"Your plan\r\nBcc: victim@example.org\",Details\n"
-                 "b@example.com,Bob,Your plan,\"Two\n\nparagraphs\"\n");
+  auto s = f.run(
+      "email,first_name,headline,body\n"
+      "a@example.com,Ann,\"Your plan\r\nBcc: victim@example.org\",Details\n"
+      "b@example.com,Bob,Your plan,\"Two\n\nparagraphs\"\n");
   CHECK(s.queued == 1);
   REQUIRE(s.rejected == 1);
   CHECK(f.rejects[0].first == 2);
@@ -111,16 +112,20 @@ TEST_CASE("a corrected file replaces the variables of messages not sent yet, wit
   REQUIRE(claimed.size() == 3);
   std::vector<Outcome> outcomes;
   for (const auto& m : claimed) {
-    if (m.recipient == "b@example.com") outcomes.push_back({m.id, MessageState::sent, 250, "Ok", 0, "", false});
-    if (m.recipient == "c@example.com") outcomes.push_back({m.id, MessageState::failed, 554, "no", 0, "", false});
-    if (m.recipient == "a@example.com") outcomes.push_back({m.id, MessageState::queued, 0, "back", 0, "", false});
+    if (m.recipient == "b@example.com")
+      outcomes.push_back({m.id, MessageState::sent, 250, "Ok", 0, "", false});
+    if (m.recipient == "c@example.com")
+      outcomes.push_back({m.id, MessageState::failed, 554, "no", 0, "", false});
+    if (m.recipient == "a@example.com")
+      outcomes.push_back({m.id, MessageState::queued, 0, "back", 0, "", false});
   }
   f.store->record_outcomes(outcomes, now_millis());
-  std::string fixed = "email,first_name,headline,body\n"
-                      "a@example.com,Ann,Fixed headline,Fixed body\n"
-                      "b@example.com,Bob,Fixed headline,Fixed body\n"
-                      "c@example.com,Cy,Fixed headline,Fixed body\n"
-                      "d@example.com,Di,Fixed headline,Fixed body\n";
+  std::string fixed =
+      "email,first_name,headline,body\n"
+      "a@example.com,Ann,Fixed headline,Fixed body\n"
+      "b@example.com,Bob,Fixed headline,Fixed body\n"
+      "c@example.com,Cy,Fixed headline,Fixed body\n"
+      "d@example.com,Di,Fixed headline,Fixed body\n";
   // Without --update, a re-import changes nothing for those already held.
   auto plain = f.run(fixed);
   CHECK(plain.queued == 1);  // d is new

@@ -108,12 +108,14 @@ TEST_CASE("the shipped templates load") {
   }
 }
 
-TEST_CASE("a value with paragraphs keeps its lines: as they are in text, as <br> in html, escaped") {
+TEST_CASE(
+    "a value with paragraphs keeps its lines: as they are in text, as <br> in html, escaped") {
   TempDir dir;
-  auto t = MessageTemplate::load(make_template(dir, "News: {{headline}}\n", "{{body}}\n",
-                                               "<p>{{body}}</p>"));
+  auto t = MessageTemplate::load(
+      make_template(dir, "News: {{headline}}\n", "{{body}}\n", "<p>{{body}}</p>"));
   REQUIRE(t.ok());
-  std::string body = "Your plan changes on 1 May.\r\n\r\nPrices <stay> the same & so do\nyour minutes.";
+  std::string body =
+      "Your plan changes on 1 May.\r\n\r\nPrices <stay> the same & so do\nyour minutes.";
   auto r = (*t)->render({{"headline", "Plans"}, {"body", body}});
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   CHECK(r->text == body + "\n");
@@ -128,12 +130,14 @@ TEST_CASE("a value with paragraphs keeps its lines: as they are in text, as <br>
 
 TEST_CASE("a subject template that spans lines is refused when loaded, whatever the values") {
   TempDir dir;
-  auto two = MessageTemplate::load(make_template(dir, "News\n{{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"));
+  auto two = MessageTemplate::load(
+      make_template(dir, "News\n{{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"));
   REQUIRE_FALSE(two.ok());
   CHECK(two.error().message.find("the subject template spans more than one line") !=
         std::string::npos);
   // One line with its final newline is fine.
   TempDir other;
-  CHECK(MessageTemplate::load(make_template(other, "News {{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"))
+  CHECK(MessageTemplate::load(
+            make_template(other, "News {{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"))
             .ok());
 }

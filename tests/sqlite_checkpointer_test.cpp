@@ -69,7 +69,7 @@ TEST_CASE("a reader holding an old snapshot makes the RESTART back off, not retr
   // A long reader (as `suppress export` streaming is): a snapshot held open throughout.
   SQLite::Database reader(path, SQLite::OPEN_READONLY);
   SQLite::Statement scan(reader, "SELECT id FROM messages");
-  REQUIRE(scan.executeStep());  // the read transaction is open while the statement is
+  REQUIRE(scan.executeStep());   // the read transaction is open while the statement is
   write_many(store, 200, 1000);  // the log has pages the reader's snapshot still needs
   {
     SqliteCheckpointer checkpointer(path, std::chrono::milliseconds(10), /*restart_frames=*/1);

@@ -86,7 +86,8 @@ TEST_CASE("an opt-out not yet committed is kept whatever the horizon, until adde
   CHECK(w.find("tom@example.com", "x").suppression);
 }
 
-TEST_CASE("past its capacity the watch says it does not know, until the surplus is behind the horizon") {
+TEST_CASE(
+    "past its capacity the watch says it does not know, until the surplus is behind the horizon") {
   SuppressionWatch w(2);
   auto t = SuppressionWatch::Clock::now();
   w.set_horizon(t);

@@ -37,8 +37,8 @@ std::string write_config(const TempDir& dir, const std::string& yaml) {
   // Secret files as an operator must keep them: the owner's alone, whatever the umask.
   for (const char* name : {"unsubscribe.key", "api.token"}) {
     auto path = dir.write(name, std::string(kTestSecret) + "\n");
-    std::filesystem::permissions(path, std::filesystem::perms::owner_read |
-                                           std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   return dir.write("bulkmail.yaml", yaml).string();
 }
