@@ -239,9 +239,11 @@ std::string Dispatcher::daily_limit_text() {
 }
 
 bool Dispatcher::hold_for_daily_limit() {
+  // Called for every job handed out: without a limit (the default) it costs one comparison.
+  stats_.daily_limit = throttle_.daily_limit();
+  if (stats_.daily_limit == 0 && !held_by_daily_limit_) return false;
   UnixMillis wall = now_millis();
   stats_.sent_today = throttle_.sent_today(wall);
-  stats_.daily_limit = throttle_.daily_limit();
   bool reached = throttle_.daily_limit_reached(wall);
   if (reached && !held_by_daily_limit_) {
     held_by_daily_limit_ = true;
