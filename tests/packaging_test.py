@@ -1,9 +1,13 @@
 """Installing bulkmail the way an operator does: `cmake --install` into a staging root, the systemd
 unit checked by systemd-analyze (verify, and the offline security rating), and the .deb built by
 cpack, inspected with dpkg-deb and checked by lintian."""
+import grp
+import json
 import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import unittest
@@ -104,13 +108,76 @@ class Installed(unittest.TestCase):
 
 
 class Package(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = os.path.join(cls.tmp.name, "dist")
+        r = run("cpack", "-G", "DEB", "-B", cls.out, cwd=BUILD)
+        assert r.returncode == 0, r.stdout + r.stderr
+        debs = [f for f in os.listdir(cls.out) if f.endswith(".deb")]
+        assert len(debs) == 1, os.listdir(cls.out)
+        cls.deb = os.path.join(cls.out, debs[0])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_the_readme_install_steps_work_in_order(self):
+        """The README's "Install on a server", step by step, on this machine: dpkg installs the
+        package for real (the test runs as root, as CI does) and purges it at the end."""
+        if os.geteuid() != 0:
+            self.skipTest("installing a package needs root")
+        if run("dpkg-query", "-W", "-f", "${Status}", "bulkmail").stdout.startswith("install ok"):
+            self.skipTest("a bulkmail package is installed on this machine: not touching it")
+        as_bulkmail = ("runuser", "-u", "bulkmail", "--")  # the README's `sudo -u bulkmail`
+        self.addCleanup(run, "dpkg", "--purge", "bulkmail")
+        r = run("dpkg", "-i", self.deb)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The database's folder exists before the service ever ran, as the unit will keep it.
+        st = os.stat("/var/lib/bulkmail")
+        self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name,
+                          stat.S_IMODE(st.st_mode)), ("bulkmail", "bulkmail", 0o750))
+        with open("/lib/systemd/system/bulkmaild.service") as f:
+            self.assertIn("StateDirectoryMode=0750\n", f.read())
+        for secret in ("/etc/bulkmail/unsubscribe.key", "/etc/bulkmail/api.token"):
+            st = os.stat(secret)
+            self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)),
+                             ("bulkmail", 0o600), secret)
+        # Step 1: make the config yours, then check it as the daemon's user. This creates the
+        # database.
+        with open("/etc/bulkmail/bulkmail.yaml") as f:
+            conf = f.read()
+        conf = conf.replace("Example Telecom, Inc.", "Ridgeline Broadband, LLC")
+        with open("/etc/bulkmail/bulkmail.yaml", "w") as f:
+            f.write(conf)
+        r = run(*as_bulkmail, "bulkmaild", "--check")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        st = os.stat("/var/lib/bulkmail/bulkmail.db")
+        self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, stat.S_IMODE(st.st_mode)),
+                         ("bulkmail", 0o600))
+        # Step 4: queue mail as the daemon's user.
+        lists = os.path.join(self.tmp.name, "lists")
+        os.makedirs(lists, exist_ok=True)
+        os.chmod(self.tmp.name, 0o755)
+        os.chmod(lists, 0o755)
+        with open(os.path.join(lists, "list.csv"), "w") as f:
+            f.write("email,first_name,headline,body\njane@example.com,Jane,Your plan,Details\n")
+        os.chmod(os.path.join(lists, "list.csv"), 0o644)
+        r = run(*as_bulkmail, "bulkmailctl", "import", "--category", "customer-update",
+                os.path.join(lists, "list.csv"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("campaign list: queued 1", r.stdout)
+        r = run(*as_bulkmail, "bulkmailctl", "status", "--json")
+        self.assertEqual(json.loads(r.stdout)["queued"], 1, r.stderr)
+        # Purging removes the secrets and the database, as the README warns.
+        r = run("dpkg", "--purge", "bulkmail")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists("/var/lib/bulkmail"))
+        self.assertFalse(os.path.exists("/etc/bulkmail/unsubscribe.key"))
+
     def test_the_deb_has_its_dependencies_conffile_and_scripts_and_lintian_finds_no_error(self):
         with tempfile.TemporaryDirectory() as out:
-            r = run("cpack", "-G", "DEB", "-B", out, cwd=BUILD)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            debs = [f for f in os.listdir(out) if f.endswith(".deb")]
-            self.assertEqual(len(debs), 1, os.listdir(out))
-            deb = os.path.join(out, debs[0])
+            deb = self.deb
             info = run("dpkg-deb", "--info", deb).stdout
             depends = re.search(r"^ Depends: (.*)$", info, re.M).group(1)
             for lib in ("libcurl4", "libsqlite3-0", "libyaml-cpp0.7", "libssl3", "libidn2-0", "libsystemd0",
