@@ -49,28 +49,56 @@ struct ExitCode {
 
 struct Context {
   std::string config_path;
+  std::optional<ConfigLoad> loaded;
   std::shared_ptr<const Config> config;
   std::unique_ptr<ComposeCheck> compose_check;
   std::unique_ptr<Store> store;
+  // `status` still reports from the database an invalid config names (and exits 3), so that an
+  // operator whose edit failed to reload sees what the daemon is running on.
+  bool status_despite_invalid_config = false;
 
-  const Config& cfg() {
-    if (!config) {
+  const ConfigLoad& load() {
+    if (!loaded) {
       fs::path p = config_path.empty() ? default_config_path() : fs::path(config_path);
       std::error_code ec;
       if (!fs::exists(p, ec)) {
         fail(p.string() + ": config file not found (give --config FILE or set $BULKMAIL_CONFIG)",
              kExitConfig);
       }
-      ConfigLoad load = load_config(p);
-      if (!load.ok()) {
-        for (const auto& e : load.errors) std::cerr << e.str() << "\n";
-        fail("the config is invalid (" + std::to_string(load.errors.size()) + " problem" +
-                 (load.errors.size() == 1 ? "" : "s") + ")",
-             kExitConfig);
+      loaded = load_config(p);
+    }
+    return *loaded;
+  }
+
+  // Prints an invalid config's problems, and whether a daemon still runs on an older version.
+  void report_invalid(const ConfigLoad& l) {
+    for (const auto& e : l.errors) std::cerr << e.str() << "\n";
+    std::string running;
+    if (!l.database.empty() && InstanceLock::held(l.database.string())) {
+      running =
+          "; bulkmaild is still running on the previous version of this file (fix it, "
+          "then `systemctl reload bulkmaild`)";
+    }
+    std::cerr << "bulkmailctl: the config is invalid (" << l.errors.size() << " problem"
+              << (l.errors.size() == 1 ? "" : "s") << ")" << running << "\n";
+  }
+
+  const Config& cfg() {
+    if (!config) {
+      const ConfigLoad& l = load();
+      if (!l.ok()) {
+        report_invalid(l);
+        throw ExitCode{kExitConfig};
       }
-      config = load.config;
+      config = l.config;
     }
     return *config;
+  }
+
+  std::string database_path() {
+    if (status_despite_invalid_config && !load().ok() && !load().database.empty())
+      return load().database.string();
+    return cfg().database.string();
   }
 
   // What a message must pass to be queued: composed once, as bulkmaild will.
@@ -86,11 +114,11 @@ struct Context {
 
   Store& db() {
     if (!store) {
-      const Config& c = cfg();
+      std::string path = database_path();
       try {
-        store = std::make_unique<SqliteStore>(c.database.string());
+        store = std::make_unique<SqliteStore>(path, /*checkpoints=*/true, SqliteOpen::existing);
       } catch (const std::exception& e) {
-        fail("database " + c.database.string() + ": " + e.what());
+        fail("database " + path + ": " + e.what());
       }
     }
     return *store;
@@ -194,11 +222,38 @@ void cmd_enqueue(Context& ctx, const std::string& category, const std::string& t
   }
 }
 
+// An import whose campaign is named after its file adds to an existing campaign only when that
+// campaign came from the same file (a re-run, or a corrected copy in its place): a file of the
+// same name elsewhere (nov/list.csv, then dec/list.csv) would otherwise skip every recipient
+// November already had. `--campaign` names it explicitly and may add any file. `look_only`
+// (a dry run, an update) creates nothing.
+void check_origin(Context& ctx, const std::string& campaign, bool named_by_file,
+                  const std::string& file, bool look_only) {
+  std::string origin;
+  if (file != "-") {
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(fs::absolute(file, ec), ec);
+    origin = ec ? fs::absolute(file).lexically_normal().string() : p.string();
+  }
+  std::optional<Campaign> c = look_only ? ctx.db().campaign(campaign)
+                                        : ctx.db().open_campaign(campaign, origin, now_millis());
+  if (!named_by_file || !c || c->origin == origin) return;
+  fail("campaign '" + campaign + "' already exists" +
+       (c->origin.empty() ? std::string(" (not from an import of this file)")
+                          : " (imported from " + c->origin + ")") +
+       ", and this file is " + origin +
+       ": an import never adds to a campaign only because its file has the same name. Give "
+       "--campaign " +
+       campaign +
+       " to add these recipients to it, or --campaign NEW-NAME for a campaign of their own");
+}
+
 void cmd_import(Context& ctx, const std::string& category, std::string campaign,
                 const std::string& file, const std::string& format, bool dry_run, bool update) {
   if (dry_run && update) fail("--dry-run and --update: choose one");
   check_category(ctx, category);
-  if (campaign.empty()) {
+  bool named_by_file = campaign.empty();
+  if (named_by_file) {
     if (file == "-") fail("reading from stdin needs --campaign, so that a re-run is recognized");
     campaign = fs::path(file).stem().string();
     if (!campaign_problem(campaign).empty()) {
@@ -208,6 +263,7 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
     fail("--campaign " + p);
   }
   ImportInput input(file, format);
+  check_origin(ctx, campaign, named_by_file, file, dry_run || update);
   RowReader& rows = *input.rows;
   ImportOptions options = import_options();
   options.dry_run = dry_run;
@@ -288,23 +344,80 @@ void cmd_unsubscribe_link(Context& ctx, const std::string& category, const std::
   if (bad) fail(std::to_string(bad) + " bad address" + (bad == 1 ? "" : "es") + " on stdin");
 }
 
-// A campaign exists while it holds a message: a name that holds none is a typo, not a campaign
-// with nothing in it.
-void check_campaign(Context& ctx, const std::string& campaign) {
-  StateCounts c = ctx.db().counts(campaign);
-  std::int64_t total = 0;
-  for (MessageState s : kAllMessageStates) total += c[s];
-  if (total == 0) fail("unknown campaign '" + campaign + "'");
+// A name no enqueue or import ever used is a typo, not a campaign with nothing in it.
+Campaign check_campaign(Context& ctx, const std::string& campaign) {
+  auto c = ctx.db().campaign(campaign);
+  if (!c) fail("unknown campaign '" + campaign + "' (bulkmailctl campaigns lists them)");
+  return *c;
 }
 
+void cmd_campaigns(Context& ctx, bool json) {
+  std::vector<Campaign> all = ctx.db().campaigns();
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const Campaign& c : all) out.push_back(campaign_json(c));
+    std::cout << out.dump() << "\n";
+    return;
+  }
+  if (all.empty()) {
+    std::cout << "no campaigns yet\n";
+    return;
+  }
+  std::cout << std::left << std::setw(24) << "campaign" << std::setw(26) << "created"
+            << std::setw(26) << "last activity";
+  for (MessageState s : kAllMessageStates) std::cout << std::setw(11) << to_string(s);
+  std::cout << "paused\n";
+  for (const Campaign& c : all) {
+    std::cout << std::left << std::setw(24) << c.name << std::setw(26)
+              << format_iso8601(c.created_at) << std::setw(26) << format_iso8601(c.last_activity);
+    for (MessageState s : kAllMessageStates) std::cout << std::setw(11) << c.counts[s];
+    std::cout << (c.paused_at ? "since " + format_iso8601(*c.paused_at) : std::string("no"))
+              << "\n";
+  }
+}
+
+void cmd_pause(Context& ctx, const std::string& campaign, bool paused) {
+  Campaign c = check_campaign(ctx, campaign);
+  if (c.paused_at.has_value() == paused) {
+    std::cout << "campaign " << campaign << " is already "
+              << (paused ? "paused (since " + format_iso8601(*c.paused_at) + ")" : "running")
+              << "\n";
+    return;
+  }
+  auto n = ctx.db().set_campaign_paused(campaign, paused, now_millis());
+  if (!n) fail("unknown campaign '" + campaign + "'");
+  std::cout << "campaign " << campaign << (paused ? " paused: " : " resumed: ") << *n
+            << (paused ? " waiting messages held (messages being sent finish)"
+                       : " waiting messages released")
+            << "\n";
+}
+
+void status_report(Context& ctx, const std::string& campaign, bool json);
+
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
-  if (!campaign.empty()) check_campaign(ctx, campaign);
+  ctx.status_despite_invalid_config = true;
+  int code = 0;
+  if (const ConfigLoad& l = ctx.load(); !l.ok()) {
+    if (l.database.empty()) ctx.cfg();  // nothing to report from: fails as every command does
+    ctx.report_invalid(l);
+    code = kExitConfig;
+  }
+  try {
+    status_report(ctx, campaign, json);
+  } catch (const ExitCode&) {
+    if (code == 0) throw;  // the config's problem is the one to exit with
+  }
+  if (code != 0) throw ExitCode{code};
+}
+
+void status_report(Context& ctx, const std::string& campaign, bool json) {
+  std::optional<Campaign> one;
+  if (!campaign.empty()) one = check_campaign(ctx, campaign);
   StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
   if (json) {
-    std::cout << status_json(c, ctx.db().dispatch_state(),
-                             InstanceLock::held(ctx.cfg().database.string()))
-                     .dump()
-              << "\n";
+    std::cout
+        << status_json(c, ctx.db().dispatch_state(), InstanceLock::held(ctx.database_path())).dump()
+        << "\n";
     return;
   }
   std::int64_t total = 0;
@@ -313,8 +426,12 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
     total += c[s];
   }
   std::cout << std::left << std::setw(12) << "total" << total << "\n";
+  if (one && one->paused_at) {
+    std::cout << "campaign " << campaign << ": paused since " << format_iso8601(*one->paused_at)
+              << " (bulkmailctl resume --campaign " << campaign << ")\n";
+  }
   if (auto d = ctx.db().dispatch_state()) {
-    if (d->state != "stopped" && !InstanceLock::held(ctx.cfg().database.string())) {
+    if (d->state != "stopped" && !InstanceLock::held(ctx.database_path())) {
       // What the database says is what a daemon said before it died: the lock tells the truth.
       std::cout << "dispatch: not running (bulkmaild is not running on this database; it last "
                    "said "
@@ -322,6 +439,7 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
     } else {
       std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
                 << " since " << format_iso8601(d->updated_at) << "\n";
+      if (!d->config_problem.empty()) std::cout << "config: " << d->config_problem << "\n";
     }
   } else {
     std::cout << "dispatch: not running (no bulkmaild has run on this database yet)\n";
@@ -519,6 +637,14 @@ int main(int argc, char** argv) {
   history->add_option("ADDRESS", address)->required();
   history->add_flag("--json", json, "a JSON array");
 
+  auto* campaigns = app.add_subcommand(
+      "campaigns", "each campaign: messages per state, created, last activity, paused");
+  campaigns->add_flag("--json", json, "a JSON array");
+  auto* pause = app.add_subcommand("pause", "hold a campaign's waiting messages until resumed");
+  pause->add_option("--campaign", campaign)->required();
+  auto* resume = app.add_subcommand("resume", "send a paused campaign's messages again");
+  resume->add_option("--campaign", campaign)->required();
+
   auto* cancel = app.add_subcommand("cancel", "cancel a campaign's queued and deferred messages");
   cancel->add_option("--campaign", campaign)->required();
   auto* retry =
@@ -578,6 +704,10 @@ int main(int argc, char** argv) {
       cmd_unsubscribe_link(ctx, category, address);
     } else if (*history) {
       cmd_history(ctx, address, json);
+    } else if (*campaigns) {
+      cmd_campaigns(ctx, json);
+    } else if (*pause || *resume) {
+      cmd_pause(ctx, campaign, static_cast<bool>(*pause));
     } else if (*cancel) {
       check_campaign(ctx, campaign);
       std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";

@@ -18,6 +18,7 @@
 #include "address.h"
 #include "composer.h"
 #include "config.h"
+#include "config_status.h"
 #include "daemon_backend.h"
 #include "dispatcher.h"
 #include "http_server.h"
@@ -224,6 +225,9 @@ int main(int argc, char** argv) {
       started->get());
   DaemonBackend backend(worker, reader, io, *dispatcher);
   webhook = std::make_unique<Webhook>(config, backend);
+  ConfigStatus config_status;
+  config_status.loaded_at = now_millis();
+  webhook->set_config_status(config_status);
   if (auto listening = http.listen(config->webhook.listen_host, config->webhook.listen_port);
       !listening) {
     log_error("webhook: " + listening.error().message);
@@ -258,9 +262,22 @@ int main(int argc, char** argv) {
             dispatcher->reload(config);
             webhook->reload(config);
             log_info("reloaded: new throttle, categories and templates in effect");
+            config_status = ConfigStatus();
+            config_status.loaded_at = now_millis();
           } else {
             log_error("the new config is invalid; keeping the one in effect");
+            config_status.reload_failed_at = now_millis();
+            config_status.reload_problem = fresh.errors.front().str();
+            if (fresh.errors.size() > 1) {
+              config_status.reload_problem += ", and " + std::to_string(fresh.errors.size() - 1) +
+                                              " more problem" +
+                                              (fresh.errors.size() > 2 ? "s" : "");
+            }
           }
+          webhook->set_config_status(config_status);
+          // For `bulkmailctl status`, which reads it from the database.
+          worker.run(
+              [problem = config_status.describe()](Store& s) { s.set_config_problem(problem); });
           notifier.ready();
         } else if (sig != SIGHUP && !stopping) {
           stopping = true;
@@ -301,6 +318,8 @@ int main(int argc, char** argv) {
   status_timer.async_wait(on_status);
 
   dispatcher->start();
+  // After start()'s state: whatever an earlier daemon left is not true of this one's config.
+  worker.run([](Store& s) { s.set_config_problem(""); });
   http.start(2);
   notifier.status("sending");
   notifier.ready();
@@ -312,7 +331,7 @@ int main(int argc, char** argv) {
 
   http.stop();
   senders.stop();
-  worker.run([](Store& s) { s.set_dispatch_state({"stopped", "", now_millis()}); });
+  worker.run([](Store& s) { s.set_dispatch_state({"stopped", "", now_millis(), ""}); });
   worker.stop();
   reader.stop();
   log_info("stopped: " + status_line(dispatcher->stats()));

@@ -785,6 +785,7 @@ ConfigLoad load_config(const fs::path& path) {
   if (c->dkim) check_secret_mode(r, root, "dkim", "key_file", c->dkim->key_file);
   if (c->dkim) check_dkim_alignment(r, root, *c);
   check_example_values(r, root, *c);
+  out.database = c->database;
   if (out.errors.empty()) out.config = std::move(c);
   return out;
 }

@@ -146,6 +146,10 @@ struct ConfigLoad {
   // Problems that do not stop bulkmail but that an operator must hear of (a secret file every
   // local user can read): the daemon prints them at start, on reload and for --check.
   std::vector<ConfigError> warnings;
+  // The database the file names, resolved, even when other keys are wrong (empty when the file
+  // could not be read as YAML): bulkmailctl uses it to tell a daemon still running on an older
+  // version of the file.
+  std::filesystem::path database;
   bool ok() const { return errors.empty(); }
 };
 

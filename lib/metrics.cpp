@@ -70,7 +70,7 @@ std::string label(std::string_view name, std::string_view value) {
 }  // namespace
 
 std::string prometheus_text(const StateCounts& messages, const DispatchStats& d,
-                            const WebhookCounters::Snapshot& web) {
+                            const WebhookCounters::Snapshot& web, const ConfigStatus& config) {
   std::string out;
   out.reserve(4096);
   family(out, "bulkmail_messages", "gauge", "Messages in the queue by state.");
@@ -121,6 +121,14 @@ std::string prometheus_text(const StateCounts& messages, const DispatchStats& d,
   sample(out, "bulkmail_sent_today", "", d.sent_today);
   family(out, "bulkmail_daily_limit", "gauge", "throttle.daily_limit; 0 when there is none.");
   sample(out, "bulkmail_daily_limit", "", d.daily_limit);
+  family(out, "bulkmail_config_last_reload_successful", "gauge",
+         "0 while the config file on disk failed to reload (the daemon runs on the older one).");
+  sample(out, "bulkmail_config_last_reload_successful", "", config.reload_failed() ? 0 : 1);
+  family(out, "bulkmail_config_loaded_timestamp_seconds", "gauge",
+         "When the config in effect was loaded (Unix time).");
+  char loaded[32];  // whole: %g would round a Unix time to six digits
+  std::snprintf(loaded, sizeof loaded, "%.3f", static_cast<double>(config.loaded_at) / 1000.0);
+  out += std::string("bulkmail_config_loaded_timestamp_seconds ") + loaded + "\n";
 
   family(out, "bulkmail_unsubscribes_total", "counter",
          "Opt-outs received by source (one-click, web, api) since the daemon started.");

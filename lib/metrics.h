@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "config_status.h"
 #include "dispatch_stats.h"
 #include "store.h"
 
@@ -34,6 +35,7 @@ class WebhookCounters {
 };
 
 std::string prometheus_text(const StateCounts& messages, const DispatchStats& dispatch,
-                            const WebhookCounters::Snapshot& webhook);
+                            const WebhookCounters::Snapshot& webhook,
+                            const ConfigStatus& config = {});
 
 }  // namespace bulkmail

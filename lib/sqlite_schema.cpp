@@ -75,15 +75,50 @@ CREATE TABLE dispatch_state (
 );
 CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
 )sql",
+    // 3: campaigns as things of their own, and a failed config reload made visible.
+    //
+    // Campaigns: where a campaign's name came from (an import refuses
+    // to add a different file to a campaign its file name happens to match), when it began, and
+    // whether it is paused.
+    //
+    // A paused campaign's waiting messages keep their state and order but are due only after
+    // kPausedOffset (2^60 ms, past any real time), so the claim never sees them and needs no test
+    // of its own. The trigger holds back whatever becomes due while paused (a new message, a
+    // deferral, a recovered lease, a retry: every statement that makes a message wait names
+    // next_attempt_at in its SET, which is what fires the trigger); resuming subtracts the offset.
+    R"sql(
+CREATE TABLE campaigns (
+  name       TEXT    PRIMARY KEY,
+  origin     TEXT    NOT NULL DEFAULT '',   -- the file an import took the name from; '' if none
+  created_at INTEGER NOT NULL,
+  paused_at  INTEGER                        -- NULL: not paused
+) WITHOUT ROWID;
+INSERT INTO campaigns (name, created_at)
+  SELECT campaign, min(created_at) FROM messages WHERE campaign IS NOT NULL GROUP BY campaign;
+CREATE INDEX messages_campaign_updated ON messages (campaign, updated_at);
+
+-- Set while the daemon runs on an older config because the file on disk failed to reload.
+ALTER TABLE dispatch_state ADD COLUMN config_problem TEXT NOT NULL DEFAULT '';
+
+CREATE TRIGGER messages_paused_insert AFTER INSERT ON messages
+  WHEN NEW.campaign IS NOT NULL AND NEW.state IN ('queued','deferred')
+   AND NEW.next_attempt_at < 1152921504606846976
+   AND EXISTS (SELECT 1 FROM campaigns WHERE name = NEW.campaign AND paused_at IS NOT NULL)
+  BEGIN UPDATE messages SET next_attempt_at = next_attempt_at + 1152921504606846976
+        WHERE id = NEW.id; END;
+CREATE TRIGGER messages_paused_update AFTER UPDATE OF next_attempt_at ON messages
+  WHEN NEW.campaign IS NOT NULL AND NEW.state IN ('queued','deferred')
+   AND NEW.next_attempt_at < 1152921504606846976
+   AND EXISTS (SELECT 1 FROM campaigns WHERE name = NEW.campaign AND paused_at IS NOT NULL)
+  BEGIN UPDATE messages SET next_attempt_at = next_attempt_at + 1152921504606846976
+        WHERE id = NEW.id; END;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));
 
-}  // namespace
-
-int sqlite_schema_version() { return kVersion; }
-
-void migrate_sqlite_schema(SQLite::Database& db) {
+// The database's version, after refusing what no bulkmail of this build may touch.
+int checked_version(SQLite::Database& db) {
   int version = db.execAndGet("PRAGMA user_version").getInt();
   if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() > 0) {
     throw std::runtime_error("the file holds tables but is not a bulkmail database");
@@ -93,6 +128,29 @@ void migrate_sqlite_schema(SQLite::Database& db) {
                              " is newer than this bulkmail understands (" +
                              std::to_string(kVersion) + "); upgrade bulkmail");
   }
+  return version;
+}
+
+}  // namespace
+
+int sqlite_schema_version() { return kVersion; }
+
+void require_current_sqlite_schema(SQLite::Database& db) {
+  int version = checked_version(db);
+  if (version == 0) {
+    throw std::runtime_error(
+        "the file is empty, not yet a bulkmail database; create it with "
+        "`bulkmaild --check`");
+  }
+  if (version < kVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(version) +
+                             " is older than this bulkmail (" + std::to_string(kVersion) +
+                             "); `bulkmaild --check` (or starting bulkmaild) migrates it");
+  }
+}
+
+void migrate_sqlite_schema(SQLite::Database& db) {
+  int version = checked_version(db);
   while (version < kVersion) {
     // IMMEDIATE: two processes opening a new database at once must not both migrate it.
     SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);

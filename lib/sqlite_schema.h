@@ -12,4 +12,8 @@ int sqlite_schema_version();
 // newer than this build (a downgrade would lose data).
 void migrate_sqlite_schema(SQLite::Database& db);
 
+// Throws, saying what to run, unless `db` is a bulkmail database at exactly this build's version.
+// For programs that must not create or migrate a database (bulkmailctl).
+void require_current_sqlite_schema(SQLite::Database& db);
+
 }  // namespace bulkmail

@@ -4,6 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <stdexcept>
+#include <unordered_map>
 
 #include <SQLiteCpp/Transaction.h>
 
@@ -23,6 +26,18 @@ const std::string& created_private(const std::string& path) {
   if (!special) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) ::close(fd);  // otherwise it exists, or SQLite says why it cannot be opened
+  }
+  return path;
+}
+
+// The path of a database that must already exist, or an error that says what to do.
+const std::string& existing_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    throw std::runtime_error(
+        "no database here (" + (ec ? ec.message() : std::string("no such file")) +
+        "); check `database:` in the config (a relative path is relative to the config file), "
+        "or create it with `bulkmaild --check`");
   }
   return path;
 }
@@ -82,6 +97,9 @@ struct SqliteStore::Statements {
         insert_suppression(db,
                            "INSERT INTO suppressions (address, category, reason, source, "
                            "created_at) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING"),
+        insert_campaign(db,
+                        "INSERT INTO campaigns (name, origin, created_at) VALUES (?,?,?) "
+                        "ON CONFLICT DO NOTHING"),
         claim(db, kSqliteClaim),
         // A claimed message whose recipient turned out to be suppressed: it was never attempted.
         mark_suppressed(db,
@@ -114,6 +132,7 @@ struct SqliteStore::Statements {
   SQLite::Statement insert_event;
   SQLite::Statement find_suppression;
   SQLite::Statement insert_suppression;
+  SQLite::Statement insert_campaign;
   SQLite::Statement claim;
   SQLite::Statement mark_suppressed;
   SQLite::Statement record;
@@ -121,17 +140,21 @@ struct SqliteStore::Statements {
   SQLite::Statement suppression_changes;
 };
 
-SqliteStore::SqliteStore(const std::string& path, bool checkpoints)
-    : db_(created_private(path),
-          SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_FULLMUTEX, kBusyTimeoutMs) {
+SqliteStore::SqliteStore(const std::string& path, bool checkpoints, SqliteOpen open)
+    : db_(open == SqliteOpen::create ? created_private(path) : existing_file(path),
+          SQLite::OPEN_READWRITE | SQLite::OPEN_FULLMUTEX |
+              (open == SqliteOpen::create ? SQLite::OPEN_CREATE : 0),
+          kBusyTimeoutMs) {
   wait_when_busy(db_.getHandle(), std::chrono::milliseconds(kBusyTimeoutMs));
+  // Before anything here writes to the file: an existing-only open changes nothing it refuses.
+  if (open == SqliteOpen::existing) require_current_sqlite_schema(db_);
   db_.exec("PRAGMA journal_mode = WAL");
   // NORMAL in WAL mode survives a crash of the process (kill -9) without losing a commit; only a
   // power failure can lose the last transactions, which then means a resend, never a lost message.
   db_.exec("PRAGMA synchronous = NORMAL");
   db_.exec("PRAGMA foreign_keys = ON");
   if (!checkpoints) db_.exec("PRAGMA wal_autocheckpoint = 0");
-  migrate_sqlite_schema(db_);
+  if (open == SqliteOpen::create) migrate_sqlite_schema(db_);
   st_ = std::make_unique<Statements>(db_);
 }
 
@@ -181,7 +204,17 @@ std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> mess
   results.reserve(messages.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& ins = st_->insert_message;
+  auto& new_campaign = st_->insert_campaign;
+  const std::string* last_campaign = nullptr;  // a batch is most often one campaign's
   for (const NewMessage& m : messages) {
+    if (!m.campaign.empty() && (!last_campaign || *last_campaign != m.campaign)) {
+      new_campaign.reset();
+      new_campaign.bind(1, m.campaign);
+      new_campaign.bind(2, "");
+      new_campaign.bind(3, static_cast<int64_t>(now));
+      new_campaign.exec();
+      last_campaign = &m.campaign;
+    }
     auto suppression = find_suppression_locked(m.recipient, m.category);
     ins.reset();
     bind_optional_text(ins, 1, m.campaign);
@@ -386,6 +419,105 @@ std::vector<Event> SqliteStore::history(const std::string& address) {
   return out;
 }
 
+std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::string>& name) {
+  std::vector<Campaign> out;
+  SQLite::Statement st(db_, name ? "SELECT name, origin, created_at, paused_at FROM campaigns "
+                                   "WHERE name = ?"
+                                 : "SELECT name, origin, created_at, paused_at FROM campaigns "
+                                   "ORDER BY created_at, name");
+  if (name) st.bind(1, *name);
+  while (st.executeStep()) {
+    Campaign c;
+    c.name = st.getColumn(0).getString();
+    c.origin = st.getColumn(1).getString();
+    c.created_at = st.getColumn(2).getInt64();
+    if (!st.getColumn(3).isNull()) c.paused_at = st.getColumn(3).getInt64();
+    c.last_activity = c.created_at;
+    out.push_back(std::move(c));
+  }
+  st.reset();
+  if (out.empty()) return out;
+  // Counts and the newest change, from the (campaign, state) and (campaign, updated_at) indexes.
+  SQLite::Statement counts(db_, name ? "SELECT campaign, state, count(*), max(updated_at) FROM "
+                                       "messages WHERE campaign = ? GROUP BY campaign, state"
+                                     : "SELECT campaign, state, count(*), max(updated_at) FROM "
+                                       "messages WHERE campaign IS NOT NULL GROUP BY campaign, "
+                                       "state");
+  if (name) counts.bind(1, *name);
+  std::unordered_map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < out.size(); ++i) index.emplace(out[i].name, i);
+  while (counts.executeStep()) {
+    auto it = index.find(counts.getColumn(0).getString());
+    if (it == index.end()) continue;  // messages of a campaign row not there (none: migrated)
+    Campaign& c = out[it->second];
+    if (auto s = parse_message_state(counts.getColumn(1).getString()))
+      c.counts[*s] = counts.getColumn(2).getInt64();
+    c.last_activity = std::max<UnixMillis>(c.last_activity, counts.getColumn(3).getInt64());
+  }
+  return out;
+}
+
+Campaign SqliteStore::open_campaign(const std::string& name, const std::string& origin,
+                                    UnixMillis now) {
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  auto& ins = st_->insert_campaign;
+  ins.reset();
+  ins.bind(1, name);
+  ins.bind(2, origin);
+  ins.bind(3, static_cast<int64_t>(now));
+  ins.exec();
+  auto found = read_campaigns(name);
+  tx.commit();
+  return found.at(0);
+}
+
+std::optional<Campaign> SqliteStore::campaign(const std::string& name) {
+  SQLite::Transaction tx(db_);  // one snapshot for the row and its counts
+  auto found = read_campaigns(name);
+  tx.commit();
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+std::vector<Campaign> SqliteStore::campaigns() {
+  SQLite::Transaction tx(db_);
+  auto all = read_campaigns(std::nullopt);
+  tx.commit();
+  return all;
+}
+
+// Past any real time in Unix ms (year 36 million), and the offset the schema's paused-campaign
+// triggers add: a paused campaign's waiting messages are due only after it.
+constexpr std::int64_t kPausedOffset = std::int64_t{1} << 60;
+
+std::optional<std::int64_t> SqliteStore::set_campaign_paused(const std::string& name, bool paused,
+                                                             UnixMillis now) {
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement mark(db_, paused ? "UPDATE campaigns SET paused_at = ?1 WHERE name = ?2 AND "
+                                       "paused_at IS NULL"
+                                     : "UPDATE campaigns SET paused_at = NULL WHERE name = ?2 AND "
+                                       "paused_at IS NOT NULL");
+  if (paused) mark.bind(1, static_cast<int64_t>(now));
+  mark.bind(2, name);
+  if (mark.exec() == 0) {
+    // Unknown, or already as asked.
+    SQLite::Statement known(db_, "SELECT 1 FROM campaigns WHERE name = ?");
+    known.bind(1, name);
+    return known.executeStep() ? std::optional<std::int64_t>(0) : std::nullopt;
+  }
+  SQLite::Statement shift(db_, paused ? "UPDATE messages SET next_attempt_at = next_attempt_at + "
+                                        "?1 WHERE campaign = ?2 AND state IN ('queued', "
+                                        "'deferred') AND next_attempt_at < ?1"
+                                      : "UPDATE messages SET next_attempt_at = next_attempt_at - "
+                                        "?1 WHERE campaign = ?2 AND state IN ('queued', "
+                                        "'deferred') AND next_attempt_at >= ?1");
+  shift.bind(1, static_cast<int64_t>(kPausedOffset));
+  shift.bind(2, name);
+  std::int64_t n = shift.exec();
+  tx.commit();
+  return n;
+}
+
 std::int64_t SqliteStore::cancel_campaign(const std::string& campaign, const std::string& source,
                                           UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -538,8 +670,10 @@ RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis no
                                             const std::optional<std::vector<MessageId>>& started) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement st(db_,
+                       // next_attempt_at named, unchanged, for the paused-campaign trigger.
                        "UPDATE messages SET state = 'queued', lease_owner = NULL, "
-                       "lease_expires_at = NULL, updated_at = ?1 WHERE state = 'sending' AND "
+                       "lease_expires_at = NULL, updated_at = ?1, next_attempt_at = "
+                       "next_attempt_at WHERE state = 'sending' AND "
                        "lease_expires_at <= ?2 RETURNING id, recipient, category, "
                        "COALESCE(campaign, '')");
   st.bind(1, static_cast<int64_t>(now));
@@ -624,11 +758,18 @@ void SqliteStore::set_dispatch_state(const DispatchState& state) {
   st.exec();
 }
 
+void SqliteStore::set_config_problem(const std::string& problem) {
+  SQLite::Statement st(db_, "UPDATE dispatch_state SET config_problem = ? WHERE id = 1");
+  st.bind(1, problem);
+  st.exec();
+}
+
 std::optional<DispatchState> SqliteStore::dispatch_state() {
-  SQLite::Statement st(db_, "SELECT state, detail, updated_at FROM dispatch_state WHERE id = 1");
+  SQLite::Statement st(
+      db_, "SELECT state, detail, updated_at, config_problem FROM dispatch_state WHERE id = 1");
   if (!st.executeStep()) return std::nullopt;
   return DispatchState{st.getColumn(0).getString(), st.getColumn(1).getString(),
-                       st.getColumn(2).getInt64()};
+                       st.getColumn(2).getInt64(), st.getColumn(3).getString()};
 }
 
 }  // namespace bulkmail

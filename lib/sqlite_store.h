@@ -15,14 +15,26 @@ namespace bulkmail {
 // The claim statement, for the test that checks how SQLite runs it.
 extern const char* const kSqliteClaim;
 
+// How a SqliteStore treats the file it is given.
+enum class SqliteOpen {
+  // Create the file when absent and migrate it to this build's schema: bulkmaild and its --check.
+  create,
+  // The file must exist and already be at this build's schema: bulkmailctl, which must never
+  // start an empty database where a wrong `database:` path points, nor migrate one behind a
+  // running daemon's back.
+  existing,
+};
+
 class SqliteStore final : public Store {
  public:
-  // Opens (creating when absent) and migrates the database at `path`. Throws SQLite::Exception
-  // when the file cannot be opened or is not a bulkmail database of a version this build knows.
+  // Opens the database at `path` as `open` says. Throws std::runtime_error (SQLite::Exception
+  // from SQLite itself) when the file cannot be opened or is not a bulkmail database this build
+  // can use; the message says what to do.
   // `checkpoints`: whether commits on this connection move the WAL into the database file when
   // it has grown (SQLite's default). The daemon's writer turns this off and leaves checkpoints to
   // a SqliteCheckpointer on a thread of its own, so that no commit waits for one.
-  explicit SqliteStore(const std::string& path, bool checkpoints = true);
+  explicit SqliteStore(const std::string& path, bool checkpoints = true,
+                       SqliteOpen open = SqliteOpen::create);
   ~SqliteStore() override;
 
   // The schema version this build writes (PRAGMA user_version).
@@ -41,6 +53,12 @@ class SqliteStore final : public Store {
                                               const std::string& category) override;
   void for_each_suppression(const std::function<void(const Suppression&)>& fn) override;
   std::vector<Event> history(const std::string& address) override;
+  Campaign open_campaign(const std::string& name, const std::string& origin,
+                         UnixMillis now) override;
+  std::optional<Campaign> campaign(const std::string& name) override;
+  std::vector<Campaign> campaigns() override;
+  std::optional<std::int64_t> set_campaign_paused(const std::string& name, bool paused,
+                                                  UnixMillis now) override;
   std::int64_t cancel_campaign(const std::string& campaign, const std::string& source,
                                UnixMillis now) override;
   std::int64_t retry_campaign(const std::string& campaign, const std::string& source,
@@ -54,12 +72,14 @@ class SqliteStore final : public Store {
   std::int64_t last_event_id() override;
   SuppressionChanges suppression_changes(std::int64_t after) override;
   void set_dispatch_state(const DispatchState& state) override;
+  void set_config_problem(const std::string& problem) override;
   std::optional<DispatchState> dispatch_state() override;
 
  private:
   // The suppression of exactly (address, category), without the all-mail fallback.
   std::optional<Suppression> exact_suppression(const std::string& address,
                                                const std::string& category);
+  std::vector<Campaign> read_campaigns(const std::optional<std::string>& name);
   struct Statements;
   void add_event(UnixMillis at, const char* type, const std::string& address,
                  std::optional<MessageId> message, const std::string& category,

@@ -18,4 +18,9 @@ namespace bulkmail {
 nlohmann::json status_json(const StateCounts& counts, const std::optional<DispatchState>& dispatch,
                            bool daemon_running);
 
+// {"name": "november", "origin": "/srv/lists/november.csv", "created": "2026-11-29T03:44:00.317Z",
+//  "last_activity": "...", "paused": false, "paused_since": null, "total": 3, "queued": 1, ...}:
+// what `bulkmailctl campaigns --json` prints for each campaign, every state present.
+nlohmann::json campaign_json(const Campaign& campaign);
+
 }  // namespace bulkmail

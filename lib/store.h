@@ -55,6 +55,16 @@ struct StateCounts {
   std::int64_t operator[](MessageState s) const { return by_state[static_cast<std::size_t>(s)]; }
 };
 
+// The messages queued under one name, and what the queue knows of them.
+struct Campaign {
+  std::string name;
+  std::string origin;  // the file an import named it after; empty when none
+  UnixMillis created_at = 0;
+  std::optional<UnixMillis> paused_at;  // set while paused
+  UnixMillis last_activity = 0;         // the newest change to any of its messages
+  StateCounts counts;
+};
+
 // One line of the append-only event log: the evidence of what happened to an address and when.
 struct Event {
   std::int64_t id = 0;
@@ -121,6 +131,9 @@ struct DispatchState {
   std::string state;   // running, paused, stopped
   std::string detail;  // why, e.g. "the relay refused connections; retrying at ..."
   UnixMillis updated_at = 0;
+  // Set while the daemon runs on an older config because the file failed to reload
+  // (ConfigStatus::describe()); kept by set_dispatch_state, changed by set_config_problem.
+  std::string config_problem;
 };
 
 struct SuppressionChange {
@@ -137,7 +150,9 @@ class Store {
   virtual ~Store() = default;
 
   // Queues messages in one transaction; results line up with `messages`. A recipient already
-  // suppressed for the category or for all mail is stored as `suppressed`, never `queued`.
+  // suppressed for the category or for all mail is stored as `suppressed`, never `queued`. A
+  // campaign named for the first time is created (with no origin); a message joining a paused
+  // campaign waits with it.
   virtual std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
                                              const std::string& source, UnixMillis now) = 0;
 
@@ -173,6 +188,20 @@ class Store {
 
   // Every event for `address`, oldest first.
   virtual std::vector<Event> history(const std::string& address) = 0;
+
+  // The campaign `name`, created first when it does not exist (with `origin`, now). An existing
+  // campaign keeps the origin it has, so the caller can tell whose name it is.
+  virtual Campaign open_campaign(const std::string& name, const std::string& origin,
+                                 UnixMillis now) = 0;
+  virtual std::optional<Campaign> campaign(const std::string& name) = 0;
+  // Every campaign, oldest first.
+  virtual std::vector<Campaign> campaigns() = 0;
+  // Pauses (or resumes) the campaign: its queued and deferred messages, and any that become due
+  // while it is paused, wait until it is resumed; messages being sent finish. Returns how many
+  // waiting messages it held back (or released); nullopt for an unknown campaign. Pausing a
+  // paused campaign changes nothing.
+  virtual std::optional<std::int64_t> set_campaign_paused(const std::string& name, bool paused,
+                                                          UnixMillis now) = 0;
 
   // Queued and deferred messages of the campaign become `cancelled`; returns how many.
   virtual std::int64_t cancel_campaign(const std::string& campaign, const std::string& source,
@@ -210,7 +239,10 @@ class Store {
   // of its own (manual) and its lift follows it.
   virtual SuppressionChanges suppression_changes(std::int64_t after) = 0;
 
+  // Writes state, detail and updated_at; leaves config_problem as it is.
   virtual void set_dispatch_state(const DispatchState& state) = 0;
+  // Sets (or, empty, clears) DispatchState::config_problem.
+  virtual void set_config_problem(const std::string& problem) = 0;
   virtual std::optional<DispatchState> dispatch_state() = 0;
 };
 

@@ -168,6 +168,16 @@ void Webhook::reload(std::shared_ptr<const Config> config) {
   state_ = std::move(st);
 }
 
+void Webhook::set_config_status(ConfigStatus status) {
+  std::lock_guard lock(mu_);
+  config_status_ = std::move(status);
+}
+
+ConfigStatus Webhook::config_status() const {
+  std::lock_guard lock(mu_);
+  return config_status_;
+}
+
 std::shared_ptr<const Webhook::State> Webhook::state() const {
   std::lock_guard lock(mu_);
   return state_;
@@ -490,10 +500,13 @@ void Webhook::health(const HttpRequest& req, Responder respond) {
                               "text/plain; charset=utf-8",
                               std::string("database: ") + e.what() + "\n"));
     }
-    backend_.dispatch_stats([shared_req, respond](DispatchStats stats) {
-      std::string body =
-          stats.paused ? "ok (sending paused: " + stats.pause_reason + ")\n" : "ok\n";
-      respond(response(*shared_req, http::status::ok, "text/plain; charset=utf-8", body));
+    backend_.dispatch_stats([this, shared_req, respond](DispatchStats stats) {
+      // Degraded, not failing (200): the daemon sends and honours opt-outs on the config it has,
+      // but the file an operator edited is not what runs.
+      std::string problem = config_status().describe();
+      std::string body = problem.empty() ? "ok" : "degraded (" + problem + ")";
+      if (stats.paused) body += " (sending paused: " + stats.pause_reason + ")";
+      respond(response(*shared_req, http::status::ok, "text/plain; charset=utf-8", body + "\n"));
     });
   });
 }
@@ -511,7 +524,7 @@ void Webhook::metrics(Responder respond) {
     }
     backend_.dispatch_stats([this, counts, req, respond](DispatchStats stats) {
       respond(response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                       prometheus_text(counts, stats, counters_.snapshot())));
+                       prometheus_text(counts, stats, counters_.snapshot(), config_status())));
     });
   });
 }

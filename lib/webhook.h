@@ -28,6 +28,7 @@
 #include <string>
 
 #include "config.h"
+#include "config_status.h"
 #include "dispatch_stats.h"
 #include "metrics.h"
 #include "store.h"
@@ -69,6 +70,10 @@ class Webhook {
 
   WebhookCounters& counters() { return counters_; }
 
+  // Whether the config in effect is the file's (a failed reload keeps the older one): /healthz
+  // answers "degraded" with the reason while it is not, and /metrics says so.
+  void set_config_status(ConfigStatus status);
+
  private:
   struct State {
     std::shared_ptr<const Config> config;
@@ -79,6 +84,7 @@ class Webhook {
     std::unique_ptr<ComposeCheck> compose_check;
   };
   std::shared_ptr<const State> state() const;
+  ConfigStatus config_status() const;
 
   void unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
                    Responder respond);
@@ -91,6 +97,7 @@ class Webhook {
   WebhookCounters counters_;
   mutable std::mutex mu_;
   std::shared_ptr<const State> state_;
+  ConfigStatus config_status_;  // guarded by mu_
 };
 
 }  // namespace bulkmail

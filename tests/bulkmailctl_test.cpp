@@ -23,6 +23,12 @@ struct Cli {
   TempDir dir;
   std::string config = write_config(dir);
 
+  // As the README's first step: bulkmaild --check creates the database, bulkmailctl never does.
+  Cli() {
+    auto r = run_process({bin_dir() + "/bulkmaild", "--check", "--config", config});
+    REQUIRE_MESSAGE(r.status == 0, r.err);
+  }
+
   ProcessResult operator()(std::vector<std::string> args, const std::string& input = "") const {
     args.insert(args.begin(), {bin_dir() + "/bulkmailctl", "--config", config});
     return run_process(args, input);
@@ -143,8 +149,8 @@ TEST_CASE("status --json has a number for every state, and what the daemon is do
   // What a daemon that is paused for its daily limit has written, while it holds the lock.
   auto db = (cli.dir.path() / "queue.db").string();
   SqliteStore(db).set_dispatch_state(
-      {"paused", "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC",
-       1'700'000'000'000});
+      {"paused", "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC", 1'700'000'000'000,
+       ""});
   {
     auto lock = InstanceLock::acquire(db);
     REQUIRE(lock);
@@ -283,11 +289,11 @@ TEST_CASE("bulkmailctl cancel and retry a campaign") {
   CHECK(cli.status("dec")["cancelled"] == 2);
   CHECK(cli({"retry", "--campaign", "dec"}).out == "queued again 0\n");
   // A misspelt campaign is an error, not a campaign with nothing in it.
-  for (const char* cmd : {"status", "cancel", "retry"}) {
+  for (const char* cmd : {"status", "cancel", "retry", "pause", "resume"}) {
     auto r = cli({cmd, "--campaign", "dce"});
     CAPTURE(cmd);
     CHECK(r.status == 1);
-    CHECK(r.err == "bulkmailctl: unknown campaign 'dce'\n");
+    CHECK(r.err == "bulkmailctl: unknown campaign 'dce' (bulkmailctl campaigns lists them)\n");
   }
 }
 
@@ -463,23 +469,60 @@ TEST_CASE("history shows a sent message's reply once") {
   CHECK(r.out.find("250 250") == std::string::npos);
 }
 
-TEST_CASE("the database bulkmailctl creates is the owner's alone") {
-  Cli cli;
-  REQUIRE(cli({"status"}).status == 0);  // creates queue.db under the usual umask
+TEST_CASE("the database bulkmaild --check creates is the owner's alone") {
+  Cli cli;  // ran bulkmaild --check under the usual umask
   struct stat st {};
   REQUIRE(::stat((cli.dir / "queue.db").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 }
 
+TEST_CASE("bulkmailctl never creates a database - a wrong path is an error that names it") {
+  Cli cli;
+  // A copied config whose relative `database:` now points where no database is.
+  TempDir elsewhere;
+  auto config = write_config(elsewhere);
+  auto db = elsewhere / "queue.db";
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"status"},
+        {"suppress", "add", "mia@example.com"},
+        with_vars({"enqueue", "--category", "customer-update", "--to", "a@example.com"})}) {
+    args.insert(args.begin(), {bin_dir() + "/bulkmailctl", "--config", config});
+    auto r = run_process(args);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.err.find("database " + db.string() + ": no database here") != std::string::npos,
+                  r.err);
+    CHECK_MESSAGE(r.err.find("bulkmaild --check") != std::string::npos, r.err);
+    CHECK_FALSE(std::filesystem::exists(db));
+  }
+  // An empty file (touched by hand) is not a database either, and stays empty.
+  { std::ofstream touch(db); }
+  auto r = run_process({bin_dir() + "/bulkmailctl", "--config", config, "status"});
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.err.find("not yet a bulkmail database") != std::string::npos, r.err);
+  CHECK(std::filesystem::file_size(db) == 0);
+  // An older schema: bulkmailctl leaves migrating to bulkmaild.
+  {
+    SQLite::Database old(db.string(), SQLite::OPEN_READWRITE);
+    old.exec("CREATE TABLE messages (id INTEGER PRIMARY KEY); PRAGMA user_version = 1");
+  }
+  r = run_process({bin_dir() + "/bulkmailctl", "--config", config, "status"});
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.err.find("schema version 1 is older") != std::string::npos, r.err);
+  SQLite::Database after(db.string(), SQLite::OPEN_READONLY);
+  CHECK(after.execAndGet("PRAGMA user_version").getInt() == 1);
+  // The database the fixture's bulkmaild --check made works.
+  CHECK(cli({"status"}).status == 0);
+}
+
 TEST_CASE("status says the daemon is not running when it is not, whatever it last wrote") {
   Cli cli;
-  auto fresh = cli({"status"});  // creates the database
+  auto fresh = cli({"status"});
   REQUIRE(fresh.status == 0);
   CHECK(fresh.out.find("dispatch: not running (no bulkmaild has run on this database yet)") !=
         std::string::npos);
   auto db = (cli.dir.path() / "queue.db").string();
   // What a daemon killed while sending leaves behind.
-  SqliteStore(db).set_dispatch_state({"running", "", 1'700'000'000'000});
+  SqliteStore(db).set_dispatch_state({"running", "", 1'700'000'000'000, ""});
   auto r = cli({"status"});
   CHECK(r.out.find("dispatch: not running") != std::string::npos);
   {
@@ -534,4 +577,87 @@ TEST_CASE(
       {bin_dir() + "/bulkmailctl", "--config", (cli.dir.path() / "none.yaml").string(), "status"});
   CHECK(missing.status == 3);
   CHECK(missing.err.find("none.yaml: config file not found") != std::string::npos);
+}
+
+TEST_CASE("a file of the same name elsewhere never joins a campaign unless --campaign says so") {
+  Cli cli;
+  auto nov = cli.dir.write("nov/list.csv", kUpdateColumns + "\na@example.com" + kUpdateValues +
+                                               "\nb@example.com" + kUpdateValues + "\n");
+  auto dec = cli.dir.write("dec/list.csv", kUpdateColumns + "\na@example.com" + kUpdateValues +
+                                               "\nb@example.com" + kUpdateValues +
+                                               "\nc@example.com" + kUpdateValues + "\n");
+  auto r = cli({"import", "--category", "customer-update", nov.string()});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  // The same file again is a re-run: recognized, nothing queued twice.
+  r = cli({"import", "--category", "customer-update", nov.string()});
+  CHECK(r.status == 0);
+  CHECK(r.out == "campaign list: queued 0, already queued 2, suppressed 0, rejected 0\n");
+  // December's file of the same name is refused, naming both files and the way out; a dry run
+  // says the same; nothing is queued.
+  for (bool dry : {false, true}) {
+    std::vector<std::string> args = {"import", "--category", "customer-update", dec.string()};
+    if (dry) args.insert(args.begin() + 1, "--dry-run");
+    r = cli(args);
+    CAPTURE(dry);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.err.find("campaign 'list' already exists (imported from " + nov.string() +
+                             "), and this file is " + dec.string()) != std::string::npos,
+                  r.err);
+    CHECK(r.err.find("Give --campaign list to add these recipients to it") != std::string::npos);
+  }
+  CHECK(cli.status("list")["queued"] == 2);
+  // Named explicitly, it may join (only c is new), or start a campaign of its own.
+  r = cli({"import", "--category", "customer-update", "--campaign", "list", dec.string()});
+  CHECK(r.out == "campaign list: queued 1, already queued 2, suppressed 0, rejected 0\n");
+  r = cli({"import", "--category", "customer-update", "--campaign", "dec-list", dec.string()});
+  CHECK(r.out == "campaign dec-list: queued 3, already queued 0, suppressed 0, rejected 0\n");
+  // A campaign named by enqueue is not any file's either.
+  REQUIRE(cli(with_vars({"enqueue", "--category", "customer-update", "--to", "z@example.com",
+                         "--campaign", "promo"}))
+              .status == 0);
+  auto promo = cli.dir.write("promo.csv", kUpdateColumns + "\nz@example.com" + kUpdateValues);
+  r = cli({"import", "--category", "customer-update", promo.string()});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("campaign 'promo' already exists (not from an import of this file)") !=
+        std::string::npos);
+}
+
+TEST_CASE("campaigns lists each campaign, and pause holds one until resume") {
+  Cli cli;
+  CHECK(cli({"campaigns"}).out == "no campaigns yet\n");
+  CHECK(cli({"campaigns", "--json"}).out == "[]\n");
+  auto file = cli.dir.write("nov.csv", kUpdateColumns + "\na@example.com" + kUpdateValues +
+                                           "\nb@example.com" + kUpdateValues + "\n");
+  REQUIRE(cli({"import", "--category", "customer-update", file.string()}).status == 0);
+  REQUIRE(cli(with_vars({"enqueue", "--category", "customer-update", "--to", "c@example.com",
+                         "--campaign", "promo"}))
+              .status == 0);
+  REQUIRE(cli({"cancel", "--campaign", "promo"}).status == 0);
+  auto r = cli({"pause", "--campaign", "nov"});
+  CHECK(r.status == 0);
+  CHECK(r.out == "campaign nov paused: 2 waiting messages held (messages being sent finish)\n");
+  CHECK(cli({"pause", "--campaign", "nov"}).out.find("campaign nov is already paused (since ") ==
+        0);
+  auto j = nlohmann::json::parse(cli({"campaigns", "--json"}).out);
+  REQUIRE(j.size() == 2);
+  CHECK(j[0]["name"] == "nov");
+  CHECK(j[0]["origin"] == std::filesystem::canonical(file).string());
+  CHECK(j[0]["queued"] == 2);
+  CHECK(j[0]["total"] == 2);
+  CHECK(j[0]["paused"] == true);
+  CHECK(j[0]["paused_since"].is_string());
+  CHECK(j[1]["name"] == "promo");
+  CHECK(j[1]["cancelled"] == 1);
+  CHECK(j[1]["paused"] == false);
+  CHECK(j[1]["paused_since"].is_null());
+  CHECK(j[1]["created"].get<std::string>().size() == 24);  // 2026-11-29T05:00:00.000Z
+  auto text = cli({"campaigns"}).out;
+  CHECK(text.find("campaign ") == 0);
+  CHECK(text.find("\nnov ") != std::string::npos);
+  CHECK(text.find("since ") != std::string::npos);
+  CHECK(cli({"status", "--campaign", "nov"}).out.find("campaign nov: paused since ") !=
+        std::string::npos);
+  r = cli({"resume", "--campaign", "nov"});
+  CHECK(r.out == "campaign nov resumed: 2 waiting messages released\n");
+  CHECK(cli({"campaigns", "--json"}).out.find("\"paused\":true") == std::string::npos);
 }

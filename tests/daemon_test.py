@@ -84,6 +84,11 @@ categories:
 {extra}""")
         self.server = None
         self.daemon = None
+        # The README's first step: bulkmaild --check creates the database bulkmailctl uses.
+        r = subprocess.run([os.path.join(BIN, "bulkmaild"), "--config", self.config, "--check"],
+                           capture_output=True)
+        if r.returncode != 0:
+            raise AssertionError("bulkmaild --check failed: %s" % r.stderr.decode())
 
     def close(self):
         for p in (self.daemon, self.server):

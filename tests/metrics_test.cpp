@@ -63,4 +63,13 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
   CHECK(s["bulkmail_webhook_requests_total{route=\"unsubscribe\",status=\"200\"}"] == "2");
   CHECK(s["bulkmail_webhook_requests_total{route=\"api\",status=\"401\"}"] == "1");
   CHECK(text.find("# TYPE bulkmail_delivery_latency_seconds histogram") != std::string::npos);
+  CHECK(s["bulkmail_config_last_reload_successful"] == "1");
+
+  ConfigStatus failed;
+  failed.loaded_at = 1'700'000'000'500;
+  failed.reload_problem = "bulkmail.yaml:3:1: throttle: x";
+  failed.reload_failed_at = 1'700'000'001'000;
+  auto f = samples(prometheus_text(counts, d, web.snapshot(), failed));
+  CHECK(f["bulkmail_config_last_reload_successful"] == "0");
+  CHECK(f["bulkmail_config_loaded_timestamp_seconds"] == "1700000000.500");
 }

@@ -38,7 +38,7 @@ TEST_CASE("a new database is created in WAL mode at the current schema version")
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
-  CHECK(SqliteStore::schema_version() == 2);
+  CHECK(SqliteStore::schema_version() == 3);
   SqliteStore again(path);  // reopening migrates nothing and loses nothing
   CHECK(again.counts(std::nullopt)[MessageState::queued] == 0);
 }
@@ -275,12 +275,20 @@ TEST_CASE("dispatch state and sent counts") {
   TempDir dir;
   SqliteStore s((dir / "q.db").string());
   CHECK_FALSE(s.dispatch_state());
-  s.set_dispatch_state({"paused", "relay down", 5});
-  s.set_dispatch_state({"running", "", 6});
+  s.set_dispatch_state({"paused", "relay down", 5, ""});
+  s.set_dispatch_state({"running", "", 6, ""});
   auto d = s.dispatch_state();
   REQUIRE(d);
   CHECK(d->state == "running");
   CHECK(d->updated_at == 6);
+  CHECK(d->config_problem.empty());
+  // A failed reload's problem stays through the dispatcher's own changes until it is cleared.
+  s.set_config_problem("the config file is invalid (x)");
+  s.set_dispatch_state({"paused", "daily limit reached", 7, ""});
+  CHECK(s.dispatch_state()->config_problem == "the config file is invalid (x)");
+  CHECK(s.dispatch_state()->state == "paused");
+  s.set_config_problem("");
+  CHECK(s.dispatch_state()->config_problem.empty());
   std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com")};
   s.enqueue(batch, "t", 0);
   auto c = s.claim_due("o", 10, 1, 100);
@@ -299,13 +307,22 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
     SqliteStore s(path);
     enqueue_one(s, msg("keep@example.com"));
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
-    db.exec("DROP TABLE dispatch_state; DROP INDEX messages_sent_at; PRAGMA user_version = 1");
+    db.exec(
+        "DROP TRIGGER messages_paused_insert; DROP TRIGGER messages_paused_update; "
+        "DROP INDEX messages_campaign_updated; DROP TABLE campaigns; "
+        "DROP TABLE dispatch_state; DROP INDEX messages_sent_at; PRAGMA user_version = 1");
   }
   SqliteStore s(path);
   SQLite::Database db(path);
-  CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
+  CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
+  // Version 3 made a campaign of every name its messages held, created with its first message.
+  auto c1 = s.campaign("c1");
+  REQUIRE(c1);
+  CHECK(c1->created_at == 1000);
+  CHECK(c1->origin == "");
+  CHECK(c1->counts[MessageState::queued] == 1);
   CHECK(s.counts(std::nullopt)[MessageState::queued] == 1);
-  s.set_dispatch_state({"running", "", 1});
+  s.set_dispatch_state({"running", "", 1, ""});
   CHECK(s.dispatch_state()->state == "running");
 }
 
@@ -473,4 +490,68 @@ TEST_CASE("a person's own opt-out is never lost behind a suppression that alread
   CHECK(one("leo@example.com", "research-invitation", SuppressionReason::unsubscribe, "one-click",
             800) == O::added);
   CHECK(s.history("leo@example.com").back().source == "one-click");
+}
+
+TEST_CASE("campaigns: created with their first message or import, listed with their counts") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  CHECK(s.campaigns().empty());
+  CHECK_FALSE(s.campaign("november"));
+  // An import opens its campaign first, recording the file the name came from.
+  Campaign nov = s.open_campaign("november", "/lists/nov/november.csv", 500);
+  CHECK(nov.origin == "/lists/nov/november.csv");
+  CHECK(nov.created_at == 500);
+  CHECK(nov.last_activity == 500);
+  // Opening it again keeps its origin: the caller sees whose name it is.
+  CHECK(s.open_campaign("november", "/lists/dec/november.csv", 600).origin ==
+        "/lists/nov/november.csv");
+  std::vector<NewMessage> batch = {msg("a@example.com", "november"),
+                                   msg("b@example.com", "november"), msg("c@example.com", "ad-hoc"),
+                                   msg("d@example.com", "")};
+  s.enqueue(batch, "test", 1000);
+  s.cancel_campaign("ad-hoc", "test", 2000);
+  auto all = s.campaigns();
+  REQUIRE(all.size() == 2);  // a message outside any campaign makes none
+  CHECK(all[0].name == "november");
+  CHECK(all[0].counts[MessageState::queued] == 2);
+  CHECK(all[0].last_activity == 1000);
+  CHECK(all[1].name == "ad-hoc");
+  CHECK(all[1].origin == "");  // named by enqueue
+  CHECK(all[1].created_at == 1000);
+  CHECK(all[1].counts[MessageState::cancelled] == 1);
+  CHECK(all[1].last_activity == 2000);
+}
+
+TEST_CASE("a paused campaign's messages wait, whatever makes them due, until it is resumed") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  std::vector<NewMessage> batch = {msg("a@example.com", "nov"), msg("b@example.com", "nov"),
+                                   msg("c@example.com", "nov"), msg("x@example.com", "other")};
+  s.enqueue(batch, "test", 100);
+  // b and c are being sent when the campaign is paused.
+  auto claimed = s.claim_due("o", 2, 200, 60200);
+  REQUIRE(claimed.size() == 2);
+  REQUIRE(claimed[1].recipient == "b@example.com");
+  CHECK(s.set_campaign_paused("nov", true, 300) == 1);  // c's message held
+  CHECK(s.set_campaign_paused("nov", true, 301) == 0);  // already paused
+  CHECK_FALSE(s.set_campaign_paused("nope", true, 301));
+  CHECK(s.campaign("nov")->paused_at == 300);
+  // a's delivery is deferred, b's lease is recovered, a new recipient joins, and a retry: none of
+  // them makes a message of the paused campaign due; the other campaign goes on.
+  s.record_outcomes(
+      std::vector<Outcome>{{claimed[0].id, MessageState::deferred, 451, "later", 400, "", false}},
+      350);
+  s.recover_leases(1'000'000, 360, std::vector<MessageId>{});
+  NewMessage late = msg("d@example.com", "nov");
+  s.enqueue({&late, 1}, "test", 370);
+  s.retry_campaign("nov", "test", 380);
+  auto due = s.claim_due("o", 10, 1'000'000'000'000, 1'000'000'060'000);
+  REQUIRE(due.size() == 1);
+  CHECK(due[0].recipient == "x@example.com");
+  CHECK(s.campaign("nov")->counts[MessageState::queued] == 4);  // states unchanged by a pause
+  // Resumed, all four are due again, in their order.
+  CHECK(s.set_campaign_paused("nov", false, 400) == 4);
+  CHECK_FALSE(s.campaign("nov")->paused_at);
+  auto released = s.claim_due("o", 10, 1000, 61000);
+  CHECK(released.size() == 4);
 }

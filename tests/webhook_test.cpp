@@ -45,6 +45,12 @@ class FailingStore : public Store {
   }
   void for_each_suppression(const std::function<void(const Suppression&)>&) override { fail(); }
   std::vector<Event> history(const std::string&) override { fail(); }
+  Campaign open_campaign(const std::string&, const std::string&, UnixMillis) override { fail(); }
+  std::optional<Campaign> campaign(const std::string&) override { fail(); }
+  std::vector<Campaign> campaigns() override { fail(); }
+  std::optional<std::int64_t> set_campaign_paused(const std::string&, bool, UnixMillis) override {
+    fail();
+  }
   std::int64_t cancel_campaign(const std::string&, const std::string&, UnixMillis) override {
     fail();
   }
@@ -64,6 +70,7 @@ class FailingStore : public Store {
   std::int64_t last_event_id() override { fail(); }
   SuppressionChanges suppression_changes(std::int64_t) override { fail(); }
   void set_dispatch_state(const DispatchState&) override { fail(); }
+  void set_config_problem(const std::string&) override { fail(); }
   std::optional<DispatchState> dispatch_state() override { fail(); }
 };
 

@@ -9,6 +9,7 @@ import os
 import random
 import re
 import resource
+import signal
 import socket
 import threading
 import time
@@ -575,6 +576,56 @@ class ApiOffTest(unittest.TestCase):
             self.assertEqual(e.api("POST", "/api/v1/suppressions", {"email": "a@example.com"})[0], 404)
             self.assertEqual(e.rows("SELECT count(*) FROM suppressions"), [(0,)])
             self.assertEqual(e.request("GET", "/metrics")[0], 200)
+        finally:
+            e.close()
+
+
+class FailedReloadTest(unittest.TestCase):
+    def test_a_config_that_fails_to_reload_shows_in_healthz_metrics_and_status(self):
+        e = WebhookEnv()
+        try:
+            e.start_server()
+            e.start_daemon()
+            e.wait_http()
+            with open(e.config) as f:
+                good = f.read()
+            with open(e.config, "w") as f:
+                f.write(good.replace("messages_per_second: 1000", "messages_per_second: -5"))
+            e.daemon.send_signal(signal.SIGHUP)
+            line = None
+
+            def degraded():
+                nonlocal line
+                line = e.request("GET", "/healthz")[2].decode()
+                return line.startswith("degraded")
+            wait_for(degraded, 10, "/healthz to say degraded")
+            self.assertIn("throttle.messages_per_second: must not be negative", line)
+            self.assertIn("still running on the config loaded at ", line)
+            self.assertIn("bulkmail_config_last_reload_successful 0\n",
+                          e.request("GET", "/metrics")[2].decode())
+            # bulkmailctl names the problem, says the daemon still runs, and status still reports.
+            r = e.ctl("status", check=False)
+            self.assertEqual(r.returncode, 3)
+            err = r.stderr.decode()
+            self.assertIn("bulkmailctl: the config is invalid (1 problem); bulkmaild is still running on "
+                          "the previous version of this file", err)
+            self.assertIn("config: the config file is invalid (", r.stdout.decode())
+            r = e.ctl("status", "--json", check=False)
+            self.assertIn("still running on the config loaded at",
+                          json.loads(r.stdout)["dispatch"]["config_problem"])
+            # Other commands refuse, saying the same.
+            r = e.ctl("campaigns", check=False)
+            self.assertEqual(r.returncode, 3)
+            self.assertIn("bulkmaild is still running", r.stderr.decode())
+            # Fixed and reloaded: healthy again everywhere.
+            with open(e.config, "w") as f:
+                f.write(good)
+            e.daemon.send_signal(signal.SIGHUP)
+            wait_for(lambda: e.request("GET", "/healthz")[2] == b"ok\n", 10, "/healthz to say ok")
+            self.assertIn("bulkmail_config_last_reload_successful 1\n",
+                          e.request("GET", "/metrics")[2].decode())
+            wait_for(lambda: "config:" not in e.ctl("status").stdout.decode(), 10,
+                     "status to drop the config line")
         finally:
             e.close()
 
