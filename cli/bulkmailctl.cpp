@@ -376,6 +376,23 @@ void cmd_campaigns(Context& ctx, bool json) {
   }
 }
 
+// Erases a person on their request, keeping only what honouring their opt-outs needs.
+void cmd_forget(Context& ctx, const std::string& address) {
+  ForgetResult r = ctx.db().forget(normalized_or_fail(address), "cli", now_millis());
+  std::cout << "erased " << r.messages << " message" << (r.messages == 1 ? "" : "s")
+            << " (with their variables) and " << r.events << " event" << (r.events == 1 ? "" : "s")
+            << "\n";
+  if (r.suppressions.empty()) {
+    std::cout << "no suppression: nothing of the address is kept\n";
+    return;
+  }
+  for (const Suppression& s : r.suppressions) {
+    std::cout << "kept: suppression " << scope_text(s.category) << ", " << to_string(s.reason)
+              << " since " << format_iso8601(s.created_at) << ", under a salted hash\n";
+  }
+  std::cout << "history and later imports still find it by the address; nothing else holds it\n";
+}
+
 void cmd_pause(Context& ctx, const std::string& campaign, bool paused) {
   Campaign c = check_campaign(ctx, campaign);
   if (c.paused_at.has_value() == paused) {
@@ -516,11 +533,21 @@ void cmd_suppress_export(Context& ctx, const std::string& hashed) {
   if (!hashed.empty() && hashed != "sha256") fail("--hashed supports sha256 only");
   std::cout << (hashed.empty() ? "email" : "email_sha256")
             << ",category,reason,source,created_at\n";
+  std::int64_t forgotten = 0;
   ctx.db().for_each_suppression([&](const Suppression& s) {
+    if (s.address.rfind(kForgottenKeyPrefix, 0) == 0) {
+      ++forgotten;  // keyed by this database's own salt: nothing anywhere else could match it
+      return;
+    }
     std::cout << (hashed.empty() ? csv_escape(s.address) : sha256_hex(s.address)) << ","
               << csv_escape(s.category) << "," << to_string(s.reason) << "," << csv_escape(s.source)
               << "," << format_iso8601(s.created_at) << "\n";
   });
+  if (forgotten > 0) {
+    std::cerr << "bulkmailctl: " << forgotten << " suppression" << (forgotten == 1 ? "" : "s")
+              << " of forgotten addresses not exported: they are kept as hashes only this "
+                 "database can match\n";
+  }
 }
 
 void cmd_history(Context& ctx, const std::string& address, bool json) {
@@ -637,6 +664,10 @@ int main(int argc, char** argv) {
   history->add_option("ADDRESS", address)->required();
   history->add_flag("--json", json, "a JSON array");
 
+  auto* forget = app.add_subcommand(
+      "forget", "erase an address's messages and events, keeping its suppressions as a hash");
+  forget->add_option("ADDRESS", address)->required();
+
   auto* campaigns = app.add_subcommand(
       "campaigns", "each campaign: messages per state, created, last activity, paused");
   campaigns->add_flag("--json", json, "a JSON array");
@@ -704,6 +735,8 @@ int main(int argc, char** argv) {
       cmd_unsubscribe_link(ctx, category, address);
     } else if (*history) {
       cmd_history(ctx, address, json);
+    } else if (*forget) {
+      cmd_forget(ctx, address);
     } else if (*campaigns) {
       cmd_campaigns(ctx, json);
     } else if (*pause || *resume) {

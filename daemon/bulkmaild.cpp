@@ -26,6 +26,7 @@
 #include "log.h"
 #include "notifier.h"
 #include "outcome_journal.h"
+#include "retention.h"
 #include "sender_pool.h"
 #include "sqlite_checkpointer.h"
 #include "sqlite_store.h"
@@ -234,6 +235,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  Retention retention(io, worker, config->retention);
   bool stopping = false;
   asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -261,6 +263,7 @@ int main(int argc, char** argv) {
             senders.reload(config);
             dispatcher->reload(config);
             webhook->reload(config);
+            retention.reload(config->retention);
             log_info("reloaded: new throttle, categories and templates in effect");
             config_status = ConfigStatus();
             config_status.loaded_at = now_millis();
@@ -282,6 +285,7 @@ int main(int argc, char** argv) {
         } else if (sig != SIGHUP && !stopping) {
           stopping = true;
           notifier.stopping();
+          retention.stop();
           log_info("stopping: finishing deliveries in flight (grace " +
                    std::to_string(config->daemon.shutdown_grace_seconds) + " s)");
           dispatcher->shutdown([&] { io.stop(); }, [&] { senders.abort_in_flight(); });
@@ -318,6 +322,7 @@ int main(int argc, char** argv) {
   status_timer.async_wait(on_status);
 
   dispatcher->start();
+  retention.start();
   // After start()'s state: whatever an earlier daemon left is not true of this one's config.
   worker.run([](Store& s) { s.set_config_problem(""); });
   http.start(2);

@@ -516,6 +516,16 @@ void read_daemon(Reader& r, const YAML::Node& root, Config& c) {
   if (auto v = r.number<int>(n, "daemon", "claim_batch", 1, 10000)) c.daemon.claim_batch = *v;
 }
 
+void read_retention(Reader& r, const YAML::Node& root, Config& c) {
+  YAML::Node n = root["retention"];
+  if (!n) return;
+  if (!r.is_map(n, "retention")) return;
+  r.check_keys(n, "retention", {"message_days", "event_days"});
+  if (auto v = r.number<int>(n, "retention", "message_days", 0, 36500))
+    c.retention.message_days = *v;
+  if (auto v = r.number<int>(n, "retention", "event_days", 0, 36500)) c.retention.event_days = *v;
+}
+
 void read_unsubscribe(Reader& r, const YAML::Node& root, const fs::path& base, Config& c) {
   YAML::Node n = root["unsubscribe"];
   if (!n) {
@@ -761,7 +771,7 @@ ConfigLoad load_config(const fs::path& path) {
   r.check_duplicates(root, "");
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
-                "dkim", "categories", "logging", "retry", "daemon"});
+                "dkim", "categories", "logging", "retry", "daemon", "retention"});
   c->database = resolve(base, r.string(root, "", "database", false).value_or("bulkmail.db"));
   if (auto t = r.string(root, "", "templates", true)) {
     c->templates = resolve(base, *t);
@@ -774,6 +784,7 @@ ConfigLoad load_config(const fs::path& path) {
   read_throttle(r, root, *c);
   read_retry(r, root, *c);
   read_daemon(r, root, *c);
+  read_retention(r, root, *c);
   read_unsubscribe(r, root, base, *c);
   read_webhook(r, root, base, *c);
   read_dkim(r, root, base, *c);

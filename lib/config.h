@@ -66,6 +66,13 @@ struct DaemonConfig {
   int claim_batch = 500;            // messages claimed per transaction at most
 };
 
+// How long personal data is kept. Suppressions and their evidence are kept for good: they are
+// what stops mail to a person who opted out.
+struct RetentionConfig {
+  int message_days = 90;  // finished messages (and their variables) go after this; 0: kept
+  int event_days = 365;   // events that are no suppression's evidence go after this; 0: kept
+};
+
 struct UnsubscribeConfig {
   std::string url;                    // public base URL; links are <url>/<token>
   std::string path;                   // url's path without a final '/': where the webhook answers
@@ -118,6 +125,7 @@ struct Config {
   ThrottleConfig throttle;
   RetryConfig retry;
   DaemonConfig daemon;
+  RetentionConfig retention;
   UnsubscribeConfig unsubscribe;
   WebhookConfig webhook;
   std::optional<DkimConfig> dkim;

@@ -113,6 +113,31 @@ CREATE TRIGGER messages_paused_update AFTER UPDATE OF next_attempt_at ON message
   BEGIN UPDATE messages SET next_attempt_at = next_attempt_at + 1152921504606846976
         WHERE id = NEW.id; END;
 )sql",
+    // 4: personal data has a lifetime. Finished messages and old events may be deleted
+    // (retention.message_days, retention.event_days, `bulkmailctl forget`), but never the evidence
+    // of a suppression in force: the events that record it being made, asked for again, lifted or
+    // forgotten, while a suppression of that address exists. The salt keys the hash a forgotten
+    // address's suppressions are kept under.
+    R"sql(
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('forget_salt', randomblob(32));
+
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
+  WHEN OLD.type IN ('suppression-added', 'suppression-requested', 'suppression-removed',
+                    'forgotten')
+   AND EXISTS (SELECT 1 FROM suppressions WHERE address = OLD.address)
+  BEGIN SELECT RAISE(ABORT, 'the evidence of a suppression in force is kept'); END;
+
+-- What retention looks through, oldest first: events that are not evidence, finished messages.
+CREATE INDEX events_prunable ON events (at) WHERE type NOT IN
+  ('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten');
+CREATE INDEX messages_finished ON messages (updated_at) WHERE state IN
+  ('sent', 'failed', 'suppressed', 'cancelled');
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));

@@ -10,6 +10,7 @@
 
 #include <SQLiteCpp/Transaction.h>
 
+#include "digest.h"
 #include "sqlite_busy.h"
 #include "sqlite_schema.h"
 
@@ -189,7 +190,17 @@ std::optional<Suppression> SqliteStore::find_suppression_locked(const std::strin
   st.reset();
   st.bind(1, address);
   st.bind(2, category);
-  if (!st.executeStep()) return std::nullopt;
+  if (!st.executeStep()) {
+    st.reset();
+    // Not under the address: perhaps under its hash, if the address was forgotten.
+    if (address.rfind(kForgottenKeyPrefix, 0) == 0) return std::nullopt;
+    st.bind(1, forgotten_key(address));
+    st.bind(2, category);
+    if (!st.executeStep()) {
+      st.reset();
+      return std::nullopt;
+    }
+  }
   Suppression found = read_suppression(st);
   // Finish the statement now: left active, it would hold this connection's read snapshot open,
   // so its next write would fail as busy once another connection had committed, and the WAL
@@ -367,10 +378,15 @@ std::optional<Suppression> SqliteStore::exact_suppression(const std::string& add
   return read_suppression(st);
 }
 
-LiftResult SqliteStore::unsuppress(const std::string& address, const std::string& category,
+LiftResult SqliteStore::unsuppress(const std::string& address_given, const std::string& category,
                                    const std::string& source, UnixMillis now, bool consent_given) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  std::string address = address_given;
   auto existing = exact_suppression(address, category);
+  if (!existing) {  // a forgotten address's, kept (and lifted, and recorded) under its hash
+    address = forgotten_key(address_given);
+    existing = exact_suppression(address, category);
+  }
   if (!existing) return {LiftStatus::not_found, std::nullopt};
   if (is_recipient_choice(existing->reason) && !consent_given)
     return {LiftStatus::needs_consent, existing};
@@ -400,8 +416,9 @@ void SqliteStore::for_each_suppression(const std::function<void(const Suppressio
 std::vector<Event> SqliteStore::history(const std::string& address) {
   SQLite::Statement st(db_,
                        "SELECT id, at, type, address, message, category, campaign, source, detail "
-                       "FROM events WHERE address = ? ORDER BY id");
+                       "FROM events WHERE address IN (?, ?) ORDER BY id");
   st.bind(1, address);
+  st.bind(2, forgotten_key(address));
   std::vector<Event> out;
   while (st.executeStep()) {
     Event e;
@@ -701,6 +718,107 @@ RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis no
       give_back.exec();
       add_event(now, "released", e.address, e.message, e.category, e.campaign, e.source,
                 "claimed but not yet tried when the last daemon stopped: queued again");
+    }
+  }
+  tx.commit();
+  return r;
+}
+
+std::string SqliteStore::forgotten_key(const std::string& address) {
+  if (!forget_mac_) {
+    SQLite::Statement st(db_, "SELECT value FROM meta WHERE key = 'forget_salt'");
+    if (!st.executeStep()) throw std::runtime_error("the database has no forget_salt");
+    auto salt = st.getColumn(0);
+    forget_mac_ = std::make_unique<HmacSha256>(std::string_view(
+        static_cast<const char*>(salt.getBlob()), static_cast<std::size_t>(salt.getBytes())));
+  }
+  auto mac = forget_mac_->mac(address);
+  return std::string(kForgottenKeyPrefix) +
+         hex_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
+}
+
+ForgetResult SqliteStore::forget(const std::string& address, const std::string& source,
+                                 UnixMillis now) {
+  ForgetResult r;
+  r.key = forgotten_key(address);
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  // The suppressions first, under the key (one already kept there, from an earlier forget, keeps
+  // its older record): then no suppression names the address, and its evidence may go.
+  SQLite::Statement list(db_,
+                         "SELECT address, category, reason, source, created_at FROM suppressions "
+                         "WHERE address = ? ORDER BY category");
+  list.bind(1, address);
+  while (list.executeStep()) r.suppressions.push_back(read_suppression(list));
+  list.reset();
+  SQLite::Statement keep(db_,
+                         "INSERT INTO suppressions (address, category, reason, source, created_at) "
+                         "SELECT ?1, category, reason, source, created_at FROM suppressions WHERE "
+                         "address = ?2 ON CONFLICT DO NOTHING");
+  keep.bind(1, r.key);
+  keep.bind(2, address);
+  keep.exec();
+  SQLite::Statement drop(db_, "DELETE FROM suppressions WHERE address = ?");
+  drop.bind(1, address);
+  drop.exec();
+  SQLite::Statement messages(db_, "DELETE FROM messages WHERE recipient = ?");
+  messages.bind(1, address);
+  r.messages = messages.exec();
+  SQLite::Statement events(db_, "DELETE FROM events WHERE address = ?");
+  events.bind(1, address);
+  r.events = events.exec();
+  for (Suppression& s : r.suppressions) s.address = r.key;
+  auto count = [](std::int64_t n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  add_event(now, "forgotten", r.key, std::nullopt, "", "", source,
+            "erased " + count(r.messages, "message") + " and " + count(r.events, "event") + "; " +
+                count(static_cast<std::int64_t>(r.suppressions.size()), "suppression") +
+                " kept under this key");
+  tx.commit();
+  return r;
+}
+
+namespace {
+
+// Runs one of prune's DELETE statements: ?1 the cutoff, ?2 how many rows at most.
+std::int64_t delete_before(SQLite::Database& db, const char* sql, UnixMillis before,
+                           std::size_t limit) {
+  SQLite::Statement st(db, sql);
+  st.bind(1, static_cast<int64_t>(before));
+  st.bind(2, static_cast<int64_t>(limit));
+  return st.exec();
+}
+
+}  // namespace
+
+PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
+                               std::optional<UnixMillis> events_before, std::size_t limit) {
+  PruneResult r;
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  if (messages_before) {
+    r.messages = delete_before(db_,
+                               "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
+                               "state IN ('sent', 'failed', 'suppressed', 'cancelled') AND "
+                               "updated_at < ?1 ORDER BY updated_at LIMIT ?2)",
+                               *messages_before, limit);
+  }
+  if (events_before) {
+    // Events that are no evidence, oldest first (the events_prunable index); then the evidence
+    // of suppressions no longer in force (lifted ones), which the schema's trigger lets go.
+    r.events = delete_before(db_,
+                             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE type NOT "
+                             "IN ('suppression-added', 'suppression-requested', "
+                             "'suppression-removed', 'forgotten') AND at < ?1 ORDER BY at LIMIT "
+                             "?2)",
+                             *events_before, limit);
+    if (static_cast<std::size_t>(r.events) < limit) {
+      r.events += delete_before(
+          db_,
+          "DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE type IN "
+          "('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten') "
+          "AND at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = e.address) "
+          "LIMIT ?2)",
+          *events_before, limit - static_cast<std::size_t>(r.events));
     }
   }
   tx.commit();

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "hmac.h"
 #include "store.h"
 
 namespace bulkmail {
@@ -68,6 +69,11 @@ class SqliteStore final : public Store {
   void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
   RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
                                  const std::optional<std::vector<MessageId>>& started) override;
+  PruneResult prune(std::optional<UnixMillis> messages_before,
+                    std::optional<UnixMillis> events_before, std::size_t limit) override;
+  ForgetResult forget(const std::string& address, const std::string& source,
+                      UnixMillis now) override;
+  std::string forgotten_key(const std::string& address) override;
   std::int64_t count_sent_since(UnixMillis since) override;
   std::int64_t last_event_id() override;
   SuppressionChanges suppression_changes(std::int64_t after) override;
@@ -89,6 +95,7 @@ class SqliteStore final : public Store {
 
   SQLite::Database db_;
   std::unique_ptr<Statements> st_;
+  std::unique_ptr<HmacSha256> forget_mac_;  // keyed with the database's salt, read at first use
 };
 
 }  // namespace bulkmail

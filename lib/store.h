@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "clock.h"
@@ -23,6 +24,9 @@
 namespace bulkmail {
 
 using MessageId = std::int64_t;
+
+// What Store::forgotten_key's keys start with: no address can (it holds no '@').
+inline constexpr std::string_view kForgottenKeyPrefix = "forgotten:";
 
 struct NewMessage {
   std::string campaign;  // empty: not part of a campaign (no duplicate check)
@@ -136,6 +140,21 @@ struct DispatchState {
   std::string config_problem;
 };
 
+// What Store::prune removed.
+struct PruneResult {
+  std::int64_t messages = 0;
+  std::int64_t events = 0;
+};
+
+// What Store::forget removed, and what it kept.
+struct ForgetResult {
+  std::int64_t messages = 0;
+  std::int64_t events = 0;
+  // The address's suppressions, now kept under `key` (a salted hash) instead of the address.
+  std::vector<Suppression> suppressions;
+  std::string key;
+};
+
 struct SuppressionChange {
   bool added = true;  // false: lifted
   Suppression suppression;
@@ -179,14 +198,15 @@ class Store {
   virtual LiftResult unsuppress(const std::string& address, const std::string& category,
                                 const std::string& source, UnixMillis now, bool consent_given) = 0;
 
-  // The suppression that stops mail of `category` to `address`, if any (all-mail first).
+  // The suppression that stops mail of `category` to `address`, if any (all-mail first), also
+  // when the address was forgotten since.
   virtual std::optional<Suppression> find_suppression(const std::string& address,
                                                       const std::string& category) = 0;
 
   // Every suppression, ordered by address then category, streamed to `fn`.
   virtual void for_each_suppression(const std::function<void(const Suppression&)>& fn) = 0;
 
-  // Every event for `address`, oldest first.
+  // Every event for `address`, oldest first (and those kept under its forgotten_key).
   virtual std::vector<Event> history(const std::string& address) = 0;
 
   // The campaign `name`, created first when it does not exist (with `origin`, now). An existing
@@ -209,6 +229,27 @@ class Store {
   // Failed and deferred messages of the campaign go back to `queued` with fresh attempts.
   virtual std::int64_t retry_campaign(const std::string& campaign, const std::string& source,
                                       UnixMillis now) = 0;
+
+  // --- personal data's lifetime ---
+
+  // Deletes up to `limit` messages finished (sent, failed, suppressed, cancelled) before
+  // `messages_before`, variables and all, and up to `limit` events from before `events_before`:
+  // never the evidence of a suppression in force (the events that record it being made, asked
+  // for again, lifted or forgotten, while the address is suppressed). nullopt: keep them all.
+  // One short transaction, for the daemon to call in small batches.
+  virtual PruneResult prune(std::optional<UnixMillis> messages_before,
+                            std::optional<UnixMillis> events_before, std::size_t limit) = 0;
+
+  // Erases `address`: its messages (whatever their state), their variables and its events. Its
+  // suppressions stay, so that it is never mailed against its wish, but under a salted hash of the
+  // address (forgotten_key) rather than the address: an enqueue or import of the address later
+  // still finds them, and its history shows one `forgotten` event holding no personal data. One
+  // transaction.
+  virtual ForgetResult forget(const std::string& address, const std::string& source,
+                              UnixMillis now) = 0;
+  // The key a forgotten address's suppressions and events are kept under: "forgotten:" and the
+  // hex HMAC-SHA256 of the address under this database's own random salt.
+  virtual std::string forgotten_key(const std::string& address) = 0;
 
   // --- the dispatcher's side ---
 

@@ -1,4 +1,5 @@
 // bulkmailctl run as a real process against a temporary database.
+#include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -660,4 +661,55 @@ TEST_CASE("campaigns lists each campaign, and pause holds one until resume") {
   r = cli({"resume", "--campaign", "nov"});
   CHECK(r.out == "campaign nov resumed: 2 waiting messages released\n");
   CHECK(cli({"campaigns", "--json"}).out.find("\"paused\":true") == std::string::npos);
+}
+
+TEST_CASE("forget erases a person and keeps only their opt-out, as a hash") {
+  Cli cli;
+  auto file = cli.dir.write("nov.csv", kUpdateColumns +
+                                           "\nmia@example.com,Mia,Your plan,Mia's "
+                                           "details\nbo@example.com" +
+                                           kUpdateValues + "\n");
+  REQUIRE(cli({"import", "--category", "customer-update", file.string()}).status == 0);
+  REQUIRE(cli({"suppress", "add", "mia@example.com", "--category", "research-invitation",
+               "--reason", "unsubscribe"})
+              .status == 0);
+  auto r = cli({"forget", "Mia@Example.com"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find("erased 1 message (with their variables) and 2 events\n") == 0);
+  CHECK(r.out.find("kept: suppression research-invitation, unsubscribe since ") !=
+        std::string::npos);
+  CHECK(r.out.find("mia") == std::string::npos);
+  // Nothing in the database file holds her address or her variables.
+  SQLite::Database db((cli.dir / "queue.db").string());
+  for (const char* table : {"messages", "events", "suppressions"}) {
+    SQLite::Statement st(db, std::string("SELECT * FROM ") + table);
+    while (st.executeStep()) {
+      for (int i = 0; i < st.getColumnCount(); ++i) {
+        std::string v = st.getColumn(i).getString();
+        CAPTURE(table);
+        CHECK(v.find("mia") == std::string::npos);
+        CHECK(v.find("Mia") == std::string::npos);
+      }
+    }
+  }
+  // Her history: one event, no personal data.
+  auto h = nlohmann::json::parse(cli({"history", "mia@example.com", "--json"}).out);
+  REQUIRE(h.size() == 1);
+  CHECK(h[0]["type"] == "forgotten");
+  // An import of her address later is still suppressed for research invitations.
+  auto research = cli.dir.write(
+      "panel.csv",
+      "email,first_name,study_name,duration_minutes,study_format,incentive,study_url,closes_on\n"
+      "mia@example.com,Mia,S,20,a survey,$5,https://research.example.com/s,Dec 1\n");
+  r = cli({"import", "--category", "research-invitation", research.string()});
+  CHECK(r.out == "campaign panel: queued 0, already queued 0, suppressed 1, rejected 0\n");
+  // Exports leave the hash out (only this database can match it), and say so.
+  r = cli({"suppress", "export"});
+  CHECK(r.out == "email,category,reason,source,created_at\n");
+  CHECK(r.err.find("1 suppression of forgotten addresses not exported") != std::string::npos);
+  // Someone never stored: nothing to erase, nothing kept.
+  r = cli({"forget", "nobody@example.com"});
+  CHECK(r.out ==
+        "erased 0 messages (with their variables) and 0 events\n"
+        "no suppression: nothing of the address is kept\n");
 }

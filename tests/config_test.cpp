@@ -49,6 +49,13 @@ TEST_CASE("the valid test config loads into frozen structs") {
   CHECK(c.category("research-invitation")->description == "Invitations to take part in research");
   CHECK_FALSE(c.dkim);
   CHECK(c.logging.mask_addresses);
+  CHECK(c.retention.message_days == 90);  // personal data has a lifetime by default
+  CHECK(c.retention.event_days == 365);
+  auto kept = load_config(
+      write_config(dir, valid_config_yaml() + "retention: { message_days: 0, event_days: 30 }\n"));
+  REQUIRE(kept.ok());
+  CHECK(kept.config->retention.message_days == 0);
+  CHECK(kept.config->retention.event_days == 30);
 }
 
 TEST_CASE("the shipped example config is valid once its secret files exist") {
@@ -135,6 +142,12 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"lease too short", "database: queue.db\n",
        "database: queue.db\ndaemon: { lease_seconds: 5 }\n",
        "daemon.lease_seconds: is out of range"},
+      {"negative retention", "database: queue.db\n",
+       "database: queue.db\nretention: { message_days: -1 }\n",
+       "retention.message_days: must not be negative (allowed: 0 to 36500)"},
+      {"unknown retention key", "database: queue.db\n",
+       "database: queue.db\nretention: { suppression_days: 30 }\n",
+       "retention.suppression_days: unknown key"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);

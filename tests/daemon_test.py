@@ -528,6 +528,34 @@ class DaemonTest(unittest.TestCase):
         wait_for(lambda: e.state(m)[0] == "sent", 10, "a send after reload")
         self.assertIsNone(e.daemon.poll())
 
+    def test_retention_deletes_old_messages_and_events_but_never_an_opt_outs_evidence(self):
+        e = self.env = Env(extra="retention:\n  message_days: 30\n  event_days: 60\n")
+        e.start_server()
+        old = e.enqueue("old@example.com")
+        recent = e.enqueue("recent@example.com")
+        e.ctl("suppress", "add", "gone@example.com", "--reason", "unsubscribe")
+        e.start_daemon()
+        wait_for(lambda: e.state(old)[0] == "sent" and e.state(recent)[0] == "sent", 20, "sends")
+        e.daemon.send_signal(signal.SIGTERM)
+        self.assertEqual(e.daemon.wait(10), 0)
+        # As if 90 days had passed for the old message and every event.
+        day = 86400 * 1000
+        db = sqlite3.connect(os.path.join(e.dir, "queue.db"))
+        db.execute("UPDATE messages SET updated_at = updated_at - 90 * ? WHERE id = ?", (day, old))
+        db.execute("DROP TRIGGER events_no_update")  # this test's time travel only
+        db.execute("UPDATE events SET at = at - 90 * ?", (day,))
+        db.commit()
+        db.close()
+        e.start_daemon()  # its first retention pass runs 10 s after start
+        wait_for(lambda: e.rows("SELECT count(*) FROM messages") == [(1,)], 30, "retention")
+        self.assertEqual(e.rows("SELECT recipient FROM messages"), [("recent@example.com",)])
+        wait_for(lambda: "retention: deleted 1 finished messages" in e.daemon_log(), 10, "its log")
+        # Every event went but the opt-out's evidence (and what the restart wrote since).
+        self.assertEqual(e.rows("SELECT type, address FROM events WHERE at < ?",
+                                int(time.time() * 1000) - 60 * day),
+                         [("suppression-added", "gone@example.com")])
+        self.assertEqual(e.rows("SELECT count(*) FROM suppressions"), [(1,)])
+
 
 if __name__ == "__main__":
     unittest.main()

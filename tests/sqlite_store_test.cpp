@@ -38,7 +38,7 @@ TEST_CASE("a new database is created in WAL mode at the current schema version")
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
-  CHECK(SqliteStore::schema_version() == 3);
+  CHECK(SqliteStore::schema_version() == 4);
   SqliteStore again(path);  // reopening migrates nothing and loses nothing
   CHECK(again.counts(std::nullopt)[MessageState::queued] == 0);
 }
@@ -261,14 +261,20 @@ TEST_CASE("cancel and retry a campaign") {
   CHECK(s.cancel_campaign("nope", "test", 5) == 0);
 }
 
-TEST_CASE("the event log is append-only") {
+TEST_CASE("events are never changed, and a suppression's evidence is never deleted") {
   TempDir dir;
   auto path = (dir / "q.db").string();
   SqliteStore s(path);
   enqueue_one(s, msg("a@example.com"));
+  Suppression sup{"b@example.com", "", SuppressionReason::unsubscribe, "one-click", 0};
+  s.suppress({&sup, 1}, 2000);
   SQLite::Database db(path, SQLite::OPEN_READWRITE);
   CHECK_THROWS_WITH(db.exec("UPDATE events SET type = 'x'"), doctest::Contains("append-only"));
-  CHECK_THROWS_WITH(db.exec("DELETE FROM events"), doctest::Contains("append-only"));
+  // Whoever deletes, by whatever statement: the schema keeps the evidence of a suppression in
+  // force.
+  CHECK_THROWS_WITH(db.exec("DELETE FROM events"), doctest::Contains("evidence"));
+  CHECK(db.execAndGet("SELECT count(*) FROM events").getInt() == 2);
+  CHECK(db.exec("DELETE FROM events WHERE address = 'a@example.com'") == 1);
 }
 
 TEST_CASE("dispatch state and sent counts") {
@@ -308,6 +314,9 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
     enqueue_one(s, msg("keep@example.com"));
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec(
+        "DROP TABLE meta; DROP TRIGGER events_keep_evidence; DROP INDEX events_prunable; "
+        "DROP INDEX messages_finished; CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END; "
         "DROP TRIGGER messages_paused_insert; DROP TRIGGER messages_paused_update; "
         "DROP INDEX messages_campaign_updated; DROP TABLE campaigns; "
         "DROP TABLE dispatch_state; DROP INDEX messages_sent_at; PRAGMA user_version = 1");
@@ -554,4 +563,113 @@ TEST_CASE("a paused campaign's messages wait, whatever makes them due, until it 
   CHECK_FALSE(s.campaign("nov")->paused_at);
   auto released = s.claim_due("o", 10, 1000, 61000);
   CHECK(released.size() == 4);
+}
+
+TEST_CASE("retention deletes finished messages and old events in batches, never the evidence") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  std::vector<NewMessage> batch;
+  for (int i = 0; i < 5; ++i) batch.push_back(msg("u" + std::to_string(i) + "@example.com"));
+  auto ids = s.enqueue(batch, "test", 1000);  // 5 enqueued events at 1000
+  auto claimed = s.claim_due("o", 3, 1000, 61000);
+  REQUIRE(claimed.size() == 3);
+  s.record_outcomes(
+      std::vector<Outcome>{{claimed[0].id, MessageState::sent, 250, "ok", 0, "", false},
+                           {claimed[1].id, MessageState::failed, 550, "no", 0, "", true},
+                           {claimed[2].id, MessageState::deferred, 451, "later", 9000, "", false}},
+      2000);  // u1's hard bounce suppresses it: its suppression-added event is evidence
+  Suppression lifted{"u4@example.com", "", SuppressionReason::manual, "cli", 0};
+  s.suppress({&lifted, 1}, 2100);
+  s.unsuppress("u4@example.com", "", "cli", 2200, true);
+
+  // Nothing is older than the cutoffs: nothing goes.
+  CHECK(s.prune(1000, 1000, 100).messages == 0);
+  // A cutoff of nullopt keeps that kind entirely.
+  auto none = s.prune(std::nullopt, std::nullopt, 100);
+  CHECK((none.messages == 0 && none.events == 0));
+  // Batches of 1: one finished message (sent, then failed) at a time; the deferred and the
+  // queued ones stay.
+  CHECK(s.prune(5000, std::nullopt, 1).messages == 1);
+  CHECK(s.prune(5000, std::nullopt, 1).messages == 1);
+  CHECK(s.prune(5000, std::nullopt, 1).messages == 0);
+  auto left = s.counts(std::nullopt);
+  CHECK(left[MessageState::sent] == 0);
+  CHECK(left[MessageState::failed] == 0);
+  CHECK(left[MessageState::deferred] == 1);
+  CHECK(left[MessageState::queued] == 2);
+  // Events: everything before the cutoff but u1's hard-bounce evidence (u1 is still suppressed);
+  // u4's lifted suppression's events are no longer evidence of anything in force.
+  PruneResult r;
+  std::int64_t events = 0;
+  do {
+    r = s.prune(std::nullopt, 3000, 2);
+    events += r.events;
+  } while (r.events > 0);
+  CHECK(events == 10);  // 5 enqueued, 3 outcomes, u4's suppression added and lifted
+  auto u1 = s.history("u1@example.com");
+  REQUIRE(u1.size() == 1);
+  CHECK(u1[0].type == "suppression-added");
+  CHECK(s.history("u4@example.com").empty());
+  CHECK(s.find_suppression("u1@example.com", "customer-update"));
+}
+
+TEST_CASE("forget erases an address but keeps its suppressions under a salted hash") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore s(path);
+  enqueue_one(s, msg("mia@example.com", "nov"), 1000);
+  enqueue_one(s, msg("mia@example.com", "dec"), 1100);
+  enqueue_one(s, msg("other@example.com", "dec"), 1100);
+  Suppression sup{"mia@example.com", "research-invitation", SuppressionReason::unsubscribe,
+                  "one-click", 0};
+  s.suppress({&sup, 1}, 1200);
+
+  ForgetResult r = s.forget("mia@example.com", "cli", 2000);
+  CHECK(r.messages == 2);
+  CHECK(r.events == 3);  // two enqueued, one suppression-added
+  REQUIRE(r.suppressions.size() == 1);
+  CHECK(r.suppressions[0].category == "research-invitation");
+  CHECK(r.suppressions[0].reason == SuppressionReason::unsubscribe);
+  CHECK(r.suppressions[0].created_at == 1200);  // the evidence of when keeps its time
+  CHECK(r.key.rfind("forgotten:", 0) == 0);
+  CHECK(r.key.size() == 10 + 64);
+  CHECK(r.key == s.forgotten_key("mia@example.com"));
+  CHECK(r.key != s.forgotten_key("other@example.com"));
+
+  // Nothing in the database holds the address any more, in any table.
+  SQLite::Database db(path);
+  for (const char* q : {"SELECT count(*) FROM messages WHERE recipient LIKE '%mia%'",
+                        "SELECT count(*) FROM events WHERE address LIKE '%mia%' OR detail LIKE "
+                        "'%mia%'",
+                        "SELECT count(*) FROM suppressions WHERE address LIKE '%mia%'"}) {
+    CAPTURE(q);
+    CHECK(db.execAndGet(q).getInt() == 0);
+  }
+  CHECK(s.counts(std::nullopt)[MessageState::queued] == 1);  // other's message stays
+  // Her history is one event that holds no personal data.
+  auto h = s.history("mia@example.com");
+  REQUIRE(h.size() == 1);
+  CHECK(h[0].type == "forgotten");
+  CHECK(h[0].address == r.key);
+  CHECK(h[0].detail == "erased 2 messages and 3 events; 1 suppression kept under this key");
+  // A later import of her address is still suppressed, for that category only.
+  CHECK(enqueue_one(s, msg("mia@example.com", "jan", "research-invitation"), 3000).status ==
+        EnqueueStatus::suppressed);
+  CHECK(enqueue_one(s, msg("mia@example.com", "feb", "customer-update"), 3000).status ==
+        EnqueueStatus::queued);
+  // Lifting it still needs her consent, found by the address she gives.
+  CHECK(s.unsuppress("mia@example.com", "research-invitation", "cli", 3100, false).status ==
+        LiftStatus::needs_consent);
+  // The salt is the database's own: another database hashes her differently.
+  TempDir other;
+  SqliteStore s2((other / "q.db").string());
+  CHECK(s2.forgotten_key("mia@example.com") != r.key);
+  // Forgetting her again keeps the suppression once, under the same key.
+  auto again = s.forget("mia@example.com", "cli", 4000);
+  CHECK(again.suppressions.empty());
+  CHECK(again.messages == 2);  // January's suppressed one, February's customer update
+  CHECK(db.execAndGet("SELECT count(*) FROM suppressions").getInt() == 1);
+  // And the evidence kept under the key is kept against retention too.
+  s.prune(std::nullopt, 1'000'000, 100);
+  CHECK(s.history("mia@example.com").size() >= 1);
 }

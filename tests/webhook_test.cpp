@@ -66,6 +66,11 @@ class FailingStore : public Store {
                                  const std::optional<std::vector<MessageId>>&) override {
     fail();
   }
+  PruneResult prune(std::optional<UnixMillis>, std::optional<UnixMillis>, std::size_t) override {
+    fail();
+  }
+  ForgetResult forget(const std::string&, const std::string&, UnixMillis) override { fail(); }
+  std::string forgotten_key(const std::string&) override { fail(); }
   std::int64_t count_sent_since(UnixMillis) override { fail(); }
   std::int64_t last_event_id() override { fail(); }
   SuppressionChanges suppression_changes(std::int64_t) override { fail(); }
