@@ -206,6 +206,11 @@ void cmd_enqueue(Context& ctx, const std::string& category, const std::string& t
       std::cout << r.id << "\n";
       break;
     case EnqueueStatus::suppressed: {
+      if (r.id == 0) {
+        std::cerr << "bulkmailctl: the recipient asked to be forgotten and is suppressed: nothing "
+                     "was stored\n";
+        break;
+      }
       auto sup = ctx.db().find_suppression(msg.recipient, msg.category);
       std::cout << r.id << "\n";
       std::cerr << "bulkmailctl: the recipient is suppressed"
@@ -226,18 +231,23 @@ void cmd_enqueue(Context& ctx, const std::string& category, const std::string& t
 // campaign came from the same file (a re-run, or a corrected copy in its place): a file of the
 // same name elsewhere (nov/list.csv, then dec/list.csv) would otherwise skip every recipient
 // November already had. `--campaign` names it explicitly and may add any file. `look_only`
-// (a dry run, an update) creates nothing.
-void check_origin(Context& ctx, const std::string& campaign, bool named_by_file,
+// (a dry run, an update) creates nothing. Returns whether it created the campaign (the import
+// then drops it again if it stores nothing).
+bool check_origin(Context& ctx, const std::string& campaign, bool named_by_file,
                   const std::string& file, bool look_only) {
-  std::string origin;
-  if (file != "-") {
-    std::error_code ec;
+  std::string origin;  // none for stdin, a pipe or a device: those need --campaign
+  std::error_code ec;
+  if (file != "-" && fs::is_regular_file(file, ec)) {
     fs::path p = fs::weakly_canonical(fs::absolute(file, ec), ec);
     origin = ec ? fs::absolute(file).lexically_normal().string() : p.string();
   }
-  std::optional<Campaign> c = look_only ? ctx.db().campaign(campaign)
-                                        : ctx.db().open_campaign(campaign, origin, now_millis());
-  if (!named_by_file || !c || c->origin == origin) return;
+  std::optional<Campaign> c = ctx.db().campaign(campaign);
+  bool created = false;
+  if (!c && !look_only) {
+    c = ctx.db().open_campaign(campaign, origin, now_millis());
+    created = c->origin == origin && c->counts.by_state == StateCounts{}.by_state;
+  }
+  if (!named_by_file || !c || c->origin == origin) return created;
   fail("campaign '" + campaign + "' already exists" +
        (c->origin.empty() ? std::string(" (not from an import of this file)")
                           : " (imported from " + c->origin + ")") +
@@ -246,6 +256,7 @@ void check_origin(Context& ctx, const std::string& campaign, bool named_by_file,
        "--campaign " +
        campaign +
        " to add these recipients to it, or --campaign NEW-NAME for a campaign of their own");
+  return false;
 }
 
 void cmd_import(Context& ctx, const std::string& category, std::string campaign,
@@ -255,6 +266,12 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
   bool named_by_file = campaign.empty();
   if (named_by_file) {
     if (file == "-") fail("reading from stdin needs --campaign, so that a re-run is recognized");
+    std::error_code ec;
+    if (fs::exists(file, ec) && !fs::is_regular_file(file, ec) && !fs::is_directory(file, ec)) {
+      fail(file +
+           " is not a regular file (a pipe, /dev/stdin or a device), so its name cannot "
+           "tell one list from another: give --campaign NAME");
+    }
     campaign = fs::path(file).stem().string();
     if (!campaign_problem(campaign).empty()) {
       fail("the file name '" + campaign + "' cannot name the campaign: give --campaign NAME");
@@ -263,13 +280,16 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
     fail("--campaign " + p);
   }
   ImportInput input(file, format);
-  check_origin(ctx, campaign, named_by_file, file, dry_run || update);
+  bool created = check_origin(ctx, campaign, named_by_file, file, dry_run || update);
   RowReader& rows = *input.rows;
   ImportOptions options = import_options();
   options.dry_run = dry_run;
   options.update = update;
   ImportSummary s = import_messages(rows, ctx.check(), category, campaign, ctx.db(),
                                     "import:" + fs::path(file).filename().string(), options);
+  // A file refused whole (or holding no row that was stored) leaves no campaign behind, so that
+  // its corrected copy, wherever it is, can take the name.
+  if (created) ctx.db().drop_campaign_if_empty(campaign);
   if (isatty(STDERR_FILENO)) std::cerr << "\r";
   if (dry_run) {
     std::cout << "campaign " << campaign << " (dry run, nothing queued): would queue " << s.queued
@@ -382,6 +402,16 @@ void cmd_forget(Context& ctx, const std::string& address) {
   std::cout << "erased " << r.messages << " message" << (r.messages == 1 ? "" : "s")
             << " (with their variables) and " << r.events << " event" << (r.events == 1 ? "" : "s")
             << "\n";
+  if (r.in_flight > 0) {
+    std::cerr << "bulkmailctl: " << r.in_flight << " of them "
+              << (r.in_flight == 1 ? "was" : "were")
+              << " being sent at that moment and may still be delivered (nothing is recorded of "
+                 "it)\n";
+  }
+  if (!r.log_emptied) {
+    std::cerr << "bulkmailctl: the database's write-ahead log still holds the erased rows until "
+                 "its next checkpoint (a reader was busy); run forget again later to empty it\n";
+  }
   if (r.suppressions.empty()) {
     std::cout << "no suppression: nothing of the address is kept\n";
     return;
@@ -456,7 +486,9 @@ void status_report(Context& ctx, const std::string& campaign, bool json) {
     } else {
       std::cout << "dispatch: " << d->state << (d->detail.empty() ? "" : " (" + d->detail + ")")
                 << " since " << format_iso8601(d->updated_at) << "\n";
-      if (!d->config_problem.empty()) std::cout << "config: " << d->config_problem << "\n";
+      if (!d->config_problem.empty() && d->state != "stopped") {
+        std::cout << "config: " << d->config_problem << "\n";
+      }
     }
   } else {
     std::cout << "dispatch: not running (no bulkmaild has run on this database yet)\n";

@@ -336,7 +336,10 @@ int main(int argc, char** argv) {
 
   http.stop();
   senders.stop();
-  worker.run([](Store& s) { s.set_dispatch_state({"stopped", "", now_millis(), ""}); });
+  worker.run([](Store& s) {
+    s.set_dispatch_state({"stopped", "", now_millis(), ""});
+    s.set_config_problem("");  // a stopped daemon runs on no config
+  });
   worker.stop();
   reader.stop();
   log_info("stopped: " + status_line(dispatcher->stats()));

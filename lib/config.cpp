@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <set>
 
 #include "text.h"
@@ -168,6 +169,23 @@ class Reader {
   std::vector<ConfigError>& errors_;
   std::vector<ConfigError>& warnings_;
 };
+
+// The database a config file YAML cannot parse names, read from its top-level `database:` line
+// (the default beside it when there is none), so that bulkmailctl can still tell whether a daemon
+// runs on it. Empty when the file cannot be read.
+fs::path database_in_text(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  static const std::regex kLine(R"(^database:[ \t]*(["']?)([^"'#]*?)\1[ \t]*(#.*)?\r?$)");
+  std::smatch m;
+  while (std::getline(in, line)) {
+    if (std::regex_match(line, m, kLine) && !m[2].str().empty()) {
+      fs::path p = m[2].str();
+      return p.is_absolute() ? p : file.parent_path() / p;
+    }
+  }
+  return in.bad() ? fs::path() : file.parent_path() / "bulkmail.db";
+}
 
 fs::path resolve(const fs::path& base, const std::string& p) {
   fs::path path(p);
@@ -755,6 +773,7 @@ ConfigLoad load_config(const fs::path& path) {
   } catch (const YAML::ParserException& e) {
     out.errors.push_back(
         {name, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax error: " + e.msg});
+    out.database = database_in_text(file);
     return out;
   } catch (const std::ios_base::failure& e) {  // the file opened but reading it failed
     out.errors.push_back({name, 0, 0, "", "cannot read the config file: " + e.code().message()});

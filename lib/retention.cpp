@@ -2,6 +2,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include <string>
+#include <vector>
+
 #include "log.h"
 #include "store_worker.h"
 
@@ -75,11 +78,18 @@ void Retention::batch_done(PruneResult r) {
       static_cast<std::size_t>(r.events) >= kBatch) {
     return schedule(kBatchGap);  // more is due: the next batch, after a gap for deliveries
   }
-  if (pass_.messages > 0 || pass_.events > 0) {
-    log_info("retention: deleted " + std::to_string(pass_.messages) +
-             " finished messages older than " + std::to_string(config_.message_days) +
-             " days and " + std::to_string(pass_.events) + " events older than " +
-             std::to_string(config_.event_days) + " days");
+  std::vector<std::string> parts;
+  if (pass_.messages > 0) {
+    parts.push_back(std::to_string(pass_.messages) + " finished messages older than " +
+                    std::to_string(config_.message_days) + " days");
+  }
+  if (pass_.events > 0) {
+    parts.push_back(std::to_string(pass_.events) + " events older than " +
+                    std::to_string(config_.event_days) + " days");
+  }
+  if (!parts.empty()) {
+    log_info("retention: deleted " + parts.front() +
+             (parts.size() > 1 ? " and " + parts.back() : std::string()));
   }
   pass_ = {};
   schedule(kInterval);

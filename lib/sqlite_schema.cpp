@@ -83,7 +83,7 @@ CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
     //
     // A paused campaign's waiting messages keep their state and order but are due only after
     // kPausedOffset (2^60 ms, past any real time), so the claim never sees them and needs no test
-    // of its own. The trigger holds back whatever becomes due while paused (a new message, a
+    // of its own. Step 4's triggers hold back whatever becomes due while paused (a new message, a
     // deferral, a recovered lease, a retry: every statement that makes a message wait names
     // next_attempt_at in its SET, which is what fires the trigger); resuming subtracts the offset.
     R"sql(
@@ -95,11 +95,52 @@ CREATE TABLE campaigns (
 ) WITHOUT ROWID;
 INSERT INTO campaigns (name, created_at)
   SELECT campaign, min(created_at) FROM messages WHERE campaign IS NOT NULL GROUP BY campaign;
-CREATE INDEX messages_campaign_updated ON messages (campaign, updated_at);
 
 -- Set while the daemon runs on an older config because the file on disk failed to reload.
 ALTER TABLE dispatch_state ADD COLUMN config_problem TEXT NOT NULL DEFAULT '';
 
+)sql",
+    // 4: personal data has a lifetime. Finished messages and old events may be deleted
+    // (retention.message_days, retention.event_days, `bulkmailctl forget`), but never the evidence
+    // of a suppression in force: the events that record it being made, asked for again, lifted or
+    // forgotten, while a suppression of that address exists. The salt keys the hash a forgotten
+    // address's suppressions are kept under. Messages are rebuilt with AUTOINCREMENT: once rows
+    // are deleted, a new message must never take the id of one that events still name.
+    R"sql(
+CREATE TABLE messages_new (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  campaign         TEXT,
+  category         TEXT    NOT NULL,
+  recipient        TEXT    NOT NULL,
+  vars             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(vars)),
+  state            TEXT    NOT NULL CHECK (state IN
+                     ('queued','sending','deferred','sent','failed','suppressed','cancelled')),
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,
+  last_reply_code  INTEGER,
+  last_reply       TEXT,
+  message_id       TEXT,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+INSERT INTO messages_new SELECT * FROM messages;
+-- Never below the newest id any event names, even of a message deleted before this step.
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'messages_new', coalesce(max(message), 0) FROM events
+  WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages_new');
+UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(message), 0) FROM events))
+  WHERE name = 'messages_new';
+DROP TABLE messages;  -- and its indexes and triggers, made again below
+ALTER TABLE messages_new RENAME TO messages;
+CREATE UNIQUE INDEX messages_campaign_recipient ON messages (campaign, recipient);
+CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE state IN ('queued','deferred');
+CREATE INDEX messages_leased ON messages (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_campaign_state ON messages (campaign, state);
+CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
+CREATE INDEX messages_campaign_updated ON messages (campaign, updated_at);
 CREATE TRIGGER messages_paused_insert AFTER INSERT ON messages
   WHEN NEW.campaign IS NOT NULL AND NEW.state IN ('queued','deferred')
    AND NEW.next_attempt_at < 1152921504606846976
@@ -112,13 +153,7 @@ CREATE TRIGGER messages_paused_update AFTER UPDATE OF next_attempt_at ON message
    AND EXISTS (SELECT 1 FROM campaigns WHERE name = NEW.campaign AND paused_at IS NOT NULL)
   BEGIN UPDATE messages SET next_attempt_at = next_attempt_at + 1152921504606846976
         WHERE id = NEW.id; END;
-)sql",
-    // 4: personal data has a lifetime. Finished messages and old events may be deleted
-    // (retention.message_days, retention.event_days, `bulkmailctl forget`), but never the evidence
-    // of a suppression in force: the events that record it being made, asked for again, lifted or
-    // forgotten, while a suppression of that address exists. The salt keys the hash a forgotten
-    // address's suppressions are kept under.
-    R"sql(
+
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
   value BLOB NOT NULL
@@ -132,9 +167,11 @@ CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
    AND EXISTS (SELECT 1 FROM suppressions WHERE address = OLD.address)
   BEGIN SELECT RAISE(ABORT, 'the evidence of a suppression in force is kept'); END;
 
--- What retention looks through, oldest first: events that are not evidence, finished messages.
+-- What retention looks through, oldest first: events that are not evidence, finished messages,
+-- and lifts (whose suppression's evidence may go once it is old).
 CREATE INDEX events_prunable ON events (at) WHERE type NOT IN
   ('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten');
+CREATE INDEX events_lifted ON events (at) WHERE type = 'suppression-removed';
 CREATE INDEX messages_finished ON messages (updated_at) WHERE state IN
   ('sent', 'failed', 'suppressed', 'cancelled');
 )sql",

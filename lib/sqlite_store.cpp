@@ -227,6 +227,13 @@ std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> mess
       last_campaign = &m.campaign;
     }
     auto suppression = find_suppression_locked(m.recipient, m.category);
+    if (suppression && suppression->address != m.recipient) {
+      // The person asked to be forgotten: their address is stored nowhere, not even here.
+      add_event(now, "suppressed", suppression->address, std::nullopt, m.category, m.campaign,
+                source, "not queued (" + suppression_summary(*suppression) + ")");
+      results.push_back({EnqueueStatus::suppressed, 0});
+      continue;
+    }
     ins.reset();
     bind_optional_text(ins, 1, m.campaign);
     ins.bind(2, m.category);
@@ -320,7 +327,8 @@ std::vector<SuppressOutcome> SqliteStore::suppress(std::span<const Suppression> 
   outcomes.reserve(suppressions.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& st = st_->insert_suppression;
-  for (const Suppression& s : suppressions) {
+  for (const Suppression& given : suppressions) {
+    const Suppression s = under_forgotten_key(given);
     std::string reason(to_string(s.reason));
     std::string scope = s.category.empty() ? " (all mail)" : "";
     st.reset();
@@ -365,6 +373,22 @@ std::vector<SuppressOutcome> SqliteStore::suppress(std::span<const Suppression> 
   }
   tx.commit();
   return outcomes;
+}
+
+Suppression SqliteStore::under_forgotten_key(const Suppression& s) {
+  if (s.address.rfind(kForgottenKeyPrefix, 0) == 0) return s;
+  std::string key = forgotten_key(s.address);
+  SQLite::Statement st(db_,
+                       "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = ?1) AND NOT "
+                       "EXISTS (SELECT 1 FROM suppressions WHERE address = ?2) AND NOT EXISTS "
+                       "(SELECT 1 FROM messages WHERE recipient = ?2)");
+  st.bind(1, key);
+  st.bind(2, s.address);
+  st.executeStep();
+  if (st.getColumn(0).getInt() == 0) return s;
+  Suppression keyed = s;
+  keyed.address = std::move(key);
+  return keyed;
 }
 
 std::optional<Suppression> SqliteStore::exact_suppression(const std::string& address,
@@ -494,6 +518,14 @@ std::optional<Campaign> SqliteStore::campaign(const std::string& name) {
   tx.commit();
   if (found.empty()) return std::nullopt;
   return std::move(found.front());
+}
+
+bool SqliteStore::drop_campaign_if_empty(const std::string& name) {
+  SQLite::Statement st(db_,
+                       "DELETE FROM campaigns WHERE name = ?1 AND NOT EXISTS (SELECT 1 FROM "
+                       "messages WHERE campaign = ?1)");
+  st.bind(1, name);
+  return st.exec() > 0;
 }
 
 std::vector<Campaign> SqliteStore::campaigns() {
@@ -741,40 +773,56 @@ ForgetResult SqliteStore::forget(const std::string& address, const std::string& 
                                  UnixMillis now) {
   ForgetResult r;
   r.key = forgotten_key(address);
-  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  // The suppressions first, under the key (one already kept there, from an earlier forget, keeps
-  // its older record): then no suppression names the address, and its evidence may go.
-  SQLite::Statement list(db_,
-                         "SELECT address, category, reason, source, created_at FROM suppressions "
-                         "WHERE address = ? ORDER BY category");
-  list.bind(1, address);
-  while (list.executeStep()) r.suppressions.push_back(read_suppression(list));
-  list.reset();
-  SQLite::Statement keep(db_,
-                         "INSERT INTO suppressions (address, category, reason, source, created_at) "
-                         "SELECT ?1, category, reason, source, created_at FROM suppressions WHERE "
-                         "address = ?2 ON CONFLICT DO NOTHING");
-  keep.bind(1, r.key);
-  keep.bind(2, address);
-  keep.exec();
-  SQLite::Statement drop(db_, "DELETE FROM suppressions WHERE address = ?");
-  drop.bind(1, address);
-  drop.exec();
-  SQLite::Statement messages(db_, "DELETE FROM messages WHERE recipient = ?");
-  messages.bind(1, address);
-  r.messages = messages.exec();
-  SQLite::Statement events(db_, "DELETE FROM events WHERE address = ?");
-  events.bind(1, address);
-  r.events = events.exec();
-  for (Suppression& s : r.suppressions) s.address = r.key;
-  auto count = [](std::int64_t n, const char* what) {
-    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
-  };
-  add_event(now, "forgotten", r.key, std::nullopt, "", "", source,
-            "erased " + count(r.messages, "message") + " and " + count(r.events, "event") + "; " +
-                count(static_cast<std::int64_t>(r.suppressions.size()), "suppression") +
-                " kept under this key");
-  tx.commit();
+  // What is deleted is overwritten, not left in free pages of the file.
+  db_.exec("PRAGMA secure_delete = ON");
+  {
+    SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+    // The suppressions first, under the key (one already kept there, from an earlier forget,
+    // keeps its older record): then no suppression names the address, and its evidence may go.
+    SQLite::Statement keep(db_,
+                           "INSERT INTO suppressions (address, category, reason, source, "
+                           "created_at) SELECT ?1, category, reason, source, created_at FROM "
+                           "suppressions WHERE address = ?2 ON CONFLICT DO NOTHING");
+    keep.bind(1, r.key);
+    keep.bind(2, address);
+    keep.exec();
+    SQLite::Statement drop(db_, "DELETE FROM suppressions WHERE address = ?");
+    drop.bind(1, address);
+    std::int64_t moved = drop.exec();
+    SQLite::Statement sending(
+        db_, "SELECT count(*) FROM messages WHERE recipient = ? AND state = 'sending'");
+    sending.bind(1, address);
+    sending.executeStep();
+    r.in_flight = sending.getColumn(0).getInt64();
+    sending.reset();
+    SQLite::Statement messages(db_, "DELETE FROM messages WHERE recipient = ?");
+    messages.bind(1, address);
+    r.messages = messages.exec();
+    SQLite::Statement events(db_, "DELETE FROM events WHERE address = ?");
+    events.bind(1, address);
+    r.events = events.exec();
+    SQLite::Statement kept(db_,
+                           "SELECT address, category, reason, source, created_at FROM "
+                           "suppressions WHERE address = ? ORDER BY category");
+    kept.bind(1, r.key);
+    while (kept.executeStep()) r.suppressions.push_back(read_suppression(kept));
+    kept.reset();
+    if (r.messages > 0 || r.events > 0 || moved > 0) {  // nothing stored: nothing to record
+      auto count = [](std::int64_t n, const char* what) {
+        return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+      };
+      add_event(now, "forgotten", r.key, std::nullopt, "", "", source,
+                "erased " + count(r.messages, "message") + " and " + count(r.events, "event") +
+                    "; " + count(static_cast<std::int64_t>(r.suppressions.size()), "suppression") +
+                    " kept under this key");
+    }
+    tx.commit();
+  }
+  db_.exec("PRAGMA secure_delete = OFF");
+  // The log still holds the pages as they were before: copy them back and empty it, unless a
+  // reader's snapshot still needs them (then the next checkpoint does it).
+  SQLite::Statement checkpoint(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  if (checkpoint.executeStep()) r.log_emptied = checkpoint.getColumn(0).getInt() == 0;
   return r;
 }
 
@@ -804,7 +852,9 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
   }
   if (events_before) {
     // Events that are no evidence, oldest first (the events_prunable index); then the evidence
-    // of suppressions no longer in force (lifted ones), which the schema's trigger lets go.
+    // of suppressions no longer in force, which the schema's trigger lets go: found from the
+    // lifts (events_lifted), so that a pass reads what was lifted, not every suppression's
+    // evidence. The lifts themselves go last: a batch cut short leaves them to find the rest by.
     r.events = delete_before(db_,
                              "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE type NOT "
                              "IN ('suppression-added', 'suppression-requested', "
@@ -814,10 +864,11 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
     if (static_cast<std::size_t>(r.events) < limit) {
       r.events += delete_before(
           db_,
-          "DELETE FROM events WHERE id IN (SELECT id FROM events e WHERE type IN "
+          "DELETE FROM events WHERE id IN (SELECT e.id FROM events r JOIN events e ON e.address = "
+          "r.address WHERE r.type = 'suppression-removed' AND r.at < ?1 AND e.type IN "
           "('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten') "
-          "AND at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = e.address) "
-          "LIMIT ?2)",
+          "AND e.at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = "
+          "e.address) ORDER BY e.type = 'suppression-removed' LIMIT ?2)",
           *events_before, limit - static_cast<std::size_t>(r.events));
     }
   }

@@ -57,6 +57,7 @@ class SqliteStore final : public Store {
   Campaign open_campaign(const std::string& name, const std::string& origin,
                          UnixMillis now) override;
   std::optional<Campaign> campaign(const std::string& name) override;
+  bool drop_campaign_if_empty(const std::string& name) override;
   std::vector<Campaign> campaigns() override;
   std::optional<std::int64_t> set_campaign_paused(const std::string& name, bool paused,
                                                   UnixMillis now) override;
@@ -86,6 +87,9 @@ class SqliteStore final : public Store {
   std::optional<Suppression> exact_suppression(const std::string& address,
                                                const std::string& category);
   std::vector<Campaign> read_campaigns(const std::optional<std::string>& name);
+  // `s` as it is stored: under the address's forgotten_key when the address was forgotten and
+  // nothing holds it in clear since (a forgotten person opting out again stays forgotten).
+  Suppression under_forgotten_key(const Suppression& s);
   struct Statements;
   void add_event(UnixMillis at, const char* type, const std::string& address,
                  std::optional<MessageId> message, const std::string& category,

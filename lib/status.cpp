@@ -25,7 +25,9 @@ nlohmann::json status_json(const StateCounts& counts, const std::optional<Dispat
     d["state"] = dispatch->state;
     if (!dispatch->detail.empty()) d["detail"] = dispatch->detail;
     d["since"] = format_iso8601(dispatch->updated_at);
-    if (!dispatch->config_problem.empty()) d["config_problem"] = dispatch->config_problem;
+    if (daemon_running && !dispatch->config_problem.empty()) {
+      d["config_problem"] = dispatch->config_problem;  // a stopped daemon runs on no config
+    }
   }
   j["dispatch"] = std::move(d);
   return j;

@@ -43,7 +43,9 @@ enum class EnqueueStatus {
 
 struct EnqueueResult {
   EnqueueStatus status;
-  MessageId id = 0;  // 0 when already_queued
+  // 0 when already_queued, and when suppressed by a forgotten address's suppression: nothing is
+  // stored of a person who asked to be forgotten.
+  MessageId id = 0;
 };
 
 enum class UpdateStatus {
@@ -150,9 +152,14 @@ struct PruneResult {
 struct ForgetResult {
   std::int64_t messages = 0;
   std::int64_t events = 0;
-  // The address's suppressions, now kept under `key` (a salted hash) instead of the address.
+  // Of `messages`, those a daemon was sending at that moment: they may still be delivered.
+  std::int64_t in_flight = 0;
+  // Every suppression kept under `key` (a salted hash) now, this forget's and earlier ones'.
   std::vector<Suppression> suppressions;
   std::string key;
+  // Whether the write-ahead log could be emptied at once (no reader held an older snapshot), so
+  // that no copy of the erased rows stays in the database's files.
+  bool log_emptied = false;
 };
 
 struct SuppressionChange {
@@ -214,6 +221,8 @@ class Store {
   virtual Campaign open_campaign(const std::string& name, const std::string& origin,
                                  UnixMillis now) = 0;
   virtual std::optional<Campaign> campaign(const std::string& name) = 0;
+  // Removes the campaign if it holds no message (an import that stored nothing); true if it did.
+  virtual bool drop_campaign_if_empty(const std::string& name) = 0;
   // Every campaign, oldest first.
   virtual std::vector<Campaign> campaigns() = 0;
   // Pauses (or resumes) the campaign: its queued and deferred messages, and any that become due
@@ -243,8 +252,10 @@ class Store {
   // Erases `address`: its messages (whatever their state), their variables and its events. Its
   // suppressions stay, so that it is never mailed against its wish, but under a salted hash of the
   // address (forgotten_key) rather than the address: an enqueue or import of the address later
-  // still finds them, and its history shows one `forgotten` event holding no personal data. One
-  // transaction.
+  // still finds them (and stores nothing), its own opt-outs later are kept under the hash too
+  // while no message holds the address, and its history shows one `forgotten` event holding no
+  // personal data (none when nothing was stored). One transaction, its deleted content
+  // overwritten, then the write-ahead log emptied when it can be.
   virtual ForgetResult forget(const std::string& address, const std::string& source,
                               UnixMillis now) = 0;
   // The key a forgotten address's suppressions and events are kept under: "forgotten:" and the

@@ -382,7 +382,7 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
         }
         respond(json_response(
             *shared_req, http::status::created,
-            {{"id", r.id},
+            {{"id", r.id != 0 ? nlohmann::json(r.id) : nlohmann::json(nullptr)},
              {"state", r.status == EnqueueStatus::queued ? "queued" : "suppressed"}}));
       } catch (const std::exception& e) {
         fail_503(respond, e);

@@ -713,3 +713,57 @@ TEST_CASE("forget erases a person and keeps only their opt-out, as a hash") {
         "erased 0 messages (with their variables) and 0 events\n"
         "no suppression: nothing of the address is kept\n");
 }
+
+TEST_CASE("a pipe or device never names a campaign, and a refused file leaves no campaign behind") {
+  Cli cli;
+  auto list = kUpdateColumns + "\na@example.com" + kUpdateValues + "\n";
+  auto r = cli({"import", "--category", "customer-update", "/dev/stdin"}, list);
+  CHECK(r.status == 1);
+  CHECK(r.err.find("/dev/stdin is not a regular file") != std::string::npos);
+  CHECK(cli({"import", "--category", "customer-update", "--campaign", "piped", "/dev/stdin"}, list)
+            .status == 0);
+  // A file refused whole (no headline column) creates no campaign; its corrected copy elsewhere
+  // then takes the name.
+  auto bad = cli.dir.write("bad/jan.csv", "email,first_name\na@example.com,Pat\n");
+  auto good = cli.dir.write("good/jan.csv", list);
+  CHECK(cli({"import", "--category", "customer-update", bad.string()}).status == 1);
+  auto names = nlohmann::json::parse(cli({"campaigns", "--json"}).out);
+  REQUIRE(names.size() == 1);
+  CHECK(names[0]["name"] == "piped");
+  r = cli({"import", "--category", "customer-update", good.string()});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "campaign jan: queued 1, already queued 0, suppressed 0, rejected 0\n");
+}
+
+TEST_CASE("a config YAML cannot parse still lets status report, and says a daemon runs on") {
+  Cli cli;
+  auto db = (cli.dir.path() / "queue.db").string();
+  SqliteStore(db).set_dispatch_state({"running", "", 1'700'000'000'000, ""});
+  SqliteStore(db).set_config_problem("the config file is invalid (x)");
+  std::string good;
+  {
+    std::ifstream in(cli.config);
+    good.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  cli.dir.write("bulkmail.yaml", good + "sender: [\n");
+  auto lock = InstanceLock::acquire(db);  // as a running daemon holds it
+  REQUIRE(lock);
+  auto r = cli({"status"});
+  CHECK(r.status == 3);
+  CHECK(r.err.find("YAML syntax error") != std::string::npos);
+  CHECK(r.err.find("bulkmaild is still running on the previous version") != std::string::npos);
+  CHECK(r.out.find("queued") == 0);
+  CHECK(r.out.find("config: the config file is invalid (x)") != std::string::npos);
+  r = cli({"campaigns"});
+  CHECK(r.status == 3);
+  CHECK(r.err.find("bulkmaild is still running") != std::string::npos);
+}
+
+TEST_CASE("a stopped daemon's config problem is not shown: it runs on no config") {
+  Cli cli;
+  auto db = (cli.dir.path() / "queue.db").string();
+  SqliteStore(db).set_dispatch_state({"stopped", "", 1'700'000'000'000, ""});
+  SqliteStore(db).set_config_problem("the config file is invalid (x)");
+  CHECK(cli({"status"}).out.find("config:") == std::string::npos);
+  CHECK_FALSE(cli.status()["dispatch"].contains("config_problem"));
+}

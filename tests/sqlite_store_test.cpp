@@ -315,6 +315,7 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec(
         "DROP TABLE meta; DROP TRIGGER events_keep_evidence; DROP INDEX events_prunable; "
+        "DROP INDEX events_lifted; "
         "DROP INDEX messages_finished; CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
         "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END; "
         "DROP TRIGGER messages_paused_insert; DROP TRIGGER messages_paused_update; "
@@ -324,6 +325,8 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
   SqliteStore s(path);
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
+  // Version 4 made ids never repeat, starting past every id an event names.
+  CHECK(db.execAndGet("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").getInt() >= 1);
   // Version 3 made a campaign of every name its messages held, created with its first message.
   auto c1 = s.campaign("c1");
   REQUIRE(c1);
@@ -664,12 +667,59 @@ TEST_CASE("forget erases an address but keeps its suppressions under a salted ha
   TempDir other;
   SqliteStore s2((other / "q.db").string());
   CHECK(s2.forgotten_key("mia@example.com") != r.key);
-  // Forgetting her again keeps the suppression once, under the same key.
+  // Her import in January stored nothing of her: no row, and the event is under the key.
+  CHECK(db.execAndGet("SELECT count(*) FROM messages WHERE campaign = 'jan'").getInt() == 0);
+  // A one-click from a message sent before the forget keeps her forgotten: stored under the key.
+  Suppression later{"mia@example.com", "", SuppressionReason::unsubscribe, "one-click", 0};
+  // ... except that February's message holds her address in clear again, so it goes there.
+  s.suppress({&later, 1}, 3200);
+  CHECK(db.execAndGet("SELECT count(*) FROM suppressions WHERE address = 'mia@example.com'")
+            .getInt() == 1);
+  // Forgetting her again moves that one too, and reports every suppression kept under the key.
   auto again = s.forget("mia@example.com", "cli", 4000);
-  CHECK(again.suppressions.empty());
-  CHECK(again.messages == 2);  // January's suppressed one, February's customer update
-  CHECK(db.execAndGet("SELECT count(*) FROM suppressions").getInt() == 1);
+  REQUIRE(again.suppressions.size() == 2);
+  CHECK(again.suppressions[0].category == "");
+  CHECK(again.suppressions[1].category == "research-invitation");
+  CHECK(again.suppressions[1].created_at == 1200);  // the older record kept
+  CHECK(again.messages == 1);                       // February's customer update
+  CHECK(again.log_emptied);
+  // Now nothing holds her in clear: a new opt-out of hers is kept under the key at once.
+  Suppression third{"mia@example.com", "customer-update", SuppressionReason::unsubscribe,
+                    "one-click", 0};
+  s.suppress({&third, 1}, 4100);
+  CHECK(db.execAndGet("SELECT count(*) FROM suppressions WHERE address LIKE '%mia%'").getInt() ==
+        0);
+  CHECK(db.execAndGet("SELECT count(*) FROM suppressions").getInt() == 3);
+  // Forgetting someone never stored records nothing.
+  auto nobody = s.forget("nobody@example.com", "cli", 4200);
+  CHECK((nobody.messages == 0 && nobody.events == 0 && nobody.suppressions.empty()));
+  CHECK(s.history("nobody@example.com").empty());
   // And the evidence kept under the key is kept against retention too.
   s.prune(std::nullopt, 1'000'000, 100);
   CHECK(s.history("mia@example.com").size() >= 1);
+}
+
+TEST_CASE("forget says which of the messages it erased were being sent") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  enqueue_one(s, msg("mia@example.com", "nov"), 1000);
+  enqueue_one(s, msg("mia@example.com", "dec"), 1000);
+  REQUIRE(s.claim_due("o", 1, 1000, 61000).size() == 1);
+  auto r = s.forget("mia@example.com", "cli", 2000);
+  CHECK(r.messages == 2);
+  CHECK(r.in_flight == 1);
+  // The daemon's outcome for it finds no row: nothing of her is written back.
+  s.record_outcomes(std::vector<Outcome>{{1, MessageState::sent, 250, "ok", 0, "", false}}, 3000);
+  CHECK(s.history("mia@example.com").size() == 1);  // the forgotten event only
+}
+
+TEST_CASE("a message id is never given again once its message is deleted") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  auto first = enqueue_one(s, msg("a@example.com"), 1000).id;
+  auto newest = enqueue_one(s, msg("b@example.com"), 1000).id;
+  s.forget("b@example.com", "cli", 2000);  // deletes the newest message
+  auto next = enqueue_one(s, msg("c@example.com"), 3000).id;
+  CHECK(next > newest);
+  CHECK(newest > first);
 }

@@ -47,6 +47,7 @@ class FailingStore : public Store {
   std::vector<Event> history(const std::string&) override { fail(); }
   Campaign open_campaign(const std::string&, const std::string&, UnixMillis) override { fail(); }
   std::optional<Campaign> campaign(const std::string&) override { fail(); }
+  bool drop_campaign_if_empty(const std::string&) override { fail(); }
   std::vector<Campaign> campaigns() override { fail(); }
   std::optional<std::int64_t> set_campaign_paused(const std::string&, bool, UnixMillis) override {
     fail();
