@@ -74,9 +74,8 @@ void Retention::batch_done(PruneResult r) {
   }
   pass_.messages += r.messages;
   pass_.events += r.events;
-  if (static_cast<std::size_t>(r.messages) >= kBatch ||
-      static_cast<std::size_t>(r.events) >= kBatch) {
-    return schedule(kBatchGap);  // more is due: the next batch, after a gap for deliveries
+  if (r.more) {
+    return schedule(kBatchGap);  // more to look at: the next batch, after a gap for deliveries
   }
   std::vector<std::string> parts;
   if (pass_.messages > 0) {

@@ -81,14 +81,32 @@ const char* const kSqliteClaim =
     "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = +messages.recipient AND "
     "s.category IN ('', +messages.category))";
 
+namespace {
+
+// Past any real time in Unix ms (year 36 million): a paused campaign's waiting messages are due
+// only after it (schema step 3), so the claim never sees them.
+constexpr std::int64_t kPausedOffset = std::int64_t{1} << 60;
+
+// What a statement adds to the time a message becomes due: kPausedOffset when `campaign` (an SQL
+// expression naming the message's campaign) is paused, else 0. Every statement that makes a
+// message wait adds it: an insert, a deferral, a recovered lease, a retry.
+std::string paused_shift(const std::string& campaign) {
+  return "(CASE WHEN " + campaign +
+         " IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns WHERE name = " + campaign +
+         " AND paused_at IS NOT NULL) THEN " + std::to_string(kPausedOffset) + " ELSE 0 END)";
+}
+
+}  // namespace
+
 // Prepared once per connection and reused: the hot paths (enqueue, claim, record) run these for
 // every message.
 struct SqliteStore::Statements {
   explicit Statements(SQLite::Database& db)
-      : insert_message(db,
-                       "INSERT INTO messages (campaign, category, recipient, vars, state, "
-                       "next_attempt_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?) "
-                       "ON CONFLICT (campaign, recipient) DO NOTHING"),
+      : insert_message(
+            db,
+            "INSERT INTO messages (campaign, category, recipient, vars, state, "
+            "next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6 + " +
+                paused_shift("?1") + ", ?7, ?8) ON CONFLICT (campaign, recipient) DO NOTHING"),
         insert_event(db,
                      "INSERT INTO events (at, type, address, message, category, campaign, source, "
                      "detail) VALUES (?,?,?,?,?,?,?,?)"),
@@ -109,10 +127,12 @@ struct SqliteStore::Statements {
                         "WHERE id = ?"),
         record(db,
                "UPDATE messages SET state = ?1, last_reply_code = ?2, last_reply = ?3, "
-               "next_attempt_at = ?4, message_id = COALESCE(?5, message_id), lease_owner = NULL, "
-               "lease_expires_at = NULL, updated_at = ?6, "
-               "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END "
-               "WHERE id = ?7 AND state = 'sending'"),
+               "next_attempt_at = ?4 + CASE WHEN ?1 IN ('queued', 'deferred') THEN " +
+                   paused_shift("messages.campaign") +
+                   " ELSE 0 END, message_id = COALESCE(?5, message_id), lease_owner = NULL, "
+                   "lease_expires_at = NULL, updated_at = ?6, "
+                   "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END "
+                   "WHERE id = ?7 AND state = 'sending'"),
         // The outcome's event, its address and names read from the row the UPDATE just wrote
         // (cheaper than UPDATE ... RETURNING, which buffers its rows in a temporary table).
         record_event(db,
@@ -535,10 +555,6 @@ std::vector<Campaign> SqliteStore::campaigns() {
   return all;
 }
 
-// Past any real time in Unix ms (year 36 million), and the offset the schema's paused-campaign
-// triggers add: a paused campaign's waiting messages are due only after it.
-constexpr std::int64_t kPausedOffset = std::int64_t{1} << 60;
-
 std::optional<std::int64_t> SqliteStore::set_campaign_paused(const std::string& name, bool paused,
                                                              UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
@@ -592,10 +608,11 @@ std::int64_t SqliteStore::cancel_campaign(const std::string& campaign, const std
 std::int64_t SqliteStore::retry_campaign(const std::string& campaign, const std::string& source,
                                          UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement st(db_,
-                       "UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = ?1, "
-                       "updated_at = ?1 WHERE campaign = ?2 AND state IN ('failed','deferred') "
-                       "RETURNING id, recipient, category");
+  SQLite::Statement st(
+      db_, "UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = ?1 + " +
+               paused_shift("?2") +
+               ", updated_at = ?1 WHERE campaign = ?2 AND state IN ('failed','deferred') "
+               "RETURNING id, recipient, category");
   st.bind(1, static_cast<int64_t>(now));
   st.bind(2, campaign);
   std::vector<Event> events;
@@ -719,12 +736,14 @@ RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis no
                                             const std::optional<std::vector<MessageId>>& started) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement st(db_,
-                       // next_attempt_at named, unchanged, for the paused-campaign trigger.
                        "UPDATE messages SET state = 'queued', lease_owner = NULL, "
                        "lease_expires_at = NULL, updated_at = ?1, next_attempt_at = "
-                       "next_attempt_at WHERE state = 'sending' AND "
-                       "lease_expires_at <= ?2 RETURNING id, recipient, category, "
-                       "COALESCE(campaign, '')");
+                       "next_attempt_at + CASE WHEN next_attempt_at < " +
+                           std::to_string(kPausedOffset) + " THEN " +
+                           paused_shift("messages.campaign") +
+                           " ELSE 0 END WHERE state = 'sending' AND "
+                           "lease_expires_at <= ?2 RETURNING id, recipient, category, "
+                           "COALESCE(campaign, '')");
   st.bind(1, static_cast<int64_t>(now));
   st.bind(2, static_cast<int64_t>(expired_by));
   std::vector<Event> events;
@@ -828,13 +847,67 @@ ForgetResult SqliteStore::forget(const std::string& address, const std::string& 
 
 namespace {
 
-// Runs one of prune's DELETE statements: ?1 the cutoff, ?2 how many rows at most.
-std::int64_t delete_before(SQLite::Database& db, const char* sql, UnixMillis before,
-                           std::size_t limit) {
+// Where retention's walk through a table stands, kept in `meta` between calls (0 when absent).
+std::int64_t walked_to(SQLite::Database& db, const char* key) {
+  SQLite::Statement st(db, "SELECT value FROM meta WHERE key = ?");
+  st.bind(1, key);
+  return st.executeStep() ? st.getColumn(0).getInt64() : 0;
+}
+
+void set_walked_to(SQLite::Database& db, const char* key, std::int64_t id) {
+  SQLite::Statement st(db, "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)");
+  st.bind(1, key);
+  st.bind(2, static_cast<int64_t>(id));
+  st.exec();
+}
+
+bool is_evidence(const std::string& type) {
+  return type == "suppression-added" || type == "suppression-requested" ||
+         type == "suppression-removed" || type == "forgotten";
+}
+
+bool is_finished(const std::string& state) {
+  return state == "sent" || state == "failed" || state == "suppressed" || state == "cancelled";
+}
+
+// One step of a walk in id order through `table`: looks at up to `scan` rows after `from`, whose
+// time column (created_at, at) says when to stop, and collects at most `limit` ids `doomed` says
+// may go. Returns the last id looked at and whether the walk reached the cutoff (or the end).
+struct Walk {
+  std::vector<std::int64_t> doomed;
+  std::int64_t last = 0;
+  bool reached_end = true;
+};
+template <typename Doomed>
+Walk walk(SQLite::Database& db, const char* select, std::int64_t from, UnixMillis before,
+          std::size_t limit, std::size_t scan, Doomed doomed) {
+  Walk w;
+  w.last = from;
+  SQLite::Statement st(db, select);
+  st.bind(1, static_cast<int64_t>(from));
+  st.bind(2, static_cast<int64_t>(scan));
+  std::size_t seen = 0;
+  while (st.executeStep()) {
+    ++seen;
+    if (st.getColumn(1).getInt64() >= before) return w;  // ids follow time: nothing later is due
+    w.last = st.getColumn(0).getInt64();
+    if (doomed(st)) w.doomed.push_back(w.last);
+    if (w.doomed.size() >= limit) break;
+  }
+  w.reached_end = seen < scan && w.doomed.size() < limit;
+  return w;
+}
+
+std::int64_t delete_ids(SQLite::Database& db, const char* sql,
+                        const std::vector<std::int64_t>& ids) {
   SQLite::Statement st(db, sql);
-  st.bind(1, static_cast<int64_t>(before));
-  st.bind(2, static_cast<int64_t>(limit));
-  return st.exec();
+  std::int64_t n = 0;
+  for (std::int64_t id : ids) {
+    st.reset();
+    st.bind(1, static_cast<int64_t>(id));
+    n += st.exec();
+  }
+  return n;
 }
 
 }  // namespace
@@ -842,34 +915,49 @@ std::int64_t delete_before(SQLite::Database& db, const char* sql, UnixMillis bef
 PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
                                std::optional<UnixMillis> events_before, std::size_t limit) {
   PruneResult r;
+  const std::size_t scan = limit * 10;  // rows looked at per call, kept or not
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   if (messages_before) {
-    r.messages = delete_before(db_,
-                               "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE "
-                               "state IN ('sent', 'failed', 'suppressed', 'cancelled') AND "
-                               "updated_at < ?1 ORDER BY updated_at LIMIT ?2)",
-                               *messages_before, limit);
+    // Finished messages, by id. A message still waiting, or finished only lately, is stepped over;
+    // a walk that reaches the cutoff starts again from the first message next time, since what
+    // it stepped over may be due by then.
+    Walk w = walk(db_,
+                  "SELECT id, created_at, state, updated_at FROM messages WHERE id > ? ORDER BY "
+                  "id LIMIT ?",
+                  walked_to(db_, "messages_walked_to"), *messages_before, limit, scan,
+                  [&](SQLite::Statement& st) {
+                    return is_finished(st.getColumn(2).getString()) &&
+                           st.getColumn(3).getInt64() < *messages_before;
+                  });
+    r.messages = delete_ids(db_, "DELETE FROM messages WHERE id = ?", w.doomed);
+    set_walked_to(db_, "messages_walked_to", w.reached_end ? 0 : w.last);
+    r.more = r.more || !w.reached_end;
   }
   if (events_before) {
-    // Events that are no evidence, oldest first (the events_prunable index); then the evidence
-    // of suppressions no longer in force, which the schema's trigger lets go: found from the
-    // lifts (events_lifted), so that a pass reads what was lifted, not every suppression's
-    // evidence. The lifts themselves go last: a batch cut short leaves them to find the rest by.
-    r.events = delete_before(db_,
-                             "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE type NOT "
-                             "IN ('suppression-added', 'suppression-requested', "
-                             "'suppression-removed', 'forgotten') AND at < ?1 ORDER BY at LIMIT "
-                             "?2)",
-                             *events_before, limit);
+    // Events, by id (events are written in time order), stepping over the evidence of
+    // suppressions: the walk never comes back, so each event is looked at once.
+    Walk w = walk(db_, "SELECT id, at, type FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                  walked_to(db_, "events_walked_to"), *events_before, limit, scan,
+                  [](SQLite::Statement& st) { return !is_evidence(st.getColumn(2).getString()); });
+    r.events = delete_ids(db_, "DELETE FROM events WHERE id = ?", w.doomed);
+    set_walked_to(db_, "events_walked_to", w.last);
+    r.more = r.more || !w.reached_end;
+    // The evidence of suppressions no longer in force, which the schema's trigger lets go: found
+    // from the lifts (events_lifted), so that a call reads what was lifted, not every
+    // suppression's evidence. The lifts themselves go last: a call cut short leaves them to find
+    // the rest by.
     if (static_cast<std::size_t>(r.events) < limit) {
-      r.events += delete_before(
+      SQLite::Statement lifted(
           db_,
           "DELETE FROM events WHERE id IN (SELECT e.id FROM events r JOIN events e ON e.address = "
           "r.address WHERE r.type = 'suppression-removed' AND r.at < ?1 AND e.type IN "
           "('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten') "
           "AND e.at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = "
-          "e.address) ORDER BY e.type = 'suppression-removed' LIMIT ?2)",
-          *events_before, limit - static_cast<std::size_t>(r.events));
+          "e.address) ORDER BY e.type = 'suppression-removed' LIMIT ?2)");
+      lifted.bind(1, static_cast<int64_t>(*events_before));
+      lifted.bind(2, static_cast<int64_t>(limit - static_cast<std::size_t>(r.events)));
+      r.events += lifted.exec();
+      if (static_cast<std::size_t>(r.events) >= limit) r.more = true;
     }
   }
   tx.commit();

@@ -146,6 +146,7 @@ struct DispatchState {
 struct PruneResult {
   std::int64_t messages = 0;
   std::int64_t events = 0;
+  bool more = false;  // something before the cutoffs is not looked at yet: call again
 };
 
 // What Store::forget removed, and what it kept.
@@ -245,7 +246,8 @@ class Store {
   // `messages_before`, variables and all, and up to `limit` events from before `events_before`:
   // never the evidence of a suppression in force (the events that record it being made, asked
   // for again, lifted or forgotten, while the address is suppressed). nullopt: keep them all.
-  // One short transaction, for the daemon to call in small batches.
+  // One short transaction, looking at a bounded number of rows, for the daemon to call in small
+  // batches: each call goes on where the last stopped, until `more` is false.
   virtual PruneResult prune(std::optional<UnixMillis> messages_before,
                             std::optional<UnixMillis> events_before, std::size_t limit) = 0;
 

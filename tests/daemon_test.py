@@ -541,7 +541,8 @@ class DaemonTest(unittest.TestCase):
         # As if 90 days had passed for the old message and every event.
         day = 86400 * 1000
         db = sqlite3.connect(os.path.join(e.dir, "queue.db"))
-        db.execute("UPDATE messages SET updated_at = updated_at - 90 * ? WHERE id = ?", (day, old))
+        db.execute("UPDATE messages SET created_at = created_at - 90 * ?, updated_at = updated_at - 90 * ? "
+                   "WHERE id = ?", (day, day, old))
         db.execute("DROP TRIGGER events_no_update")  # this test's time travel only
         db.execute("UPDATE events SET at = at - 90 * ?", (day,))
         db.commit()
