@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "throttle.h"
+#include "clock.h"
 
 namespace bulkmail {
 

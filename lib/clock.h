@@ -9,6 +9,9 @@ namespace bulkmail {
 
 using UnixMillis = std::int64_t;
 
+// Microseconds on a monotonic clock: what the throttle and the circuit breaker count in.
+using Micros = std::int64_t;
+
 // The wall clock, in Unix milliseconds.
 UnixMillis now_millis();
 

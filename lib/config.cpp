@@ -14,6 +14,7 @@
 #include <regex>
 #include <set>
 
+#include "dkim.h"
 #include "text.h"
 
 namespace bulkmail {
@@ -726,7 +727,7 @@ void read_logging(Reader& r, const YAML::Node& root, Config& c) {
   if (!r.is_map(n, "logging")) return;
   r.check_keys(n, "logging", {"level", "mask_addresses"});
   if (auto v = r.string(n, "logging", "level", false)) {
-    using L = LoggingConfig::Level;
+    using L = LogLevel;
     static const std::map<std::string, L> levels = {
         {"debug", L::debug}, {"info", L::info}, {"warning", L::warning}, {"error", L::error}};
     auto it = levels.find(*v);

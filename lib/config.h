@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "address.h"
-#include "dkim.h"
+#include "log.h"
 
 namespace bulkmail {
+
+class DkimKey;  // dkim.h: loaded from dkim.key_file; OpenSSL stays out of this header
 
 struct SenderConfig {
   std::string organization;    // required: who sends, named in every footer
@@ -110,11 +112,8 @@ struct CategoryConfig {
   std::string description;    // shown to recipients: why they get this mail
 };
 
-struct LoggingConfig {
-  enum class Level { debug, info, warning, error };
-  Level level = Level::info;
-  bool mask_addresses = true;  // logs show j***@example.com; turn off only for debugging
-};
+// The `logging` block: the level, and whether logs mask addresses.
+using LoggingConfig = LogSettings;
 
 struct Config {
   std::filesystem::path file;       // the config file itself, absolute

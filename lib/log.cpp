@@ -46,7 +46,7 @@ int syslog_priority(LogLevel l) {
 
 }  // namespace
 
-void configure_logging(const LoggingConfig& config) {
+void configure_logging(const LogSettings& config) {
   g_level = static_cast<int>(config.level);
   g_mask = config.mask_addresses;
 }

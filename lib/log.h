@@ -7,14 +7,18 @@
 #include <string>
 #include <string_view>
 
-#include "config.h"
-
 namespace bulkmail {
 
-using LogLevel = LoggingConfig::Level;
+enum class LogLevel { debug, info, warning, error };
 
-// Sets the level and masking from the config. Safe to call again on reload.
-void configure_logging(const LoggingConfig& config);
+// What the config's `logging` block sets (config.h's LoggingConfig).
+struct LogSettings {
+  LogLevel level = LogLevel::info;
+  bool mask_addresses = true;  // logs show j***@example.com; turn off only for debugging
+};
+
+// Sets the level and masking. Safe to call again on reload.
+void configure_logging(const LogSettings& settings);
 
 void log(LogLevel level, std::string_view message);
 inline void log_debug(std::string_view m) { log(LogLevel::debug, m); }

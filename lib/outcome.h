@@ -4,7 +4,7 @@
 #pragma once
 
 #include "config.h"
-#include "sender_pool.h"
+#include "job.h"
 #include "store.h"
 
 namespace bulkmail {

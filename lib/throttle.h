@@ -13,9 +13,6 @@
 
 namespace bulkmail {
 
-// Microseconds on a monotonic clock.
-using Micros = std::int64_t;
-
 class TokenBucket {
  public:
   TokenBucket() = default;

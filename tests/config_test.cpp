@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "dkim.h"
 #include "test_config.h"
 
 using namespace bulkmail;

@@ -37,7 +37,7 @@ std::string logged(Fn fn) {
 }  // namespace
 
 TEST_CASE("with masking on, no address reaches a log line, whatever its source") {
-  LoggingConfig config;
+  LogSettings config;
   configure_logging(config);
   std::string out = logged([] {
     log_info("hard bounce from " + log_address("bounce1@example.com") +
@@ -53,18 +53,18 @@ TEST_CASE("with masking on, no address reaches a log line, whatever its source")
   configure_logging(config);
   out = logged([] { log_info("550 <bounce1@example.com>"); });
   CHECK(out.find("<bounce1@example.com>") != std::string::npos);
-  configure_logging(LoggingConfig{});
+  configure_logging(LogSettings{});
 }
 
 TEST_CASE("a line break in a logged value cannot forge a second log entry") {
-  configure_logging(LoggingConfig{});
+  configure_logging(LogSettings{});
   std::string out = logged([] { log_error("bad value\nerror: forged entry\r"); });
   CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   CHECK(out.find("bad value error: forged entry") != std::string::npos);
 }
 
 TEST_CASE("lines below the configured level are not written") {
-  LoggingConfig config;
+  LogSettings config;
   config.level = LogLevel::warning;
   configure_logging(config);
   std::string out = logged([] {
@@ -73,5 +73,5 @@ TEST_CASE("lines below the configured level are not written") {
   });
   CHECK(out.find("not shown") == std::string::npos);
   CHECK(out.find("warning: shown") != std::string::npos);
-  configure_logging(LoggingConfig{});
+  configure_logging(LogSettings{});
 }
