@@ -223,6 +223,9 @@ int main(int argc, char** argv) {
       [](const Config& c, const std::atomic<bool>& abort) {
         return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
       },
+      [database = config->database.string()]() -> std::unique_ptr<Store> {
+        return std::make_unique<SqliteStore>(database);
+      },
       started->get());
   DaemonBackend backend(worker, reader, io, *dispatcher);
   webhook = std::make_unique<Webhook>(config, backend);

@@ -11,7 +11,6 @@
 #include "composer.h"
 #include "log.h"
 #include "outcome.h"
-#include "sqlite_store.h"
 
 namespace bulkmail {
 namespace {
@@ -38,21 +37,23 @@ struct Hold {
   ~Hold() { end(); }
 };
 
-// When the watch cannot tell (too many recent suppressions), the database can.
-std::optional<Suppression> lookup_store(const Config& config, std::unique_ptr<SqliteStore>& reader,
-                                        const std::string& address, const std::string& category) {
-  if (!reader) reader = std::make_unique<SqliteStore>(config.database.string());
+// When the watch cannot tell (too many recent suppressions), the store can.
+std::optional<Suppression> lookup_store(const SenderPool::StoreOpener& open,
+                                        std::unique_ptr<Store>& reader, const std::string& address,
+                                        const std::string& category) {
+  if (!reader) reader = open();
   return reader->find_suppression(address, category);
 }
 }  // namespace
 
 SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
                        SuppressionWatch& watch, JobSource& jobs, TransportFactory transports,
-                       StartedDeliveries* started)
+                       StoreOpener open_store, StartedDeliveries* started)
     : store_(store),
       watch_(watch),
       jobs_(jobs),
       transports_(std::move(transports)),
+      open_store_(std::move(open_store)),
       started_(started),
       config_(std::move(config)) {
   int n = config_->smtp.max_connections;
@@ -99,7 +100,7 @@ void SenderPool::run(int index) {
   std::uint64_t generation = ~std::uint64_t{0};
   std::unique_ptr<Composer> composer;
   std::unique_ptr<Transport> transport;
-  std::unique_ptr<SqliteStore> reader;
+  std::unique_ptr<Store> reader;
   std::uint64_t seq = 0;
   std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(index)};
   JobResult r;
@@ -149,7 +150,7 @@ void SenderPool::run(int index) {
           r.kind = JobResult::Kind::suppressed;
           r.detail = "recipient suppressed (" + suppression_summary(*s) + ")";
         } else if (!hold.look.known &&
-                   (look_up = lookup_store(*config, reader, m.recipient, m.category))) {
+                   (look_up = lookup_store(open_store_, reader, m.recipient, m.category))) {
           r.kind = JobResult::Kind::suppressed;
           r.detail = "recipient suppressed (" + suppression_summary(*look_up) + ")";
         } else if (abort_) {

@@ -29,11 +29,15 @@ class SenderPool {
  public:
   using TransportFactory =
       std::function<std::unique_ptr<Transport>(const Config&, const std::atomic<bool>& abort)>;
+  // A connection of a sender's own to the store, opened the first time the watch cannot answer
+  // a last look (Store implementations are used by one thread at a time).
+  using StoreOpener = std::function<std::unique_ptr<Store>()>;
 
   // Starts smtp.max_connections senders, each taking jobs from `jobs` until it says stop.
   // `started`, if given, learns of each delivery just before the relay gets the message.
   SenderPool(std::shared_ptr<const Config> config, StoreWorker& store, SuppressionWatch& watch,
-             JobSource& jobs, TransportFactory transports, StartedDeliveries* started = nullptr);
+             JobSource& jobs, TransportFactory transports, StoreOpener open_store,
+             StartedDeliveries* started = nullptr);
   ~SenderPool();
 
   int size() const { return static_cast<int>(threads_.size()); }
@@ -55,6 +59,7 @@ class SenderPool {
   SuppressionWatch& watch_;
   JobSource& jobs_;
   TransportFactory transports_;
+  StoreOpener open_store_;
   StartedDeliveries* started_;
   std::mutex config_mu_;
   std::shared_ptr<const Config> config_;

@@ -115,7 +115,8 @@ struct Pipeline {
         config, *worker, *watch, *dispatcher,
         [this](const Config&, const std::atomic<bool>&) -> std::unique_ptr<Transport> {
           return std::make_unique<FakeRelay::Connection>(relay);
-        });
+        },
+        [this] { return std::make_unique<SqliteStore>(db); });
     dispatcher->start();
     loop = std::thread([this] {
       auto guard = boost::asio::make_work_guard(io);
