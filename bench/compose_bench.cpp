@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "composer.h"
+#include "compose/composer.h"
 
 using namespace bulkmail;
 namespace fs = std::filesystem;

@@ -15,19 +15,19 @@
 #include <iostream>
 #include <memory>
 
-#include "address.h"
-#include "composer.h"
-#include "config.h"
-#include "csv_reader.h"
-#include "digest.h"
-#include "importer.h"
-#include "instance_lock.h"
-#include "sqlite_store.h"
-#include "status.h"
-#include "submission.h"
-#include "suppression_lift.h"
-#include "text.h"
-#include "unsubscribe_token.h"
+#include "base/address.h"
+#include "base/text.h"
+#include "compose/composer.h"
+#include "config/config.h"
+#include "crypto/digest.h"
+#include "crypto/unsubscribe_token.h"
+#include "intake/csv_reader.h"
+#include "intake/importer.h"
+#include "intake/submission.h"
+#include "intake/suppression_lift.h"
+#include "store/instance_lock.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/status.h"
 
 namespace fs = std::filesystem;
 using namespace bulkmail;

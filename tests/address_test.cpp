@@ -1,4 +1,4 @@
-#include "address.h"
+#include "base/address.h"
 
 #include <doctest/doctest.h>
 

@@ -8,12 +8,12 @@
 #include <algorithm>
 #include <fstream>
 
-#include "digest.h"
-#include "instance_lock.h"
+#include "crypto/digest.h"
+#include "crypto/unsubscribe_token.h"
 #include "process.h"
-#include "sqlite_store.h"
+#include "store/instance_lock.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
-#include "unsubscribe_token.h"
 
 using namespace bulkmail;
 using namespace bulkmail::test;

@@ -1,4 +1,4 @@
-#include "circuit_breaker.h"
+#include "delivery/circuit_breaker.h"
 
 #include <doctest/doctest.h>
 

@@ -1,12 +1,12 @@
-#include "composer.h"
+#include "compose/composer.h"
 
 #include <doctest/doctest.h>
 
 #include <set>
 #include <thread>
 
+#include "crypto/unsubscribe_token.h"
 #include "test_config.h"
-#include "unsubscribe_token.h"
 
 using namespace bulkmail;
 using namespace bulkmail::test;

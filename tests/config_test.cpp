@@ -1,8 +1,8 @@
-#include "config.h"
+#include "config/config.h"
 
 #include <doctest/doctest.h>
 
-#include "dkim.h"
+#include "crypto/dkim.h"
 #include "test_config.h"
 
 using namespace bulkmail;

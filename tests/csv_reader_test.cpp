@@ -1,4 +1,4 @@
-#include "csv_reader.h"
+#include "intake/csv_reader.h"
 
 #include <doctest/doctest.h>
 

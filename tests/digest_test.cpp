@@ -1,4 +1,4 @@
-#include "digest.h"
+#include "crypto/digest.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "dispatcher.h"
+#include "delivery/dispatcher.h"
 
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
 using namespace bulkmail;

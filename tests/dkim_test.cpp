@@ -1,4 +1,4 @@
-#include "dkim.h"
+#include "crypto/dkim.h"
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "base64.h"
+#include "crypto/base64.h"
 #include "test_config.h"
 
 using namespace bulkmail;

@@ -1,4 +1,4 @@
-#include "form_data.h"
+#include "web/form_data.h"
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // The connection budget's arithmetic. What the server does with it (503 and close, loopback
 // clients past a full budget) runs against the real daemon in tests/webhook_test.py; IPv6 clients
 // other than ::1 cannot be had on loopback, so their /64 grouping is checked here.
-#include "http_server.h"
+#include "web/http_server.h"
 
 #include <doctest/doctest.h>
 

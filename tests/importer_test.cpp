@@ -1,10 +1,10 @@
-#include "importer.h"
+#include "intake/importer.h"
 
 #include <doctest/doctest.h>
 
 #include <sstream>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
 using namespace bulkmail;

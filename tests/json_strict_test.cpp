@@ -1,4 +1,4 @@
-#include "json_strict.h"
+#include "base/json_strict.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "message_template.h"
+#include "compose/message_template.h"
 
 #include <doctest/doctest.h>
 

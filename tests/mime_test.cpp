@@ -1,4 +1,4 @@
-#include "mime.h"
+#include "compose/mime.h"
 
 #include <doctest/doctest.h>
 

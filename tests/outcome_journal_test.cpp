@@ -1,11 +1,11 @@
-#include "outcome_journal.h"
+#include "store/outcome_journal.h"
 
 #include <doctest/doctest.h>
 #include <zlib.h>
 
 #include <limits>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;

@@ -1,4 +1,4 @@
-#include "outcome.h"
+#include "delivery/outcome.h"
 
 #include <curl/curl.h>
 #include <doctest/doctest.h>

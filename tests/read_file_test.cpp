@@ -1,4 +1,4 @@
-#include "read_file.h"
+#include "base/read_file.h"
 
 #include <doctest/doctest.h>
 

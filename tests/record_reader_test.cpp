@@ -1,4 +1,4 @@
-#include "record_reader.h"
+#include "intake/record_reader.h"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-#include "retention.h"
+#include "store/retention.h"
 
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
@@ -6,8 +6,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "sqlite_store.h"
-#include "store_worker.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/store_worker.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;

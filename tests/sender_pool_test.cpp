@@ -1,4 +1,4 @@
-#include "sender_pool.h"
+#include "delivery/sender_pool.h"
 
 #include <doctest/doctest.h>
 
@@ -7,8 +7,8 @@
 #include <mutex>
 #include <thread>
 
-#include "dispatcher.h"
-#include "sqlite_store.h"
+#include "delivery/dispatcher.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
 using namespace bulkmail;

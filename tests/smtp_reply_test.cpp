@@ -1,4 +1,4 @@
-#include "smtp_reply.h"
+#include "delivery/smtp_reply.h"
 
 #include <curl/curl.h>
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-#include "sqlite_busy.h"
+#include "store/sqlite/sqlite_busy.h"
 
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>

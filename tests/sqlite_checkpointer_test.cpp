@@ -1,4 +1,4 @@
-#include "sqlite_checkpointer.h"
+#include "store/sqlite/sqlite_checkpointer.h"
 
 #include <doctest/doctest.h>
 
@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;

@@ -1,4 +1,4 @@
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 #include <sys/stat.h>
 

@@ -1,4 +1,4 @@
-#include "started_deliveries.h"
+#include "store/started_deliveries.h"
 
 #include <doctest/doctest.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "store_worker.h"
+#include "store/store_worker.h"
 
 #include <doctest/doctest.h>
 
@@ -10,7 +10,7 @@
 #include <set>
 #include <thread>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;

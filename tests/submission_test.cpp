@@ -1,4 +1,4 @@
-#include "submission.h"
+#include "intake/submission.h"
 
 #include <doctest/doctest.h>
 

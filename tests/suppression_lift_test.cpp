@@ -1,8 +1,8 @@
-#include "suppression_lift.h"
+#include "intake/suppression_lift.h"
 
 #include <doctest/doctest.h>
 
-#include "sqlite_store.h"
+#include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;

@@ -1,4 +1,4 @@
-#include "suppression_watch.h"
+#include "store/suppression_watch.h"
 
 #include <doctest/doctest.h>
 

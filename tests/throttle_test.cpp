@@ -1,4 +1,4 @@
-#include "throttle.h"
+#include "delivery/throttle.h"
 
 #include <doctest/doctest.h>
 

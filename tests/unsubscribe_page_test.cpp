@@ -1,4 +1,4 @@
-#include "unsubscribe_page.h"
+#include "web/unsubscribe_page.h"
 
 #include <doctest/doctest.h>
 

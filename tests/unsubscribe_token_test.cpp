@@ -1,8 +1,8 @@
-#include "unsubscribe_token.h"
+#include "crypto/unsubscribe_token.h"
 
 #include <doctest/doctest.h>
 
-#include "base64.h"
+#include "crypto/base64.h"
 
 using namespace bulkmail;
 

@@ -1,4 +1,4 @@
-#include "vars.h"
+#include "compose/vars.h"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>

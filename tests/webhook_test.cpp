@@ -1,7 +1,7 @@
 // The webhook's routes where the daemon's parts fail: the database refusing a query or an opt-out.
 // The store and the dispatcher are replaced here by a backend that runs on the calling thread over
 // a real SQLite file and can be told to fail; what works end to end is tests/webhook_test.py.
-#include "webhook.h"
+#include "web/webhook.h"
 
 #include <doctest/doctest.h>
 
@@ -9,9 +9,9 @@
 
 #include <stdexcept>
 
-#include "sqlite_store.h"
+#include "crypto/unsubscribe_token.h"
+#include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
-#include "unsubscribe_token.h"
 
 using namespace bulkmail;
 using namespace bulkmail::test;

@@ -1,0 +1,116 @@
+#include "base/text.h"
+
+#include <kainjow/mustache.hpp>
+
+namespace bulkmail {
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    int len;
+    char32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p < len) return false;
+    for (int i = 1; i < len; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += len;
+  }
+  return true;
+}
+
+bool has_control_chars(std::string_view s) {
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return true;
+  }
+  return false;
+}
+
+std::string header_value_problem(std::string_view s) {
+  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+  for (unsigned char c : s) {
+    if (c == '\r' || c == '\n')
+      return "holds a line break (CR or LF), which could inject a mail header";
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return "holds a control character";
+  }
+  return "";
+}
+
+std::string text_value_problem(std::string_view s) {
+  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '\n' || c == '\t') continue;
+    if (c == '\r') {
+      if (i + 1 < s.size() && s[i + 1] == '\n') continue;
+      return "holds a carriage return that does not end a line";
+    }
+    if (c < 0x20 || c == 0x7F) return "holds a control character";
+  }
+  return "";
+}
+
+std::string html_escape(std::string_view s) {
+  return kainjow::mustache::html_escape<std::string>(std::string(s));
+}
+
+std::string html_escape_lines(std::string_view s) {
+  std::string out = html_escape(s);
+  if (out.find('\n') == std::string::npos) return out;
+  std::string lines;
+  lines.reserve(out.size() + 32);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == '\r' && i + 1 < out.size() && out[i + 1] == '\n') continue;
+    if (out[i] == '\n') {
+      lines += "<br>\n";
+    } else {
+      lines += out[i];
+    }
+  }
+  return lines;
+}
+
+std::string to_lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  const char* ws = " \t\r\n";
+  auto b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return {};
+  auto e = s.find_last_not_of(ws);
+  return s.substr(b, e - b + 1);
+}
+
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c >= 0x80) return false;
+  }
+  return true;
+}
+
+}  // namespace bulkmail

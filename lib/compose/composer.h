@@ -1,0 +1,63 @@
+// The composer: turns a queued message, its category and the config into the exact bytes handed
+// to SMTP, compliant by construction. It refuses to produce a message that lacks the sender's
+// postal address or a working opt-out in either part, or whose headers a value could split.
+//
+// Headers: From, To, Reply-To (when configured), Subject, Date, Message-ID, MIME-Version,
+// List-Unsubscribe (https, plus mailto when configured), List-Unsubscribe-Post (RFC 8058),
+// List-Id (RFC 2919), Feedback-ID (when configured), Content-Type multipart/alternative; then
+// DKIM-Signature on top when DKIM is configured.
+#pragma once
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "compose/message_template.h"
+#include "compose/vars.h"
+#include "config/config.h"
+#include "crypto/dkim.h"
+#include "crypto/unsubscribe_token.h"
+#include "store/store.h"
+
+namespace bulkmail {
+
+struct ComposeRequest {
+  std::string category;
+  std::string recipient;  // normalized
+  Vars vars;
+  std::string campaign;  // may be empty
+  MessageId id = 0;      // the queue's id, 0 for a preview
+  UnixMillis now = 0;
+};
+
+struct ComposedMessage {
+  std::string data;        // RFC 5322 bytes, CRLF line ends
+  std::string message_id;  // "<...@domain>"
+  std::string unsubscribe_url;
+};
+
+class Composer {
+ public:
+  // Loads every category's template and the DKIM key. The error names the template file or key.
+  static Result<std::unique_ptr<Composer>> create(std::shared_ptr<const Config> config);
+
+  // Not thread-safe (templates render through mutable state): one Composer per thread.
+  Result<ComposedMessage> compose(const ComposeRequest& request) const;
+
+  const Config& config() const { return *config_; }
+
+ private:
+  Composer() = default;
+  std::shared_ptr<const Config> config_;
+  std::map<std::string, std::shared_ptr<MessageTemplate>> templates_;  // by category
+  std::map<std::string, std::array<std::string, 3>> footers_;  // HTML footer around its links
+  std::string url_base_html_;                                  // "<unsubscribe.url>/", escaped
+  std::string postal_html_;                                    // the postal address, escaped
+  std::unique_ptr<TokenCodec> tokens_;
+  std::optional<DkimSigner> signer_;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,41 @@
+#include "delivery/circuit_breaker.h"
+
+#include <algorithm>
+
+namespace bulkmail {
+
+CircuitBreaker::State CircuitBreaker::state(Micros now) const {
+  if (failures_ < threshold_) return State::closed;
+  return now < open_until_ ? State::open : State::half_open;
+}
+
+bool CircuitBreaker::allow(Micros now) {
+  switch (state(now)) {
+    case State::closed:
+      return true;
+    case State::open:
+      return false;
+    case State::half_open:
+      if (probing_) return false;
+      probing_ = true;
+      return true;
+  }
+  return true;
+}
+
+void CircuitBreaker::record_success() {
+  failures_ = 0;
+  delay_ = 0;
+  probing_ = false;
+  reason_.clear();
+}
+
+void CircuitBreaker::record_failure(Micros now, const std::string& reason) {
+  probing_ = false;
+  reason_ = reason;
+  if (++failures_ < threshold_) return;
+  delay_ = delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
+  open_until_ = now + delay_;
+}
+
+}  // namespace bulkmail

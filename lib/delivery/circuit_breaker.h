@@ -1,0 +1,47 @@
+// Stops dispatch while the relay is down (connections refused, 421 to everything) instead of
+// spending every queued message's attempts, and resumes by itself: after `threshold` failures in
+// a row it opens for a delay that doubles up to a maximum, then lets one probe through
+// (half-open); a success closes it. Pure: time comes in as an argument.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/clock.h"
+
+namespace bulkmail {
+
+class CircuitBreaker {
+ public:
+  explicit CircuitBreaker(int threshold = 3, Micros first_delay = 1'000'000,
+                          Micros max_delay = 60'000'000)
+      : threshold_(threshold), first_delay_(first_delay), max_delay_(max_delay) {}
+
+  enum class State { closed, open, half_open };
+
+  // May a delivery start? In half-open, only one probe at a time: a granted probe is out until
+  // it is settled by record_success, record_failure or cancel_probe.
+  bool allow(Micros now);
+  void record_success();
+  // The probe allow() granted ended without telling whether the relay works (it was never used,
+  // or its message was suppressed, could not be composed or was aborted): another one may go.
+  void cancel_probe() { probing_ = false; }
+  void record_failure(Micros now, const std::string& reason);
+  // Whether a probe is out.
+  bool probing() const { return probing_; }
+
+  State state(Micros now) const;
+  Micros open_until() const { return open_until_; }
+  const std::string& reason() const { return reason_; }
+
+ private:
+  int threshold_;
+  Micros first_delay_, max_delay_;
+  int failures_ = 0;
+  Micros delay_ = 0;
+  Micros open_until_ = 0;
+  bool probing_ = false;
+  std::string reason_;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,101 @@
+#include "delivery/smtp_reply.h"
+
+#include <curl/curl.h>
+
+#include <cstdlib>
+
+namespace bulkmail {
+namespace {
+
+// The reply code libcurl names in its error text ("RCPT failed: 550", "... response: 421").
+int code_in(const std::string& text, const char* marker) {
+  auto pos = text.find(marker);
+  if (pos == std::string::npos) return 0;
+  pos += std::char_traits<char>::length(marker);
+  while (pos < text.size() && text[pos] == ' ') ++pos;
+  int code = std::atoi(text.c_str() + pos);
+  return code >= 200 && code <= 599 ? code : 0;
+}
+
+std::string reply_for(int code, const AttemptResult& a) {
+  if (a.last_reply.rfind(std::to_string(code), 0) == 0) return a.last_reply;
+  return std::to_string(code) + (a.error_text.empty() ? "" : " (" + a.error_text + ")");
+}
+
+}  // namespace
+
+Classification classify_attempt(const AttemptResult& a) {
+  Classification c;
+  if (a.curl_code == CURLE_OK) {
+    if (a.response_code >= 200 && a.response_code < 300) {
+      c.verdict = Verdict::sent;
+      c.code = static_cast<int>(a.response_code);
+      c.reply = reply_for(c.code, a);
+    } else {
+      c.verdict = Verdict::deferred;
+      c.code = static_cast<int>(a.response_code);
+      c.reply = "no 2xx reply to the message";
+      c.drop_connection = true;
+    }
+    return c;
+  }
+  // libcurl names the command that failed and its code; only then is the code this message's.
+  int rcpt = code_in(a.error_text, "RCPT failed:");
+  int mail = code_in(a.error_text, "MAIL failed:");
+  int other = code_in(a.error_text, "response:");  // "Got unexpected smtp-server response: 421"
+  int data_cmd = code_in(a.error_text, "DATA failed:");
+  // The reply to the end of the message: libcurl 7.88 returns CURLE_WEIRD_SERVER_REPLY (older
+  // versions CURLE_RECV_ERROR) with no error text. A dropped connection always comes with error
+  // text, so a stale code from an earlier message cannot be mistaken for this reply.
+  bool after_data = (a.curl_code == CURLE_WEIRD_SERVER_REPLY || a.curl_code == CURLE_RECV_ERROR) &&
+                    a.error_text.empty() && a.response_code >= 400 && a.response_code < 600;
+  int code = rcpt         ? rcpt
+             : mail       ? mail
+             : data_cmd   ? data_cmd
+             : other      ? other
+             : after_data ? static_cast<int>(a.response_code)
+                          : 0;
+  if (code) {
+    c.code = code;
+    c.reply = reply_for(code, a);
+    if (code == 421) {
+      c.verdict = Verdict::deferred;
+      c.drop_connection = true;
+      c.relay_trouble = true;
+    } else if (code >= 500) {
+      c.verdict = rcpt ? Verdict::bounced : Verdict::rejected;
+    } else {
+      c.verdict = Verdict::deferred;
+    }
+    return c;
+  }
+  // No reply we can trust: the connection failed, timed out or was dropped.
+  c.verdict = Verdict::deferred;
+  c.drop_connection = true;
+  c.reply =
+      a.error_text.empty() ? curl_easy_strerror(static_cast<CURLcode>(a.curl_code)) : a.error_text;
+  if (!a.reached_transfer) {
+    // Failed while setting up the connection: the relay's trouble, not this message's.
+    c.relay_trouble = true;
+    return c;
+  }
+  switch (a.curl_code) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_LOGIN_DENIED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+      c.relay_trouble = true;
+      break;
+    case CURLE_OPERATION_TIMEDOUT:
+      // A timeout before the greeting is the relay's trouble; one mid-message is this message's.
+      c.relay_trouble = a.response_code == 0;
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+}  // namespace bulkmail

@@ -1,0 +1,65 @@
+// Delivering one message over SMTP. The Transport interface keeps the dispatcher testable; the real
+// one is CurlTransport: one libcurl easy handle whose connection is reused from message to message
+// (the design notes: one multi handle shared by connections stalls on slow relays).
+#pragma once
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+#include "delivery/smtp_reply.h"
+
+namespace bulkmail {
+
+struct Envelope {
+  std::string mail_from;  // the return path
+  std::string rcpt_to;    // one recipient per transaction
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Sends `data` to `rcpt_to`. Never throws for anything the network or relay does.
+  virtual AttemptResult deliver(const Envelope& envelope, std::string_view data) = 0;
+  // Closes the connection (after a 421 or a failure that leaves it in an unknown state).
+  virtual void drop_connection() = 0;
+  // From any thread: makes a delivery in progress fail at once, and every later one.
+  virtual void interrupt() = 0;
+};
+
+class CurlTransport final : public Transport {
+ public:
+  // `abort`, when set, keeps new connections from being opened (interrupt() ends the current one).
+  CurlTransport(const SmtpConfig& smtp, const std::string& default_helo,
+                const std::atomic<bool>* abort = nullptr);
+  ~CurlTransport() override;
+  AttemptResult deliver(const Envelope& envelope, std::string_view data) override;
+  void drop_connection() override;
+  void interrupt() override;
+
+ private:
+  struct EasyFree {
+    void operator()(CURL* c) const { curl_easy_cleanup(c); }
+  };
+  void setup();
+  bool aborting() const;
+
+  SmtpConfig smtp_;
+  const std::atomic<bool>* abort_;
+  std::atomic<bool> interrupted_{false};
+  std::mutex socket_mu_;  // the callbacks and interrupt() agree on which socket is open
+  curl_socket_t socket_ = CURL_SOCKET_BAD;
+  std::string url_;
+  std::unique_ptr<CURL, EasyFree> easy_;
+  char error_[CURL_ERROR_SIZE] = {};
+  std::string last_reply_;
+  std::string_view upload_;
+  std::size_t upload_pos_ = 0;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,209 @@
+#include "intake/importer.h"
+
+#include <vector>
+
+#include "base/address.h"
+#include "intake/submission.h"
+
+namespace bulkmail {
+namespace {
+
+void reject(ImportSummary& sum, const ImportOptions& o, std::size_t line, const std::string& why) {
+  ++sum.rejected;
+  if (o.on_reject) o.on_reject(line, why);
+}
+
+// Reads every row, counting it in `seen`: a fatal row stops the import, a malformed one is
+// rejected, and each well-formed one goes to `fn`, which returns false to stop.
+template <class Fn>
+void for_each_row(RowReader& rows, ImportSummary& sum, const ImportOptions& o, std::int64_t& seen,
+                  Fn&& fn) {
+  Row row;
+  while (rows.next(row)) {
+    ++seen;
+    if (row.fatal) {
+      sum.fatal = "line " + std::to_string(row.line) + ": " + row.error;
+      return;
+    }
+    if (!row.error.empty()) {
+      reject(sum, o, row.line, row.error);
+      continue;
+    }
+    if (!fn(row)) return;
+  }
+}
+
+// Why no row of a CSV file with these columns can be queued, or "". Every row has the header's
+// columns, so a template variable none of them supplies fails them all: checked once, with a
+// placeholder in each column, rather than rejecting each row for the same reason.
+std::string columns_problem(const ComposeCheck& check, const Submission& row) {
+  Submission probe = row;
+  probe.to = "postmaster@example.com";
+  for (auto& [name, value] : probe.vars) value = "x";
+  auto m = validate_submission(check.config(), probe);
+  if (!m) return m.error().message;
+  return check.problem(probe, *m);
+}
+
+}  // namespace
+
+ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
+                              const std::string& category, const std::string& campaign,
+                              Store& store, const std::string& source,
+                              const ImportOptions& options) {
+  ImportSummary sum;
+  std::vector<NewMessage> batch;
+  batch.reserve(options.batch_size);
+  std::int64_t seen = 0;
+  bool columns_checked = false;
+  std::vector<NewMessage> held;  // rows for recipients the campaign already holds (--update)
+  auto flush = [&] {
+    if (batch.empty()) return;
+    if (options.dry_run) {
+      for (const NewMessage& m : batch) {
+        if (store.find_suppression(m.recipient, m.category)) {
+          ++sum.suppressed;
+        } else {
+          ++sum.queued;
+        }
+      }
+      batch.clear();
+      if (options.on_progress) options.on_progress(seen);
+      return;
+    }
+    auto results = store.enqueue(batch, source, now_millis());
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      switch (results[i].status) {
+        case EnqueueStatus::queued:
+          ++sum.queued;
+          break;
+        case EnqueueStatus::already_queued:
+          if (options.update) {
+            held.push_back(std::move(batch[i]));
+          } else {
+            ++sum.already_queued;
+          }
+          break;
+        case EnqueueStatus::suppressed:
+          ++sum.suppressed;
+          break;
+      }
+    }
+    if (!held.empty()) {
+      for (UpdateStatus u : store.update_vars(held, source, now_millis())) {
+        if (u == UpdateStatus::updated) {
+          ++sum.updated;
+        } else {
+          ++sum.already_queued;  // sent or on its way already: left as it was
+        }
+      }
+      held.clear();
+    }
+    batch.clear();
+    if (options.on_progress) options.on_progress(seen);
+  };
+
+  for_each_row(rows, sum, options, seen, [&](Row& row) {
+    Submission s{category, "", {}, campaign};
+    bool has_email = false;
+    std::string bad_name;
+    for (auto& [k, v] : row.fields) {
+      if (k == "email") {
+        s.to = v;
+        has_email = true;
+      } else if (auto p = var_name_problem(k); !p.empty()) {
+        bad_name = "column '" + k + "': " + p;
+        break;
+      } else {
+        s.vars.emplace(k, v);
+      }
+    }
+    if (!bad_name.empty()) {
+      if (rows.columns_from_header()) {
+        // Every CSV row has the header's columns: refuse the file once, not each row.
+        sum.fatal = "the header row's " + bad_name;
+        return false;
+      }
+      reject(sum, options, row.line, bad_name);
+      return true;
+    }
+    if (!has_email || s.to.empty()) {
+      reject(sum, options, row.line, "no email (the recipient column must be named 'email')");
+      return true;
+    }
+    if (rows.columns_from_header() && !columns_checked) {
+      columns_checked = true;
+      if (auto p = columns_problem(check, s); !p.empty()) {
+        sum.fatal = "no row can be queued: " + p;
+        return false;
+      }
+    }
+    auto m = validate_submission(check, s);
+    if (!m) {
+      reject(sum, options, row.line, m.error().message);
+      return true;
+    }
+    batch.push_back(std::move(m.value()));
+    if (batch.size() >= options.batch_size) flush();
+    return true;
+  });
+  flush();
+  return sum;
+}
+
+ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& store,
+                                  const std::string& source, const ImportOptions& options) {
+  ImportSummary sum;
+  std::vector<Suppression> batch;
+  std::int64_t seen = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    for (SuppressOutcome o : store.suppress(batch, now_millis())) {
+      // Raised: the row was a person's own opt-out over a weaker suppression; it changed it.
+      if (o == SuppressOutcome::added || o == SuppressOutcome::raised) {
+        ++sum.queued;
+      } else {
+        ++sum.already_queued;
+      }
+    }
+    batch.clear();
+    if (options.on_progress) options.on_progress(seen);
+  };
+  for_each_row(rows, sum, options, seen, [&](Row& row) {
+    const std::string* email = row.field("email");
+    if (!email || email->empty()) {
+      reject(sum, options, row.line, "no email (the address column must be named 'email')");
+      return true;
+    }
+    auto a = parse_address(*email);
+    if (!a) {
+      reject(sum, options, row.line, "email: " + a.error().message);
+      return true;
+    }
+    Suppression s{a->str(), "", SuppressionReason::import, source, 0};
+    if (const std::string* c = row.field("category"); c && !c->empty()) {
+      if (!config.category(*c)) {
+        reject(sum, options, row.line, "category: unknown category '" + *c + "'");
+        return true;
+      }
+      s.category = *c;
+    }
+    if (const std::string* r = row.field("reason"); r && !r->empty()) {
+      auto reason = parse_suppression_reason(*r);
+      if (!reason) {
+        reject(sum, options, row.line,
+               "reason: '" + *r +
+                   "' is not one of unsubscribe, hard-bounce, complaint, manual, import");
+        return true;
+      }
+      s.reason = *reason;
+    }
+    batch.push_back(std::move(s));
+    if (batch.size() >= options.batch_size) flush();
+    return true;
+  });
+  flush();
+  return sum;
+}
+
+}  // namespace bulkmail

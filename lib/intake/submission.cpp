@@ -1,0 +1,64 @@
+#include "intake/submission.h"
+
+#include "compose/composer.h"
+
+namespace bulkmail {
+
+std::string campaign_problem(const std::string& campaign) {
+  if (campaign.empty()) return "is empty";
+  if (campaign.size() > 100) return "is longer than 100 characters";
+  for (char c : campaign) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return "may hold only letters, digits and . _ : -";
+  }
+  return "";
+}
+
+Result<NewMessage> validate_submission(const Config& config, const Submission& s) {
+  if (!config.category(s.category)) {
+    std::string known;
+    for (const auto& [name, _] : config.categories) known += (known.empty() ? "" : ", ") + name;
+    return make_error("category: unknown category '" + s.category + "' (configured: " + known +
+                      ")");
+  }
+  auto address = parse_address(s.to);
+  if (!address) return make_error("to: " + address.error().message);
+  if (!s.campaign.empty()) {
+    if (auto p = campaign_problem(s.campaign); !p.empty()) return make_error("campaign: " + p);
+  }
+  auto vars = vars_to_json(s.vars);
+  if (!vars) return make_error("vars: " + vars.error().message);
+  return NewMessage{s.campaign, s.category, address->str(), std::move(vars.value())};
+}
+
+Result<std::unique_ptr<ComposeCheck>> ComposeCheck::create(std::shared_ptr<const Config> config) {
+  // The same config without DKIM: the composer then skips the signature.
+  auto unsigned_config = std::make_shared<Config>(*config);
+  unsigned_config->dkim.reset();
+  auto composer = Composer::create(std::move(unsigned_config));
+  if (!composer) return composer.error();
+  std::unique_ptr<ComposeCheck> check(new ComposeCheck());
+  check->config_ = std::move(config);
+  check->composer_ = std::move(composer.value());
+  return check;
+}
+
+ComposeCheck::~ComposeCheck() = default;
+
+std::string ComposeCheck::problem(const Submission& s, const NewMessage& m) const {
+  std::lock_guard lock(mu_);
+  auto composed =
+      composer_->compose({m.category, m.recipient, s.vars, m.campaign, 0, now_millis()});
+  return composed ? "" : composed.error().message;
+}
+
+Result<NewMessage> validate_submission(const ComposeCheck& check, const Submission& s) {
+  auto m = validate_submission(check.config(), s);
+  if (!m) return m;
+  if (auto p = check.problem(s, *m); !p.empty())
+    return make_error("vars: the message would not be sent: " + p);
+  return m;
+}
+
+}  // namespace bulkmail

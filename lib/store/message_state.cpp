@@ -1,0 +1,32 @@
+#include "store/message_state.h"
+
+namespace bulkmail {
+
+std::string_view to_string(MessageState s) {
+  switch (s) {
+    case MessageState::queued:
+      return "queued";
+    case MessageState::sending:
+      return "sending";
+    case MessageState::deferred:
+      return "deferred";
+    case MessageState::sent:
+      return "sent";
+    case MessageState::failed:
+      return "failed";
+    case MessageState::suppressed:
+      return "suppressed";
+    case MessageState::cancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+std::optional<MessageState> parse_message_state(std::string_view s) {
+  for (MessageState m : kAllMessageStates) {
+    if (to_string(m) == s) return m;
+  }
+  return std::nullopt;
+}
+
+}  // namespace bulkmail

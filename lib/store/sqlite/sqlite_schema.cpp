@@ -1,0 +1,216 @@
+#include "store/sqlite/sqlite_schema.h"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace bulkmail {
+namespace {
+
+// Each entry takes the schema from version i to i+1. Never edit a released step: add one.
+constexpr const char* kMigrations[] = {
+    // 1: messages, suppressions, the append-only event log.
+    R"sql(
+CREATE TABLE messages (
+  id               INTEGER PRIMARY KEY,
+  campaign         TEXT,                      -- NULL: not part of a campaign
+  category         TEXT    NOT NULL,
+  recipient        TEXT    NOT NULL,          -- normalized address
+  vars             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(vars)),
+  state            TEXT    NOT NULL CHECK (state IN
+                     ('queued','sending','deferred','sent','failed','suppressed','cancelled')),
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,          -- Unix ms
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,                   -- Unix ms
+  last_reply_code  INTEGER,
+  last_reply       TEXT,
+  message_id       TEXT,                      -- RFC 5322 Message-ID once composed
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+-- Within one campaign an address is queued at most once.
+CREATE UNIQUE INDEX messages_campaign_recipient ON messages (campaign, recipient);
+CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE state IN ('queued','deferred');
+CREATE INDEX messages_leased ON messages (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_campaign_state ON messages (campaign, state);
+
+CREATE TABLE suppressions (
+  address    TEXT    NOT NULL,                -- normalized address
+  category   TEXT    NOT NULL,                -- '' suppresses all mail
+  reason     TEXT    NOT NULL CHECK (reason IN
+               ('unsubscribe','hard-bounce','complaint','manual','import')),
+  source     TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (address, category)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+  id         INTEGER PRIMARY KEY,
+  at         INTEGER NOT NULL,
+  type       TEXT    NOT NULL,
+  address    TEXT    NOT NULL,
+  message    INTEGER,
+  category   TEXT    NOT NULL DEFAULT '',
+  campaign   TEXT    NOT NULL DEFAULT '',
+  source     TEXT    NOT NULL DEFAULT '',
+  detail     TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX events_address ON events (address, id);
+-- The event log is evidence that opt-outs were honoured: it only ever grows.
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+)sql",
+    // 2: what the daemon is doing (for `status`), and sent messages by time (the daily limit).
+    R"sql(
+CREATE TABLE dispatch_state (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  state      TEXT    NOT NULL,               -- running, paused, stopped
+  detail     TEXT    NOT NULL DEFAULT '',
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
+)sql",
+    // 3: campaigns as things of their own, and a failed config reload made visible.
+    //
+    // Campaigns: where a campaign's name came from (an import refuses
+    // to add a different file to a campaign its file name happens to match), when it began, and
+    // whether it is paused.
+    //
+    // A paused campaign's waiting messages keep their state and order but are due only after
+    // kPausedOffset (2^60 ms, past any real time), so the claim never sees them and needs no test
+    // of its own. Whatever becomes due while paused (a new message, a deferral, a recovered lease,
+    // a retry) is held back the same way by the statement that makes it wait (sqlite_store.cpp,
+    // paused_shift: an expression, far cheaper per row than a trigger on the delivery path);
+    // resuming subtracts the offset.
+    R"sql(
+CREATE TABLE campaigns (
+  name       TEXT    PRIMARY KEY,
+  origin     TEXT    NOT NULL DEFAULT '',   -- the file an import took the name from; '' if none
+  created_at INTEGER NOT NULL,
+  paused_at  INTEGER                        -- NULL: not paused
+) WITHOUT ROWID;
+INSERT INTO campaigns (name, created_at)
+  SELECT campaign, min(created_at) FROM messages WHERE campaign IS NOT NULL GROUP BY campaign;
+
+-- Set while the daemon runs on an older config because the file on disk failed to reload.
+ALTER TABLE dispatch_state ADD COLUMN config_problem TEXT NOT NULL DEFAULT '';
+
+)sql",
+    // 4: personal data has a lifetime. Finished messages and old events may be deleted
+    // (retention.message_days, retention.event_days, `bulkmailctl forget`), but never the evidence
+    // of a suppression in force: the events that record it being made, asked for again, lifted or
+    // forgotten, while a suppression of that address exists. The salt keys the hash a forgotten
+    // address's suppressions are kept under. Messages are rebuilt with AUTOINCREMENT: once rows
+    // are deleted, a new message must never take the id of one that events still name.
+    R"sql(
+CREATE TABLE messages_new (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  campaign         TEXT,
+  category         TEXT    NOT NULL,
+  recipient        TEXT    NOT NULL,
+  vars             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(vars)),
+  state            TEXT    NOT NULL CHECK (state IN
+                     ('queued','sending','deferred','sent','failed','suppressed','cancelled')),
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,
+  last_reply_code  INTEGER,
+  last_reply       TEXT,
+  message_id       TEXT,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL
+);
+INSERT INTO messages_new SELECT * FROM messages;
+-- Never below the newest id any event names, even of a message deleted before this step.
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'messages_new', coalesce(max(message), 0) FROM events
+  WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages_new');
+UPDATE sqlite_sequence SET seq = max(seq, (SELECT coalesce(max(message), 0) FROM events))
+  WHERE name = 'messages_new';
+DROP TABLE messages;  -- and its indexes and triggers, made again below
+ALTER TABLE messages_new RENAME TO messages;
+CREATE UNIQUE INDEX messages_campaign_recipient ON messages (campaign, recipient);
+CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE state IN ('queued','deferred');
+CREATE INDEX messages_leased ON messages (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_campaign_state ON messages (campaign, state);
+CREATE INDEX messages_sent_at ON messages (updated_at) WHERE state = 'sent';
+
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value BLOB NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (key, value) VALUES ('forget_salt', randomblob(32));
+
+DROP TRIGGER events_no_delete;
+CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
+  WHEN OLD.type IN ('suppression-added', 'suppression-requested', 'suppression-removed',
+                    'forgotten')
+   AND EXISTS (SELECT 1 FROM suppressions WHERE address = OLD.address)
+  BEGIN SELECT RAISE(ABORT, 'the evidence of a suppression in force is kept'); END;
+
+-- Retention walks messages and events in id order (no index of their own: one on the delivery
+-- path cost about a third more store work per message), and finds the evidence of lifted
+-- suppressions from the lifts, which are few.
+CREATE INDEX events_lifted ON events (at) WHERE type = 'suppression-removed';
+)sql",
+};
+
+constexpr int kVersion = static_cast<int>(std::size(kMigrations));
+
+// The database's version, after refusing what no bulkmail of this build may touch.
+int checked_version(SQLite::Database& db) {
+  int version = db.execAndGet("PRAGMA user_version").getInt();
+  if (version == 0 && db.execAndGet("SELECT count(*) FROM sqlite_master").getInt() > 0) {
+    throw std::runtime_error("the file holds tables but is not a bulkmail database");
+  }
+  if (version > kVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(version) +
+                             " is newer than this bulkmail understands (" +
+                             std::to_string(kVersion) + "); upgrade bulkmail");
+  }
+  return version;
+}
+
+}  // namespace
+
+int sqlite_schema_version() { return kVersion; }
+
+void require_current_sqlite_schema(SQLite::Database& db) {
+  int version = checked_version(db);
+  if (version == 0) {
+    throw std::runtime_error(
+        "the file is empty, not yet a bulkmail database; create it with "
+        "`bulkmaild --check`");
+  }
+  if (version < kVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(version) +
+                             " is older than this bulkmail (" + std::to_string(kVersion) +
+                             "); `bulkmaild --check` (or starting bulkmaild) migrates it");
+  }
+}
+
+void migrate_sqlite_schema(SQLite::Database& db) {
+  int version = checked_version(db);
+  while (version < kVersion) {
+    // IMMEDIATE: two processes opening a new database at once must not both migrate it.
+    SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
+    int current = db.execAndGet("PRAGMA user_version").getInt();
+    if (current != version) {  // another process migrated meanwhile
+      version = current;
+      continue;
+    }
+    db.exec(kMigrations[version]);
+    ++version;
+    db.exec("PRAGMA user_version = " + std::to_string(version));
+    tx.commit();
+  }
+}
+
+}  // namespace bulkmail

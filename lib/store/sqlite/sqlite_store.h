@@ -1,0 +1,105 @@
+// The embedded default Store: one SQLite file in WAL mode, shared by the daemon and the CLI at the
+// same time. Not thread-safe: each thread opens its own SqliteStore on the same file.
+#pragma once
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <memory>
+#include <string>
+
+#include "crypto/hmac.h"
+#include "store/store.h"
+
+namespace bulkmail {
+
+// The claim statement, for the test that checks how SQLite runs it.
+extern const char* const kSqliteClaim;
+
+// How a SqliteStore treats the file it is given.
+enum class SqliteOpen {
+  // Create the file when absent and migrate it to this build's schema: bulkmaild and its --check.
+  create,
+  // The file must exist and already be at this build's schema: bulkmailctl, which must never
+  // start an empty database where a wrong `database:` path points, nor migrate one behind a
+  // running daemon's back.
+  existing,
+};
+
+class SqliteStore final : public Store {
+ public:
+  // Opens the database at `path` as `open` says. Throws std::runtime_error (SQLite::Exception
+  // from SQLite itself) when the file cannot be opened or is not a bulkmail database this build
+  // can use; the message says what to do.
+  // `checkpoints`: whether commits on this connection move the WAL into the database file when
+  // it has grown (SQLite's default). The daemon's writer turns this off and leaves checkpoints to
+  // a SqliteCheckpointer on a thread of its own, so that no commit waits for one.
+  explicit SqliteStore(const std::string& path, bool checkpoints = true,
+                       SqliteOpen open = SqliteOpen::create);
+  ~SqliteStore() override;
+
+  // The schema version this build writes (PRAGMA user_version).
+  static int schema_version();
+
+  std::vector<EnqueueResult> enqueue(std::span<const NewMessage> messages,
+                                     const std::string& source, UnixMillis now) override;
+  StateCounts counts(const std::optional<std::string>& campaign) override;
+  std::vector<UpdateStatus> update_vars(std::span<const NewMessage> messages,
+                                        const std::string& source, UnixMillis now) override;
+  std::vector<SuppressOutcome> suppress(std::span<const Suppression> suppressions,
+                                        UnixMillis now) override;
+  LiftResult unsuppress(const std::string& address, const std::string& category,
+                        const std::string& source, UnixMillis now, bool consent_given) override;
+  std::optional<Suppression> find_suppression(const std::string& address,
+                                              const std::string& category) override;
+  void for_each_suppression(const std::function<void(const Suppression&)>& fn) override;
+  std::vector<Event> history(const std::string& address) override;
+  Campaign open_campaign(const std::string& name, const std::string& origin,
+                         UnixMillis now) override;
+  std::optional<Campaign> campaign(const std::string& name) override;
+  bool drop_campaign_if_empty(const std::string& name) override;
+  std::vector<Campaign> campaigns() override;
+  std::optional<std::int64_t> set_campaign_paused(const std::string& name, bool paused,
+                                                  UnixMillis now) override;
+  std::int64_t cancel_campaign(const std::string& campaign, const std::string& source,
+                               UnixMillis now) override;
+  std::int64_t retry_campaign(const std::string& campaign, const std::string& source,
+                              UnixMillis now) override;
+  std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit, UnixMillis now,
+                                        UnixMillis lease_until) override;
+  void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
+  RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
+                                 const std::optional<std::vector<MessageId>>& started) override;
+  PruneResult prune(std::optional<UnixMillis> messages_before,
+                    std::optional<UnixMillis> events_before, std::size_t limit) override;
+  ForgetResult forget(const std::string& address, const std::string& source,
+                      UnixMillis now) override;
+  std::string forgotten_key(const std::string& address) override;
+  std::int64_t count_sent_since(UnixMillis since) override;
+  std::int64_t last_event_id() override;
+  SuppressionChanges suppression_changes(std::int64_t after) override;
+  void set_dispatch_state(const DispatchState& state) override;
+  void set_config_problem(const std::string& problem) override;
+  std::optional<DispatchState> dispatch_state() override;
+
+ private:
+  // The suppression of exactly (address, category), without the all-mail fallback.
+  std::optional<Suppression> exact_suppression(const std::string& address,
+                                               const std::string& category);
+  std::vector<Campaign> read_campaigns(const std::optional<std::string>& name);
+  // `s` as it is stored: under the address's forgotten_key when the address was forgotten and
+  // nothing holds it in clear since (a forgotten person opting out again stays forgotten).
+  Suppression under_forgotten_key(const Suppression& s);
+  struct Statements;
+  void add_event(UnixMillis at, const char* type, const std::string& address,
+                 std::optional<MessageId> message, const std::string& category,
+                 const std::string& campaign, const std::string& source, const std::string& detail);
+  std::optional<Suppression> find_suppression_locked(const std::string& address,
+                                                     const std::string& category);
+
+  SQLite::Database db_;
+  std::unique_ptr<Statements> st_;
+  std::unique_ptr<HmacSha256> forget_mac_;  // keyed with the database's salt, read at first use
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,365 @@
+#include "store/store_worker.h"
+
+#include "base/log.h"
+
+namespace bulkmail {
+
+StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
+                         std::unique_ptr<OutcomeJournal> journal, SuppressionWatch* watch)
+    : store_(std::move(store)),
+      journal_(std::move(journal)),
+      watch_(watch),
+      committed_(static_cast<std::size_t>(senders)),
+      committed_seq_(static_cast<std::size_t>(senders), 0),
+      undurable_from_(static_cast<std::size_t>(senders), 0),
+      waiting_for_(static_cast<std::size_t>(senders), 0) {
+  if (watch_) {
+    watch_->on_hold_ended([this] {
+      {
+        std::lock_guard lock(mu_);
+        hold_ended_ = true;
+      }
+      wake_.notify_one();
+    });
+  }
+  thread_ = std::thread([this] { loop(); });
+}
+
+StoreWorker::~StoreWorker() { stop(); }
+
+void StoreWorker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
+  bool wake, durable;
+  {
+    std::lock_guard lock(mu_);
+    // Appended under the lock, so that a journal segment and the batch taken with it always hold
+    // the same outcomes.
+    durable = journal_ && journal_->append(outcome);
+    if (outcomes_.empty()) first_pending_ = std::chrono::steady_clock::now();
+    outcomes_.push_back({outcome, sender, seq});
+    auto i = static_cast<std::size_t>(sender);
+    if (durable) {
+      // Durable, and so is everything before it, unless an earlier outcome of this sender could
+      // not be journaled: that one is durable only once committed, and this one waits with it.
+      if (i < committed_seq_.size() && undurable_from_[i] == 0)
+        committed_seq_[i] = std::max(committed_seq_[i], seq);
+    } else {
+      ++not_durable_;
+      if (i < undurable_from_.size() && undurable_from_[i] == 0) undurable_from_[i] = seq;
+    }
+    // A busy worker picks it up with its next group. A journaled outcome waits for the interval,
+    // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
+    // nothing pending, it has none).
+    wake = !busy_ && (!durable || outcomes_.size() == 1 || outcomes_.size() >= kApplyBatch);
+  }
+  if (wake) wake_.notify_one();
+  return durable;
+}
+
+bool StoreWorker::watch_due(std::chrono::steady_clock::time_point now) const {
+  return watch_ && watch_->watching() && now >= watched_at_ + kApplyInterval;
+}
+
+void StoreWorker::refresh_watch() {
+  if (!watch_) return;
+  try {
+    auto changes = store_->suppression_changes(watch_cursor_);
+    for (const auto& c : changes.changes) {
+      if (c.added) {
+        watch_->add(c.suppression);
+      } else {
+        watch_->lift(c.suppression.address, c.suppression.category);
+      }
+    }
+    watch_cursor_ = changes.last;
+  } catch (const std::exception& e) {
+    log_warning(std::string("reading suppression changes failed: ") + e.what());
+  }
+  watched_at_ = std::chrono::steady_clock::now();
+}
+
+bool StoreWorker::outcomes_due(std::chrono::steady_clock::time_point now) const {
+  return !outcomes_.empty() && (not_durable_ > 0 || stopping_ || outcomes_.size() >= kApplyBatch ||
+                                now >= first_pending_ + kApplyInterval);
+}
+
+void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
+                        ClaimCallback done) {
+  claim_chunk(owner, limit, lease_ms, {}, std::move(done));
+}
+
+void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
+                              std::vector<ClaimedMessage> so_far, ClaimCallback done) {
+  run([this, owner, limit, lease_ms, so_far = std::move(so_far),
+       done = std::move(done)](Store& s) mutable {
+    // A big claim is taken in short transactions, with the outcomes and opt-outs that arrived
+    // meanwhile committed between them: an opt-out never waits behind a long claim.
+    std::size_t chunk = std::min(limit - so_far.size(), kClaimChunk);
+    UnixMillis now = now_millis();
+    std::size_t got = 0;
+    try {
+      auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
+      got = claimed.size();
+      for (auto& m : claimed) so_far.push_back(std::move(m));
+    } catch (const std::exception& e) {
+      // Busy or failing database: report what was claimed; the dispatcher asks again later.
+      log_warning(std::string("claiming messages failed: ") + e.what());
+    }
+    if (got == chunk && so_far.size() < limit) {
+      return claim_chunk(owner, limit, lease_ms, std::move(so_far), std::move(done));
+    }
+    done(std::move(so_far));
+  });
+}
+
+void StoreWorker::run(std::function<void(Store&)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_one();
+}
+
+bool StoreWorker::try_run(std::function<void(Store&)> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (tasks_.size() >= kMaxQueued) return false;
+    tasks_.push_back(std::move(fn));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void StoreWorker::opt_out(Suppression s, std::function<void(bool)> done) {
+  bool wake;
+  {
+    std::unique_lock lock(mu_);
+    if (opt_outs_.size() >= kMaxQueued) {
+      // The database has not kept up for a long while: tell the person to try again now rather
+      // than keep them waiting for an answer that would come too late.
+      lock.unlock();
+      done(false);
+      return;
+    }
+    opt_outs_.push_back({std::move(s), std::move(done)});
+    wake = !busy_;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
+  auto i = static_cast<std::size_t>(sender);
+  std::unique_lock lock(mu_);
+  if (stopped_ || committed_seq_[i] >= seq) return;
+  waiting_for_[i] = seq;
+  committed_[i].wait(lock, [&] { return stopped_ || committed_seq_[i] >= seq; });
+  waiting_for_[i] = 0;
+}
+
+void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments) {
+  std::vector<Outcome> outcomes;
+  outcomes.reserve(batch.size());
+  for (const auto& p : batch) outcomes.push_back(p.outcome);
+  // The store throws only when the database itself fails (disk full, I/O error). Retry rather
+  // than drop an outcome: a lost "sent" would mean sending that message again. Only when the
+  // daemon is stopping is there an end to it: the journaled outcomes stay in the journal for the
+  // next start, and the rest are messages its lease recovery queues again.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      store_->record_outcomes(outcomes, now_millis());
+      break;
+    } catch (const std::exception& e) {
+      bool stopping;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stopping_;
+      }
+      if (stopping && attempt >= kStopRetries) {
+        log_error("giving up on recording " + std::to_string(outcomes.size()) +
+                  " outcomes while stopping: " + e.what() +
+                  " (journaled ones are recorded at the next start)");
+        return;
+      }
+      if (attempt == 0 || attempt % 60 == 0)
+        log_error(std::string("recording outcomes failed, retrying: ") + e.what());
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
+    }
+  }
+  // Committed: the journal's copy is no longer needed.
+  if (journal_) {
+    if (auto problem = journal_->remove(segments); problem && !remove_failed_) {
+      remove_failed_ = true;  // said once: it would repeat with every group
+      log_error("outcome journal: " + *problem +
+                " (it is replayed at the next start; only each message's newest outcome counts)");
+    }
+  }
+  std::lock_guard lock(mu_);
+  std::vector<std::uint64_t> newest(committed_seq_.size(), 0);
+  for (const auto& p : batch) {
+    auto i = static_cast<std::size_t>(p.sender);
+    if (i < newest.size()) newest[i] = std::max(newest[i], p.seq);
+  }
+  for (std::size_t i = 0; i < newest.size(); ++i) {
+    if (!newest[i]) continue;
+    committed_seq_[i] = std::max(committed_seq_[i], newest[i]);
+    if (undurable_from_[i] && undurable_from_[i] <= newest[i]) undurable_from_[i] = 0;
+    if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
+  }
+}
+
+bool StoreWorker::sort_opt_outs(std::vector<OptOut>& arrived, std::vector<OptOut>& ready,
+                                bool stopping) {
+  auto now = std::chrono::steady_clock::now();
+  for (auto& o : arrived) {
+    if (watch_) {
+      // Senders see it from now on, before it is committed: no new delivery to them starts.
+      watch_->add(o.suppression, SuppressionWatch::Clock::now(), /*pending=*/true);
+      if (!stopping && watch_->held(o.suppression.address, o.suppression.category)) {
+        o.give_up_at = now + kHoldLimit;
+        waiting_opt_outs_.push_back(std::move(o));
+        continue;
+      }
+    }
+    ready.push_back(std::move(o));
+  }
+  arrived.clear();
+  bool waited = false;
+  for (auto it = waiting_opt_outs_.begin(); it != waiting_opt_outs_.end();) {
+    if (stopping || now >= it->give_up_at ||
+        !watch_->held(it->suppression.address, it->suppression.category)) {
+      ready.push_back(std::move(*it));
+      it = waiting_opt_outs_.erase(it);
+      waited = true;
+    } else {
+      ++it;
+    }
+  }
+  return waited;
+}
+
+void StoreWorker::commit_opt_outs(std::vector<OptOut>& ready) {
+  // An opt-out is answered only once it is durable; if the database fails, the recipient is
+  // told to try again rather than told it worked.
+  std::vector<Suppression> suppressions;
+  suppressions.reserve(ready.size());
+  for (const auto& o : ready) suppressions.push_back(o.suppression);
+  bool ok = true;
+  try {
+    store_->suppress(suppressions, now_millis());
+  } catch (const std::exception& e) {
+    log_error(std::string("recording opt-outs failed: ") + e.what());
+    ok = false;
+  }
+  if (watch_) {
+    // Committed (or not): the entry now ages like any other. One that failed still keeps the
+    // messages already claimed for the person from going out; they were told to try again.
+    for (const auto& s : suppressions) watch_->add(s);
+  }
+  for (auto& o : ready) o.done(ok);
+  ready.clear();
+}
+
+void StoreWorker::loop() {
+  std::vector<Pending> batch;
+  std::vector<std::uint64_t> segments;
+  std::vector<OptOut> arrived, ready;
+  if (watch_) {
+    // Suppressions older than this are found by claims; newer ones reach the watch.
+    try {
+      watch_cursor_ = store_->last_event_id();
+    } catch (const std::exception& e) {
+      log_warning(std::string("reading the event log failed: ") + e.what());
+    }
+  }
+  while (true) {
+    std::function<void(Store&)> task;
+    bool stopping;
+    {
+      std::unique_lock lock(mu_);
+      busy_ = false;
+      bool poll_only = false;
+      while (true) {
+        auto now = std::chrono::steady_clock::now();
+        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) || hold_ended_)
+          break;
+        auto until = std::chrono::steady_clock::time_point::max();
+        for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);
+        if (now >= until) break;
+        if (watch_due(now)) {
+          poll_only = true;
+          break;
+        }
+        if (!outcomes_.empty()) until = std::min(until, first_pending_ + kApplyInterval);
+        if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + kApplyInterval);
+        if (until == std::chrono::steady_clock::time_point::max()) {
+          wake_.wait(lock);
+        } else {
+          wake_.wait_until(lock, until);
+        }
+      }
+      if (poll_only) {
+        lock.unlock();
+        refresh_watch();
+        continue;
+      }
+      if (stopping_ && outcomes_.empty() && tasks_.empty() && opt_outs_.empty() &&
+          waiting_opt_outs_.empty())
+        break;  // all done
+      busy_ = true;
+      hold_ended_ = false;
+      stopping = stopping_;
+      arrived.swap(opt_outs_);
+      if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+    }
+    bool waited = sort_opt_outs(arrived, ready, stopping);
+    {
+      // An opt-out that waited for a delivery goes in after that delivery's outcome (the sender
+      // recorded it before its hold ended), so that the evidence reads in the order it happened.
+      std::lock_guard lock(mu_);
+      if (outcomes_due(std::chrono::steady_clock::now()) || (waited && !outcomes_.empty())) {
+        batch.swap(outcomes_);
+        not_durable_ = 0;
+        if (journal_) segments = journal_->seal();
+      }
+    }
+    if (waited && !batch.empty()) {
+      apply(batch, segments);
+      batch.clear();
+      segments.clear();
+    }
+    // Otherwise opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
+    if (!ready.empty()) commit_opt_outs(ready);
+    if (!batch.empty()) {
+      apply(batch, segments);
+      batch.clear();
+      segments.clear();
+    }
+    if (task) {
+      try {
+        task(*store_);
+      } catch (const std::exception& e) {
+        log_error(std::string("store operation failed: ") + e.what());
+      }
+    }
+    // After every write: a task may have added or lifted suppressions (the API), and outcomes
+    // may have suppressed a hard-bounced address.
+    refresh_watch();
+  }
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  for (auto& cv : committed_) cv.notify_all();
+}
+
+}  // namespace bulkmail

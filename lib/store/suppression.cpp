@@ -1,0 +1,71 @@
+#include "store/suppression.h"
+
+namespace bulkmail {
+
+std::string_view to_string(SuppressionReason r) {
+  switch (r) {
+    case SuppressionReason::unsubscribe:
+      return "unsubscribe";
+    case SuppressionReason::hard_bounce:
+      return "hard-bounce";
+    case SuppressionReason::complaint:
+      return "complaint";
+    case SuppressionReason::manual:
+      return "manual";
+    case SuppressionReason::import:
+      return "import";
+  }
+  return "manual";
+}
+
+namespace {
+constexpr SuppressionReason kAllReasons[] = {
+    SuppressionReason::unsubscribe, SuppressionReason::hard_bounce, SuppressionReason::complaint,
+    SuppressionReason::manual, SuppressionReason::import};
+}
+
+std::optional<SuppressionReason> parse_suppression_reason(std::string_view s) {
+  for (auto r : kAllReasons) {
+    if (to_string(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+std::string suppression_reason_list() {
+  std::string out;
+  for (auto r : kAllReasons) {
+    if (!out.empty()) out += ", ";
+    out += to_string(r);
+  }
+  return out;
+}
+
+bool is_recipient_choice(SuppressionReason r) {
+  return r == SuppressionReason::unsubscribe || r == SuppressionReason::complaint;
+}
+
+std::string suppression_summary(const Suppression& s) {
+  return std::string(to_string(s.reason)) + (s.category.empty() ? ", all mail" : "");
+}
+
+namespace {
+int rank(SuppressionReason r) {
+  switch (r) {
+    case SuppressionReason::import:
+      return 0;
+    case SuppressionReason::manual:
+      return 1;
+    case SuppressionReason::hard_bounce:
+      return 2;
+    case SuppressionReason::unsubscribe:
+      return 3;
+    case SuppressionReason::complaint:
+      return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+bool stronger_reason(SuppressionReason a, SuppressionReason b) { return rank(a) > rank(b); }
+
+}  // namespace bulkmail

@@ -1,0 +1,532 @@
+#include "web/webhook.h"
+
+#include <openssl/crypto.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <tuple>
+#include <variant>
+
+#include "base/address.h"
+#include "base/clock.h"
+#include "base/json_strict.h"
+#include "base/log.h"
+#include "crypto/digest.h"
+#include "intake/submission.h"
+#include "intake/suppression_lift.h"
+#include "store/status.h"
+#include "web/form_data.h"
+#include "web/unsubscribe_page.h"
+
+namespace bulkmail {
+namespace {
+
+namespace http = boost::beast::http;
+using json = nlohmann::json;
+
+// Boost 1.74's Beast hands out boost::string_view.
+std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+HttpResponse response(const HttpRequest& req, http::status status, const char* content_type,
+                      std::string body) {
+  HttpResponse res{status, req.version()};
+  res.set(http::field::server, "bulkmail");
+  res.set(http::field::content_type, content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();  // HEAD: the server drops the body and keeps its length
+  return res;
+}
+
+// Pages for browsers: nothing from elsewhere, no scripts, no framing, and the token in the URL
+// never leaves in a Referer header.
+HttpResponse page(const HttpRequest& req, http::status status, std::string html) {
+  HttpResponse res = response(req, status, "text/html; charset=utf-8", std::move(html));
+  res.set("Content-Security-Policy",
+          "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+          "frame-ancestors 'none'; base-uri 'none'");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set("X-Frame-Options", "DENY");
+  return res;
+}
+
+HttpResponse json_response(const HttpRequest& req, http::status status, const json& body) {
+  return response(req, status, "application/json", body.dump() + "\n");
+}
+
+// 400 and friends for the API: {"error": "...", "field": "..."} (field only when one is at fault).
+HttpResponse json_error(const HttpRequest& req, http::status status, const std::string& message,
+                        const std::string& field = "") {
+  json body = {{"error", field.empty() ? message : field + ": " + message}};
+  if (!field.empty()) body["field"] = field;
+  return json_response(req, status, body);
+}
+
+HttpResponse not_allowed(const HttpRequest& req, const char* allow, bool api) {
+  HttpResponse res =
+      api ? json_error(req, http::status::method_not_allowed,
+                       std::string(req.method_string()) + " is not allowed here")
+          : page(req, http::status::method_not_allowed,
+                 error_page("Not allowed", "This page does not accept that kind of request."));
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+bool is_get(const HttpRequest& req) {
+  return req.method() == http::verb::get || req.method() == http::verb::head;
+}
+
+// Splits "/a/b?x=1" into its path and query.
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  auto fields = parse_urlencoded(query);
+  if (!fields) return std::nullopt;
+  auto v = form_value(*fields, name);
+  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+
+// Constant-time comparison of the presented bearer token with the configured one: both are
+// hashed first, so neither their contents nor their lengths show in the time taken.
+bool token_matches(std::string_view presented, const std::string& expected) {
+  std::string a = sha256_hex(presented), b = sha256_hex(expected);
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+json suppression_json(const Suppression& s) {
+  return {{"email", s.address},
+          {"category", s.category.empty() ? json(nullptr) : json(s.category)},
+          {"reason", std::string(to_string(s.reason))},
+          {"source", s.source},
+          {"created_at", format_iso8601(s.created_at)}};
+}
+
+// Reads a JSON object body with only `allowed` fields and no key twice anywhere. On failure, the
+// response to send.
+std::variant<json, HttpResponse> read_object(const HttpRequest& req,
+                                             std::initializer_list<const char*> allowed) {
+  // Media types are case-insensitive and may carry parameters: "Application/JSON; charset=UTF-8".
+  std::string_view type = sv(req[http::field::content_type]);
+  if (!type.empty() && media_type(type) != "application/json") {
+    return json_error(req, http::status::unsupported_media_type,
+                      "send the body as application/json");
+  }
+  std::string duplicate;
+  auto parsed = parse_json_strict(req.body(), &duplicate);
+  if (!parsed) {
+    // {"error": "duplicate key \"to\"", "field": "to"}: which of two values was meant is not ours
+    // to guess.
+    json e = {{"error", parsed.error().message}};
+    if (!duplicate.empty()) e["field"] = duplicate;
+    return json_response(req, http::status::bad_request, e);
+  }
+  json body = std::move(parsed).value();
+  if (!body.is_object()) return json_error(req, http::status::bad_request, "not a JSON object");
+  for (auto& [key, value] : body.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || key == a;
+    if (!known) return json_error(req, http::status::bad_request, "unknown field", key);
+  }
+  return body;
+}
+
+// A string field: absent (nullopt with no error) or text; anything else is an error.
+std::variant<std::optional<std::string>, HttpResponse> string_field(const HttpRequest& req,
+                                                                    const json& body,
+                                                                    const char* name,
+                                                                    bool required) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) {
+    if (required) return json_error(req, http::status::bad_request, "is required", name);
+    return std::optional<std::string>();
+  }
+  if (!it->is_string()) return json_error(req, http::status::bad_request, "must be text", name);
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+}  // namespace
+
+Webhook::Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend)
+    : backend_(backend) {
+  reload(std::move(config));
+}
+
+void Webhook::reload(std::shared_ptr<const Config> config) {
+  auto st = std::make_shared<State>();
+  st->tokens =
+      std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
+  if (auto check = ComposeCheck::create(config)) st->compose_check = std::move(check.value());
+  st->config = std::move(config);
+  std::lock_guard lock(mu_);
+  state_ = std::move(st);
+}
+
+void Webhook::set_config_status(ConfigStatus status) {
+  std::lock_guard lock(mu_);
+  config_status_ = std::move(status);
+}
+
+ConfigStatus Webhook::config_status() const {
+  std::lock_guard lock(mu_);
+  return config_status_;
+}
+
+std::shared_ptr<const Webhook::State> Webhook::state() const {
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+void Webhook::handle(HttpRequest req, Responder respond) {
+  auto st = state();
+  auto [path, query] = split_target(sv(req.target()));
+  const std::string& base = st->config->unsubscribe.path;
+  bool unsubscribe_route = path.size() > base.size() + 1 && path.substr(0, base.size()) == base &&
+                           path[base.size()] == '/' &&
+                           path.find('/', base.size() + 1) == std::string_view::npos;
+  bool api_route = path == "/api/v1" || path.substr(0, 8) == "/api/v1/";
+  const char* route = unsubscribe_route    ? "unsubscribe"
+                      : api_route          ? "api"
+                      : path == "/healthz" ? "healthz"
+                      : path == "/metrics" ? "metrics"
+                                           : "other";
+
+  // Count every answer by route and status for /metrics. A route answers once; should one answer
+  // and then throw, the 500 below is neither sent nor counted.
+  auto once = std::make_shared<std::atomic<bool>>(false);
+  Responder counted = [this, respond = std::move(respond), route, once](HttpResponse res) {
+    if (once->exchange(true)) return;
+    counters_.request(route, res.result_int());
+    respond(std::move(res));
+  };
+
+  try {
+    if (unsubscribe_route) {
+      // The link's own scope: the footer's "all mail" link carries ?scope=all.
+      bool all = query_value(query, "scope") == "all";
+      return unsubscribe(*st, req, path.substr(base.size() + 1), all, counted);
+    }
+    if (api_route) return api(st, req, path, query, counted);
+    if (path == "/healthz") return health(req, counted);
+    if (path == "/metrics") {
+      if (!is_get(req)) return counted(not_allowed(req, "GET, HEAD", false));
+      return metrics(counted);
+    }
+    counted(page(req, http::status::not_found,
+                 error_page("Not found", "There is no page at this address.")));
+  } catch (const std::exception& e) {
+    // A bug of ours, not the client's fault: 500, counted like every other answer.
+    log_error(std::string("webhook request failed: ") + e.what());
+    counted(response(req, http::status::internal_server_error, "text/plain; charset=utf-8",
+                     "internal error\n"));
+  }
+}
+
+void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
+                          Responder respond) {
+  const Config& c = *st.config;
+  PageSender sender{c.sender.organization, c.sender.postal_address};
+  bool post = req.method() == http::verb::post;
+  if (!post && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, POST", false));
+
+  TokenCheck check = st.tokens->verify(token, now_millis());
+  if (check.status != TokenStatus::valid) {
+    // Forged, cut short or expired: one generic answer, and nothing changes.
+    return respond(page(req, http::status::bad_request, unsubscribe_invalid_page(sender)));
+  }
+  const TokenClaims& claims = check.claims;
+  const CategoryConfig* category = c.category(claims.category);
+  std::string description = category ? category->description : claims.category;
+  std::string masked = mask_address(claims.address);
+
+  if (!post) {
+    return respond(
+        page(req, http::status::ok,
+             unsubscribe_confirm_page(sender, masked, description, std::string(token), all)));
+  }
+
+  auto form = parse_form(sv(req[http::field::content_type]), req.body());
+  if (!form) {
+    return respond(page(
+        req, http::status::bad_request,
+        error_page("Request not understood",
+                   "The unsubscribe request could not be read: " + form.error().message + ".")));
+  }
+  std::string source;
+  if (form_value(*form, "List-Unsubscribe") == "One-Click") {
+    // RFC 8058: what the link says. The List-Unsubscribe header carries the category link, so a
+    // mailbox provider's one-click stops the category; the footer's ?scope=all link stops all mail.
+    source = "one-click";
+  } else if (auto scope = form_value(*form, "scope"); scope == "category" || scope == "all") {
+    source = "web";
+    all = *scope == "all";
+  } else {
+    return respond(page(req, http::status::bad_request,
+                        error_page("Request not understood",
+                                   "The request does not say what to unsubscribe from.")));
+  }
+  Suppression s{claims.address, all ? std::string() : claims.category,
+                SuppressionReason::unsubscribe, source, 0};
+  std::string done_page =
+      unsubscribe_done_page(sender, masked, description, all, std::string(token));
+  if (log_enabled(LogLevel::debug)) {
+    log_debug("opt-out (" + source + ") from " + (all ? "all mail" : claims.category) + " for " +
+              log_address(claims.address));
+  }
+  HttpRequest answer_to{req.method(), "", req.version()};
+  answer_to.keep_alive(req.keep_alive());
+  backend_.opt_out(
+      std::move(s), [this, req = std::move(answer_to), source, done_page = std::move(done_page),
+                     respond = std::move(respond)](bool ok) mutable {
+        if (!ok) {
+          HttpResponse res =
+              page(req, http::status::service_unavailable,
+                   error_page("Please try again",
+                              "Your request could not be recorded just now. Please try again in a "
+                              "minute; nothing has changed yet."));
+          res.set(http::field::retry_after, "60");
+          return respond(std::move(res));
+        }
+        counters_.unsubscribe(source);
+        respond(page(req, http::status::ok, std::move(done_page)));
+      });
+}
+
+void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req,
+                  std::string_view path, std::string_view query, Responder respond) {
+  const Config& c = *st->config;
+  if (c.webhook.api_token.empty()) {
+    return respond(json_error(req, http::status::not_found,
+                              "the API is off: no webhook.api_token_file is configured"));
+  }
+  std::string_view auth = sv(req[http::field::authorization]);
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || auth.substr(0, kBearer.size()) != kBearer ||
+      !token_matches(auth.substr(kBearer.size()), c.webhook.api_token)) {
+    HttpResponse res =
+        json_error(req, http::status::unauthorized, "a valid bearer token is required");
+    res.set(http::field::www_authenticate, "Bearer realm=\"bulkmail\"");
+    return respond(std::move(res));
+  }
+  // The request travels to the store's threads; each handler keeps what it needs by value.
+  auto shared_req = std::make_shared<const HttpRequest>(req);
+  auto fail_503 = [shared_req](const Responder& r, const std::exception& e) {
+    log_error(std::string("API request failed: ") + e.what());
+    r(json_error(*shared_req, http::status::service_unavailable, "the database is not available"));
+  };
+
+  if (path == "/api/v1/status") {
+    if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", true));
+    auto campaign = query_value(query, "campaign");
+    return backend_.read([shared_req, campaign, respond, fail_503](Store& store) {
+      try {
+        StateCounts counts = store.counts(campaign);
+        // The daemon answering this is the one running.
+        respond(json_response(*shared_req, http::status::ok,
+                              status_json(counts, store.dispatch_state(), true)));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  if (path == "/api/v1/messages") {
+    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
+    auto parsed = read_object(req, {"category", "to", "vars", "campaign"});
+    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
+    const json& body = std::get<json>(parsed);
+    Submission sub;
+    for (auto [name, target, required] :
+         {std::tuple{"category", &sub.category, true}, std::tuple{"to", &sub.to, true},
+          std::tuple{"campaign", &sub.campaign, false}}) {
+      auto v = string_field(req, body, name, required);
+      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
+      if (auto& s = std::get<std::optional<std::string>>(v)) *target = *s;
+    }
+    if (auto vars = body.find("vars"); vars != body.end() && !vars->is_null()) {
+      if (!vars->is_object())
+        return respond(json_error(req, http::status::bad_request, "must be an object", "vars"));
+      for (auto& [k, v] : vars->items()) {
+        auto text = json_scalar_text(v);
+        if (!text) {
+          return respond(json_error(req, http::status::bad_request,
+                                    "must be text, a number or true/false", "vars." + k));
+        }
+        sub.vars.insert_or_assign(k, std::move(*text));
+      }
+    }
+    auto msg = st->compose_check ? validate_submission(*st->compose_check, sub)
+                                 : validate_submission(c, sub);
+    if (!msg) {
+      // The message names the field first ("to: the address has no '@'").
+      const std::string& m = msg.error().message;
+      std::size_t colon = m.find(':');
+      json e = {{"error", m}};
+      if (colon != std::string::npos && m.find(' ') > colon) e["field"] = m.substr(0, colon);
+      return respond(json_response(req, http::status::bad_request, e));
+    }
+    return backend_.write([shared_req, msg = std::move(msg.value()), respond,
+                           fail_503](Store& store) {
+      try {
+        EnqueueResult r = store.enqueue({&msg, 1}, "api", now_millis()).front();
+        if (r.status == EnqueueStatus::already_queued) {
+          return respond(json_error(*shared_req, http::status::conflict,
+                                    "the campaign already holds this recipient: nothing changed",
+                                    "campaign"));
+        }
+        respond(json_response(
+            *shared_req, http::status::created,
+            {{"id", r.id != 0 ? nlohmann::json(r.id) : nlohmann::json(nullptr)},
+             {"state", r.status == EnqueueStatus::queued ? "queued" : "suppressed"}}));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  constexpr std::string_view kSuppressions = "/api/v1/suppressions";
+  if (path == kSuppressions) {
+    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
+    auto parsed = read_object(req, {"email", "category", "reason"});
+    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
+    const json& body = std::get<json>(parsed);
+    std::string fields[3];
+    const char* names[3] = {"email", "category", "reason"};
+    for (int i = 0; i < 3; ++i) {
+      auto v = string_field(req, body, names[i], i == 0);
+      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
+      if (auto& s = std::get<std::optional<std::string>>(v)) fields[i] = *s;
+    }
+    auto address = parse_address(fields[0]);
+    if (!address) {
+      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
+    }
+    if (!fields[1].empty() && !c.category(fields[1])) {
+      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
+    }
+    auto reason = parse_suppression_reason(fields[2].empty() ? "manual" : fields[2]);
+    if (!reason) {
+      return respond(json_error(req, http::status::bad_request,
+                                "must be one of " + suppression_reason_list(), "reason"));
+    }
+    Suppression s{address->str(), fields[1], *reason, "api", 0};
+    return backend_.write([this, shared_req, s, respond, fail_503](Store& store) {
+      try {
+        UnixMillis now = now_millis();
+        SuppressOutcome outcome = store.suppress({&s, 1}, now).front();
+        bool added = outcome == SuppressOutcome::added;
+        if (outcome != SuppressOutcome::unchanged && s.reason == SuppressionReason::unsubscribe)
+          counters_.unsubscribe("api");
+        auto in_effect = store.find_suppression(s.address, s.category);
+        Suppression shown = in_effect && in_effect->category == s.category ? *in_effect : s;
+        if (!in_effect) shown.created_at = now;
+        respond(json_response(*shared_req, added ? http::status::created : http::status::ok,
+                              suppression_json(shown)));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+
+  if (path.size() > kSuppressions.size() + 1 &&
+      path.substr(0, kSuppressions.size()) == kSuppressions && path[kSuppressions.size()] == '/') {
+    bool del = req.method() == http::verb::delete_;
+    if (!del && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, DELETE", true));
+    auto raw = percent_decode(path.substr(kSuppressions.size() + 1), false);
+    if (!raw)
+      return respond(json_error(req, http::status::bad_request, raw.error().message, "email"));
+    auto address = parse_address(*raw);
+    if (!address) {
+      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
+    }
+    std::string category = query_value(query, "category").value_or("");
+    if (!category.empty() && !c.category(category)) {
+      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
+    }
+    bool force = query_value(query, "force") == "true";
+    std::string a = address->str();
+    if (!del) {
+      return backend_.read([shared_req, a, category, respond, fail_503](Store& store) {
+        try {
+          auto s = store.find_suppression(a, category);
+          if (!s) {
+            return respond(json_error(*shared_req, http::status::not_found,
+                                      category.empty() ? "not suppressed for all mail"
+                                                       : "not suppressed for this category"));
+          }
+          respond(json_response(*shared_req, http::status::ok, suppression_json(*s)));
+        } catch (const std::exception& e) {
+          fail_503(respond, e);
+        }
+      });
+    }
+    return backend_.write([shared_req, a, category, force, respond, fail_503](Store& store) {
+      try {
+        LiftResult r = lift_suppression(store, a, category, force, "api", now_millis());
+        if (r.status == LiftStatus::not_found) {
+          return respond(
+              json_error(*shared_req, http::status::not_found, "no such suppression to remove"));
+        }
+        if (r.status == LiftStatus::needs_consent) {
+          return respond(
+              json_error(*shared_req, http::status::conflict,
+                         needs_consent_message(*r.suppression) + "add ?force=true if you have it"));
+        }
+        respond(json_response(*shared_req, http::status::ok, suppression_json(*r.suppression)));
+      } catch (const std::exception& e) {
+        fail_503(respond, e);
+      }
+    });
+  }
+  respond(json_error(req, http::status::not_found, "no such API route"));
+}
+
+void Webhook::health(const HttpRequest& req, Responder respond) {
+  if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", false));
+  // Healthy when the database answers a query and the event loop answers a post. A part that
+  // never answers leaves the request to the server's deadline, which answers 503.
+  auto shared_req = std::make_shared<const HttpRequest>(req);
+  backend_.read([this, shared_req, respond](Store& store) {
+    try {
+      store.dispatch_state();
+    } catch (const std::exception& e) {
+      return respond(response(*shared_req, http::status::service_unavailable,
+                              "text/plain; charset=utf-8",
+                              std::string("database: ") + e.what() + "\n"));
+    }
+    backend_.dispatch_stats([this, shared_req, respond](DispatchStats stats) {
+      // Degraded, not failing (200): the daemon sends and honours opt-outs on the config it has,
+      // but the file an operator edited is not what runs.
+      std::string problem = config_status().describe();
+      std::string body = problem.empty() ? "ok" : "degraded (" + problem + ")";
+      if (stats.paused) body += " (sending paused: " + stats.pause_reason + ")";
+      respond(response(*shared_req, http::status::ok, "text/plain; charset=utf-8", body + "\n"));
+    });
+  });
+}
+
+void Webhook::metrics(Responder respond) {
+  // Messages by state from the store, then the loop's numbers, then ours.
+  backend_.read([this, respond](Store& store) {
+    StateCounts counts;
+    HttpRequest req{http::verb::get, "/metrics", 11};
+    try {
+      counts = store.counts(std::nullopt);
+    } catch (const std::exception& e) {
+      return respond(response(req, http::status::service_unavailable, "text/plain; charset=utf-8",
+                              std::string("database: ") + e.what() + "\n"));
+    }
+    backend_.dispatch_stats([this, counts, req, respond](DispatchStats stats) {
+      respond(response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+                       prometheus_text(counts, stats, counters_.snapshot(), config_status())));
+    });
+  });
+}
+
+}  // namespace bulkmail
