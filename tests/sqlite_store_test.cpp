@@ -5,6 +5,10 @@
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
 
+#include <set>
+#include <string>
+#include <string_view>
+
 #include "temp_dir.h"
 
 using namespace bulkmail;
@@ -254,6 +258,7 @@ TEST_CASE("cancel and retry a campaign") {
   s.record_outcomes(
       std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "refused", 0, "", false}}, 2);
   CHECK(s.retry_campaign("c1", "test", 3) == 1);
+  CHECK(s.history(claimed[0].recipient).back().type == "requeued");
   CHECK(s.counts(std::string("c1"))[MessageState::queued] == 3);
   CHECK(s.cancel_campaign("c1", "test", 4) == 3);
   CHECK(s.counts(std::string("c1"))[MessageState::cancelled] == 3);
@@ -275,6 +280,38 @@ TEST_CASE("events are never changed, and a suppression's evidence is never delet
   CHECK_THROWS_WITH(db.exec("DELETE FROM events"), doctest::Contains("evidence"));
   CHECK(db.execAndGet("SELECT count(*) FROM events").getInt() == 2);
   CHECK(db.exec("DELETE FROM events WHERE address = 'a@example.com'") == 1);
+}
+
+TEST_CASE("the schema's evidence trigger names exactly the evidence event types the code knows") {
+  // The trigger is in a shipped migration, which is never edited: this keeps the two from
+  // drifting apart.
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  SqliteStore store(path);
+  SQLite::Database db(path);
+  std::string sql = db.execAndGet(
+                          "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
+                          "name = 'events_keep_evidence'")
+                        .getString();
+  auto list_start = sql.find("OLD.type IN (");
+  REQUIRE(list_start != std::string::npos);
+  auto list_end = sql.find(')', list_start);
+  REQUIRE(list_end != std::string::npos);
+  std::set<std::string> in_trigger;
+  for (auto quote = sql.find('\'', list_start); quote < list_end;
+       quote = sql.find('\'', quote + 1)) {
+    auto end = sql.find('\'', quote + 1);
+    REQUIRE(end < list_end);
+    in_trigger.insert(sql.substr(quote + 1, end - quote - 1));
+    quote = end;
+  }
+  std::set<std::string> in_code;
+  for (std::string_view type : kSuppressionEvidenceEvents) in_code.emplace(type);
+  CHECK(in_code.size() == kSuppressionEvidenceEvents.size());  // no type listed twice
+  CHECK(in_trigger == in_code);
+  for (std::string_view type : kSuppressionEvidenceEvents) CHECK(is_suppression_evidence(type));
+  CHECK_FALSE(is_suppression_evidence("enqueued"));
+  CHECK_FALSE(is_suppression_evidence("suppressed"));
 }
 
 TEST_CASE("dispatch state and sent counts") {

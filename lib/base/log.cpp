@@ -14,7 +14,8 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 std::atomic<bool> g_mask{true};
-const bool g_journal = std::getenv("JOURNAL_STREAM") != nullptr;
+const LogDestination g_destination =
+    std::getenv("JOURNAL_STREAM") != nullptr ? LogDestination::journal : LogDestination::plain;
 
 const char* level_name(LogLevel l) {
   switch (l) {
@@ -53,16 +54,16 @@ void configure_logging(const LogSettings& config) {
 
 bool log_enabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
-void log(LogLevel level, std::string_view message) {
-  if (!log_enabled(level)) return;
+std::string format_log_line(LogLevel level, std::string_view message, LogDestination destination,
+                            bool mask_addresses, UnixMillis now) {
   std::string line;
   line.reserve(message.size() + 48);
-  if (g_journal) {
+  if (destination == LogDestination::journal) {
     line += '<';
     line += static_cast<char>('0' + syslog_priority(level));
     line += '>';
   } else {
-    line += format_iso8601(now_millis());
+    line += format_iso8601(now);
     line += ' ';
     line += level_name(level);
     line += ": ";
@@ -70,13 +71,21 @@ void log(LogLevel level, std::string_view message) {
   // With masking on, no address reaches a log line, whatever quoted it: bulkmail's own fields
   // are masked already, but relays quote recipients in their replies and errors quote input.
   std::string masked;
-  if (g_mask && message.find('@') != std::string_view::npos) {
+  if (mask_addresses && message.find('@') != std::string_view::npos) {
     masked = mask_addresses_in(message);
     message = masked;
   }
   // One event, one line: a value with a line break must not forge a second log entry.
   for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
   line += '\n';
+  return line;
+}
+
+void log(LogLevel level, std::string_view message) {
+  if (!log_enabled(level)) return;
+  // journald stamps lines itself: the clock is read only for the plain form.
+  std::string line = format_log_line(level, message, g_destination, g_mask,
+                                     g_destination == LogDestination::journal ? 0 : now_millis());
   // One write() per line keeps lines from different threads whole.
   std::size_t off = 0;
   while (off < line.size()) {

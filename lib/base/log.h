@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/clock.h"
+
 namespace bulkmail {
 
 enum class LogLevel { debug, info, warning, error };
@@ -29,5 +31,15 @@ bool log_enabled(LogLevel level);
 
 // The form of `address` that may appear in a log line.
 std::string log_address(std::string_view address);
+
+// Where stderr goes: to journald (JOURNAL_STREAM was set when the process started), or elsewhere.
+enum class LogDestination { plain, journal };
+
+// The line log() writes for `message` at `level`, ending in '\n'. For journald: "<N>" and the
+// message, N the syslog priority (3 error, 4 warning, 6 info, 7 debug); otherwise `now` (ISO 8601),
+// the level's name, ": " and the message. With `mask_addresses`, every address in the message is
+// masked (mask_addresses_in); a line break in it (CR or LF) becomes a space.
+std::string format_log_line(LogLevel level, std::string_view message, LogDestination destination,
+                            bool mask_addresses, UnixMillis now);
 
 }  // namespace bulkmail

@@ -78,8 +78,6 @@ class DkimSigner {
   std::string signature(std::string_view message, const std::vector<std::string>& header_names,
                         UnixMillis now) const;
 
-  const DkimKey& key() const { return key_; }
-
  private:
   DkimKey key_;
   std::string domain_;

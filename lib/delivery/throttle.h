@@ -21,7 +21,6 @@ class TokenBucket {
   bool try_take(Micros now);
   // When the next token will be there (now when one is).
   Micros next_token_at(Micros now);
-  double rate() const { return rate_; }
 
  private:
   void refill(Micros now);

@@ -1,6 +1,7 @@
 // Delivering one message over SMTP. The Transport interface keeps the dispatcher testable; the real
-// one is CurlTransport: one libcurl easy handle whose connection is reused from message to message
-// (the design notes: one multi handle shared by connections stalls on slow relays).
+// one is CurlTransport: one libcurl easy handle whose connection is reused from message to message.
+// Each sender has a CurlTransport of its own, because one multi handle shared by the connections
+// stalls them all on a slow relay.
 #pragma once
 
 #include <curl/curl.h>

@@ -29,4 +29,19 @@ std::optional<MessageState> parse_message_state(std::string_view s) {
   return std::nullopt;
 }
 
+bool is_finished(MessageState s) {
+  switch (s) {
+    case MessageState::queued:
+    case MessageState::sending:
+    case MessageState::deferred:
+      return false;
+    case MessageState::sent:
+    case MessageState::failed:
+    case MessageState::suppressed:
+    case MessageState::cancelled:
+      return true;
+  }
+  return false;
+}
+
 }  // namespace bulkmail

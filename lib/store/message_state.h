@@ -17,4 +17,8 @@ inline constexpr std::array<MessageState, 7> kAllMessageStates = {
 std::string_view to_string(MessageState s);
 std::optional<MessageState> parse_message_state(std::string_view s);
 
+// Sent, failed, suppressed or cancelled: no delivery of the message is waiting or under way (only
+// an operator's `retry` queues a failed one again). What retention may delete.
+bool is_finished(MessageState s);
+
 }  // namespace bulkmail

@@ -40,12 +40,26 @@ std::string suppression_reason_list() {
   return out;
 }
 
+std::vector<std::string> suppression_reason_names() {
+  std::vector<std::string> out;
+  out.reserve(std::size(kAllReasons));
+  for (auto r : kAllReasons) out.emplace_back(to_string(r));
+  return out;
+}
+
 bool is_recipient_choice(SuppressionReason r) {
   return r == SuppressionReason::unsubscribe || r == SuppressionReason::complaint;
 }
 
 std::string suppression_summary(const Suppression& s) {
   return std::string(to_string(s.reason)) + (s.category.empty() ? ", all mail" : "");
+}
+
+bool is_suppression_evidence(std::string_view event_type) {
+  for (std::string_view t : kSuppressionEvidenceEvents) {
+    if (t == event_type) return true;
+  }
+  return false;
 }
 
 namespace {

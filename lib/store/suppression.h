@@ -1,9 +1,11 @@
 // A suppression: an address that must not get mail of one category, or of any category.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/clock.h"
 
@@ -15,6 +17,9 @@ std::string_view to_string(SuppressionReason r);
 std::optional<SuppressionReason> parse_suppression_reason(std::string_view s);
 // "unsubscribe, hard-bounce, complaint, manual, import": for messages about a bad reason.
 std::string suppression_reason_list();
+// {"unsubscribe", "hard-bounce", "complaint", "manual", "import"}: every reason's name, in that
+// order, for a command line's list of allowed values.
+std::vector<std::string> suppression_reason_names();
 
 // Reasons that record the recipient's own choice (or a provider's report of it). Lifting one of
 // these would mail someone who said no, so lifting one needs consent (suppression_lift.h).
@@ -34,5 +39,13 @@ struct Suppression {
 // Why a message was not sent, for its outcome and the event log: "unsubscribe, all mail" or
 // "hard-bounce" (a suppression of one category).
 std::string suppression_summary(const Suppression& s);
+
+// The types of the events that are the evidence of a suppression: it being made, asked for again,
+// lifted, or its address forgotten. While the address is suppressed, no store deletes them (see
+// Store::prune). The SQLite schema's events_keep_evidence trigger (a shipped migration, so never
+// edited) names the same types; a test checks that the two agree.
+inline constexpr std::array<std::string_view, 4> kSuppressionEvidenceEvents = {
+    "suppression-added", "suppression-requested", "suppression-removed", "forgotten"};
+bool is_suppression_evidence(std::string_view event_type);
 
 }  // namespace bulkmail

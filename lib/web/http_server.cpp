@@ -13,6 +13,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 #include <vector>
 
@@ -149,7 +150,6 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 
   ~Session() {
     if (admitted_) server_.budget_.release(*admitted_);
-    --server_.open_;
   }
 
   void start() {
@@ -398,7 +398,6 @@ void HttpServer::serve(tcp::socket socket) {
   tcp::endpoint peer = socket.remote_endpoint(ec);
   if (ec) return;  // the client has already gone; the socket closes here
   socket.set_option(tcp::no_delay(true), ec);
-  ++open_;
   ConnectionBudget::Verdict verdict = budget_.admit(peer.address());
   std::optional<asio::ip::address> admitted;
   if (verdict == ConnectionBudget::Verdict::admitted) admitted = peer.address();

@@ -24,7 +24,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -98,8 +97,6 @@ class HttpServer {
   void stop();
 
   std::uint16_t port() const { return port_; }
-  // Connections open now, refused ones still being answered included.
-  std::size_t open_connections() const { return open_.load(); }
 
  private:
   class Session;
@@ -109,8 +106,7 @@ class HttpServer {
 
   HttpLimits limits_;
   HttpHandler handler_;
-  // Before io_: sessions it destroys still count down and give back their place.
-  std::atomic<std::size_t> open_{0};
+  // Before io_: sessions it destroys still give back their place.
   ConnectionBudget budget_;
   boost::asio::io_context io_;
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -107,6 +107,8 @@ ALTER TABLE dispatch_state ADD COLUMN config_problem TEXT NOT NULL DEFAULT '';
     // forgotten, while a suppression of that address exists. The salt keys the hash a forgotten
     // address's suppressions are kept under. Messages are rebuilt with AUTOINCREMENT: once rows
     // are deleted, a new message must never take the id of one that events still name.
+    // events_keep_evidence names the types of kSuppressionEvidenceEvents (suppression.h), which
+    // the code uses everywhere else; tests/sqlite_store_test.cpp checks that the two agree.
     R"sql(
 CREATE TABLE messages_new (
   id               INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <span>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 
 #include <SQLiteCpp/Transaction.h>
@@ -64,6 +66,34 @@ Suppression read_suppression(SQLite::Statement& st) {
   s.source = st.getColumn(3).getString();
   s.created_at = st.getColumn(4).getInt64();
   return s;
+}
+
+// Stores `s`, created_at included, through the prepared insert_suppression statement, unless a
+// suppression of its address and category exists. True when it was stored.
+bool insert_suppression(SQLite::Statement& insert, const Suppression& s) {
+  insert.reset();
+  insert.bind(1, s.address);
+  insert.bind(2, s.category);
+  insert.bind(3, std::string(to_string(s.reason)));
+  insert.bind(4, s.source);
+  insert.bind(5, static_cast<int64_t>(s.created_at));
+  return insert.exec() > 0;
+}
+
+// `names` as an SQL list of string literals: ('a', 'b').
+std::string sql_text_list(std::span<const std::string_view> names) {
+  std::string out = "(";
+  for (std::string_view name : names) {
+    if (out.size() > 1) out += ", ";
+    out += '\'';
+    for (char c : name) {
+      if (c == '\'') out += '\'';  // doubled, as SQL quotes it
+      out += c;
+    }
+    out += '\'';
+  }
+  out += ')';
+  return out;
 }
 
 }  // namespace
@@ -204,8 +234,8 @@ void SqliteStore::add_event(UnixMillis at, const char* type, const std::string& 
   st.exec();
 }
 
-std::optional<Suppression> SqliteStore::find_suppression_locked(const std::string& address,
-                                                                const std::string& category) {
+std::optional<Suppression> SqliteStore::find_suppression(const std::string& address,
+                                                         const std::string& category) {
   auto& st = st_->find_suppression;
   st.reset();
   st.bind(1, address);
@@ -246,7 +276,7 @@ std::vector<EnqueueResult> SqliteStore::enqueue(std::span<const NewMessage> mess
       new_campaign.exec();
       last_campaign = &m.campaign;
     }
-    auto suppression = find_suppression_locked(m.recipient, m.category);
+    auto suppression = find_suppression(m.recipient, m.category);
     if (suppression && suppression->address != m.recipient) {
       // The person asked to be forgotten: their address is stored nowhere, not even here.
       add_event(now, "suppressed", suppression->address, std::nullopt, m.category, m.campaign,
@@ -346,18 +376,12 @@ std::vector<SuppressOutcome> SqliteStore::suppress(std::span<const Suppression> 
   std::vector<SuppressOutcome> outcomes;
   outcomes.reserve(suppressions.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  auto& st = st_->insert_suppression;
   for (const Suppression& given : suppressions) {
-    const Suppression s = under_forgotten_key(given);
+    Suppression s = under_forgotten_key(given);
+    if (s.created_at == 0) s.created_at = now;
     std::string reason(to_string(s.reason));
     std::string scope = s.category.empty() ? " (all mail)" : "";
-    st.reset();
-    st.bind(1, s.address);
-    st.bind(2, s.category);
-    st.bind(3, reason);
-    st.bind(4, s.source);
-    st.bind(5, static_cast<int64_t>(s.created_at ? s.created_at : now));
-    if (st.exec() > 0) {
+    if (insert_suppression(st_->insert_suppression, s)) {
       outcomes.push_back(SuppressOutcome::added);
       add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
                 reason + scope);
@@ -443,11 +467,6 @@ LiftResult SqliteStore::unsuppress(const std::string& address_given, const std::
                 (category.empty() ? " (all mail)" : ""));
   tx.commit();
   return {LiftStatus::lifted, existing};
-}
-
-std::optional<Suppression> SqliteStore::find_suppression(const std::string& address,
-                                                         const std::string& category) {
-  return find_suppression_locked(address, category);
 }
 
 void SqliteStore::for_each_suppression(const std::function<void(const Suppression&)>& fn) {
@@ -617,7 +636,7 @@ std::int64_t SqliteStore::retry_campaign(const std::string& campaign, const std:
   st.bind(2, campaign);
   std::vector<Event> events;
   while (st.executeStep()) {
-    events.push_back({0, now, "retried", st.getColumn(1).getString(), st.getColumn(0).getInt64(),
+    events.push_back({0, now, "requeued", st.getColumn(1).getString(), st.getColumn(0).getInt64(),
                       st.getColumn(2).getString(), campaign, source, ""});
   }
   for (const Event& e : events) {
@@ -662,7 +681,7 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
     // message is handed to a sender, so a suppression added while the message waited always wins.
     // (The senders' SuppressionWatch covers the time between the claim and the delivery.)
     bool flagged = std::binary_search(suppressed.begin(), suppressed.end(), m.id);
-    if (auto s = flagged ? find_suppression_locked(m.recipient, m.category) : std::nullopt) {
+    if (auto s = flagged ? find_suppression(m.recipient, m.category) : std::nullopt) {
       std::string why = "recipient suppressed (" + suppression_summary(*s) + ")";
       auto& ms = st_->mark_suppressed;
       ms.reset();
@@ -716,14 +735,7 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
       std::string recipient = who.getColumn(0).getString();
       std::string campaign = who.getColumn(1).getString();
       Suppression s{recipient, "", SuppressionReason::hard_bounce, "smtp", now};
-      auto& ins = st_->insert_suppression;
-      ins.reset();
-      ins.bind(1, s.address);
-      ins.bind(2, s.category);
-      ins.bind(3, std::string(to_string(s.reason)));
-      ins.bind(4, s.source);
-      ins.bind(5, static_cast<int64_t>(now));
-      if (ins.exec() > 0) {
+      if (insert_suppression(st_->insert_suppression, s)) {
         add_event(now, "suppression-added", recipient, o.id, "", campaign, "smtp",
                   "hard-bounce (all mail): " + detail);
       }
@@ -861,15 +873,6 @@ void set_walked_to(SQLite::Database& db, const char* key, std::int64_t id) {
   st.exec();
 }
 
-bool is_evidence(const std::string& type) {
-  return type == "suppression-added" || type == "suppression-requested" ||
-         type == "suppression-removed" || type == "forgotten";
-}
-
-bool is_finished(const std::string& state) {
-  return state == "sent" || state == "failed" || state == "suppressed" || state == "cancelled";
-}
-
 // One step of a walk in id order through `table`: looks at up to `scan` rows after `from`, whose
 // time column (created_at, at) says when to stop, and collects at most `limit` ids `doomed` says
 // may go. Returns the last id looked at and whether the walk reached the cutoff (or the end).
@@ -921,14 +924,15 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
     // Finished messages, by id. A message still waiting, or finished only lately, is stepped over;
     // a walk that reaches the cutoff starts again from the first message next time, since what
     // it stepped over may be due by then.
-    Walk w = walk(db_,
-                  "SELECT id, created_at, state, updated_at FROM messages WHERE id > ? ORDER BY "
-                  "id LIMIT ?",
-                  walked_to(db_, "messages_walked_to"), *messages_before, limit, scan,
-                  [&](SQLite::Statement& st) {
-                    return is_finished(st.getColumn(2).getString()) &&
-                           st.getColumn(3).getInt64() < *messages_before;
-                  });
+    Walk w =
+        walk(db_,
+             "SELECT id, created_at, state, updated_at FROM messages WHERE id > ? ORDER BY "
+             "id LIMIT ?",
+             walked_to(db_, "messages_walked_to"), *messages_before, limit, scan,
+             [&](SQLite::Statement& st) {
+               auto state = parse_message_state(st.getColumn(2).getString());
+               return state && is_finished(*state) && st.getColumn(3).getInt64() < *messages_before;
+             });
     r.messages = delete_ids(db_, "DELETE FROM messages WHERE id = ?", w.doomed);
     set_walked_to(db_, "messages_walked_to", w.reached_end ? 0 : w.last);
     r.more = r.more || !w.reached_end;
@@ -938,7 +942,9 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
     // suppressions: the walk never comes back, so each event is looked at once.
     Walk w = walk(db_, "SELECT id, at, type FROM events WHERE id > ? ORDER BY id LIMIT ?",
                   walked_to(db_, "events_walked_to"), *events_before, limit, scan,
-                  [](SQLite::Statement& st) { return !is_evidence(st.getColumn(2).getString()); });
+                  [](SQLite::Statement& st) {
+                    return !is_suppression_evidence(st.getColumn(2).getString());
+                  });
     r.events = delete_ids(db_, "DELETE FROM events WHERE id = ?", w.doomed);
     set_walked_to(db_, "events_walked_to", w.last);
     r.more = r.more || !w.reached_end;
@@ -950,10 +956,10 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
       SQLite::Statement lifted(
           db_,
           "DELETE FROM events WHERE id IN (SELECT e.id FROM events r JOIN events e ON e.address = "
-          "r.address WHERE r.type = 'suppression-removed' AND r.at < ?1 AND e.type IN "
-          "('suppression-added', 'suppression-requested', 'suppression-removed', 'forgotten') "
-          "AND e.at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = "
-          "e.address) ORDER BY e.type = 'suppression-removed' LIMIT ?2)");
+          "r.address WHERE r.type = 'suppression-removed' AND r.at < ?1 AND e.type IN " +
+              sql_text_list(kSuppressionEvidenceEvents) +
+              " AND e.at < ?1 AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.address = "
+              "e.address) ORDER BY e.type = 'suppression-removed' LIMIT ?2)");
       lifted.bind(1, static_cast<int64_t>(*events_before));
       lifted.bind(2, static_cast<int64_t>(limit - static_cast<std::size_t>(r.events)));
       r.events += lifted.exec();
@@ -999,7 +1005,7 @@ SuppressionChanges SqliteStore::suppression_changes(std::int64_t after) {
     }
     out.changes.push_back(std::move(c));
   }
-  st.reset();  // release the read snapshot (see find_suppression_locked)
+  st.reset();  // release the read snapshot (see find_suppression)
   return out;
 }
 

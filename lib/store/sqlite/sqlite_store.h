@@ -1,5 +1,7 @@
 // The embedded default Store: one SQLite file in WAL mode, shared by the daemon and the CLI at the
-// same time. Not thread-safe: each thread opens its own SqliteStore on the same file.
+// same time. Not thread-safe: each thread opens its own SqliteStore on the same file. A failure of
+// the database throws std::runtime_error: SQLite::Exception (derived from it) for what SQLite
+// reports, std::runtime_error itself for what bulkmail finds wrong with the file.
 #pragma once
 
 #include <SQLiteCpp/Database.h>
@@ -28,9 +30,10 @@ enum class SqliteOpen {
 
 class SqliteStore final : public Store {
  public:
-  // Opens the database at `path` as `open` says. Throws std::runtime_error (SQLite::Exception
-  // from SQLite itself) when the file cannot be opened or is not a bulkmail database this build
-  // can use; the message says what to do.
+  // Opens the database at `path` as `open` says. Throws std::runtime_error when the file cannot be
+  // opened or is not a bulkmail database this build can use, the message saying what to do: most
+  // refusals (no file, not bulkmail's, another schema version) are not SQLite::Exception, so a
+  // caller catches std::runtime_error.
   // `checkpoints`: whether commits on this connection move the WAL into the database file when
   // it has grown (SQLite's default). The daemon's writer turns this off and leaves checkpoints to
   // a SqliteCheckpointer on a thread of its own, so that no commit waits for one.
@@ -94,8 +97,6 @@ class SqliteStore final : public Store {
   void add_event(UnixMillis at, const char* type, const std::string& address,
                  std::optional<MessageId> message, const std::string& category,
                  const std::string& campaign, const std::string& source, const std::string& detail);
-  std::optional<Suppression> find_suppression_locked(const std::string& address,
-                                                     const std::string& category);
 
   SQLite::Database db_;
   std::unique_ptr<Statements> st_;
