@@ -177,3 +177,95 @@ TEST_CASE("Message-IDs are unique: the same message composed again, on two threa
   CHECK(all.size() == 4000);
   CHECK(a.front().size() == std::string("<42.@mail.example.com>").size() + 24);
 }
+
+namespace {
+// The valid config with one category, customer-update (described as `description`), whose
+// template is the folder `custom` in `tdir`.
+std::string custom_template_yaml(const TempDir& tdir, const std::string& description,
+                                 std::string yaml = valid_config_yaml()) {
+  auto at = yaml.find("templates: ");
+  yaml.replace(at, yaml.find('\n', at) - at, "templates: " + tdir.path().string());
+  return yaml.substr(0, yaml.find("categories:")) +
+         "categories:\n  customer-update: { template: custom, description: \"" + description +
+         "\" }\n";
+}
+
+// The message with its quoted-printable undone (soft breaks gone, =XX the byte) and CRLF as LF:
+// enough to read the parts of a message whose headers hold no "=XX".
+std::string decode_qp(const std::string& data) {
+  auto hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F'); };
+  std::string out;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    if (data.compare(i, 3, "=\r\n") == 0) {
+      i += 2;
+    } else if (data[i] == '=' && i + 2 < data.size() && hex(data[i + 1]) && hex(data[i + 2])) {
+      out += static_cast<char>(std::stoi(data.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else if (data.compare(i, 2, "\r\n") == 0) {
+      out += '\n';
+      ++i;
+    } else {
+      out += data[i];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("each built-in variable fills the template with its own value") {
+  TempDir tdir;
+  tdir.write("custom/subject", "Hello\n");
+  tdir.write("custom/text",
+             "U {{unsubscribe_url}}\nA {{unsubscribe_all_url}}\nP {{postal_address}}\n"
+             "O {{organization}}\nR {{recipient}}\nC {{category_description}}\n");
+  tdir.write("custom/html", "<p>{{unsubscribe_url}} {{postal_address}}</p>\n");
+  Fixture f(custom_template_yaml(tdir, "Plan news"));
+  auto m = f.compose({});
+  REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+  std::string text = decode_qp(m->data);
+  CHECK(text.find("\nU " + m->unsubscribe_url + "\n") != std::string::npos);
+  CHECK(text.find("\nA " + m->unsubscribe_url + "?scope=all\n") != std::string::npos);
+  CHECK(text.find("\nP 100 Example Parkway, Cary, NC 27513, USA\n") != std::string::npos);
+  CHECK(text.find("\nO Example Telecom, Inc.\n") != std::string::npos);
+  CHECK(text.find("\nR jane@example.com\n") != std::string::npos);
+  CHECK(text.find("\nC Plan news\n") != std::string::npos);
+}
+
+TEST_CASE("a message variable naming any built-in is refused") {
+  Fixture f;
+  for (std::string_view builtin : kBuiltinVars) {
+    std::string name(builtin);
+    CAPTURE(name);
+    Vars v = kUpdateVars;
+    v[name] = "x";
+    auto m = f.compose(v);
+    REQUIRE_FALSE(m.ok());
+    CHECK(m.error().message ==
+          "variable '" + name + "' is filled in by bulkmail and cannot be set");
+  }
+}
+
+TEST_CASE("html escaping: the template's and the compliance check's agree, footer or not") {
+  // kainjow escapes & < > " and ': a postal address holding each must be found, escaped, in the
+  // html part whether the template or the footer puts it there.
+  std::string yaml = valid_config_yaml();
+  auto at = yaml.find("  postal_address: ");
+  yaml.replace(at, yaml.find('\n', at) - at,
+               "  postal_address: \"1 <Main> & \\\"Quoted\\\" 'Street'\"");
+  const std::string escaped = "1 &lt;Main&gt; &amp; &quot;Quoted&quot; &apos;Street&apos;";
+  TempDir tdir;
+  tdir.write("custom/subject", "Hello\n");
+  tdir.write("custom/text", "{{unsubscribe_url}} {{postal_address}}\n");
+  tdir.write("custom/html", "<p>{{unsubscribe_url}} {{postal_address}}</p>\n");
+  for (bool footer : {false, true}) {
+    CAPTURE(footer);
+    Fixture f(footer ? yaml : custom_template_yaml(tdir, "Plan news", yaml));
+    REQUIRE(f.config->sender.postal_address == "1 <Main> & \"Quoted\" 'Street'");
+    auto m = footer ? f.compose() : f.compose({});
+    REQUIRE_MESSAGE(m.ok(), (m.ok() ? "" : m.error().message));
+    std::string html = decode_qp(m->data);
+    html = html.substr(html.find("Content-Type: text/html"));
+    CHECK(html.find(escaped) != std::string::npos);
+    CHECK((html.find("You are receiving this email") != std::string::npos) == footer);
+  }
+}

@@ -138,3 +138,38 @@ TEST_CASE("a stream that cannot be read ends the records with the reason") {
   CHECK_FALSE(r.next(rec));
   CHECK(r.read_error() == "Is a directory");
 }
+
+TEST_CASE("a broken byte-order mark costs the first line only") {
+  auto recs = read_all(
+      "\xEF"
+      "x,y\na,b\n");
+  REQUIRE(recs.size() == 2);
+  CHECK(recs[0].line == 1);
+  CHECK(recs[0].error == "the file starts with a broken byte-order mark");
+  CHECK(recs[1].line == 2);
+  CHECK(recs[1].fields == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("a lone carriage return ends a record only at the end - blank lines may be CR alone") {
+  auto recs = read_all("a,b\rc\nok,1\r\n\r\r\nlast,2\r");
+  REQUIRE(recs.size() == 3);
+  CHECK(recs[0].line == 1);
+  CHECK(recs[0].error == "a lone carriage return ends field 2");
+  CHECK(recs[1].line == 2);
+  CHECK(recs[1].fields == std::vector<std::string>{"ok", "1"});
+  CHECK(recs[2].line == 4);
+  CHECK(recs[2].error.empty());
+  CHECK(recs[2].fields == std::vector<std::string>{"last", "2"});
+}
+
+TEST_CASE("an unquoted record over 1 MiB is malformed - the next line is read") {
+  std::string big(CsvReader::kMaxRecordBytes + 1, 'a');
+  std::string half(CsvReader::kMaxRecordBytes / 2 + 1, 'b');  // the bytes of every field count
+  auto recs = read_all(big + ",x\n" + half + "," + half + "\nok,1\n");
+  REQUIRE(recs.size() == 3);
+  CHECK(recs[0].error == "the record is longer than 1 MiB");
+  CHECK(recs[1].line == 2);
+  CHECK(recs[1].error == "the record is longer than 1 MiB");
+  CHECK(recs[2].line == 3);
+  CHECK(recs[2].fields == std::vector<std::string>{"ok", "1"});
+}

@@ -263,3 +263,55 @@ TEST_CASE("an empty CSV stops an import of messages or suppressions as fatal") {
   auto s = import_suppressions(*rows, *f.config, *f.store, "import:test", f.opts);
   CHECK(s.fatal.find("line 1: the file is empty") == 0);
 }
+
+TEST_CASE("a row becomes a submission: the email column its recipient, the others its variables") {
+  Row row;
+  row.line = 2;
+  row.fields = {{"first_name", "Ann"}, {"email", "a@example.com"}, {"plan", "Fiber"}};
+  auto s = submission_from_row(row, "customer-update", "nov");
+  REQUIRE(s.ok());
+  CHECK(s->category == "customer-update");
+  CHECK(s->campaign == "nov");
+  CHECK(s->to == "a@example.com");
+  CHECK(s->vars == Vars{{"first_name", "Ann"}, {"plan", "Fiber"}});
+
+  row.fields = {{"first_name", "Ann"}};  // no email: the caller rejects the row
+  auto none = submission_from_row(row, "customer-update", "");
+  REQUIRE(none.ok());
+  CHECK(none->to.empty());
+
+  struct Bad {
+    std::vector<std::pair<std::string, std::string>> fields;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {{{"email", "a@example.com"}, {"First Name", "Ann"}, {"1x", "y"}},
+       "column 'First Name': variable name 'First Name' may hold only letters, digits, '_' and "
+       "'-'"},
+      {{{"organization", "Someone Else"}, {"email", "a@example.com"}},
+       "column 'organization': variable 'organization' is filled in by bulkmail and cannot be "
+       "set"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.error);
+    row.fields = b.fields;
+    auto r = submission_from_row(row, "customer-update", "");
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == b.error);
+  }
+}
+
+TEST_CASE("JSON Lines: a key that cannot name a variable rejects its row, not the file") {
+  Fixture f;
+  std::string jsonl = R"({"email":"a@example.com","first name":"Ann","headline":"H","body":"B"})"
+                      "\n";
+  jsonl += R"({"email":"b@example.com","first_name":"Bo","headline":"H","body":"B"})"
+           "\n";
+  auto s = f.run(jsonl, ImportFormat::jsonl);
+  CHECK(s.fatal.empty());
+  CHECK(s.queued == 1);
+  CHECK(s.rejected == 1);
+  REQUIRE(f.rejects.size() == 1);
+  CHECK(f.rejects[0].first == 1);
+  CHECK(f.rejects[0].second.find("column 'first name': ") == 0);
+}

@@ -1,7 +1,9 @@
 #include "compose/message_template.h"
 
 #include <doctest/doctest.h>
+#include <kainjow/mustache.hpp>
 
+#include "base/text.h"
 #include "temp_dir.h"
 #include "test_config.h"
 
@@ -140,4 +142,24 @@ TEST_CASE("a subject template that spans lines is refused when loaded, whatever 
   CHECK(MessageTemplate::load(
             make_template(other, "News {{#vip}}for you{{/vip}}\n", "x\n", "<p>x</p>"))
             .ok());
+}
+
+TEST_CASE("html values are escaped by kainjow's own html_escape, as the composer escapes its own") {
+  // The composer looks for html_escape(postal address) in the rendered html part: the template's
+  // escaping and html_escape must agree on every character, & < > " and ' above all.
+  std::string every;  // every byte but NUL and LF (which the html part turns into <br>)
+  for (int c = 1; c < 256; ++c) {
+    if (c != '\n') every += static_cast<char>(c);
+  }
+  const std::string kainjow_escaped = kainjow::mustache::html_escape<std::string>(every);
+  CHECK(html_escape(every) == kainjow_escaped);
+  CHECK(html_escape("&<>\"'") == "&amp;&lt;&gt;&quot;&apos;");
+  CHECK(kainjow_escaped.size() == every.size() - 5 + 5 + 4 + 4 + 6 + 6);  // those five alone
+  TempDir dir;
+  auto t = MessageTemplate::load(make_template(dir, "s\n", "{{v}}", "<p>{{v}}</p>"));
+  REQUIRE(t.ok());
+  auto r = (*t)->render({{"v", every}});
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->html == "<p>" + kainjow_escaped + "</p>");
+  CHECK(r->text == every);  // text parts are never escaped
 }

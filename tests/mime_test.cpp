@@ -143,3 +143,10 @@ TEST_CASE("quoted-printable round-trips random text and keeps every rule") {
     }
   }
 }
+
+TEST_CASE("structured headers fold before a space only, never at a separator alone") {
+  std::string ids = std::string(50, 'a') + ";" + std::string(50, 'b') + "," + std::string(10, 'c');
+  CHECK(*structured_header("X-Ids", ids) == "X-Ids: " + ids + "\r\n");  // no space: one line
+  auto folded = *structured_header("X-Ids", std::string(50, 'a') + "; " + std::string(50, 'b'));
+  CHECK(folded == "X-Ids: " + std::string(50, 'a') + ";\r\n " + std::string(50, 'b') + "\r\n");
+}

@@ -89,3 +89,17 @@ TEST_CASE("stored variables that are not an object of text are refused, naming t
     CHECK_MESSAGE(r.error().message.find(b.problem) != std::string::npos, r.error().message);
   }
 }
+
+TEST_CASE("every built-in variable name, and only those, is refused as a message's variable") {
+  for (std::string_view builtin : kBuiltinVars) {
+    std::string name(builtin);
+    CAPTURE(name);
+    CHECK(is_builtin_var(name));
+    CHECK(var_name_problem(name) ==
+          "variable '" + name + "' is filled in by bulkmail and cannot be set");
+  }
+  for (const char* name : {"first_name", "unsubscribe", "postal", "Organization", ""}) {
+    CAPTURE(name);
+    CHECK_FALSE(is_builtin_var(name));
+  }
+}

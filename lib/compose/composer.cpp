@@ -7,6 +7,7 @@
 #include <array>
 #include <cstring>
 #include <random>
+#include <type_traits>
 
 #include "base/text.h"
 #include "compose/mime.h"
@@ -76,6 +77,34 @@ void insert_html_footer(std::string& html, const std::string& footer) {
   html += "\n" + footer;
 }
 
+// The built-in variables' values for one message, by name.
+Vars builtin_values(const Config& c, const CategoryConfig& cat, const ComposeRequest& r,
+                    const std::string& url, const std::string& all_url) {
+  // In the order of kBuiltinVars.
+  const std::string* const values[] = {
+      &url,         &all_url,        &c.sender.postal_address, &c.sender.organization,
+      &r.recipient, &cat.description};
+  static_assert(std::extent_v<decltype(values)> == kBuiltinVars.size(),
+                "a value for each built-in variable");
+  Vars vars;
+  for (std::size_t i = 0; i < kBuiltinVars.size(); ++i) vars.emplace(kBuiltinVars[i], *values[i]);
+  return vars;
+}
+
+// What follows the header block: the text and HTML parts, quoted-printable, as
+// multipart/alternative.
+void append_body(std::string& m, const RenderedParts& parts, const std::string& boundary) {
+  m += "\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n";
+  m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
+       "quoted-printable\r\n\r\n";
+  append_quoted_printable(m, parts.text);
+  m += "--" + boundary + "\r\n";
+  m += "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
+       "quoted-printable\r\n\r\n";
+  append_quoted_printable(m, parts.html);
+  m += "--" + boundary + "--\r\n";
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config> config) {
@@ -115,46 +144,67 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   ComposedMessage out;
   std::string token = tokens_->issue({r.recipient, r.category, r.now / 1000});
   out.unsubscribe_url = c.unsubscribe.url + "/" + token;
-  std::string all_url = out.unsubscribe_url + "?scope=all";
+  auto parts = render_parts(r, *cat, *tmpl->second, token, out.unsubscribe_url);
+  if (!parts) return parts.error();
 
+  std::string unique = unique_hex();
+  out.message_id = "<" + (r.id ? std::to_string(r.id) + "." : std::string()) + unique + "@" +
+                   c.sender.from.address.domain + ">";
+  std::string boundary = "=_bulkmail_" + unique;  // "=_" never occurs in quoted-printable text
+  auto headers = header_block(r, *cat, parts->subject, out, boundary);
+  if (!headers) return headers.error();
+
+  std::string& m = out.data;
+  m.reserve(headers->size() + parts->text.size() + parts->html.size() + 1024);
+  m += *headers;
+  append_body(m, *parts, boundary);
+  if (signer_) m.insert(0, signer_->signature(m, kSignedHeaders, r.now));
+  return out;
+}
+
+Result<RenderedParts> Composer::render_parts(const ComposeRequest& r, const CategoryConfig& cat,
+                                             const MessageTemplate& tmpl, const std::string& token,
+                                             const std::string& url) const {
   for (const auto& [k, _] : r.vars) {
     if (is_builtin_var(k))
       return make_error("variable '" + k + "' is filled in by bulkmail and cannot be set");
   }
-  const Vars builtins = {{"unsubscribe_url", out.unsubscribe_url},
-                         {"unsubscribe_all_url", all_url},
-                         {"postal_address", c.sender.postal_address},
-                         {"organization", c.sender.organization},
-                         {"recipient", r.recipient},
-                         {"category_description", cat->description}};
-
-  auto parts = tmpl->second->render(r.vars, builtins);
-  if (!parts) return parts.error();
-  if (!tmpl->second->text_places_compliance())
-    parts->text += text_footer(c, *cat, out.unsubscribe_url, all_url);
-  if (!tmpl->second->html_places_compliance()) {
+  std::string all_url = url + "?scope=all";
+  auto parts = tmpl.render(r.vars, builtin_values(*config_, cat, r, url, all_url));
+  if (!parts) return parts;
+  if (!tmpl.text_places_compliance()) parts->text += text_footer(*config_, cat, url, all_url);
+  if (!tmpl.html_places_compliance()) {
     const auto& f = footers_.at(r.category);
     std::string url_html = url_base_html_ + token;
     insert_html_footer(parts->html, f[0] + url_html + f[1] + url_html + "?scope=all" + f[2]);
   }
   // The check that makes compliance a property of every message, whatever the template does.
-  if (parts->text.find(out.unsubscribe_url) == std::string::npos ||
-      parts->text.find(c.sender.postal_address) == std::string::npos) {
-    return make_error("template " + cat->template_name +
-                      ": the text part lacks the unsubscribe link or postal address");
-  }
-  if (parts->html.find(url_base_html_ + token) == std::string::npos ||
-      parts->html.find(postal_html_) == std::string::npos) {
-    return make_error("template " + cat->template_name +
-                      ": the html part lacks the unsubscribe link or postal address");
-  }
+  if (auto problem = compliance_problem(*parts, cat, token, url); !problem.empty())
+    return make_error(problem);
+  return parts;
+}
 
+std::string Composer::compliance_problem(const RenderedParts& parts, const CategoryConfig& cat,
+                                         const std::string& token, const std::string& url) const {
+  if (parts.text.find(url) == std::string::npos ||
+      parts.text.find(config_->sender.postal_address) == std::string::npos) {
+    return "template " + cat.template_name +
+           ": the text part lacks the unsubscribe link or postal address";
+  }
+  if (parts.html.find(url_base_html_ + token) == std::string::npos ||
+      parts.html.find(postal_html_) == std::string::npos) {
+    return "template " + cat.template_name +
+           ": the html part lacks the unsubscribe link or postal address";
+  }
+  return "";
+}
+
+Result<std::string> Composer::header_block(const ComposeRequest& r, const CategoryConfig& cat,
+                                           const std::string& subject_text,
+                                           const ComposedMessage& out,
+                                           const std::string& boundary) const {
+  const Config& c = *config_;
   const std::string& domain = c.sender.from.address.domain;
-  std::string unique = unique_hex();
-  out.message_id =
-      "<" + (r.id ? std::to_string(r.id) + "." : std::string()) + unique + "@" + domain + ">";
-  std::string boundary = "=_bulkmail_" + unique;  // "=_" never occurs in quoted-printable text
-
   std::string h;
   auto add = [&](Result<std::string> field) -> bool {
     if (!field) return false;
@@ -167,7 +217,7 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   if (!add(structured_header("To", r.recipient)))
     return make_error("to: the recipient cannot stand in a header");
   if (c.sender.reply_to) add(structured_header("Reply-To", c.sender.reply_to->str()));
-  auto subject = unstructured_header("Subject", parts->subject);
+  auto subject = unstructured_header("Subject", subject_text);
   if (!subject) return make_error("subject: " + subject.error().message);
   h += *subject;
   h += "Date: " + rfc5322_date(r.now) + "\r\n";
@@ -178,8 +228,8 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
     lu += ", <mailto:" + c.unsubscribe.mailto->str() + "?subject=unsubscribe>";
   if (!add(structured_header("List-Unsubscribe", lu))) return make_error("List-Unsubscribe");
   h += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
-  std::string list_id = cat->name + "." + domain;
-  auto list_phrase = mailbox_text(cat->description, list_id);
+  std::string list_id = cat.name + "." + domain;
+  auto list_phrase = mailbox_text(cat.description, list_id);
   if (!list_phrase) return make_error("List-Id: " + list_phrase.error().message);
   auto list_header = structured_header("List-Id", *list_phrase);
   if (!list_header || list_header->size() > 255 + 11)
@@ -187,25 +237,10 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   h += *list_header;
   if (!c.sender.feedback_id.empty()) {
     h += "Feedback-ID: " + (r.campaign.empty() ? std::string("none") : r.campaign) + ":" +
-         cat->name + ":" + c.sender.feedback_id + "\r\n";
+         cat.name + ":" + c.sender.feedback_id + "\r\n";
   }
   h += "Content-Type: multipart/alternative; boundary=\"" + boundary + "\"\r\n";
-
-  std::string& m = out.data;
-  m.reserve(h.size() + parts->text.size() + parts->html.size() + 1024);
-  m += h;
-  m += "\r\nThis is a multi-part message in MIME format.\r\n\r\n--" + boundary + "\r\n";
-  m += "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
-       "quoted-printable\r\n\r\n";
-  append_quoted_printable(m, parts->text);
-  m += "--" + boundary + "\r\n";
-  m += "Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: "
-       "quoted-printable\r\n\r\n";
-  append_quoted_printable(m, parts->html);
-  m += "--" + boundary + "--\r\n";
-
-  if (signer_) m.insert(0, signer_->signature(m, kSignedHeaders, r.now));
-  return out;
+  return h;
 }
 
 }  // namespace bulkmail

@@ -47,10 +47,24 @@ class Composer {
   // Not thread-safe (templates render through mutable state): one Composer per thread.
   Result<ComposedMessage> compose(const ComposeRequest& request) const;
 
-  const Config& config() const { return *config_; }
-
  private:
   Composer() = default;
+  // compose's steps, in order. The parts rendered with the message's variables and the built-ins,
+  // each given the footer its template does not place itself; an error when a variable names a
+  // built-in or a part fails compliance_problem.
+  Result<RenderedParts> render_parts(const ComposeRequest& r, const CategoryConfig& cat,
+                                     const MessageTemplate& tmpl, const std::string& token,
+                                     const std::string& url) const;
+  // Why the text or HTML part lacks the unsubscribe link (`url`, which ends in `token`) or the
+  // postal address, or "" when both carry both.
+  std::string compliance_problem(const RenderedParts& parts, const CategoryConfig& cat,
+                                 const std::string& token, const std::string& url) const;
+  // Every header field but DKIM-Signature (compose adds it over the whole message), each checked
+  // and folded; the error names the field.
+  Result<std::string> header_block(const ComposeRequest& r, const CategoryConfig& cat,
+                                   const std::string& subject, const ComposedMessage& out,
+                                   const std::string& boundary) const;
+
   std::shared_ptr<const Config> config_;
   std::map<std::string, std::shared_ptr<MessageTemplate>> templates_;  // by category
   std::map<std::string, std::array<std::string, 3>> footers_;  // HTML footer around its links

@@ -34,16 +34,16 @@ std::string encoded_words(std::string_view s) {
   return out;
 }
 
-// Folds "Name: value" before a space (or after a separator) so lines stay within 78 characters
-// where a break exists; checks the 998-octet hard limit.
-Result<std::string> fold(std::string_view name, std::string_view value, std::string_view breaks) {
+// Folds "Name: value" before a space so lines stay within 78 characters where a space allows it
+// (never right after "Name: "); checks the 998-octet hard limit.
+Result<std::string> fold(std::string_view name, std::string_view value) {
   std::string out(name);
   out += ": ";
   std::size_t line_len = out.size();
   std::size_t i = 0;
   while (i < value.size()) {
-    // The next chunk runs to just after the next break character (or the end).
-    std::size_t j = value.find_first_of(breaks, i + 1);
+    // The next chunk runs to just before the next space (or the end).
+    std::size_t j = value.find(' ', i + 1);
     std::size_t end = j == std::string_view::npos ? value.size() : j;
     std::string_view chunk = value.substr(i, end - i);
     if (line_len + chunk.size() > kFoldAt && line_len > name.size() + 2 && chunk.front() == ' ') {
@@ -136,7 +136,7 @@ Result<std::string> unstructured_header(std::string_view name, std::string_view 
   }
   // "=?" in plain text would be read as an encoded-word: encode such a value too.
   if (value.find("=?") != std::string_view::npos) plain = false;
-  if (plain) return fold(name, value, " ");
+  if (plain) return fold(name, value);
   return std::string(name) + ": " + encoded_words(value) + "\r\n";
 }
 
@@ -168,7 +168,7 @@ Result<std::string> mailbox_text(std::string_view display_name, std::string_view
 Result<std::string> structured_header(std::string_view name, std::string_view value) {
   if (auto p = header_value_problem(value); !p.empty())
     return make_error(std::string(name) + " " + p);
-  return fold(name, value, " ");
+  return fold(name, value);
 }
 
 std::string rfc5322_date(UnixMillis t) {

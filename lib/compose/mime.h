@@ -27,8 +27,10 @@ Result<std::string> unstructured_header(std::string_view name, std::string_view 
 // needed. An empty display name gives the bare address.
 Result<std::string> mailbox_text(std::string_view display_name, std::string_view address);
 
-// A structured header field whose value is already safe ASCII (addresses, URIs, ids), folded at
-// ", " or "; " separators to stay within 78 characters where it can.
+// A structured header field whose value is already safe ASCII (addresses, URIs, ids), folded
+// before a space to stay within 78 characters where it can ("<a>, <b>" folds after the comma; a
+// value without spaces stays on one line). Refuses values holding CR, LF or other control
+// characters, and a line over 998 octets.
 Result<std::string> structured_header(std::string_view name, std::string_view value);
 
 // "Wed, 25 Nov 2026 21:24:16 +0000"

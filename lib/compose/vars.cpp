@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "base/text.h"
 
 namespace bulkmail {
@@ -11,8 +13,7 @@ constexpr std::size_t kMaxVars = 100;
 }  // namespace
 
 bool is_builtin_var(std::string_view name) {
-  return name == "unsubscribe_url" || name == "postal_address" || name == "organization" ||
-         name == "recipient" || name == "category_description" || name == "unsubscribe_all_url";
+  return std::find(kBuiltinVars.begin(), kBuiltinVars.end(), name) != kBuiltinVars.end();
 }
 
 std::string var_name_problem(std::string_view name) {

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -16,8 +17,14 @@ namespace bulkmail {
 
 using Vars = std::map<std::string, std::string>;
 
-// Names bulkmail fills in itself for every message. A message may not set them: a variable named
-// postal_address must never replace the sender's real address in the footer.
+// The names bulkmail fills in itself for every message, the one list of them (the composer gives
+// their values in this order). A message may not set them: a variable named postal_address must
+// never replace the sender's real address in the footer.
+inline constexpr std::array<std::string_view, 6> kBuiltinVars = {
+    "unsubscribe_url", "unsubscribe_all_url", "postal_address",
+    "organization",    "recipient",           "category_description"};
+
+// True when `name` is one of kBuiltinVars.
 bool is_builtin_var(std::string_view name);
 
 // Why `name` cannot be a variable name, or "" when it can: 1-64 letters, digits, '_' or '-',

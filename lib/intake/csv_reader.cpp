@@ -66,100 +66,104 @@ void CsvReader::abandon(std::size_t start) {
   line_ = start + 1;
 }
 
+bool CsvReader::skip_byte_order_mark() {
+  if (peek() != 0xEF) return true;
+  get();
+  return get() == 0xBB && get() == 0xBF;
+}
+
+bool CsvReader::skip_blank_lines() {
+  while (true) {
+    int c = peek();
+    if (c == kEof) return false;
+    if (c != '\n' && c != '\r') return true;
+    get();
+  }
+}
+
+std::string CsvReader::read_quoted_field(std::string& field, std::size_t& bytes,
+                                         std::size_t number) {
+  get();  // the opening quote
+  std::size_t quote_line = line_;
+  while (true) {
+    int c = get();
+    if (c == kEof) {
+      return "a quoted field opened on line " + std::to_string(quote_line) + " is never closed";
+    }
+    if (c == '"') {
+      if (peek() != '"') break;
+      get();
+      field += '"';
+      continue;
+    }
+    field += static_cast<char>(c);
+    if (++bytes > kMaxRecordBytes) {
+      return "a quoted field opened on line " + std::to_string(quote_line) +
+             " runs past 1 MiB (is its closing quote missing?)";
+    }
+  }
+  int c = peek();
+  if (c != ',' && c != '\n' && c != '\r' && c != kEof) {
+    return "text after a closing quote in field " + std::to_string(number);
+  }
+  return "";
+}
+
+std::string CsvReader::read_unquoted_field(std::string& field, std::size_t& bytes,
+                                           std::size_t number) {
+  int c;
+  while ((c = peek()) != ',' && c != '\n' && c != '\r' && c != kEof) {
+    get();
+    if (c == '"') {
+      return "a quote inside an unquoted field " + std::to_string(number) +
+             " (quote the whole field and double the quote)";
+    }
+    field += static_cast<char>(c);
+    if (++bytes > kMaxRecordBytes) return "the record is longer than 1 MiB";
+  }
+  return "";
+}
+
+bool CsvReader::malformed(Record& out, std::string why) {
+  if (capturing_) why += "; reading resumes on line " + std::to_string(out.line + 1);
+  out.error = std::move(why);
+  abandon(out.line);
+  return true;
+}
+
 bool CsvReader::next(Record& out) {
   out.fields.clear();
   out.error.clear();
   if (!started_) {
     started_ = true;
-    // A UTF-8 byte-order mark, as spreadsheet programs write it.
-    if (peek() == 0xEF) {
-      get();
-      if (get() != 0xBB || get() != 0xBF) {
-        out.line = 1;
-        out.error = "the file starts with a broken byte-order mark";
-        skip_rest_of_line();
-        return true;
-      }
+    if (!skip_byte_order_mark()) {
+      out.line = 1;
+      out.error = "the file starts with a broken byte-order mark";
+      skip_rest_of_line();
+      return true;
     }
   }
-  // Skip blank lines.
-  while (true) {
-    int c = peek();
-    if (c == kEof) return false;
-    if (c == '\n') {
-      get();
-      continue;
-    }
-    if (c == '\r') {
-      get();
-      continue;
-    }
-    break;
-  }
+  if (!skip_blank_lines()) return false;
   out.line = line_;
   in_record_ = true;
   capturing_ = false;
   captured_.clear();
-  // Ends a malformed record; the error says where reading goes on when that is not the next line.
-  auto malformed = [&](std::string why) {
-    if (capturing_) why += "; reading resumes on line " + std::to_string(out.line + 1);
-    out.error = std::move(why);
-    abandon(out.line);
-    return true;
-  };
   std::size_t bytes = 0;
   std::string field;
   while (true) {
     field.clear();
-    int c = peek();
-    if (c == '"') {
-      get();
-      std::size_t quote_line = line_;
-      while (true) {
-        c = get();
-        if (c == kEof) {
-          return malformed("a quoted field opened on line " + std::to_string(quote_line) +
-                           " is never closed");
-        }
-        if (c == '"') {
-          if (peek() == '"') {
-            get();
-            field += '"';
-            continue;
-          }
-          break;
-        }
-        field += static_cast<char>(c);
-        if (++bytes > kMaxRecordBytes) {
-          return malformed("a quoted field opened on line " + std::to_string(quote_line) +
-                           " runs past 1 MiB (is its closing quote missing?)");
-        }
-      }
-      c = peek();
-      if (c != ',' && c != '\n' && c != '\r' && c != kEof) {
-        return malformed("text after a closing quote in field " +
-                         std::to_string(out.fields.size() + 1));
-      }
-    } else {
-      while ((c = peek()) != ',' && c != '\n' && c != '\r' && c != kEof) {
-        get();
-        if (c == '"') {
-          return malformed("a quote inside an unquoted field " +
-                           std::to_string(out.fields.size() + 1) +
-                           " (quote the whole field and double the quote)");
-        }
-        field += static_cast<char>(c);
-        if (++bytes > kMaxRecordBytes) return malformed("the record is longer than 1 MiB");
-      }
-    }
+    std::size_t number = out.fields.size() + 1;
+    std::string problem = peek() == '"' ? read_quoted_field(field, bytes, number)
+                                        : read_unquoted_field(field, bytes, number);
+    if (!problem.empty()) return malformed(out, std::move(problem));
     out.fields.push_back(field);
-    c = get();
+    int c = get();
     if (c == ',') continue;
     if (c == '\r') {
       if (peek() == '\n') {
         get();
       } else if (peek() != kEof) {
-        return malformed("a lone carriage return ends field " + std::to_string(out.fields.size()));
+        return malformed(out, "a lone carriage return ends field " + std::to_string(number));
       }
     }
     in_record_ = false;  // '\n', '\r\n' or the end of the input ends the record

@@ -41,6 +41,22 @@ class CsvReader {
   // start + 1.
   void abandon(std::size_t start);
 
+  // next's steps, in order.
+  // Reads a UTF-8 byte-order mark at the start of the input, as spreadsheet programs write it;
+  // false when the input starts with a broken one.
+  bool skip_byte_order_mark();
+  // Reads past blank lines (LF, CRLF or a lone CR); false at the end of the input.
+  bool skip_blank_lines();
+  // One field, quoted (from its opening quote: "" stands for a quote, line breaks are kept) or
+  // not. Appends its text to `field`, counts it in the record's `bytes` (against
+  // kMaxRecordBytes), and returns why the record is malformed, or "" when what follows the field
+  // (',', a line end or the end of the input) is next to read. `number` counts fields from 1.
+  std::string read_quoted_field(std::string& field, std::size_t& bytes, std::size_t number);
+  std::string read_unquoted_field(std::string& field, std::size_t& bytes, std::size_t number);
+  // Sets `out.error` to `why` (adding where reading resumes when that is not the next line) and
+  // abandons the record. Returns true, as next does for a malformed record.
+  bool malformed(Record& out, std::string why);
+
   std::streambuf* buf_;
   std::size_t line_ = 1;
   bool started_ = false;

@@ -45,7 +45,68 @@ std::string columns_problem(const ComposeCheck& check, const Submission& row) {
   return check.problem(probe, *m);
 }
 
+// A dry run's batch, counted: each message would be queued, or stored as suppressed when its
+// recipient is suppressed now.
+void count_dry_run(Store& store, const std::vector<NewMessage>& batch, ImportSummary& sum) {
+  for (const NewMessage& m : batch) {
+    if (store.find_suppression(m.recipient, m.category)) {
+      ++sum.suppressed;
+    } else {
+      ++sum.queued;
+    }
+  }
+}
+
+// Enqueues the batch and counts what became of each message. With `update`, the messages the
+// campaign already holds take the batch's variables instead, unless sent or on their way already.
+// Moves from `batch`.
+void write_batch(Store& store, std::vector<NewMessage>& batch, const std::string& source,
+                 bool update, ImportSummary& sum) {
+  std::vector<NewMessage> held;  // rows for recipients the campaign already holds (update)
+  auto results = store.enqueue(batch, source, now_millis());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    switch (results[i].status) {
+      case EnqueueStatus::queued:
+        ++sum.queued;
+        break;
+      case EnqueueStatus::already_queued:
+        if (update) {
+          held.push_back(std::move(batch[i]));
+        } else {
+          ++sum.already_queued;
+        }
+        break;
+      case EnqueueStatus::suppressed:
+        ++sum.suppressed;
+        break;
+    }
+  }
+  if (held.empty()) return;
+  for (UpdateStatus u : store.update_vars(held, source, now_millis())) {
+    if (u == UpdateStatus::updated) {
+      ++sum.updated;
+    } else {
+      ++sum.already_queued;  // sent or on its way already: left as it was
+    }
+  }
+}
+
 }  // namespace
+
+Result<Submission> submission_from_row(const Row& row, const std::string& category,
+                                       const std::string& campaign) {
+  Submission s{category, "", {}, campaign};
+  for (const auto& [k, v] : row.fields) {
+    if (k == "email") {
+      s.to = v;
+    } else if (auto p = var_name_problem(k); !p.empty()) {
+      return make_error("column '" + k + "': " + p);
+    } else {
+      s.vars.emplace(k, v);
+    }
+  }
+  return s;
+}
 
 ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
                               const std::string& category, const std::string& campaign,
@@ -56,89 +117,40 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
   batch.reserve(options.batch_size);
   std::int64_t seen = 0;
   bool columns_checked = false;
-  std::vector<NewMessage> held;  // rows for recipients the campaign already holds (--update)
   auto flush = [&] {
     if (batch.empty()) return;
     if (options.dry_run) {
-      for (const NewMessage& m : batch) {
-        if (store.find_suppression(m.recipient, m.category)) {
-          ++sum.suppressed;
-        } else {
-          ++sum.queued;
-        }
-      }
-      batch.clear();
-      if (options.on_progress) options.on_progress(seen);
-      return;
-    }
-    auto results = store.enqueue(batch, source, now_millis());
-    for (std::size_t i = 0; i < results.size(); ++i) {
-      switch (results[i].status) {
-        case EnqueueStatus::queued:
-          ++sum.queued;
-          break;
-        case EnqueueStatus::already_queued:
-          if (options.update) {
-            held.push_back(std::move(batch[i]));
-          } else {
-            ++sum.already_queued;
-          }
-          break;
-        case EnqueueStatus::suppressed:
-          ++sum.suppressed;
-          break;
-      }
-    }
-    if (!held.empty()) {
-      for (UpdateStatus u : store.update_vars(held, source, now_millis())) {
-        if (u == UpdateStatus::updated) {
-          ++sum.updated;
-        } else {
-          ++sum.already_queued;  // sent or on its way already: left as it was
-        }
-      }
-      held.clear();
+      count_dry_run(store, batch, sum);
+    } else {
+      write_batch(store, batch, source, options.update, sum);
     }
     batch.clear();
     if (options.on_progress) options.on_progress(seen);
   };
 
   for_each_row(rows, sum, options, seen, [&](Row& row) {
-    Submission s{category, "", {}, campaign};
-    bool has_email = false;
-    std::string bad_name;
-    for (auto& [k, v] : row.fields) {
-      if (k == "email") {
-        s.to = v;
-        has_email = true;
-      } else if (auto p = var_name_problem(k); !p.empty()) {
-        bad_name = "column '" + k + "': " + p;
-        break;
-      } else {
-        s.vars.emplace(k, v);
-      }
-    }
-    if (!bad_name.empty()) {
+    auto s = submission_from_row(row, category, campaign);
+    if (!s) {
       if (rows.columns_from_header()) {
         // Every CSV row has the header's columns: refuse the file once, not each row.
-        sum.fatal = "the header row's " + bad_name;
+        sum.fatal = "the header row's " + s.error().message;
         return false;
       }
-      reject(sum, options, row.line, bad_name);
+      reject(sum, options, row.line, s.error().message);
       return true;
     }
-    if (!has_email || s.to.empty()) {
+    if (s->to.empty()) {
       reject(sum, options, row.line, "no email (the recipient column must be named 'email')");
       return true;
     }
     if (rows.columns_from_header() && !columns_checked) {
       columns_checked = true;
-      if (auto p = columns_problem(check, s); !p.empty()) {
+      if (auto p = columns_problem(check, *s); !p.empty()) {
         sum.fatal = "no row can be queued: " + p;
         return false;
       }
     }
-    auto m = validate_submission(check, s);
+    auto m = validate_submission(check, *s);
     if (!m) {
       reject(sum, options, row.line, m.error().message);
       return true;

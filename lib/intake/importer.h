@@ -38,6 +38,13 @@ struct ImportOptions {
   std::function<void(std::int64_t rows)> on_progress;  // called after each batch
 };
 
+// One row as a message for `category` in `campaign`: the `email` column is the recipient ("" when
+// the row has none; the last one when it has several), every other column a template variable
+// (the first one when a name repeats). The error names the first column whose name cannot be a
+// variable's: "column 'First Name': ...".
+Result<Submission> submission_from_row(const Row& row, const std::string& category,
+                                       const std::string& campaign);
+
 // Queues one message per row for `category` in `campaign`. The `email` column (or key) is the
 // recipient; every other column becomes a template variable. Each row passes
 // validate_submission(check, ...), so a row whose message could not be composed is rejected here,
