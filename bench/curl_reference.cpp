@@ -68,5 +68,6 @@ int main(int argc, char** argv) {
   for (auto& th : pool) th.join();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%.0f\n", static_cast<double>(total - failed) / secs);
+  curl_global_cleanup();
   return failed ? 1 : 0;
 }

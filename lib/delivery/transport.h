@@ -33,6 +33,16 @@ class Transport {
   virtual void interrupt() = 0;
 };
 
+// libcurl's process-wide state, set up for as long as this lives: a program makes one before any
+// CurlTransport, in main, before other threads start, and it cleans up on every path out.
+class CurlGlobal {
+ public:
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  ~CurlGlobal() { curl_global_cleanup(); }
+  CurlGlobal(const CurlGlobal&) = delete;
+  CurlGlobal& operator=(const CurlGlobal&) = delete;
+};
+
 class CurlTransport final : public Transport {
  public:
   // `abort`, when set, keeps new connections from being opened (interrupt() ends the current one).

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 
 namespace bulkmail {
 
@@ -16,14 +18,13 @@ class InstanceLock {
   // Whether a daemon holds the lock on `database` now (for `bulkmailctl status`). Takes a shared
   // lock for an instant to find out.
   static bool held(const std::string& database);
-  InstanceLock(InstanceLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  InstanceLock(InstanceLock&&) noexcept = default;
   InstanceLock& operator=(InstanceLock&&) = delete;
   InstanceLock(const InstanceLock&) = delete;
-  ~InstanceLock();
 
  private:
-  explicit InstanceLock(int fd) : fd_(fd) {}
-  int fd_;
+  explicit InstanceLock(UniqueFd fd) : fd_(std::move(fd)) {}
+  UniqueFd fd_;  // closing it releases the lock
 };
 
 }  // namespace bulkmail

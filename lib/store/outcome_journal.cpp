@@ -185,10 +185,6 @@ Result<std::unique_ptr<OutcomeJournal>> OutcomeJournal::open(
   return j;
 }
 
-OutcomeJournal::~OutcomeJournal() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 std::filesystem::path OutcomeJournal::segment_path(std::uint64_t n) const {
   std::filesystem::path p = prefix_;
   p += "." + std::to_string(n);
@@ -202,22 +198,22 @@ void OutcomeJournal::drop_recovered() {
 }
 
 bool OutcomeJournal::append(const Outcome& o) {
-  if (fd_ < 0) {
+  if (!fd_) {
     std::uint64_t n = next_++;
-    fd_ = ::open(segment_path(n).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
-    if (fd_ < 0) return false;
+    fd_.reset(
+        ::open(segment_path(n).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
+    if (!fd_) return false;
     written_.push_back(n);
   }
   encode_outcome(o, buffer_);
   std::string_view left = buffer_;
   while (!left.empty()) {
-    ssize_t w = ::write(fd_, left.data(), left.size());
+    ssize_t w = ::write(fd_.get(), left.data(), left.size());
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       // A partial record may now end the segment: close it, so nothing follows the damage. The
       // segment stays until the store has committed everything appended to it.
-      ::close(fd_);
-      fd_ = -1;
+      fd_.reset();
       return false;
     }
     left.remove_prefix(static_cast<std::size_t>(w));
@@ -226,8 +222,7 @@ bool OutcomeJournal::append(const Outcome& o) {
 }
 
 std::vector<std::uint64_t> OutcomeJournal::seal() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
   std::vector<std::uint64_t> sealed;
   sealed.swap(written_);
   return sealed;

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "store/store.h"
 
 namespace bulkmail {
@@ -37,7 +38,6 @@ class OutcomeJournal {
   // Opens the journal beside `database`, reading the segments a stopped daemon left (recovered()).
   // Fails only if the directory cannot be listed or a segment cannot be read.
   static Result<std::unique_ptr<OutcomeJournal>> open(const std::filesystem::path& database);
-  ~OutcomeJournal();
   OutcomeJournal(const OutcomeJournal&) = delete;
   OutcomeJournal& operator=(const OutcomeJournal&) = delete;
 
@@ -67,7 +67,7 @@ class OutcomeJournal {
   std::filesystem::path prefix_;        // <database>-outcomes
   std::uint64_t next_ = 1;              // number of the next segment to open
   std::vector<std::uint64_t> written_;  // segments appended to since the last seal
-  int fd_ = -1;                         // the open segment
+  UniqueFd fd_;                         // the open segment, if any
   std::string buffer_;
   std::vector<Outcome> recovered_;
   std::vector<std::uint64_t> recovered_segments_;

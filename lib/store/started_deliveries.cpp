@@ -36,29 +36,25 @@ Result<std::unique_ptr<StartedDeliveries>> StartedDeliveries::open(
       if (v) left->push_back(static_cast<MessageId>(v));
     }
   }
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return make_error("cannot open " + path.string() + ": " + std::strerror(errno));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return make_error("cannot open " + path.string() + ": " + std::strerror(errno));
   std::vector<unsigned char> zeros(kSlot * static_cast<std::size_t>(senders > 0 ? senders : 0));
   if (!zeros.empty() &&
-      ::pwrite(fd, zeros.data(), zeros.size(), 0) != static_cast<ssize_t>(zeros.size())) {
+      ::pwrite(fd.get(), zeros.data(), zeros.size(), 0) != static_cast<ssize_t>(zeros.size())) {
     int err = errno;
-    ::close(fd);
     return make_error("cannot write " + path.string() + ": " + std::strerror(err));
   }
-  std::unique_ptr<StartedDeliveries> s(new StartedDeliveries(path, fd));
+  std::unique_ptr<StartedDeliveries> s(new StartedDeliveries(path, std::move(fd)));
   s->left_ = std::move(left);
   return s;
-}
-
-StartedDeliveries::~StartedDeliveries() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 void StartedDeliveries::mark(int sender, MessageId id) {
   unsigned char slot[kSlot];
   put_u64(slot, static_cast<std::uint64_t>(id));
   auto off = static_cast<off_t>(kSlot * static_cast<std::size_t>(sender));
-  if (::pwrite(fd_, slot, kSlot, off) != static_cast<ssize_t>(kSlot) && !failed_.exchange(true)) {
+  if (::pwrite(fd_.get(), slot, kSlot, off) != static_cast<ssize_t>(kSlot) &&
+      !failed_.exchange(true)) {
     ::unlink(path_.c_str());
   }
 }

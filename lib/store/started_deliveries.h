@@ -14,9 +14,11 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
+#include "base/unique_fd.h"
 #include "store/store.h"
 
 namespace bulkmail {
@@ -27,7 +29,6 @@ class StartedDeliveries {
   // starts the file afresh with `senders` empty slots.
   static Result<std::unique_ptr<StartedDeliveries>> open(const std::filesystem::path& database,
                                                          int senders);
-  ~StartedDeliveries();
   StartedDeliveries(const StartedDeliveries&) = delete;
   StartedDeliveries& operator=(const StartedDeliveries&) = delete;
 
@@ -43,9 +44,10 @@ class StartedDeliveries {
   std::filesystem::path path() const { return path_; }
 
  private:
-  StartedDeliveries(std::filesystem::path path, int fd) : path_(std::move(path)), fd_(fd) {}
+  StartedDeliveries(std::filesystem::path path, UniqueFd fd)
+      : path_(std::move(path)), fd_(std::move(fd)) {}
   std::filesystem::path path_;
-  int fd_;
+  UniqueFd fd_;
   std::optional<std::vector<MessageId>> left_;
   std::atomic<bool> failed_{false};
 };

@@ -12,6 +12,7 @@
 
 #include <SQLiteCpp/Transaction.h>
 
+#include "base/unique_fd.h"
 #include "crypto/digest.h"
 #include "store/sqlite/sqlite_busy.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -27,8 +28,9 @@ constexpr int kBusyTimeoutMs = 10000;
 const std::string& created_private(const std::string& path) {
   bool special = path.empty() || path == ":memory:" || path.rfind("file:", 0) == 0;
   if (!special) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd >= 0) ::close(fd);  // otherwise it exists, or SQLite says why it cannot be opened
+    // Closed again at once: creating the file was the point. If the open fails, the file exists,
+    // or SQLite says why it cannot be opened.
+    UniqueFd created(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   }
   return path;
 }
