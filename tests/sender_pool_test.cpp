@@ -107,8 +107,9 @@ struct Pipeline {
       s.enqueue(batch, "test", now_millis() - 1000);
     }
     watch = std::make_unique<SuppressionWatch>();
-    worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), connections + 1,
-                                           nullptr, watch.get());
+    // One place per sender; the dispatcher's releases need none.
+    worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), connections, nullptr,
+                                           watch.get());
     dispatcher =
         std::make_unique<Dispatcher>(io, config, *worker, connections, "test", watch.get());
     senders = std::make_unique<SenderPool>(

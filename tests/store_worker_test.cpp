@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <set>
+#include <stdexcept>
 #include <thread>
 
 #include "store/sqlite/sqlite_store.h"
@@ -120,6 +121,39 @@ TEST_CASE("outcomes still journaled when the worker stops are committed before i
     CHECK(worker.record({q.id, MessageState::failed, 554, "5.7.1 refused", 0, "", false}, 0, 1));
   }
   CHECK(q.count(MessageState::failed) == 1);
+  CHECK(q.journal_empty());
+}
+
+TEST_CASE("a release takes no sender's place: a worker no sender reports to commits it") {
+  ClaimedQueue q;
+  // The dispatcher hands a claimed message back undelivered; nobody waits for that.
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 0, q.journal());
+  worker.release({q.id, MessageState::queued, 0, "shutting down", now_millis(), "", false});
+  CHECK(eventually([&] { return q.count(MessageState::queued) == 1; }));
+  CHECK(eventually([&] { return q.journal_empty(); }));
+}
+
+TEST_CASE("a worker sized by its senders alone takes releases beside their outcomes") {
+  ClaimedQueue q;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);  // one sender, no journal
+  worker.release({q.id + 1000, MessageState::queued, 0, "shutting down", 0, "", false});
+  CHECK_FALSE(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
+  worker.wait_committed(0, 1);
+  CHECK(q.count(MessageState::sent) == 1);
+}
+
+TEST_CASE("a sender out of range is a bug, refused at the call with nothing recorded") {
+  ClaimedQueue q;
+  {
+    StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
+    Outcome sent{q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false};
+    CHECK_THROWS_AS(worker.record(sent, 1, 1), std::out_of_range);  // no spare place
+    CHECK_THROWS_AS(worker.record(sent, -1, 1), std::out_of_range);
+    CHECK_THROWS_AS(worker.record(sent, 0, 0), std::out_of_range);  // outcomes count from 1
+    CHECK_THROWS_AS(worker.wait_committed(1, 1), std::out_of_range);
+  }
+  CHECK(q.count(MessageState::sent) == 0);
+  CHECK(q.count(MessageState::sending) == 1);
   CHECK(q.journal_empty());
 }
 

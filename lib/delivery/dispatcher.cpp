@@ -282,8 +282,7 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   if (stopping_ || closed_) {
     for (auto& m : messages) {
       ++stats_.released;
-      store_.record({m.id, MessageState::queued, 0, "shutting down", now_millis(), "", false},
-                    senders_, 0);
+      store_.release({m.id, MessageState::queued, 0, "shutting down", now_millis(), "", false});
     }
     update_horizon();
     finish_if_drained();
@@ -318,8 +317,7 @@ void Dispatcher::arm_idle_poll() {
 
 void Dispatcher::release(const Job& job, UnixMillis next_attempt_at, const std::string& why) {
   ++stats_.released;
-  store_.record({job.message.id, MessageState::queued, 0, why, next_attempt_at, "", false},
-                senders_, 0);
+  store_.release({job.message.id, MessageState::queued, 0, why, next_attempt_at, "", false});
   settled(job.claimed_at);
 }
 

@@ -1,18 +1,15 @@
 #include "store/store_worker.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "base/log.h"
 
 namespace bulkmail {
 
 StoreWorker::StoreWorker(std::unique_ptr<Store> store, int senders,
                          std::unique_ptr<OutcomeJournal> journal, SuppressionWatch* watch)
-    : store_(std::move(store)),
-      journal_(std::move(journal)),
-      watch_(watch),
-      committed_(static_cast<std::size_t>(senders)),
-      committed_seq_(static_cast<std::size_t>(senders), 0),
-      undurable_from_(static_cast<std::size_t>(senders), 0),
-      waiting_for_(static_cast<std::size_t>(senders), 0) {
+    : store_(std::move(store)), journal_(std::move(journal)), watch_(watch), durability_(senders) {
   if (watch_) {
     watch_->on_hold_ended([this] {
       {
@@ -36,35 +33,48 @@ void StoreWorker::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void StoreWorker::Batch::clear() {
+  outcomes.clear();
+  tickets.clear();
+  not_durable = 0;
+}
+
 bool StoreWorker::record(const Outcome& outcome, int sender, std::uint64_t seq) {
+  SenderTicket ticket{sender, seq};
+  durability_.check(ticket);  // before anything is journaled: a bug, not an outcome
+  return add(outcome, ticket);
+}
+
+void StoreWorker::release(const Outcome& outcome) { add(outcome, std::nullopt); }
+
+bool StoreWorker::add(const Outcome& outcome, const std::optional<SenderTicket>& ticket) {
   bool wake, durable;
   {
     std::lock_guard lock(mu_);
     // Appended under the lock, so that a journal segment and the batch taken with it always hold
     // the same outcomes.
     durable = journal_ && journal_->append(outcome);
-    if (outcomes_.empty()) first_pending_ = std::chrono::steady_clock::now();
-    outcomes_.push_back({outcome, sender, seq});
-    auto i = static_cast<std::size_t>(sender);
-    if (durable) {
-      // Durable, and so is everything before it, unless an earlier outcome of this sender could
-      // not be journaled: that one is durable only once committed, and this one waits with it.
-      if (i < committed_seq_.size() && undurable_from_[i] == 0)
-        committed_seq_[i] = std::max(committed_seq_[i], seq);
-    } else {
-      ++not_durable_;
-      if (i < undurable_from_.size() && undurable_from_[i] == 0) undurable_from_[i] = seq;
+    if (pending_.empty()) pending_.first_at = std::chrono::steady_clock::now();
+    pending_.outcomes.push_back(outcome);
+    if (!durable) ++pending_.not_durable;
+    if (ticket) {
+      // Under the lock: its sender's bookkeeping knows of it before a commit can take it.
+      pending_.tickets.push_back(*ticket);
+      durability_.recorded(*ticket, durable);
     }
     // A busy worker picks it up with its next group. A journaled outcome waits for the interval,
     // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
     // nothing pending, it has none).
-    wake = !busy_ && (!durable || outcomes_.size() == 1 || outcomes_.size() >= kApplyBatch);
+    wake = !busy_ &&
+           (!durable || pending_.outcomes.size() == 1 || pending_.outcomes.size() >= kApplyBatch);
   }
   if (wake) wake_.notify_one();
   return durable;
 }
 
-bool StoreWorker::watch_due(std::chrono::steady_clock::time_point now) const {
+void StoreWorker::wait_committed(int sender, std::uint64_t seq) { durability_.wait(sender, seq); }
+
+bool StoreWorker::watch_due(TimePoint now) const {
   return watch_ && watch_->watching() && now >= watched_at_ + kApplyInterval;
 }
 
@@ -86,9 +96,10 @@ void StoreWorker::refresh_watch() {
   watched_at_ = std::chrono::steady_clock::now();
 }
 
-bool StoreWorker::outcomes_due(std::chrono::steady_clock::time_point now) const {
-  return !outcomes_.empty() && (not_durable_ > 0 || stopping_ || outcomes_.size() >= kApplyBatch ||
-                                now >= first_pending_ + kApplyInterval);
+bool StoreWorker::outcomes_due(TimePoint now) const {
+  return !pending_.empty() &&
+         (pending_.not_durable > 0 || stopping_ || pending_.outcomes.size() >= kApplyBatch ||
+          now >= pending_.first_at + kApplyInterval);
 }
 
 void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
@@ -155,38 +166,26 @@ void StoreWorker::opt_out(Suppression s, std::function<void(bool)> done) {
   if (wake) wake_.notify_one();
 }
 
-void StoreWorker::wait_committed(int sender, std::uint64_t seq) {
-  auto i = static_cast<std::size_t>(sender);
-  std::unique_lock lock(mu_);
-  if (stopped_ || committed_seq_[i] >= seq) return;
-  waiting_for_[i] = seq;
-  committed_[i].wait(lock, [&] { return stopped_ || committed_seq_[i] >= seq; });
-  waiting_for_[i] = 0;
+bool StoreWorker::is_stopping() {
+  std::lock_guard lock(mu_);
+  return stopping_;
 }
 
-void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments) {
-  std::vector<Outcome> outcomes;
-  outcomes.reserve(batch.size());
-  for (const auto& p : batch) outcomes.push_back(p.outcome);
+bool StoreWorker::write_outcomes(const Batch& batch) {
   // The store throws only when the database itself fails (disk full, I/O error). Retry rather
   // than drop an outcome: a lost "sent" would mean sending that message again. Only when the
   // daemon is stopping is there an end to it: the journaled outcomes stay in the journal for the
   // next start, and the rest are messages its lease recovery queues again.
   for (int attempt = 0;; ++attempt) {
     try {
-      store_->record_outcomes(outcomes, now_millis());
-      break;
+      store_->record_outcomes(batch.outcomes, now_millis());
+      return true;
     } catch (const std::exception& e) {
-      bool stopping;
-      {
-        std::lock_guard lock(mu_);
-        stopping = stopping_;
-      }
-      if (stopping && attempt >= kStopRetries) {
-        log_error("giving up on recording " + std::to_string(outcomes.size()) +
+      if (is_stopping() && attempt >= kStopRetries) {
+        log_error("giving up on recording " + std::to_string(batch.outcomes.size()) +
                   " outcomes while stopping: " + e.what() +
                   " (journaled ones are recorded at the next start)");
-        return;
+        return false;
       }
       if (attempt == 0 || attempt % 60 == 0)
         log_error(std::string("recording outcomes failed, retrying: ") + e.what());
@@ -194,26 +193,23 @@ void StoreWorker::apply(std::vector<Pending>& batch, const std::vector<std::uint
           std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
     }
   }
-  // Committed: the journal's copy is no longer needed.
-  if (journal_) {
-    if (auto problem = journal_->remove(segments); problem && !remove_failed_) {
-      remove_failed_ = true;  // said once: it would repeat with every group
-      log_error("outcome journal: " + *problem +
-                " (it is replayed at the next start; only each message's newest outcome counts)");
+}
+
+void StoreWorker::commit_batch(Round& r) {
+  if (write_outcomes(r.batch)) {
+    // Committed: the journal's copy is no longer needed.
+    if (journal_) {
+      if (auto problem = journal_->remove(r.segments); problem && !remove_failed_) {
+        remove_failed_ = true;  // said once: it would repeat with every group
+        log_error("outcome journal: " + *problem +
+                  " (it is replayed at the next start; only each message's newest outcome "
+                  "counts)");
+      }
     }
+    durability_.committed(r.batch.tickets);
   }
-  std::lock_guard lock(mu_);
-  std::vector<std::uint64_t> newest(committed_seq_.size(), 0);
-  for (const auto& p : batch) {
-    auto i = static_cast<std::size_t>(p.sender);
-    if (i < newest.size()) newest[i] = std::max(newest[i], p.seq);
-  }
-  for (std::size_t i = 0; i < newest.size(); ++i) {
-    if (!newest[i]) continue;
-    committed_seq_[i] = std::max(committed_seq_[i], newest[i]);
-    if (undurable_from_[i] && undurable_from_[i] <= newest[i]) undurable_from_[i] = 0;
-    if (waiting_for_[i] && committed_seq_[i] >= waiting_for_[i]) committed_[i].notify_one();
-  }
+  r.batch.clear();
+  r.segments.clear();
 }
 
 bool StoreWorker::sort_opt_outs(std::vector<OptOut>& arrived, std::vector<OptOut>& ready,
@@ -268,98 +264,99 @@ void StoreWorker::commit_opt_outs(std::vector<OptOut>& ready) {
   ready.clear();
 }
 
-void StoreWorker::loop() {
-  std::vector<Pending> batch;
-  std::vector<std::uint64_t> segments;
-  std::vector<OptOut> arrived, ready;
-  if (watch_) {
-    // Suppressions older than this are found by claims; newer ones reach the watch.
-    try {
-      watch_cursor_ = store_->last_event_id();
-    } catch (const std::exception& e) {
-      log_warning(std::string("reading the event log failed: ") + e.what());
-    }
+void StoreWorker::start_watch() {
+  if (!watch_) return;
+  // Suppressions older than this are found by claims; newer ones reach the watch.
+  try {
+    watch_cursor_ = store_->last_event_id();
+  } catch (const std::exception& e) {
+    log_warning(std::string("reading the event log failed: ") + e.what());
   }
+}
+
+void StoreWorker::loop() {
+  start_watch();
+  Round round;
   while (true) {
-    std::function<void(Store&)> task;
-    bool stopping;
     {
       std::unique_lock lock(mu_);
       busy_ = false;
-      bool poll_only = false;
-      while (true) {
-        auto now = std::chrono::steady_clock::now();
-        if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) || hold_ended_)
-          break;
-        auto until = std::chrono::steady_clock::time_point::max();
-        for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);
-        if (now >= until) break;
-        if (watch_due(now)) {
-          poll_only = true;
-          break;
-        }
-        if (!outcomes_.empty()) until = std::min(until, first_pending_ + kApplyInterval);
-        if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + kApplyInterval);
-        if (until == std::chrono::steady_clock::time_point::max()) {
-          wake_.wait(lock);
-        } else {
-          wake_.wait_until(lock, until);
-        }
-      }
-      if (poll_only) {
+      if (wait_for_work(lock) == Next::poll_watch) {
         lock.unlock();
         refresh_watch();
         continue;
       }
-      if (stopping_ && outcomes_.empty() && tasks_.empty() && opt_outs_.empty() &&
-          waiting_opt_outs_.empty())
-        break;  // all done
-      busy_ = true;
-      hold_ended_ = false;
-      stopping = stopping_;
-      arrived.swap(opt_outs_);
-      if (!tasks_.empty()) {
-        task = std::move(tasks_.front());
-        tasks_.pop_front();
-      }
+      if (!take_work(round)) break;  // all done
     }
-    bool waited = sort_opt_outs(arrived, ready, stopping);
-    {
-      // An opt-out that waited for a delivery goes in after that delivery's outcome (the sender
-      // recorded it before its hold ended), so that the evidence reads in the order it happened.
-      std::lock_guard lock(mu_);
-      if (outcomes_due(std::chrono::steady_clock::now()) || (waited && !outcomes_.empty())) {
-        batch.swap(outcomes_);
-        not_durable_ = 0;
-        if (journal_) segments = journal_->seal();
-      }
-    }
-    if (waited && !batch.empty()) {
-      apply(batch, segments);
-      batch.clear();
-      segments.clear();
-    }
-    // Otherwise opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
-    if (!ready.empty()) commit_opt_outs(ready);
-    if (!batch.empty()) {
-      apply(batch, segments);
-      batch.clear();
-      segments.clear();
-    }
-    if (task) {
-      try {
-        task(*store_);
-      } catch (const std::exception& e) {
-        log_error(std::string("store operation failed: ") + e.what());
-      }
-    }
-    // After every write: a task may have added or lifted suppressions (the API), and outcomes
-    // may have suppressed a hard-bounced address.
-    refresh_watch();
+    work(round);
   }
+  durability_.stop();
+}
+
+StoreWorker::Next StoreWorker::wait_for_work(std::unique_lock<std::mutex>& lock) {
+  while (true) {
+    auto now = std::chrono::steady_clock::now();
+    if (stopping_ || !tasks_.empty() || !opt_outs_.empty() || outcomes_due(now) || hold_ended_)
+      return Next::work;
+    auto until = TimePoint::max();
+    for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);
+    if (now >= until) return Next::work;
+    if (watch_due(now)) return Next::poll_watch;
+    if (!pending_.empty()) until = std::min(until, pending_.first_at + kApplyInterval);
+    if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + kApplyInterval);
+    if (until == TimePoint::max()) {
+      wake_.wait(lock);
+    } else {
+      wake_.wait_until(lock, until);
+    }
+  }
+}
+
+bool StoreWorker::take_work(Round& r) {
+  if (stopping_ && pending_.empty() && tasks_.empty() && opt_outs_.empty() &&
+      waiting_opt_outs_.empty())
+    return false;
+  busy_ = true;
+  hold_ended_ = false;
+  r.stopping = stopping_;
+  r.arrived.swap(opt_outs_);
+  if (!tasks_.empty()) {
+    r.task = std::move(tasks_.front());
+    tasks_.pop_front();
+  }
+  return true;
+}
+
+void StoreWorker::take_batch(Round& r, bool opt_out_waited) {
   std::lock_guard lock(mu_);
-  stopped_ = true;
-  for (auto& cv : committed_) cv.notify_all();
+  if (outcomes_due(std::chrono::steady_clock::now()) || (opt_out_waited && !pending_.empty())) {
+    std::swap(r.batch, pending_);  // pending_ takes the round's cleared buffers
+    if (journal_) r.segments = journal_->seal();
+  }
+}
+
+void StoreWorker::work(Round& r) {
+  bool waited = sort_opt_outs(r.arrived, r.ready, r.stopping);
+  take_batch(r, waited);
+  // An opt-out that waited for a delivery goes in after that delivery's outcome (the sender
+  // recorded it before its hold ended), so that the evidence reads in the order it happened.
+  if (waited && !r.batch.empty()) commit_batch(r);
+  // Otherwise opt-outs first: a recipient waits for the answer; journaled outcomes can wait.
+  if (!r.ready.empty()) commit_opt_outs(r.ready);
+  if (!r.batch.empty()) commit_batch(r);
+  if (r.task) run_task(r.task);
+  // After every write: a task may have added or lifted suppressions (the API), and outcomes
+  // may have suppressed a hard-bounced address.
+  refresh_watch();
+  r.task = nullptr;
+}
+
+void StoreWorker::run_task(const std::function<void(Store&)>& task) {
+  try {
+    task(*store_);
+  } catch (const std::exception& e) {
+    log_error(std::string("store operation failed: ") + e.what());
+  }
 }
 
 }  // namespace bulkmail

@@ -3,7 +3,12 @@
 // soon as record() has appended it there, and the worker commits what accumulated every
 // kApplyInterval (or kApplyBatch outcomes); without one (or when an append fails), it commits at
 // once and the outcome is durable only then. A sender waits until its last outcome is durable
-// before its next delivery, so a crash can resend at most one message per connection.
+// before its next delivery (durability.h), so a crash can resend at most one message per
+// connection.
+//
+// Its jobs, each a part of the loop that runs on its thread: the group commit of outcomes (record,
+// release), claims in short transactions (claim), other work on the store (run, try_run),
+// opt-outs (opt_out), and keeping the suppression watch up to date.
 #pragma once
 
 #include <chrono>
@@ -13,9 +18,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "store/durability.h"
 #include "store/outcome_journal.h"
 #include "store/store.h"
 #include "store/suppression.h"
@@ -27,17 +34,28 @@ class StoreWorker {
  public:
   using ClaimCallback = std::function<void(std::vector<ClaimedMessage>)>;
 
-  // `store` is used only from the worker's thread. `senders`: how many sender slots report
-  // outcomes. `journal`: where outcomes become durable before they are committed (may be null).
+  // `store` is used only from the worker's thread. `senders`: how many senders record outcomes
+  // and wait for them to be durable, numbered 0 to senders-1 (0: none does); releases need no
+  // sender. `journal`: where outcomes become durable before they are committed (may be null).
   // `watch`: kept up to date with suppressions added or lifted, after every write of the worker
   // and every kApplyInterval while claimed messages may still be delivered (may be null).
   StoreWorker(std::unique_ptr<Store> store, int senders,
               std::unique_ptr<OutcomeJournal> journal = nullptr, SuppressionWatch* watch = nullptr);
   ~StoreWorker();  // finishes what was queued, then stops
 
-  // Records an outcome; `sender` and `seq` identify it for wait_committed(). True if it is already
-  // durable (in the journal); false if it will be once committed.
+  // Records a sender's outcome: `sender` (0 to senders-1) and `seq` (1 for its first outcome,
+  // counting up) identify it for wait_committed(). True if it is already durable (in the
+  // journal); false if it will be once committed. A sender or seq out of range is a bug: it
+  // throws std::out_of_range, and nothing is recorded.
   bool record(const Outcome& outcome, int sender, std::uint64_t seq);
+  // Records an outcome nobody waits for: a claimed message handed back undelivered (the
+  // dispatcher's releases). Journaled and committed with its group like any other outcome, but
+  // no sender's: it takes no sender's place, and no one waits for it.
+  void release(const Outcome& outcome);
+  // Blocks until sender `sender`'s outcome `seq` is durable (at once for 0: none yet), or the
+  // worker stops. A sender out of range throws std::out_of_range.
+  void wait_committed(int sender, std::uint64_t seq);
+
   // Claims messages; `done` runs on the worker thread with the result.
   void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);
   // Runs `fn` with the store on the worker thread (rare operations: state, counts).
@@ -58,9 +76,6 @@ class StoreWorker {
   void opt_out(Suppression s, std::function<void(bool)> done);
   static constexpr std::chrono::milliseconds kHoldLimit{1000};
 
-  // Blocks until sender `sender`'s outcome `seq` is durable, or the worker stops.
-  void wait_committed(int sender, std::uint64_t seq);
-
   // How long a journaled outcome may wait before it is committed, and how many make a commit due.
   static constexpr std::chrono::milliseconds kApplyInterval{20};
   static constexpr std::size_t kApplyBatch = 1000;
@@ -69,25 +84,55 @@ class StoreWorker {
   void stop();
 
  private:
-  struct Pending {
-    Outcome outcome;
-    int sender;
-    std::uint64_t seq;
+  using TimePoint = std::chrono::steady_clock::time_point;
+  // Outcomes recorded and not yet committed, committed together.
+  struct Batch {
+    std::vector<Outcome> outcomes;
+    std::vector<SenderTicket> tickets;  // the senders' outcomes among them (not the releases)
+    std::size_t not_durable = 0;        // outcomes that only a commit makes durable
+    TimePoint first_at{};               // when the first of them was recorded
+    bool empty() const { return outcomes.empty(); }
+    void clear();  // keeps the capacity, for the next group
   };
   struct OptOut {
     Suppression suppression;
     std::function<void(bool)> done;
-    std::chrono::steady_clock::time_point give_up_at{};  // while waiting for a delivery
+    TimePoint give_up_at{};  // while waiting for a delivery
   };
+  // What one turn of the loop works on. Its buffers are kept from turn to turn.
+  struct Round {
+    bool stopping = false;
+    std::vector<OptOut> arrived;          // opt-outs taken from opt_outs_
+    std::vector<OptOut> ready;            // opt-outs to commit now
+    Batch batch;                          // outcomes to commit now
+    std::vector<std::uint64_t> segments;  // the journal segments that hold them
+    std::function<void(Store&)> task;     // empty when none
+  };
+  enum class Next { work, poll_watch };
+
+  bool add(const Outcome& outcome, const std::optional<SenderTicket>& ticket);
   void loop();
+  // With mu_ held (in `lock`): sleeps until there is work, or the watch is due for a poll.
+  Next wait_for_work(std::unique_lock<std::mutex>& lock);
+  // With mu_ held: takes the work of the next round; false when stopping and all is done.
+  bool take_work(Round& r);
+  void work(Round& r);
+  // Takes the pending outcomes into the round when their commit is due, or when an opt-out that
+  // waited for a delivery must follow its outcome.
+  void take_batch(Round& r, bool opt_out_waited);
+  void commit_batch(Round& r);
   // Sorts opt-outs that arrived into those to commit now and those whose recipient's delivery is
   // under way; says whether one of those to commit had waited for a delivery.
   bool sort_opt_outs(std::vector<OptOut>& arrived, std::vector<OptOut>& ready, bool stopping);
   void commit_opt_outs(std::vector<OptOut>& ready);
-  bool outcomes_due(std::chrono::steady_clock::time_point now) const;  // with mu_ held
-  bool watch_due(std::chrono::steady_clock::time_point now) const;
+  void run_task(const std::function<void(Store&)>& task);
+  bool outcomes_due(TimePoint now) const;  // with mu_ held
+  bool watch_due(TimePoint now) const;
+  void start_watch();
   void refresh_watch();
-  void apply(std::vector<Pending>& batch, const std::vector<std::uint64_t>& segments);
+  // Commits `batch`, retrying while the database fails; false if it gave up (only when stopping).
+  bool write_outcomes(const Batch& batch);
+  bool is_stopping();  // takes mu_
   void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                    std::vector<ClaimedMessage> so_far, ClaimCallback done);
 
@@ -96,29 +141,21 @@ class StoreWorker {
   std::unique_ptr<Store> store_;
   std::unique_ptr<OutcomeJournal> journal_;  // appended to under mu_
   SuppressionWatch* watch_;
+  Durability durability_;  // told of each sender's outcome under mu_, before it can be committed
   // Worker thread only: the watch's place in the event log, when it was last brought up to date,
   // and the opt-outs waiting for a delivery to their recipient to end.
   std::int64_t watch_cursor_ = 0;
-  std::chrono::steady_clock::time_point watched_at_{};
+  TimePoint watched_at_{};
   std::vector<OptOut> waiting_opt_outs_;
   bool remove_failed_ = false;  // a journal segment could not be deleted (logged once)
   std::mutex mu_;
-  std::condition_variable wake_;                   // work arrived
-  std::deque<std::condition_variable> committed_;  // per sender: its outcome was committed
-  std::vector<Pending> outcomes_;
-  std::size_t not_durable_ = 0;  // outcomes_ entries that only a commit makes durable
-  std::chrono::steady_clock::time_point first_pending_;  // when outcomes_ stopped being empty
+  std::condition_variable wake_;  // work arrived
+  Batch pending_;                 // recorded, not yet taken by a round
   std::deque<std::function<void(Store&)>> tasks_;
   std::vector<OptOut> opt_outs_;
   bool hold_ended_ = false;  // a delivery an opt-out waits for has ended
-  std::vector<std::uint64_t> committed_seq_;
-  // Per sender: its oldest outcome that only a commit makes durable (the journal append failed)
-  // and that is not committed yet, 0 when none; later outcomes are not durable before it is.
-  std::vector<std::uint64_t> undurable_from_;
-  std::vector<std::uint64_t> waiting_for_;  // per sender: the seq it waits for, 0 when not waiting
-  bool busy_ = false;                       // the worker is working, not waiting
+  bool busy_ = false;        // the worker is working, not waiting
   bool stopping_ = false;
-  bool stopped_ = false;
   std::thread thread_;
 };
 
