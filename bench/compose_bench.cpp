@@ -68,9 +68,10 @@ void compose_loop(benchmark::State& state, const std::string& algorithm) {
   Vars vars = message_vars();
   ComposeRequest req{"customer-update", "jane.doe@example.com", vars, "nov-2026", 1,
                      1'795'000'000'000};
+  ComposeScratch scratch;  // as a Sender holds it: the hot path
   std::size_t bytes = 0;
   for (auto _ : state) {
-    auto m = (*composer)->compose(req);
+    auto m = (*composer)->compose(req, scratch);
     if (!m) std::abort();
     bytes = m->data.size();
     benchmark::DoNotOptimize(m->data.data());
@@ -89,8 +90,10 @@ void BM_compose_rsa2048(benchmark::State& s) { compose_loop(s, "rsa"); }
 void dkim_loop(benchmark::State& state, const std::string& algorithm) {
   auto config = make_config(algorithm);
   auto composer = Composer::create(make_config(""));
+  ComposeScratch scratch;
   auto m = (*composer)->compose(
-      {"customer-update", "jane.doe@example.com", message_vars(), "nov", 1, 1'795'000'000'000});
+      {"customer-update", "jane.doe@example.com", message_vars(), "nov", 1, 1'795'000'000'000},
+      scratch);
   DkimSigner signer(*config->dkim->key, "mail.example.com", "s1");
   const std::vector<std::string> headers = {"From",
                                             "To",
@@ -102,8 +105,10 @@ void dkim_loop(benchmark::State& state, const std::string& algorithm) {
                                             "List-Unsubscribe",
                                             "List-Unsubscribe-Post",
                                             "List-Id"};
-  for (auto _ : state)
-    benchmark::DoNotOptimize(signer.signature(m->data, headers, 1'795'000'000'000));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        signer.signature(m->data, headers, 1'795'000'000'000, scratch.dkim_canon));
+  }
   state.counters["msg/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }

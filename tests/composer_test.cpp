@@ -21,6 +21,7 @@ struct Fixture {
   TempDir dir;
   std::shared_ptr<const Config> config;
   std::unique_ptr<Composer> composer;
+  ComposeScratch scratch;  // a sender's, kept from one message to the next
   explicit Fixture(std::string yaml = valid_config_yaml()) {
     auto load = load_config(write_config(dir, yaml));
     REQUIRE_MESSAGE(load.ok(), (load.ok() ? "" : load.errors[0].str()));
@@ -29,10 +30,10 @@ struct Fixture {
     REQUIRE_MESSAGE(c.ok(), (c.ok() ? "" : c.error().message));
     composer = std::move(c.value());
   }
-  Result<ComposedMessage> compose(Vars vars = kUpdateVars,
-                                  std::string category = "customer-update") {
-    return composer->compose(
-        {category, "jane@example.com", std::move(vars), "nov-2026", 42, 1'795'000'000'000});
+  Result<ComposedMessage> compose(Vars vars = kUpdateVars, std::string category = "customer-update",
+                                  UnixMillis now = 1'795'000'000'000) {
+    return composer->compose({category, "jane@example.com", std::move(vars), "nov-2026", 42, now},
+                             scratch);
   }
 };
 
@@ -162,9 +163,11 @@ TEST_CASE("Message-IDs are unique: the same message composed again, on two threa
   REQUIRE(second.ok());
   std::vector<std::string> a, b;
   auto run = [&](Composer& c, std::vector<std::string>& ids) {
+    ComposeScratch scratch;  // and its own scratch
     for (int i = 0; i < 2000; ++i) {
       auto m = c.compose(
-          {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 42, 1'795'000'000'000});
+          {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 42, 1'795'000'000'000},
+          scratch);
       REQUIRE(m.ok());
       ids.push_back(m->message_id);
     }
@@ -176,6 +179,26 @@ TEST_CASE("Message-IDs are unique: the same message composed again, on two threa
   all.insert(b.begin(), b.end());
   CHECK(all.size() == 4000);
   CHECK(a.front().size() == std::string("<42.@mail.example.com>").size() + 24);
+}
+
+TEST_CASE("a scratch outlives its composer: a rebuilt composer goes on with fresh Dates and IDs") {
+  // A sender keeps its scratch across reloads, which rebuild the composer: the Date it caches
+  // follows each message's time, and the Message-IDs carry on from the same generator.
+  Fixture f;
+  auto first = f.compose(kUpdateVars, "customer-update", 1'795'000'000'000);
+  REQUIRE(first.ok());
+  auto rebuilt = Composer::create(f.config);
+  REQUIRE(rebuilt.ok());
+  f.composer = std::move(rebuilt.value());
+  auto same_second = f.compose(kUpdateVars, "customer-update", 1'795'000'000'999);
+  auto next_second = f.compose(kUpdateVars, "customer-update", 1'795'000'001'000);
+  REQUIRE(same_second.ok());
+  REQUIRE(next_second.ok());
+  CHECK(header("\r\n" + first->data, "Date") == "Wed, 18 Nov 2026 11:06:40 +0000");
+  CHECK(header("\r\n" + same_second->data, "Date") == "Wed, 18 Nov 2026 11:06:40 +0000");
+  CHECK(header("\r\n" + next_second->data, "Date") == "Wed, 18 Nov 2026 11:06:41 +0000");
+  std::set<std::string> ids = {first->message_id, same_second->message_id, next_second->message_id};
+  CHECK(ids.size() == 3);
 }
 
 namespace {

@@ -105,6 +105,41 @@ TEST_CASE("RFC 8463 A.3: the RSA signature reproduces byte for byte") {
   CHECK(dkim_sign_headers(*key, message, header, kRfcHeaders, DkimCanon::simple) == expected_b);
 }
 
+TEST_CASE("the signer's results are independent: a second signature leaves the first intact") {
+  // The caller owns the canonicalization buffer and each signature: signing another message with
+  // the same buffer neither changes the first result nor makes it stale.
+  auto key = DkimKey::from_ed25519_seed(*base64_decode(read("ed25519.seed")));
+  REQUIRE(key.ok());
+  DkimSigner signer(*key, "example.com", "s1");
+  const std::vector<std::string> names = {"From", "To", "Subject"};
+  const std::string a =
+      "From: a@example.com\r\nTo: b@example.com\r\nSubject: first\r\n\r\nHello\r\n";
+  const std::string b =
+      "From: a@example.com\r\nTo: b@example.com\r\nSubject: second\r\n\r\nOther\r\n";
+  const UnixMillis now = 1'795'000'000'000;
+  std::string scratch;
+  const std::string first = signer.signature(a, names, now, scratch);
+  const std::string kept = first;
+  const std::string second = signer.signature(b, names, now, scratch);
+  CHECK(first == kept);
+  CHECK(first != second);
+  // Ed25519 is deterministic: each message signed again, with a buffer of its own, gives the same.
+  std::string other;
+  CHECK(signer.signature(a, names, now, other) == first);
+  CHECK(signer.signature(b, names, now, other) == second);
+  // And the first still signs message a, as the generic signer computes it independently.
+  auto at = first.find("\r\n\tb=");
+  REQUIRE(at != std::string::npos);
+  std::string header = first.substr(0, at + 5);
+  std::string value;
+  for (char c : first.substr(at + 5)) {
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') value += c;
+  }
+  const std::vector<std::string> h = {"From", "To", "Subject", "From", "To", "Subject"};
+  CHECK(dkim_sign_headers(*key, a, header, h, DkimCanon::relaxed) == value);
+  CHECK(dkim_sign_headers(*key, b, header, h, DkimCanon::relaxed) != value);
+}
+
 TEST_CASE("configured keys: RSA under 2048 bits and non-keys are refused") {
   auto small = DkimKey::from_pem(read("rsa.pem"));
   REQUIRE_FALSE(small.ok());

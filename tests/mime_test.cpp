@@ -98,6 +98,21 @@ TEST_CASE("RFC 5322 dates") {
   CHECK(rfc5322_date(1'795'000'000'123) == "Wed, 18 Nov 2026 11:06:40 +0000");
 }
 
+TEST_CASE("a date cache appends the date of each message's own second") {
+  DateCache dates;
+  std::string out = "Date: ";
+  dates.append(out, 1'795'000'000'123);
+  CHECK(out == "Date: Wed, 18 Nov 2026 11:06:40 +0000");
+  const UnixMillis times[] = {1'795'000'000'999, 1'795'000'001'000, 1'795'000'000'000, 0,
+                              1'795'000'001'500};
+  for (UnixMillis t : times) {
+    CAPTURE(t);
+    std::string line;
+    dates.append(line, t);
+    CHECK(line == rfc5322_date(t));
+  }
+}
+
 namespace {
 // An independent decoder for the round trip: soft breaks vanish, =XX becomes the byte.
 std::string qp_decode(const std::string& qp) {

@@ -2,8 +2,6 @@
 
 #include <set>
 
-#include <openssl/rand.h>
-
 #include <array>
 #include <cstring>
 #include <random>
@@ -22,16 +20,8 @@ const std::vector<std::string> kSignedHeaders = {
     "Message-ID", "MIME-Version", "Content-Type", "List-Unsubscribe", "List-Unsubscribe-Post",
     "List-Id",    "Feedback-ID"};
 
-// 96 bits for a Message-ID and MIME boundary. They must be unique, not secret (the boundary's
-// "=_" cannot occur in quoted-printable text whatever it is): a generator per thread, seeded
-// from OpenSSL's, instead of a locked RAND_bytes call per message.
-std::string unique_hex() {
-  thread_local std::mt19937_64 gen = [] {
-    std::uint64_t seed = 0;
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1)
-      throw std::runtime_error("RAND_bytes failed");
-    return std::mt19937_64(seed);
-  }();
+// 96 bits for a Message-ID and MIME boundary, from the sender's generator (ComposeScratch::rng).
+std::string unique_hex(std::mt19937_64& gen) {
   std::uint64_t a = gen(), b = gen();
   char buf[12];
   std::memcpy(buf, &a, 8);
@@ -135,7 +125,7 @@ Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config>
   return c;
 }
 
-Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
+Result<ComposedMessage> Composer::compose(const ComposeRequest& r, ComposeScratch& scratch) const {
   const Config& c = *config_;
   const CategoryConfig* cat = c.category(r.category);
   auto tmpl = templates_.find(r.category);
@@ -147,18 +137,18 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r) const {
   auto parts = render_parts(r, *cat, *tmpl->second, token, out.unsubscribe_url);
   if (!parts) return parts.error();
 
-  std::string unique = unique_hex();
+  std::string unique = unique_hex(scratch.rng);
   out.message_id = "<" + (r.id ? std::to_string(r.id) + "." : std::string()) + unique + "@" +
                    c.sender.from.address.domain + ">";
   std::string boundary = "=_bulkmail_" + unique;  // "=_" never occurs in quoted-printable text
-  auto headers = header_block(r, *cat, parts->subject, out, boundary);
+  auto headers = header_block(r, *cat, parts->subject, out, boundary, scratch.dates);
   if (!headers) return headers.error();
 
   std::string& m = out.data;
   m.reserve(headers->size() + parts->text.size() + parts->html.size() + 1024);
   m += *headers;
   append_body(m, *parts, boundary);
-  if (signer_) m.insert(0, signer_->signature(m, kSignedHeaders, r.now));
+  if (signer_) m.insert(0, signer_->signature(m, kSignedHeaders, r.now, scratch.dkim_canon));
   return out;
 }
 
@@ -201,8 +191,8 @@ std::string Composer::compliance_problem(const RenderedParts& parts, const Categ
 
 Result<std::string> Composer::header_block(const ComposeRequest& r, const CategoryConfig& cat,
                                            const std::string& subject_text,
-                                           const ComposedMessage& out,
-                                           const std::string& boundary) const {
+                                           const ComposedMessage& out, const std::string& boundary,
+                                           DateCache& dates) const {
   const Config& c = *config_;
   const std::string& domain = c.sender.from.address.domain;
   std::string h;
@@ -220,7 +210,9 @@ Result<std::string> Composer::header_block(const ComposeRequest& r, const Catego
   auto subject = unstructured_header("Subject", subject_text);
   if (!subject) return make_error("subject: " + subject.error().message);
   h += *subject;
-  h += "Date: " + rfc5322_date(r.now) + "\r\n";
+  h += "Date: ";
+  dates.append(h, r.now);
+  h += "\r\n";
   h += "Message-ID: " + out.message_id + "\r\n";
   h += "MIME-Version: 1.0\r\n";
   std::string lu = "<" + out.unsubscribe_url + ">";

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "compose/compose_scratch.h"
 #include "compose/message_template.h"
 #include "compose/vars.h"
 #include "config/config.h"
@@ -44,8 +45,11 @@ class Composer {
   // Loads every category's template and the DKIM key. The error names the template file or key.
   static Result<std::unique_ptr<Composer>> create(std::shared_ptr<const Config> config);
 
-  // Not thread-safe (templates render through mutable state): one Composer per thread.
-  Result<ComposedMessage> compose(const ComposeRequest& request) const;
+  // Not thread-safe (templates render through mutable state): one Composer per thread, and with
+  // it one ComposeScratch, which keeps what one message leaves for the next (the Message-ID
+  // generator, the Date of the current second, the DKIM buffer). This is the only way to compose:
+  // the sender's hot path passes its own scratch, a one-off caller a local one.
+  Result<ComposedMessage> compose(const ComposeRequest& request, ComposeScratch& scratch) const;
 
  private:
   Composer() = default;
@@ -63,7 +67,7 @@ class Composer {
   // and folded; the error names the field.
   Result<std::string> header_block(const ComposeRequest& r, const CategoryConfig& cat,
                                    const std::string& subject, const ComposedMessage& out,
-                                   const std::string& boundary) const;
+                                   const std::string& boundary, DateCache& dates) const;
 
   std::shared_ptr<const Config> config_;
   std::map<std::string, std::shared_ptr<MessageTemplate>> templates_;  // by category

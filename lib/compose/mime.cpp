@@ -1,6 +1,8 @@
 #include "compose/mime.h"
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <ctime>
 
 #include "base/text.h"
@@ -171,24 +173,36 @@ Result<std::string> structured_header(std::string_view name, std::string_view va
   return fold(name, value);
 }
 
-std::string rfc5322_date(UnixMillis t) {
-  std::time_t secs = static_cast<std::time_t>(t / 1000);
-  // Senders date thousands of messages within the same second: format each second once.
-  thread_local std::time_t last_secs = -1;
-  thread_local std::string last;
-  if (secs == last_secs) return last;
+namespace {
+
+// Writes the date of second `secs` into `buf`; returns its length.
+std::size_t format_date(std::time_t secs, char (&buf)[64]) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
   static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  int n = std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
+                        tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                        tm.tm_sec);
+  return n < 0 ? 0 : std::min(static_cast<std::size_t>(n), sizeof buf - 1);
+}
+
+}  // namespace
+
+std::string rfc5322_date(UnixMillis t) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday],
-                tm.tm_mday, kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                tm.tm_sec);
-  last_secs = secs;
-  last = buf;
-  return last;
+  return std::string(buf, format_date(static_cast<std::time_t>(t / 1000), buf));
+}
+
+void DateCache::append(std::string& out, UnixMillis t) {
+  UnixMillis second = t / 1000;
+  if (text_.empty() || second != second_) {
+    char buf[64];
+    text_.assign(buf, format_date(static_cast<std::time_t>(second), buf));  // keeps its capacity
+    second_ = second;
+  }
+  out += text_;
 }
 
 }  // namespace bulkmail

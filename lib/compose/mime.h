@@ -36,4 +36,16 @@ Result<std::string> structured_header(std::string_view name, std::string_view va
 // "Wed, 25 Nov 2026 21:24:16 +0000"
 std::string rfc5322_date(UnixMillis t);
 
+// rfc5322_date formatted once per second: a sender dates thousands of messages within the same
+// second. Each composing thread has its own (in its ComposeScratch); not thread-safe.
+class DateCache {
+ public:
+  // Appends rfc5322_date(t) to `out`.
+  void append(std::string& out, UnixMillis t);
+
+ private:
+  UnixMillis second_ = 0;
+  std::string text_;  // the date of second_, or empty before the first call
+};
+
 }  // namespace bulkmail

@@ -360,13 +360,6 @@ std::string dkim_body_hash(std::string_view body, DkimCanon canon) {
 
 namespace {
 
-// Header fields canonicalized into one buffer per thread, reused from message to message.
-std::string& canon_buffer() {
-  thread_local std::string buffer;
-  buffer.clear();
-  return buffer;
-}
-
 // The field signed for each of `names`, as indexes into `fields`: instances are taken from the
 // bottom up (RFC 6376 5.4.2), and a name with no instance left is left out.
 template <typename Names>
@@ -395,13 +388,15 @@ std::vector<std::size_t> select_fields(const std::vector<HeaderField>& fields, c
   return picked;
 }
 
-// Signs the `picked` fields and then the DKIM-Signature field. `signature_canonical`, when given,
+// Signs the `picked` fields and then the DKIM-Signature field, canonicalized into `data` (the
+// caller's buffer, cleared first: only its capacity is reused). `signature_canonical`, when given,
 // is that field already in relaxed form without its CRLF (the signer builds it alongside the
 // folded one); otherwise `signature_header` is canonicalized here.
 std::string sign_selected(const DkimKey& key, const std::vector<HeaderField>& fields,
                           const std::vector<std::size_t>& picked, std::string_view signature_header,
-                          DkimCanon header_canon, std::string_view signature_canonical = {}) {
-  std::string& data = canon_buffer();
+                          DkimCanon header_canon, std::string& data,
+                          std::string_view signature_canonical = {}) {
+  data.clear();
   for (std::size_t i : picked) {
     if (header_canon == DkimCanon::relaxed) {
       append_relaxed_header(data, fields[i].raw);
@@ -432,13 +427,14 @@ std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
                               const std::vector<std::string>& signed_headers,
                               DkimCanon header_canon) {
   auto fields = parse_header_fields(header_block(message));
+  std::string data;
   return sign_selected(key, fields, select_fields(fields, signed_headers), signature_header,
-                       header_canon);
+                       header_canon, data);
 }
 
 std::string DkimSigner::signature(std::string_view message,
-                                  const std::vector<std::string>& header_names,
-                                  UnixMillis now) const {
+                                  const std::vector<std::string>& header_names, UnixMillis now,
+                                  std::string& scratch) const {
   std::string_view headers = header_block(message);
   std::string_view body = headers.size() + 2 <= message.size() ? message.substr(headers.size() + 2)
                                                                : std::string_view();
@@ -496,7 +492,8 @@ std::string DkimSigner::signature(std::string_view message,
   add(";");
   fold("\t");
   add("b=");
-  std::string b = sign_selected(key_, fields, picked, header, DkimCanon::relaxed, canonical);
+  std::string b =
+      sign_selected(key_, fields, picked, header, DkimCanon::relaxed, scratch, canonical);
   for (std::size_t i = 0; i < b.size(); i += 72) {
     if (i) header += "\r\n\t ";
     header.append(b, i, 72);

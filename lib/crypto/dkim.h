@@ -60,7 +60,8 @@ std::string dkim_body_hash(std::string_view body, DkimCanon canon);
 // The b= value for `message` (headers, CRLF CRLF, body) given the signature header's exact text
 // with an empty b= ("DKIM-Signature: v=1; ...; b="), the h= header names in order, and the header
 // canonicalization. Headers are chosen bottom-up; a name listed more often than it occurs signs
-// as empty (over-signing).
+// as empty (over-signing). Canonicalizes into a buffer of its own: for tests and one-off checks,
+// not the sending path (DkimSigner::signature).
 std::string dkim_sign_headers(const DkimKey& key, std::string_view message,
                               std::string_view signature_header,
                               const std::vector<std::string>& signed_headers,
@@ -75,8 +76,14 @@ class DkimSigner {
   // The DKIM-Signature header field (folded, ending in CRLF) to put on top of `message`. Signs
   // each header of `header_names` present in the message, and each once more, so that no
   // instance can be added in transit.
+  //
+  // `scratch` is the caller's buffer for the canonicalized headers, cleared and refilled on each
+  // call, so that a sender reuses its capacity instead of allocating one per message (the composer
+  // passes ComposeScratch::dkim_canon); `message` must not be a view of it. Nothing returned
+  // refers to it: the result is the caller's own, and no later call, with the same buffer or
+  // another, can change it.
   std::string signature(std::string_view message, const std::vector<std::string>& header_names,
-                        UnixMillis now) const;
+                        UnixMillis now, std::string& scratch) const;
 
  private:
   DkimKey key_;

@@ -50,10 +50,11 @@ void Sender::refresh() {
   stale_ = false;
 }
 
-Result<ComposedMessage> Sender::compose(const ClaimedMessage& m) const {
+Result<ComposedMessage> Sender::compose(const ClaimedMessage& m) {
   auto vars = vars_from_json(m.vars_json);
   if (!vars) return vars.error();
-  return composer_->compose({m.category, m.recipient, *vars, m.campaign, m.id, now_millis()});
+  return composer_->compose({m.category, m.recipient, *vars, m.campaign, m.id, now_millis()},
+                            scratch_);
 }
 
 std::optional<std::string> Sender::last_look(const ClaimedMessage& m) {

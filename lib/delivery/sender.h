@@ -22,6 +22,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "compose/compose_scratch.h"
 #include "compose/composer.h"
 #include "config/config.h"
 #include "delivery/job.h"
@@ -80,7 +81,7 @@ class Sender {
   };
 
   void refresh();
-  Result<ComposedMessage> compose(const ClaimedMessage& m) const;
+  Result<ComposedMessage> compose(const ClaimedMessage& m);
   // Why the recipient may not get the message, if they may not.
   std::optional<std::string> last_look(const ClaimedMessage& m);
   void deliver(const ClaimedMessage& m, const std::string& data, JobResult& r);
@@ -89,8 +90,9 @@ class Sender {
   int index_;
   const SenderServices& services_;
   std::shared_ptr<const Config> config_;
-  bool stale_ = true;  // refresh before the next job
-  std::unique_ptr<Composer> composer_;
+  bool stale_ = true;                   // refresh before the next job
+  std::unique_ptr<Composer> composer_;  // rebuilt by refresh() for each config
+  ComposeScratch scratch_;              // composer_'s per-sender state: kept across reloads
   std::mutex transport_mu_;  // replacing the transport, and interrupt() from other threads
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<Store> reader_;  // opened on first need

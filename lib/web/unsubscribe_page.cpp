@@ -2,9 +2,9 @@
 
 #include <kainjow/mustache.hpp>
 
-#include <map>
-#include <memory>
-#include <vector>
+#include <utility>
+
+#include "config/config.h"
 
 namespace bulkmail {
 namespace {
@@ -79,16 +79,28 @@ constexpr const char* kError = R"(<h1>{{title}}</h1>
 <p>{{text}}</p>
 )";
 
-// Each template is parsed once per thread: kainjow's render() is not const, so threads do not
-// share a parsed template.
-std::string render(const char* source, const mstch::data& data) {
-  thread_local std::map<const char*, std::unique_ptr<mstch::mustache>> parsed;
-  auto& tmpl = parsed[source];
-  if (!tmpl) tmpl = std::make_unique<mstch::mustache>(source);
-  return tmpl->render(data);
-}
+// Markers where a per-request value goes: no rendered value holds \x01, and escaping leaves it.
+constexpr std::string_view kAddress =
+    "\x01"
+    "address"
+    "\x01";
+constexpr std::string_view kToken =
+    "\x01"
+    "token"
+    "\x01";
 
-std::string framed(const std::string& title, const std::string& body, const PageSender* sender) {
+// The templates, parsed. kainjow's render() is not const: a set is parsed where it is used (while
+// building pages), never shared between threads.
+struct Templates {
+  mstch::mustache layout{kLayout};
+  mstch::mustache confirm{kConfirm};
+  mstch::mustache done{kDone};
+  mstch::mustache invalid{kInvalid};
+  mstch::mustache error{kError};
+};
+
+std::string framed(Templates& t, const std::string& title, const std::string& body,
+                   const PageSender* sender) {
   mstch::data d;
   d.set("title", title);
   d.set("body", body);
@@ -98,94 +110,156 @@ std::string framed(const std::string& title, const std::string& body, const Page
   } else {
     d.set("organization", false);
   }
-  return render(kLayout, d);
+  return t.layout.render(d);
 }
 
-}  // namespace
-
-namespace {
-
-// What the confirmation and the done page both show about a link.
-mstch::data link_data(const PageSender& sender, const std::string& masked_address,
-                      const std::string& category_description, const std::string& token) {
+// What the confirmation and the done page both show about a link, with markers for the address
+// and the token.
+mstch::data link_data(const PageSender& sender, const std::string& category_description) {
   mstch::data d;
   d.set("organization", sender.organization);
-  d.set("address", masked_address);
+  d.set("address", std::string(kAddress));
   d.set("category", category_description);
-  d.set("token", token);
+  d.set("token", std::string(kToken));
   return d;
 }
 
+std::string confirm_page(Templates& t, const PageSender& sender,
+                         const std::string& category_description, bool all_first) {
+  mstch::data d = link_data(sender, category_description);
+  d.set("all_first", all_first);
+  return framed(t, "Unsubscribe - " + sender.organization, t.confirm.render(d), &sender);
+}
+
+std::string done_page(Templates& t, const PageSender& sender,
+                      const std::string& category_description, bool all_mail) {
+  mstch::data d = link_data(sender, category_description);
+  d.set("all_mail", all_mail);
+  return framed(t, "Unsubscribed - " + sender.organization, t.done.render(d), &sender);
+}
+
 }  // namespace
 
-std::string unsubscribe_confirm_page(const PageSender& sender, const std::string& masked_address,
-                                     const std::string& category_description,
-                                     const std::string& token, bool all_first) {
-  // Link scanners and people open this page far more often than anything else here, so each
-  // thread renders it once per sender, category and button order, with markers where the address
-  // and the token go, and then only fills those in (escaped as kainjow would).
-  static constexpr char kAddress[] =
-      "\x01"
-      "address"
-      "\x01";
-  static constexpr char kToken[] =
-      "\x01"
-      "token"
-      "\x01";
-  thread_local std::map<std::string, std::vector<std::string>> skeletons;
-  std::string key = sender.organization + '\0' + sender.postal_address + '\0' +
-                    category_description + '\0' + (all_first ? 'a' : 'c');
-  auto& pieces = skeletons[key];
-  if (pieces.empty()) {
-    mstch::data d = link_data(sender, kAddress, category_description, kToken);
-    d.set("all_first", all_first);
-    std::string page = framed("Unsubscribe - " + sender.organization, render(kConfirm, d), &sender);
-    // Pieces alternate: text, marker, text, marker, ..., text.
-    std::size_t pos = 0;
-    while (true) {
-      std::size_t a = page.find(kAddress, pos), t = page.find(kToken, pos);
-      std::size_t next = std::min(a, t);
-      if (next == std::string::npos) break;
-      pieces.push_back(page.substr(pos, next - pos));
-      pieces.push_back(next == a ? kAddress : kToken);
-      pos = next + (next == a ? sizeof kAddress : sizeof kToken) - 1;
+UnsubscribePages::Skeleton::Skeleton(const std::string& page,
+                                     std::initializer_list<std::string_view> markers) {
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t next = std::string::npos, slot = 0;
+    for (std::size_t i = 0; i < markers.size(); ++i) {
+      std::size_t at = page.find(markers.begin()[i], pos);
+      if (at < next) {
+        next = at;
+        slot = i;
+      }
     }
-    pieces.push_back(page.substr(pos));
+    if (next == std::string::npos) break;
+    text_.push_back(page.substr(pos, next - pos));
+    slots_.push_back(slot);
+    pos = next + markers.begin()[slot].size();
   }
-  std::string address_html = mstch::html_escape<std::string>(masked_address);
-  std::string token_html = mstch::html_escape<std::string>(token);
+  text_.push_back(page.substr(pos));
+  for (const std::string& t : text_) text_size_ += t.size();
+}
+
+std::string UnsubscribePages::Skeleton::fill(std::initializer_list<std::string_view> values) const {
+  std::array<std::string, kMaxSlots> escaped;
+  for (std::size_t i = 0; i < values.size() && i < kMaxSlots; ++i)
+    escaped[i] = mstch::html_escape<std::string>(std::string(values.begin()[i]));
+  std::size_t size = text_size_;
+  for (std::size_t slot : slots_) size += slot < kMaxSlots ? escaped[slot].size() : 0;
   std::string out;
-  out.reserve(pieces.size() * 64 + 2048);
-  for (std::size_t i = 0; i < pieces.size(); ++i) {
-    if (i % 2 == 0) {
-      out += pieces[i];
-    } else {
-      out += pieces[i] == kAddress ? address_html : token_html;
-    }
+  out.reserve(size);
+  for (std::size_t i = 0; i < text_.size(); ++i) {
+    out += text_[i];
+    if (i < slots_.size() && slots_[i] < kMaxSlots) out += escaped[slots_[i]];
   }
   return out;
 }
 
-std::string unsubscribe_done_page(const PageSender& sender, const std::string& masked_address,
-                                  const std::string& category_description, bool all_mail,
-                                  const std::string& token) {
-  mstch::data d = link_data(sender, masked_address, category_description, token);
-  d.set("all_mail", all_mail);
-  return framed("Unsubscribed - " + sender.organization, render(kDone, d), &sender);
+UnsubscribePages::UnsubscribePages(const Config& config)
+    : UnsubscribePages(PageSender{config.sender.organization, config.sender.postal_address}, [&] {
+        std::vector<std::string> descriptions;
+        for (const auto& entry : config.categories)
+          descriptions.push_back(entry.second.description);
+        return descriptions;
+      }()) {}
+
+UnsubscribePages::UnsubscribePages(PageSender sender,
+                                   const std::vector<std::string>& category_descriptions)
+    : sender_(std::move(sender)) {
+  Templates t;
+  for (const std::string& description : category_descriptions) {
+    auto [at, added] = by_description_.try_emplace(description);
+    if (!added) continue;  // two categories described alike
+    LinkPages& pages = at->second;
+    for (bool all : {false, true}) {
+      pages.confirm[all] = Skeleton(confirm_page(t, sender_, description, all), {kAddress, kToken});
+      pages.done[all] = Skeleton(done_page(t, sender_, description, all), {kAddress, kToken});
+    }
+  }
+  mstch::data d;
+  d.set("organization", sender_.organization);
+  if (!sender_.postal_address.empty()) d.set("postal_address", sender_.postal_address);
+  invalid_ = framed(t, "Link not valid - " + sender_.organization, t.invalid.render(d), &sender_);
 }
 
-std::string unsubscribe_invalid_page(const PageSender& sender) {
+const UnsubscribePages::LinkPages& UnsubscribePages::link_pages(
+    const std::string& category_description, LinkPages& fresh) const {
+  auto it = by_description_.find(category_description);
+  if (it != by_description_.end()) return it->second;
+  // A category the config no longer has (its links live on in delivered mail): rendered for this
+  // request alone, so that nothing here changes once built.
+  Templates t;
+  for (bool all : {false, true}) {
+    fresh.confirm[all] =
+        Skeleton(confirm_page(t, sender_, category_description, all), {kAddress, kToken});
+    fresh.done[all] =
+        Skeleton(done_page(t, sender_, category_description, all), {kAddress, kToken});
+  }
+  return fresh;
+}
+
+std::string UnsubscribePages::confirm(std::string_view masked_address,
+                                      const std::string& category_description,
+                                      std::string_view token, bool all_first) const {
+  LinkPages fresh;
+  return link_pages(category_description, fresh).confirm[all_first].fill({masked_address, token});
+}
+
+std::string UnsubscribePages::done(std::string_view masked_address,
+                                   const std::string& category_description, bool all_mail,
+                                   std::string_view token) const {
+  LinkPages fresh;
+  return link_pages(category_description, fresh).done[all_mail].fill({masked_address, token});
+}
+
+namespace {
+
+// Markers for the error page's title and text.
+constexpr std::string_view kTitle =
+    "\x01"
+    "title"
+    "\x01";
+constexpr std::string_view kText =
+    "\x01"
+    "text"
+    "\x01";
+
+}  // namespace
+
+UnsubscribePages::Skeleton UnsubscribePages::error_skeleton() {
+  Templates t;
   mstch::data d;
-  d.set("organization", sender.organization);
-  if (!sender.postal_address.empty()) d.set("postal_address", sender.postal_address);
-  return framed("Link not valid - " + sender.organization, render(kInvalid, d), &sender);
+  d.set("title", std::string(kTitle));
+  d.set("text", std::string(kText));
+  return Skeleton(framed(t, std::string(kTitle), t.error.render(d), nullptr), {kTitle, kText});
 }
 
 std::string error_page(const std::string& title, const std::string& text) {
-  mstch::data d;
-  d.set("title", title);
-  d.set("text", text);
-  return framed(title, render(kError, d), nullptr);
+  // Rendered once for the whole process (the page depends on no config) and never changed after:
+  // threads share it without a lock.
+  static const UnsubscribePages::Skeleton skeleton = UnsubscribePages::error_skeleton();
+  return skeleton.fill({title, text});
 }
 
 }  // namespace bulkmail
