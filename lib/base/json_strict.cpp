@@ -110,15 +110,14 @@ class StrictBuilder final : public nlohmann::json_sax<json> {
 
 }  // namespace
 
-Result<nlohmann::json> parse_json_strict(std::string_view text, std::string* duplicate_path) {
+Result<nlohmann::json> parse_json_strict(std::string_view text) {
   StrictBuilder builder;
   // strict = true: nothing but whitespace may follow the value.
   if (json::sax_parse(text, &builder, json::input_format_t::json, /*strict=*/true)) {
     return std::move(builder.root());
   }
   if (builder.found_duplicate()) {
-    if (duplicate_path) *duplicate_path = builder.duplicate();
-    return make_error("duplicate key \"" + builder.duplicate() + "\"");
+    return Error{"duplicate key \"" + builder.duplicate() + "\"", builder.duplicate()};
   }
   return make_error(builder.parse_problem().empty() ? "not valid JSON" : builder.parse_problem());
 }

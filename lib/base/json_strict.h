@@ -15,11 +15,10 @@ namespace bulkmail {
 
 // Parses `text` as exactly one JSON value (whitespace around it allowed, nothing else). Fails with
 //   `duplicate key "vars.first_name"` when an object repeats a key: the path leads to it from the
-//     top, object keys joined by '.' and array positions as [i] ("items[2].email"); when
-//     `duplicate_path` is given it receives that path, so a caller can name the field itself;
+//     top, object keys joined by '.' and array positions as [i] ("items[2].email"); the error's
+//     field is that path, so a caller can name the field itself;
 //   `not valid JSON: ...` for anything nlohmann::json::parse refuses (its words: line, column and
 //     what it read last).
-Result<nlohmann::json> parse_json_strict(std::string_view text,
-                                         std::string* duplicate_path = nullptr);
+Result<nlohmann::json> parse_json_strict(std::string_view text);
 
 }  // namespace bulkmail

@@ -1,5 +1,7 @@
-// Expected failures as values: a Result<T> holds either a T or an Error naming what was wrong.
-// Exceptions stay for what interrupts normal processing (a broken database, out of memory).
+// Expected failures as values: a Result<T> holds either a T or an Error naming what was wrong, and
+// Result<void> only whether something failed. This is bulkmail's one way to return an expected
+// failure. Exceptions stay for what interrupts normal processing (a broken database, out of
+// memory).
 #pragma once
 
 #include <string>
@@ -9,7 +11,14 @@
 namespace bulkmail {
 
 struct Error {
+  // What was wrong, for a person: "to: the address has no '@'".
   std::string message;
+  // The input field at fault, when one is ("to", "vars.first_name"), so that an API can name it
+  // without reading it back out of the message.
+  std::string field;
+
+  explicit Error(std::string message, std::string field = {})
+      : message(std::move(message)), field(std::move(field)) {}
 };
 
 template <class T>
@@ -37,6 +46,27 @@ class Result {
   std::variant<T, Error> v_;
 };
 
+// Nothing to return but success or an Error.
+template <>
+class Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
+
+  bool ok() const { return !failed_; }
+  explicit operator bool() const { return ok(); }
+  // Precondition: !ok().
+  const Error& error() const { return error_; }
+
+ private:
+  Error error_{""};
+  bool failed_ = false;
+};
+
 inline Error make_error(std::string message) { return Error{std::move(message)}; }
+// "field: message", naming `field` as the one at fault.
+inline Error field_error(const std::string& field, const std::string& message) {
+  return Error{field + ": " + message, field};
+}
 
 }  // namespace bulkmail

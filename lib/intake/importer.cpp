@@ -204,8 +204,7 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
       auto reason = parse_suppression_reason(*r);
       if (!reason) {
         reject(sum, options, row.line,
-               "reason: '" + *r +
-                   "' is not one of unsubscribe, hard-bounce, complaint, manual, import");
+               "reason: '" + *r + "' is not one of " + suppression_reason_list());
         return true;
       }
       s.reason = *reason;

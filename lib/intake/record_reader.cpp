@@ -105,9 +105,9 @@ class JsonlRowReader final : public RowReader {
       if (n_ == 1 && line_.rfind("\xEF\xBB\xBF", 0) == 0) line_.erase(0, 3);
       if (trim(line_).empty()) continue;
       row.line = n_;
-      std::string duplicate;
-      auto parsed = parse_json_strict(line_, &duplicate);
+      auto parsed = parse_json_strict(line_);
       if (!parsed) {
+        const std::string& duplicate = parsed.error().field;
         row.error = duplicate.empty()
                         ? "not valid JSON"
                         : "key '" + duplicate + "' is given twice (a row names each key once)";

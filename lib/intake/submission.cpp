@@ -19,16 +19,16 @@ Result<NewMessage> validate_submission(const Config& config, const Submission& s
   if (!config.category(s.category)) {
     std::string known;
     for (const auto& [name, _] : config.categories) known += (known.empty() ? "" : ", ") + name;
-    return make_error("category: unknown category '" + s.category + "' (configured: " + known +
-                      ")");
+    return field_error("category",
+                       "unknown category '" + s.category + "' (configured: " + known + ")");
   }
   auto address = parse_address(s.to);
-  if (!address) return make_error("to: " + address.error().message);
+  if (!address) return field_error("to", address.error().message);
   if (!s.campaign.empty()) {
-    if (auto p = campaign_problem(s.campaign); !p.empty()) return make_error("campaign: " + p);
+    if (auto p = campaign_problem(s.campaign); !p.empty()) return field_error("campaign", p);
   }
   auto vars = vars_to_json(s.vars);
-  if (!vars) return make_error("vars: " + vars.error().message);
+  if (!vars) return field_error("vars", vars.error().message);
   return NewMessage{s.campaign, s.category, address->str(), std::move(vars.value())};
 }
 
@@ -49,7 +49,7 @@ ComposeCheck::~ComposeCheck() = default;
 std::string ComposeCheck::problem(const Submission& s, const NewMessage& m) const {
   std::lock_guard lock(mu_);
   auto composed =
-      composer_->compose({m.category, m.recipient, s.vars, m.campaign, 0, now_millis()});
+      composer_->compose({m.category, m.recipient, s.vars, m.campaign, 0, now_millis()}, scratch_);
   return composed ? "" : composed.error().message;
 }
 
@@ -57,7 +57,7 @@ Result<NewMessage> validate_submission(const ComposeCheck& check, const Submissi
   auto m = validate_submission(check.config(), s);
   if (!m) return m;
   if (auto p = check.problem(s, *m); !p.empty())
-    return make_error("vars: the message would not be sent: " + p);
+    return field_error("vars", "the message would not be sent: " + p);
   return m;
 }
 

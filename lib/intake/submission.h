@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "compose/compose_scratch.h"
 #include "compose/vars.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -51,8 +52,9 @@ class ComposeCheck {
  private:
   ComposeCheck() = default;
   std::shared_ptr<const Config> config_;
+  std::unique_ptr<Composer> composer_;
   mutable std::mutex mu_;
-  std::unique_ptr<Composer> composer_;  // guarded by mu_: a Composer is not thread-safe
+  mutable ComposeScratch scratch_;  // guarded by mu_: one caller composes with it at a time
 };
 
 // validate_submission(check.config(), s), then the compose check: what every message queued by

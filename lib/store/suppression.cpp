@@ -82,4 +82,12 @@ int rank(SuppressionReason r) {
 
 bool stronger_reason(SuppressionReason a, SuppressionReason b) { return rank(a) > rank(b); }
 
+nlohmann::json suppression_json(const Suppression& s) {
+  return {{"email", s.address},
+          {"category", s.category.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.category)},
+          {"reason", std::string(to_string(s.reason))},
+          {"source", s.source},
+          {"created_at", format_iso8601(s.created_at)}};
+}
+
 }  // namespace bulkmail

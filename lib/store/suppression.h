@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/clock.h"
 
 namespace bulkmail {
@@ -39,6 +41,10 @@ struct Suppression {
 // Why a message was not sent, for its outcome and the event log: "unsubscribe, all mail" or
 // "hard-bounce" (a suppression of one category).
 std::string suppression_summary(const Suppression& s);
+
+// The form the API and `bulkmailctl suppress list --json` give: email, category (null for all),
+// reason, source, created_at (ISO 8601).
+nlohmann::json suppression_json(const Suppression& s);
 
 // The types of the events that are the evidence of a suppression: it being made, asked for again,
 // lifted, or its address forgotten. While the address is suppressed, no store deletes them (see

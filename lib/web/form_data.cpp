@@ -148,4 +148,11 @@ std::optional<std::string_view> form_value(const FormFields& fields, std::string
   return std::nullopt;
 }
 
+std::optional<std::string> query_value(std::string_view query, std::string_view name) {
+  auto fields = parse_urlencoded(query);
+  if (!fields) return std::nullopt;
+  auto v = form_value(*fields, name);
+  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
+}
+
 }  // namespace bulkmail

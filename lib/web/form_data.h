@@ -38,4 +38,8 @@ std::string media_type(std::string_view content_type);
 // The first value of `name`, if present.
 std::optional<std::string_view> form_value(const FormFields& fields, std::string_view name);
 
+// The value of `name` in a URL's query ("a=1&scope=all"); nullopt when absent or the query cannot
+// be read.
+std::optional<std::string> query_value(std::string_view query, std::string_view name);
+
 }  // namespace bulkmail

@@ -339,7 +339,7 @@ HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
 
 HttpServer::~HttpServer() { stop(); }
 
-Result<bool> HttpServer::listen(const std::string& host, std::uint16_t port) {
+Result<void> HttpServer::listen(const std::string& host, std::uint16_t port) {
   std::string where =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   beast::error_code ec;
@@ -352,7 +352,7 @@ Result<bool> HttpServer::listen(const std::string& host, std::uint16_t port) {
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return make_error("cannot listen on " + where + ": " + ec.message());
   port_ = acceptor_.local_endpoint().port();
-  return true;
+  return {};
 }
 
 void HttpServer::start(int threads) {

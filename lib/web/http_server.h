@@ -90,7 +90,7 @@ class HttpServer {
   ~HttpServer();
 
   // Binds and listens. The error names the address ("cannot listen on 127.0.0.1:8025: ...").
-  Result<bool> listen(const std::string& host, std::uint16_t port);
+  Result<void> listen(const std::string& host, std::uint16_t port);
   // Serves on `threads` threads of its own until stop().
   void start(int threads);
   // Stops accepting, closes every connection, joins the threads.

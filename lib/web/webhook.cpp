@@ -16,6 +16,7 @@
 #include "intake/submission.h"
 #include "intake/suppression_lift.h"
 #include "store/status.h"
+#include "web/api_request.h"
 #include "web/form_data.h"
 #include "web/unsubscribe_page.h"
 
@@ -86,13 +87,6 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
   return {target.substr(0, q), target.substr(q + 1)};
 }
 
-std::optional<std::string> query_value(std::string_view query, std::string_view name) {
-  auto fields = parse_urlencoded(query);
-  if (!fields) return std::nullopt;
-  auto v = form_value(*fields, name);
-  return v ? std::optional<std::string>(std::string(*v)) : std::nullopt;
-}
-
 // Constant-time comparison of the presented bearer token with the configured one: both are
 // hashed first, so neither their contents nor their lengths show in the time taken.
 bool token_matches(std::string_view presented, const std::string& expected) {
@@ -100,55 +94,29 @@ bool token_matches(std::string_view presented, const std::string& expected) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-json suppression_json(const Suppression& s) {
-  return {{"email", s.address},
-          {"category", s.category.empty() ? json(nullptr) : json(s.category)},
-          {"reason", std::string(to_string(s.reason))},
-          {"source", s.source},
-          {"created_at", format_iso8601(s.created_at)}};
+// An expected failure of a request's content: 400, naming the field at fault when one is.
+HttpResponse bad_request(const HttpRequest& req, const Error& e) {
+  json body = {{"error", e.message}};
+  if (!e.field.empty()) body["field"] = e.field;
+  return json_response(req, http::status::bad_request, body);
 }
 
-// Reads a JSON object body with only `allowed` fields and no key twice anywhere. On failure, the
-// response to send.
+// The request's JSON object body with only `allowed` fields, or the answer refusing it.
 std::variant<json, HttpResponse> read_object(const HttpRequest& req,
-                                             std::initializer_list<const char*> allowed) {
-  // Media types are case-insensitive and may carry parameters: "Application/JSON; charset=UTF-8".
-  std::string_view type = sv(req[http::field::content_type]);
-  if (!type.empty() && media_type(type) != "application/json") {
+                                             std::initializer_list<std::string_view> allowed) {
+  if (!is_json_media_type(sv(req[http::field::content_type]))) {
     return json_error(req, http::status::unsupported_media_type,
                       "send the body as application/json");
   }
-  std::string duplicate;
-  auto parsed = parse_json_strict(req.body(), &duplicate);
-  if (!parsed) {
-    // {"error": "duplicate key \"to\"", "field": "to"}: which of two values was meant is not ours
-    // to guess.
-    json e = {{"error", parsed.error().message}};
-    if (!duplicate.empty()) e["field"] = duplicate;
-    return json_response(req, http::status::bad_request, e);
-  }
-  json body = std::move(parsed).value();
-  if (!body.is_object()) return json_error(req, http::status::bad_request, "not a JSON object");
-  for (auto& [key, value] : body.items()) {
-    bool known = false;
-    for (const char* a : allowed) known = known || key == a;
-    if (!known) return json_error(req, http::status::bad_request, "unknown field", key);
-  }
-  return body;
+  auto body = read_json_object(req.body(), allowed);
+  if (!body) return bad_request(req, body.error());
+  return std::move(body).value();
 }
 
-// A string field: absent (nullopt with no error) or text; anything else is an error.
-std::variant<std::optional<std::string>, HttpResponse> string_field(const HttpRequest& req,
-                                                                    const json& body,
-                                                                    const char* name,
-                                                                    bool required) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) {
-    if (required) return json_error(req, http::status::bad_request, "is required", name);
-    return std::optional<std::string>();
-  }
-  if (!it->is_string()) return json_error(req, http::status::bad_request, "must be text", name);
-  return std::optional<std::string>(it->get<std::string>());
+// The store did not answer: 503, and the reason in the log only.
+void unavailable(const HttpRequest& req, const Responder& respond, const std::exception& e) {
+  log_error(std::string("API request failed: ") + e.what());
+  respond(json_error(req, http::status::service_unavailable, "the database is not available"));
 }
 
 }  // namespace
@@ -163,6 +131,7 @@ void Webhook::reload(std::shared_ptr<const Config> config) {
   st->tokens =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
   if (auto check = ComposeCheck::create(config)) st->compose_check = std::move(check.value());
+  st->pages = std::make_unique<UnsubscribePages>(*config);
   st->config = std::move(config);
   std::lock_guard lock(mu_);
   state_ = std::move(st);
@@ -231,14 +200,13 @@ void Webhook::handle(HttpRequest req, Responder respond) {
 void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
                           Responder respond) {
   const Config& c = *st.config;
-  PageSender sender{c.sender.organization, c.sender.postal_address};
   bool post = req.method() == http::verb::post;
   if (!post && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, POST", false));
 
   TokenCheck check = st.tokens->verify(token, now_millis());
   if (check.status != TokenStatus::valid) {
     // Forged, cut short or expired: one generic answer, and nothing changes.
-    return respond(page(req, http::status::bad_request, unsubscribe_invalid_page(sender)));
+    return respond(page(req, http::status::bad_request, st.pages->invalid()));
   }
   const TokenClaims& claims = check.claims;
   const CategoryConfig* category = c.category(claims.category);
@@ -246,9 +214,7 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
   std::string masked = mask_address(claims.address);
 
   if (!post) {
-    return respond(
-        page(req, http::status::ok,
-             unsubscribe_confirm_page(sender, masked, description, std::string(token), all)));
+    return respond(page(req, http::status::ok, st.pages->confirm(masked, description, token, all)));
   }
 
   auto form = parse_form(sv(req[http::field::content_type]), req.body());
@@ -273,8 +239,7 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
   }
   Suppression s{claims.address, all ? std::string() : claims.category,
                 SuppressionReason::unsubscribe, source, 0};
-  std::string done_page =
-      unsubscribe_done_page(sender, masked, description, all, std::string(token));
+  std::string done_page = st.pages->done(masked, description, all, token);
   if (log_enabled(LogLevel::debug)) {
     log_debug("opt-out (" + source + ") from " + (all ? "all mail" : claims.category) + " for " +
               log_address(claims.address));
@@ -298,12 +263,44 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
       });
 }
 
-void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req,
-                  std::string_view path, std::string_view query, Responder respond) {
-  const Config& c = *st->config;
+// The API's routes: a path (or a path prefix, whose rest the handler reads), the methods it
+// answers, and its handler.
+struct Webhook::ApiRoute {
+  std::string_view path;
+  bool prefix;
+  std::initializer_list<http::verb> methods;
+  const char* allow;  // the methods, for 405's Allow header
+  void (Webhook::*handler)(const ApiCall&);
+};
+
+const Webhook::ApiRoute* Webhook::find_api_route(std::string_view path) {
+  static const ApiRoute kRoutes[] = {
+      {"/api/v1/status",
+       false,
+       {http::verb::get, http::verb::head},
+       "GET, HEAD",
+       &Webhook::api_status},
+      {"/api/v1/messages", false, {http::verb::post}, "POST", &Webhook::api_enqueue},
+      {"/api/v1/suppressions", false, {http::verb::post}, "POST", &Webhook::api_suppress},
+      {"/api/v1/suppressions/",
+       true,
+       {http::verb::get, http::verb::head, http::verb::delete_},
+       "GET, HEAD, DELETE",
+       &Webhook::api_suppression},
+  };
+  for (const ApiRoute& r : kRoutes) {
+    bool match = r.prefix ? path.size() > r.path.size() && path.substr(0, r.path.size()) == r.path
+                          : path == r.path;
+    if (match) return &r;
+  }
+  return nullptr;
+}
+
+bool Webhook::api_authorized(const Config& c, const HttpRequest& req, const Responder& respond) {
   if (c.webhook.api_token.empty()) {
-    return respond(json_error(req, http::status::not_found,
-                              "the API is off: no webhook.api_token_file is configured"));
+    respond(json_error(req, http::status::not_found,
+                       "the API is off: no webhook.api_token_file is configured"));
+    return false;
   }
   std::string_view auth = sv(req[http::field::authorization]);
   constexpr std::string_view kBearer = "Bearer ";
@@ -312,179 +309,129 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
     HttpResponse res =
         json_error(req, http::status::unauthorized, "a valid bearer token is required");
     res.set(http::field::www_authenticate, "Bearer realm=\"bulkmail\"");
-    return respond(std::move(res));
+    respond(std::move(res));
+    return false;
   }
+  return true;
+}
+
+void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req,
+                  std::string_view path, std::string_view query, Responder respond) {
+  if (!api_authorized(*st->config, req, respond)) return;
+  const ApiRoute* route = find_api_route(path);
+  if (!route) return respond(json_error(req, http::status::not_found, "no such API route"));
+  bool allowed = false;
+  for (http::verb m : route->methods) allowed = allowed || req.method() == m;
+  if (!allowed) return respond(not_allowed(req, route->allow, true));
   // The request travels to the store's threads; each handler keeps what it needs by value.
-  auto shared_req = std::make_shared<const HttpRequest>(req);
-  auto fail_503 = [shared_req](const Responder& r, const std::exception& e) {
-    log_error(std::string("API request failed: ") + e.what());
-    r(json_error(*shared_req, http::status::service_unavailable, "the database is not available"));
-  };
+  ApiCall call{st, std::make_shared<const HttpRequest>(req),
+               route->prefix ? path.substr(route->path.size()) : std::string_view(), query,
+               std::move(respond)};
+  (this->*route->handler)(call);
+}
 
-  if (path == "/api/v1/status") {
-    if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", true));
-    auto campaign = query_value(query, "campaign");
-    return backend_.read([shared_req, campaign, respond, fail_503](Store& store) {
-      try {
-        StateCounts counts = store.counts(campaign);
-        // The daemon answering this is the one running.
-        respond(json_response(*shared_req, http::status::ok,
-                              status_json(counts, store.dispatch_state(), true)));
-      } catch (const std::exception& e) {
-        fail_503(respond, e);
-      }
-    });
-  }
+void Webhook::api_status(const ApiCall& call) {
+  auto campaign = query_value(call.query, "campaign");
+  backend_.read([req = call.req, campaign, respond = call.respond](Store& store) {
+    try {
+      StateCounts counts = store.counts(campaign);
+      // The daemon answering this is the one running.
+      respond(
+          json_response(*req, http::status::ok, status_json(counts, store.dispatch_state(), true)));
+    } catch (const std::exception& e) {
+      unavailable(*req, respond, e);
+    }
+  });
+}
 
-  if (path == "/api/v1/messages") {
-    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
-    auto parsed = read_object(req, {"category", "to", "vars", "campaign"});
-    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
-    const json& body = std::get<json>(parsed);
-    Submission sub;
-    for (auto [name, target, required] :
-         {std::tuple{"category", &sub.category, true}, std::tuple{"to", &sub.to, true},
-          std::tuple{"campaign", &sub.campaign, false}}) {
-      auto v = string_field(req, body, name, required);
-      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
-      if (auto& s = std::get<std::optional<std::string>>(v)) *target = *s;
-    }
-    if (auto vars = body.find("vars"); vars != body.end() && !vars->is_null()) {
-      if (!vars->is_object())
-        return respond(json_error(req, http::status::bad_request, "must be an object", "vars"));
-      for (auto& [k, v] : vars->items()) {
-        auto text = json_scalar_text(v);
-        if (!text) {
-          return respond(json_error(req, http::status::bad_request,
-                                    "must be text, a number or true/false", "vars." + k));
-        }
-        sub.vars.insert_or_assign(k, std::move(*text));
-      }
-    }
-    auto msg = st->compose_check ? validate_submission(*st->compose_check, sub)
-                                 : validate_submission(c, sub);
-    if (!msg) {
-      // The message names the field first ("to: the address has no '@'").
-      const std::string& m = msg.error().message;
-      std::size_t colon = m.find(':');
-      json e = {{"error", m}};
-      if (colon != std::string::npos && m.find(' ') > colon) e["field"] = m.substr(0, colon);
-      return respond(json_response(req, http::status::bad_request, e));
-    }
-    return backend_.write([shared_req, msg = std::move(msg.value()), respond,
-                           fail_503](Store& store) {
-      try {
-        EnqueueResult r = store.enqueue({&msg, 1}, "api", now_millis()).front();
-        if (r.status == EnqueueStatus::already_queued) {
-          return respond(json_error(*shared_req, http::status::conflict,
-                                    "the campaign already holds this recipient: nothing changed",
-                                    "campaign"));
-        }
-        respond(json_response(
-            *shared_req, http::status::created,
-            {{"id", r.id != 0 ? nlohmann::json(r.id) : nlohmann::json(nullptr)},
-             {"state", r.status == EnqueueStatus::queued ? "queued" : "suppressed"}}));
-      } catch (const std::exception& e) {
-        fail_503(respond, e);
-      }
-    });
-  }
-
-  constexpr std::string_view kSuppressions = "/api/v1/suppressions";
-  if (path == kSuppressions) {
-    if (req.method() != http::verb::post) return respond(not_allowed(req, "POST", true));
-    auto parsed = read_object(req, {"email", "category", "reason"});
-    if (auto* err = std::get_if<HttpResponse>(&parsed)) return respond(std::move(*err));
-    const json& body = std::get<json>(parsed);
-    std::string fields[3];
-    const char* names[3] = {"email", "category", "reason"};
-    for (int i = 0; i < 3; ++i) {
-      auto v = string_field(req, body, names[i], i == 0);
-      if (auto* err = std::get_if<HttpResponse>(&v)) return respond(std::move(*err));
-      if (auto& s = std::get<std::optional<std::string>>(v)) fields[i] = *s;
-    }
-    auto address = parse_address(fields[0]);
-    if (!address) {
-      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
-    }
-    if (!fields[1].empty() && !c.category(fields[1])) {
-      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
-    }
-    auto reason = parse_suppression_reason(fields[2].empty() ? "manual" : fields[2]);
-    if (!reason) {
-      return respond(json_error(req, http::status::bad_request,
-                                "must be one of " + suppression_reason_list(), "reason"));
-    }
-    Suppression s{address->str(), fields[1], *reason, "api", 0};
-    return backend_.write([this, shared_req, s, respond, fail_503](Store& store) {
-      try {
-        UnixMillis now = now_millis();
-        SuppressOutcome outcome = store.suppress({&s, 1}, now).front();
-        bool added = outcome == SuppressOutcome::added;
-        if (outcome != SuppressOutcome::unchanged && s.reason == SuppressionReason::unsubscribe)
-          counters_.unsubscribe("api");
-        auto in_effect = store.find_suppression(s.address, s.category);
-        Suppression shown = in_effect && in_effect->category == s.category ? *in_effect : s;
-        if (!in_effect) shown.created_at = now;
-        respond(json_response(*shared_req, added ? http::status::created : http::status::ok,
-                              suppression_json(shown)));
-      } catch (const std::exception& e) {
-        fail_503(respond, e);
-      }
-    });
-  }
-
-  if (path.size() > kSuppressions.size() + 1 &&
-      path.substr(0, kSuppressions.size()) == kSuppressions && path[kSuppressions.size()] == '/') {
-    bool del = req.method() == http::verb::delete_;
-    if (!del && !is_get(req)) return respond(not_allowed(req, "GET, HEAD, DELETE", true));
-    auto raw = percent_decode(path.substr(kSuppressions.size() + 1), false);
-    if (!raw)
-      return respond(json_error(req, http::status::bad_request, raw.error().message, "email"));
-    auto address = parse_address(*raw);
-    if (!address) {
-      return respond(json_error(req, http::status::bad_request, address.error().message, "email"));
-    }
-    std::string category = query_value(query, "category").value_or("");
-    if (!category.empty() && !c.category(category)) {
-      return respond(json_error(req, http::status::bad_request, "unknown category", "category"));
-    }
-    bool force = query_value(query, "force") == "true";
-    std::string a = address->str();
-    if (!del) {
-      return backend_.read([shared_req, a, category, respond, fail_503](Store& store) {
+void Webhook::api_enqueue(const ApiCall& call) {
+  const HttpRequest& req = *call.req;
+  auto parsed = read_object(req, {"category", "to", "vars", "campaign"});
+  if (auto* err = std::get_if<HttpResponse>(&parsed)) return call.respond(std::move(*err));
+  auto sub = submission_from_json(std::get<json>(parsed));
+  if (!sub) return call.respond(bad_request(req, sub.error()));
+  const State& st = *call.state;
+  auto msg = st.compose_check ? validate_submission(*st.compose_check, *sub)
+                              : validate_submission(*st.config, *sub);
+  if (!msg) return call.respond(bad_request(req, msg.error()));
+  backend_.write(
+      [req = call.req, msg = std::move(msg.value()), respond = call.respond](Store& store) {
         try {
-          auto s = store.find_suppression(a, category);
-          if (!s) {
-            return respond(json_error(*shared_req, http::status::not_found,
-                                      category.empty() ? "not suppressed for all mail"
-                                                       : "not suppressed for this category"));
+          EnqueueResult r = store.enqueue({&msg, 1}, "api", now_millis()).front();
+          if (r.status == EnqueueStatus::already_queued) {
+            return respond(json_error(*req, http::status::conflict,
+                                      "the campaign already holds this recipient: nothing changed",
+                                      "campaign"));
           }
-          respond(json_response(*shared_req, http::status::ok, suppression_json(*s)));
+          respond(json_response(
+              *req, http::status::created,
+              {{"id", r.id != 0 ? json(r.id) : json(nullptr)},
+               {"state", r.status == EnqueueStatus::queued ? "queued" : "suppressed"}}));
         } catch (const std::exception& e) {
-          fail_503(respond, e);
+          unavailable(*req, respond, e);
         }
       });
+}
+
+void Webhook::api_suppress(const ApiCall& call) {
+  const HttpRequest& req = *call.req;
+  auto parsed = read_object(req, {"email", "category", "reason"});
+  if (auto* err = std::get_if<HttpResponse>(&parsed)) return call.respond(std::move(*err));
+  auto s = suppression_from_json(std::get<json>(parsed), *call.state->config);
+  if (!s) return call.respond(bad_request(req, s.error()));
+  backend_.write([this, req = call.req, s = std::move(*s), respond = call.respond](Store& store) {
+    try {
+      UnixMillis now = now_millis();
+      SuppressOutcome outcome = store.suppress({&s, 1}, now).front();
+      bool added = outcome == SuppressOutcome::added;
+      if (outcome != SuppressOutcome::unchanged && s.reason == SuppressionReason::unsubscribe)
+        counters_.unsubscribe("api");
+      auto in_effect = store.find_suppression(s.address, s.category);
+      Suppression shown = in_effect && in_effect->category == s.category ? *in_effect : s;
+      if (!in_effect) shown.created_at = now;
+      respond(json_response(*req, added ? http::status::created : http::status::ok,
+                            suppression_json(shown)));
+    } catch (const std::exception& e) {
+      unavailable(*req, respond, e);
     }
-    return backend_.write([shared_req, a, category, force, respond, fail_503](Store& store) {
+  });
+}
+
+void Webhook::api_suppression(const ApiCall& call) {
+  const HttpRequest& req = *call.req;
+  auto target = suppression_target(call.rest, call.query, *call.state->config);
+  if (!target) return call.respond(bad_request(req, target.error()));
+  if (is_get(req)) {
+    return backend_.read([req = call.req, t = *target, respond = call.respond](Store& store) {
       try {
-        LiftResult r = lift_suppression(store, a, category, force, "api", now_millis());
-        if (r.status == LiftStatus::not_found) {
-          return respond(
-              json_error(*shared_req, http::status::not_found, "no such suppression to remove"));
+        auto s = store.find_suppression(t.address, t.category);
+        if (!s) {
+          return respond(json_error(*req, http::status::not_found,
+                                    t.category.empty() ? "not suppressed for all mail"
+                                                       : "not suppressed for this category"));
         }
-        if (r.status == LiftStatus::needs_consent) {
-          return respond(
-              json_error(*shared_req, http::status::conflict,
-                         needs_consent_message(*r.suppression) + "add ?force=true if you have it"));
-        }
-        respond(json_response(*shared_req, http::status::ok, suppression_json(*r.suppression)));
+        respond(json_response(*req, http::status::ok, suppression_json(*s)));
       } catch (const std::exception& e) {
-        fail_503(respond, e);
+        unavailable(*req, respond, e);
       }
     });
   }
-  respond(json_error(req, http::status::not_found, "no such API route"));
+  backend_.write([req = call.req, t = *target, respond = call.respond](Store& store) {
+    try {
+      LiftResult r = lift_suppression(store, t.address, t.category, t.force, "api", now_millis());
+      if (r.status == LiftStatus::not_found) {
+        return respond(json_error(*req, http::status::not_found, "no such suppression to remove"));
+      }
+      if (r.status == LiftStatus::needs_consent) {
+        return respond(
+            json_error(*req, http::status::conflict,
+                       needs_consent_message(*r.suppression) + "add ?force=true if you have it"));
+      }
+      respond(json_response(*req, http::status::ok, suppression_json(*r.suppression)));
+    } catch (const std::exception& e) {
+      unavailable(*req, respond, e);
+    }
+  });
 }
 
 void Webhook::health(const HttpRequest& req, Responder respond) {

@@ -35,6 +35,7 @@
 #include "store/store.h"
 #include "store/suppression.h"
 #include "web/metrics.h"
+#include "web/unsubscribe_page.h"
 
 namespace bulkmail {
 
@@ -78,6 +79,8 @@ class Webhook {
   struct State {
     std::shared_ptr<const Config> config;
     std::unique_ptr<TokenCodec> tokens;
+    // The opt-out pages rendered for this config: replaced with it on reload.
+    std::unique_ptr<const UnsubscribePages> pages;
     // Composes each queued message once, as a sender would, so that the API refuses what could
     // never be sent; null when the templates could not be loaded (the daemon refuses such a
     // config, so only tests see it).
@@ -90,6 +93,22 @@ class Webhook {
                    Responder respond);
   void api(const std::shared_ptr<const State>& st, const HttpRequest& req, std::string_view path,
            std::string_view query, Responder respond);
+  // An API request past authentication and routing.
+  struct ApiCall {
+    std::shared_ptr<const State> state;
+    std::shared_ptr<const HttpRequest> req;  // shared with the store's threads
+    std::string_view rest;                   // of the path, after a prefix route's
+    std::string_view query;
+    Responder respond;
+  };
+  struct ApiRoute;
+  static const ApiRoute* find_api_route(std::string_view path);
+  // Answers 404 (API off) or 401 and says false, unless `req` carries the API token.
+  static bool api_authorized(const Config& c, const HttpRequest& req, const Responder& respond);
+  void api_status(const ApiCall& call);
+  void api_enqueue(const ApiCall& call);
+  void api_suppress(const ApiCall& call);
+  void api_suppression(const ApiCall& call);
   void health(const HttpRequest& req, Responder respond);
   void metrics(Responder respond);
 
