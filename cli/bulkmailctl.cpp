@@ -9,14 +9,21 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "base/address.h"
 #include "base/text.h"
+#include "compose/compose_scratch.h"
 #include "compose/composer.h"
 #include "config/config.h"
 #include "crypto/digest.h"
@@ -28,6 +35,7 @@
 #include "store/instance_lock.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/status.h"
+#include "store/suppression.h"
 
 namespace fs = std::filesystem;
 using namespace bulkmail;
@@ -47,27 +55,25 @@ struct ExitCode {
   throw ExitCode{code};
 }
 
-struct Context {
-  std::string config_path;
-  std::optional<ConfigLoad> loaded;
-  std::shared_ptr<const Config> config;
-  std::unique_ptr<ComposeCheck> compose_check;
-  std::unique_ptr<Store> store;
-  // `status` still reports from the database an invalid config names (and exits 3), so that an
-  // operator whose edit failed to reload sees what the daemon is running on.
-  bool status_despite_invalid_config = false;
+// What the commands share, each made on first use and reached only through its accessor: the
+// config (read, then validated), the compose check, the store. A command makes only what it uses:
+// `preview` never opens the database, and `status` reports from the one an invalid config names.
+class Context {
+ public:
+  explicit Context(std::string config_path) : config_path_(std::move(config_path)) {}
 
+  // The config file as read, valid or not. Exits 3 when there is no such file.
   const ConfigLoad& load() {
-    if (!loaded) {
-      fs::path p = config_path.empty() ? default_config_path() : fs::path(config_path);
+    if (!loaded_) {
+      fs::path p = config_path_.empty() ? default_config_path() : fs::path(config_path_);
       std::error_code ec;
       if (!fs::exists(p, ec)) {
         fail(p.string() + ": config file not found (give --config FILE or set $BULKMAIL_CONFIG)",
              kExitConfig);
       }
-      loaded = load_config(p);
+      loaded_ = load_config(p);
     }
-    return *loaded;
+    return *loaded_;
   }
 
   // Prints an invalid config's problems, and whether a daemon still runs on an older version.
@@ -83,46 +89,64 @@ struct Context {
               << (l.errors.size() == 1 ? "" : "s") << ")" << running << "\n";
   }
 
-  const Config& cfg() {
-    if (!config) {
+  // The valid config, shared with what keeps it (a composer, the compose check). An invalid one
+  // has its problems reported and exits 3.
+  const std::shared_ptr<const Config>& shared_cfg() {
+    if (!config_) {
       const ConfigLoad& l = load();
       if (!l.ok()) {
         report_invalid(l);
         throw ExitCode{kExitConfig};
       }
-      config = l.config;
+      config_ = l.config;
     }
-    return *config;
+    return config_;
   }
+  const Config& cfg() { return *shared_cfg(); }
+
+  // For `status`: database_path() then names the database of an invalid config too.
+  void allow_invalid_config_for_database() { database_despite_invalid_config_ = true; }
 
   std::string database_path() {
-    if (status_despite_invalid_config && !load().ok() && !load().database.empty())
+    if (database_despite_invalid_config_ && !load().ok() && !load().database.empty())
       return load().database.string();
     return cfg().database.string();
   }
 
   // What a message must pass to be queued: composed once, as bulkmaild will.
   const ComposeCheck& check() {
-    if (!compose_check) {
-      cfg();
-      auto c = ComposeCheck::create(config);
+    if (!compose_check_) {
+      auto c = ComposeCheck::create(shared_cfg());
       if (!c) fail(c.error().message);
-      compose_check = std::move(c.value());
+      compose_check_ = std::move(c.value());
     }
-    return *compose_check;
+    return *compose_check_;
   }
 
   Store& db() {
-    if (!store) {
+    if (!store_) {
       std::string path = database_path();
       try {
-        store = std::make_unique<SqliteStore>(path, /*checkpoints=*/true, SqliteOpen::existing);
+        store_ = std::make_unique<SqliteStore>(path, /*checkpoints=*/true, SqliteOpen::existing);
       } catch (const std::exception& e) {
         fail("database " + path + ": " + e.what());
       }
     }
-    return *store;
+    return *store_;
   }
+
+  // Whether db() has opened the store: before that, no failure can be the database's.
+  bool store_open() const { return store_ != nullptr; }
+
+ private:
+  std::string config_path_;  // --config; empty: $BULKMAIL_CONFIG, then the default path
+  // `status` still reports from the database an invalid config names (and exits 3), so that an
+  // operator whose edit failed to reload sees what the daemon is running on.
+  bool database_despite_invalid_config_ = false;
+  std::optional<ConfigLoad> loaded_;
+  std::shared_ptr<const Config> config_;  // set by shared_cfg() only, from a valid loaded_
+  std::unique_ptr<ComposeCheck> compose_check_;
+  std::unique_ptr<Store> store_;
 };
 
 std::string normalized_or_fail(const std::string& input) {
@@ -312,13 +336,17 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
 
 void cmd_preview(Context& ctx, const std::string& category, const std::string& to,
                  const std::vector<std::string>& var_args, const std::string& campaign) {
+  // Loaded first, and through the accessor: the composer keeps the config it is given.
+  const std::shared_ptr<const Config>& config = ctx.shared_cfg();
   NewMessage m = value_or_fail(
-      validate_submission(ctx.cfg(), submission_from(category, to, var_args, campaign)));
+      validate_submission(*config, submission_from(category, to, var_args, campaign)));
   auto vars = vars_from_json(m.vars_json);
   if (!vars) fail(vars.error().message);
-  auto composer = Composer::create(ctx.config);
+  auto composer = Composer::create(config);
   if (!composer) fail(composer.error().message);
-  auto msg = (*composer)->compose({category, m.recipient, *vars, campaign, 0, now_millis()});
+  ComposeScratch scratch;
+  auto msg =
+      (*composer)->compose({category, m.recipient, *vars, campaign, 0, now_millis()}, scratch);
   if (!msg) fail("the message would not be sent: " + msg.error().message);
   std::cout << msg->data;
 }
@@ -442,7 +470,7 @@ void cmd_pause(Context& ctx, const std::string& campaign, bool paused) {
 void status_report(Context& ctx, const std::string& campaign, bool json);
 
 void cmd_status(Context& ctx, const std::string& campaign, bool json) {
-  ctx.status_despite_invalid_config = true;
+  ctx.allow_invalid_config_for_database();
   int code = 0;
   if (const ConfigLoad& l = ctx.load(); !l.ok()) {
     if (l.database.empty()) ctx.cfg();  // nothing to report from: fails as every command does
@@ -537,11 +565,7 @@ void cmd_suppress_list(Context& ctx, bool json) {
   nlohmann::json arr = nlohmann::json::array();
   ctx.db().for_each_suppression([&](const Suppression& s) {
     if (json) {
-      arr.push_back({{"email", s.address},
-                     {"category", s.category.empty() ? nullptr : nlohmann::json(s.category)},
-                     {"reason", to_string(s.reason)},
-                     {"source", s.source},
-                     {"created_at", format_iso8601(s.created_at)}});
+      arr.push_back(suppression_json(s));
     } else {
       std::cout << s.address << "  " << scope_text(s.category) << "  " << to_string(s.reason)
                 << "  " << s.source << "  " << format_iso8601(s.created_at) << "\n";
@@ -611,109 +635,221 @@ void cmd_history(Context& ctx, const std::string& address, bool json) {
   }
 }
 
-}  // namespace
+void cmd_cancel(Context& ctx, const std::string& campaign) {
+  check_campaign(ctx, campaign);
+  std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";
+}
 
-int main(int argc, char** argv) {
-  CLI::App app{"bulkmailctl: queue mail for bulkmaild, manage suppressions, inspect the queue"};
-  app.set_version_flag("--version", std::string("bulkmailctl ") + BULKMAIL_VERSION);
-  app.require_subcommand(1);
-  app.fallthrough();
-  Context ctx;
-  app.add_option("--config", ctx.config_path,
-                 "config file (default: $BULKMAIL_CONFIG, then /etc/bulkmail/bulkmail.yaml)");
+void cmd_retry(Context& ctx, const std::string& campaign) {
+  check_campaign(ctx, campaign);
+  std::cout << "queued again " << ctx.db().retry_campaign(campaign, "cli", now_millis()) << "\n";
+}
 
-  std::string category, to, campaign, file, format, address, reason = "manual", hashed;
-  std::vector<std::string> vars;
+// --- the command line -----------------------------------------------------------------------
+
+// Every option's value, as parsed. Commands share the names (--category, --campaign, ADDRESS):
+// only the chosen command's are read.
+struct Options {
+  std::string config_path;  // --config; empty: $BULKMAIL_CONFIG, then the default path
+  std::string category, to, campaign, file, format, address, hashed;
+  std::string reason = "manual";  // suppress add --reason
+  std::vector<std::string> vars;  // --var KEY=VALUE, in the order given
   bool json = false, force = false, dry_run = false, update = false;
+};
 
+// Each subcommand declared, with what running it does.
+class Commands {
+ public:
+  using Run = void (*)(Context&, const Options&);
+
+  void add(CLI::App* command, Run run) { commands_.emplace_back(command, run); }
+
+  // Runs the one the command line chose (require_subcommand(1) makes it exactly one).
+  void run_chosen(Context& ctx, const Options& opts) const {
+    for (const auto& [command, run] : commands_) {
+      if (command->parsed()) {
+        run(ctx, opts);
+        return;
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<CLI::App*, Run>> commands_;
+};
+
+// --category --to --var --campaign: the message enqueue and preview describe.
+void add_message_options(CLI::App* command, Options& opts, const std::string& campaign_help) {
+  command->add_option("--category", opts.category, "category of mail")->required();
+  command->add_option("--to", opts.to, "recipient address")->required();
+  command->add_option("--var", opts.vars, "template variable KEY=VALUE (repeatable)");
+  command->add_option("--campaign", opts.campaign, campaign_help);
+}
+
+// --format of an imported file.
+void add_format_option(CLI::App* command, Options& opts) {
+  command->add_option("--format", opts.format, "csv or jsonl (default: by file extension)")
+      ->check(CLI::IsMember({"csv", "jsonl"}));
+}
+
+void add_queue_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* enqueue = app.add_subcommand("enqueue", "queue one message; prints its id");
-  enqueue->add_option("--category", category, "category of mail")->required();
-  enqueue->add_option("--to", to, "recipient address")->required();
-  enqueue->add_option("--var", vars, "template variable KEY=VALUE (repeatable)");
-  enqueue->add_option("--campaign", campaign, "campaign: an address is queued once per campaign");
+  add_message_options(enqueue, opts, "campaign: an address is queued once per campaign");
+  commands.add(enqueue, [](Context& ctx, const Options& o) {
+    cmd_enqueue(ctx, o.category, o.to, o.vars, o.campaign);
+  });
 
   auto* import =
       app.add_subcommand("import", "queue one message per row of a CSV or JSON Lines file");
-  import->add_option("--category", category, "category of mail")->required();
-  import->add_option("--campaign", campaign, "campaign (default: the file name without extension)");
-  import->add_option("--format", format, "csv or jsonl (default: by file extension)")
-      ->check(CLI::IsMember({"csv", "jsonl"}));
-  import->add_option("FILE", file, "the file, or - for standard input")->required();
-  import->add_flag("--dry-run", dry_run,
+  import->add_option("--category", opts.category, "category of mail")->required();
+  import->add_option("--campaign", opts.campaign,
+                     "campaign (default: the file name without extension)");
+  add_format_option(import, opts);
+  import->add_option("FILE", opts.file, "the file, or - for standard input")->required();
+  import->add_flag("--dry-run", opts.dry_run,
                    "check every row against the template and report, queuing nothing");
-  import->add_flag("--update", update,
+  import->add_flag("--update", opts.update,
                    "a corrected file: recipients the campaign holds, not sent yet, take the row's "
                    "variables");
+  commands.add(import, [](Context& ctx, const Options& o) {
+    cmd_import(ctx, o.category, o.campaign, o.file, o.format, o.dry_run, o.update);
+  });
+}
 
+// What bulkmaild would send, and what DNS must publish for it.
+void add_preview_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* preview = app.add_subcommand(
       "preview", "print the exact bytes bulkmaild would send (signed when DKIM is on)");
-  preview->add_option("--category", category, "category of mail")->required();
-  preview->add_option("--to", to, "recipient address")->required();
-  preview->add_option("--var", vars, "template variable KEY=VALUE (repeatable)");
-  preview->add_option("--campaign", campaign, "campaign (used in Feedback-ID)");
+  add_message_options(preview, opts, "campaign (used in Feedback-ID)");
+  commands.add(preview, [](Context& ctx, const Options& o) {
+    cmd_preview(ctx, o.category, o.to, o.vars, o.campaign);
+  });
 
   auto* dkim_record =
       app.add_subcommand("dkim-record", "print the DNS TXT record that publishes the DKIM key");
+  commands.add(dkim_record, [](Context& ctx, const Options&) { cmd_dkim_record(ctx); });
+}
 
+void add_status_command(CLI::App& app, Options& opts, Commands& commands) {
   auto* status = app.add_subcommand("status", "messages per state");
-  status->add_option("--campaign", campaign, "only this campaign");
-  status->add_flag("--json", json, "one JSON object with a key per state");
+  status->add_option("--campaign", opts.campaign, "only this campaign");
+  status->add_flag("--json", opts.json, "one JSON object with a key per state");
+  commands.add(status, [](Context& ctx, const Options& o) { cmd_status(ctx, o.campaign, o.json); });
+}
 
+void add_suppress_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* suppress = app.add_subcommand("suppress", "manage the suppression list");
   suppress->require_subcommand(1);
   auto* s_add = suppress->add_subcommand("add", "stop mail to an address");
-  s_add->add_option("ADDRESS", address)->required();
-  s_add->add_option("--category", category, "only this category (default: all mail)");
+  s_add->add_option("ADDRESS", opts.address)->required();
+  s_add->add_option("--category", opts.category, "only this category (default: all mail)");
   s_add
-      ->add_option("--reason", reason,
-                   "unsubscribe, hard-bounce, complaint, manual (default) or import")
-      ->check(CLI::IsMember({"unsubscribe", "hard-bounce", "complaint", "manual", "import"}));
+      ->add_option("--reason", opts.reason,
+                   "one of " + suppression_reason_list() + " (default: manual)")
+      ->check(CLI::IsMember(suppression_reason_names()));
+  commands.add(s_add, [](Context& ctx, const Options& o) {
+    cmd_suppress_add(ctx, o.address, o.category, o.reason);
+  });
+
   auto* s_remove = suppress->add_subcommand("remove", "lift a suppression");
-  s_remove->add_option("ADDRESS", address)->required();
-  s_remove->add_option("--category", category,
+  s_remove->add_option("ADDRESS", opts.address)->required();
+  s_remove->add_option("--category", opts.category,
                        "the category suppression (default: the all-mail one)");
-  s_remove->add_flag("--force", force,
+  s_remove->add_flag("--force", opts.force,
                      "lift an unsubscribe or complaint (only with renewed consent)");
+  commands.add(s_remove, [](Context& ctx, const Options& o) {
+    cmd_suppress_remove(ctx, o.address, o.category, o.force);
+  });
+
   auto* s_list = suppress->add_subcommand("list", "every suppression");
-  s_list->add_flag("--json", json, "a JSON array");
+  s_list->add_flag("--json", opts.json, "a JSON array");
+  commands.add(s_list, [](Context& ctx, const Options& o) { cmd_suppress_list(ctx, o.json); });
+
   auto* s_import =
       suppress->add_subcommand("import", "add suppressions from a CSV or JSON Lines file");
-  s_import->add_option("FILE", file, "the file, or - for standard input")->required();
-  s_import->add_option("--format", format, "csv or jsonl (default: by file extension)")
-      ->check(CLI::IsMember({"csv", "jsonl"}));
+  s_import->add_option("FILE", opts.file, "the file, or - for standard input")->required();
+  add_format_option(s_import, opts);
+  commands.add(s_import,
+               [](Context& ctx, const Options& o) { cmd_suppress_import(ctx, o.file, o.format); });
+
   auto* s_export = suppress->add_subcommand("export", "every suppression as CSV");
   s_export
-      ->add_option("--hashed", hashed, "sha256: export hashes of the addresses, not the addresses")
+      ->add_option("--hashed", opts.hashed,
+                   "sha256: export hashes of the addresses, not the addresses")
       ->check(CLI::IsMember({"sha256"}));
+  commands.add(s_export,
+               [](Context& ctx, const Options& o) { cmd_suppress_export(ctx, o.hashed); });
+}
 
+// What concerns one recipient: their opt-out link, their history, forgetting them.
+void add_address_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* link = app.add_subcommand("unsubscribe-link",
                                   "print the opt-out link a message to ADDRESS would carry");
-  link->add_option("--category", category, "category of mail")->required();
-  link->add_option("ADDRESS", address, "the recipient, or - for one address a line on stdin")
+  link->add_option("--category", opts.category, "category of mail")->required();
+  link->add_option("ADDRESS", opts.address, "the recipient, or - for one address a line on stdin")
       ->required();
+  commands.add(link, [](Context& ctx, const Options& o) {
+    cmd_unsubscribe_link(ctx, o.category, o.address);
+  });
 
   auto* history = app.add_subcommand("history", "every event for an address, oldest first");
-  history->add_option("ADDRESS", address)->required();
-  history->add_flag("--json", json, "a JSON array");
+  history->add_option("ADDRESS", opts.address)->required();
+  history->add_flag("--json", opts.json, "a JSON array");
+  commands.add(history,
+               [](Context& ctx, const Options& o) { cmd_history(ctx, o.address, o.json); });
 
   auto* forget = app.add_subcommand(
       "forget", "erase an address's messages and events, keeping its suppressions as a hash");
-  forget->add_option("ADDRESS", address)->required();
+  forget->add_option("ADDRESS", opts.address)->required();
+  commands.add(forget, [](Context& ctx, const Options& o) { cmd_forget(ctx, o.address); });
+}
 
+void add_campaign_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* campaigns = app.add_subcommand(
       "campaigns", "each campaign: messages per state, created, last activity, paused");
-  campaigns->add_flag("--json", json, "a JSON array");
+  campaigns->add_flag("--json", opts.json, "a JSON array");
+  commands.add(campaigns, [](Context& ctx, const Options& o) { cmd_campaigns(ctx, o.json); });
+
   auto* pause = app.add_subcommand("pause", "hold a campaign's waiting messages until resumed");
-  pause->add_option("--campaign", campaign)->required();
+  pause->add_option("--campaign", opts.campaign)->required();
+  commands.add(pause, [](Context& ctx, const Options& o) { cmd_pause(ctx, o.campaign, true); });
   auto* resume = app.add_subcommand("resume", "send a paused campaign's messages again");
-  resume->add_option("--campaign", campaign)->required();
+  resume->add_option("--campaign", opts.campaign)->required();
+  commands.add(resume, [](Context& ctx, const Options& o) { cmd_pause(ctx, o.campaign, false); });
 
   auto* cancel = app.add_subcommand("cancel", "cancel a campaign's queued and deferred messages");
-  cancel->add_option("--campaign", campaign)->required();
+  cancel->add_option("--campaign", opts.campaign)->required();
+  commands.add(cancel, [](Context& ctx, const Options& o) { cmd_cancel(ctx, o.campaign); });
   auto* retry =
       app.add_subcommand("retry", "queue a campaign's failed and deferred messages again");
-  retry->add_option("--campaign", campaign)->required();
+  retry->add_option("--campaign", opts.campaign)->required();
+  commands.add(retry, [](Context& ctx, const Options& o) { cmd_retry(ctx, o.campaign); });
+}
 
+// A command line CLI11 refused: says why, and exits 2.
+int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  // "bulkmailctl bogus": say so, rather than CLI11's "a subcommand is required".
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config") {
+      ++i;
+      continue;
+    }
+    if (a.empty() || a[0] == '-') continue;
+    auto known = app.get_subcommands([&](CLI::App* s) { return s->get_name() == a; });
+    if (known.empty()) {
+      std::cerr << "bulkmailctl: unknown subcommand '" << a << "' (see bulkmailctl --help)\n";
+      return kExitUsage;
+    }
+    break;
+  }
+  app.exit(e);
+  return kExitUsage;
+}
+
+// Parses the command line. Returns the exit status when parsing ends the run (--help, --version,
+// bad usage); nothing when the chosen command is to run.
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -723,70 +859,51 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // "bulkmailctl bogus": say so, rather than CLI11's "a subcommand is required".
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a == "--config") {
-        ++i;
-        continue;
-      }
-      if (a.empty() || a[0] == '-') continue;
-      auto known = app.get_subcommands([&](CLI::App* s) { return s->get_name() == a; });
-      if (known.empty()) {
-        std::cerr << "bulkmailctl: unknown subcommand '" << a << "' (see bulkmailctl --help)\n";
-        return kExitUsage;
-      }
-      break;
-    }
-    app.exit(e);
-    return kExitUsage;
+    return usage_error(app, e, argc, argv);
   }
+  return std::nullopt;
+}
 
+// Runs the chosen command; returns the exit status. The store throws std::runtime_error when the
+// database fails: SQLite::Exception for what SQLite reports, std::runtime_error itself for what
+// bulkmail finds wrong with the file (sqlite_store.h). Neither escapes uncaught.
+int run_command(const Commands& commands, const Options& opts) {
+  Context ctx(opts.config_path);
   try {
-    if (*enqueue) {
-      cmd_enqueue(ctx, category, to, vars, campaign);
-    } else if (*import) {
-      cmd_import(ctx, category, campaign, file, format, dry_run, update);
-    } else if (*preview) {
-      cmd_preview(ctx, category, to, vars, campaign);
-    } else if (*dkim_record) {
-      cmd_dkim_record(ctx);
-    } else if (*status) {
-      cmd_status(ctx, campaign, json);
-    } else if (*s_add) {
-      cmd_suppress_add(ctx, address, category, reason);
-    } else if (*s_remove) {
-      cmd_suppress_remove(ctx, address, category, force);
-    } else if (*s_list) {
-      cmd_suppress_list(ctx, json);
-    } else if (*s_import) {
-      cmd_suppress_import(ctx, file, format);
-    } else if (*s_export) {
-      cmd_suppress_export(ctx, hashed);
-    } else if (*link) {
-      cmd_unsubscribe_link(ctx, category, address);
-    } else if (*history) {
-      cmd_history(ctx, address, json);
-    } else if (*forget) {
-      cmd_forget(ctx, address);
-    } else if (*campaigns) {
-      cmd_campaigns(ctx, json);
-    } else if (*pause || *resume) {
-      cmd_pause(ctx, campaign, static_cast<bool>(*pause));
-    } else if (*cancel) {
-      check_campaign(ctx, campaign);
-      std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";
-    } else if (*retry) {
-      check_campaign(ctx, campaign);
-      std::cout << "queued again " << ctx.db().retry_campaign(campaign, "cli", now_millis())
-                << "\n";
-    }
+    commands.run_chosen(ctx, opts);
   } catch (const ExitCode& e) {
     return e.code;
   } catch (const SQLite::Exception& e) {
     std::cerr << "bulkmailctl: database error: " << e.what() << "\n";
     return kExitFailure;
+  } catch (const std::runtime_error& e) {
+    // Before the store is open, the failure is not the database's (an OpenSSL call, say).
+    std::cerr << "bulkmailctl: " << (ctx.store_open() ? "database error: " : "") << e.what()
+              << "\n";
+    return kExitFailure;
   }
   std::cout.flush();
   return std::cout ? 0 : kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bulkmailctl: queue mail for bulkmaild, manage suppressions, inspect the queue"};
+  app.set_version_flag("--version", std::string("bulkmailctl ") + BULKMAIL_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  Options opts;
+  app.add_option("--config", opts.config_path,
+                 "config file (default: $BULKMAIL_CONFIG, then /etc/bulkmail/bulkmail.yaml)");
+  // In the order --help lists them.
+  Commands commands;
+  add_queue_commands(app, opts, commands);
+  add_preview_commands(app, opts, commands);
+  add_status_command(app, opts, commands);
+  add_suppress_commands(app, opts, commands);
+  add_address_commands(app, opts, commands);
+  add_campaign_commands(app, opts, commands);
+  if (std::optional<int> status = parse_command_line(app, argc, argv)) return *status;
+  return run_command(commands, opts);
 }

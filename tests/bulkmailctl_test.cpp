@@ -767,3 +767,68 @@ TEST_CASE("a stopped daemon's config problem is not shown: it runs on no config"
   CHECK(cli({"status"}).out.find("config:") == std::string::npos);
   CHECK_FALSE(cli.status()["dispatch"].contains("config_problem"));
 }
+
+TEST_CASE("--help lists every command in order, and an unknown one is named") {
+  Cli cli;
+  auto r = cli({"--help"});
+  CHECK(r.status == 0);
+  std::size_t at = 0;
+  for (const char* command :
+       {"enqueue", "import", "preview", "dkim-record", "status", "suppress", "unsubscribe-link",
+        "history", "forget", "campaigns", "pause", "resume", "cancel", "retry"}) {
+    CAPTURE(command);
+    at = r.out.find("\n  " + std::string(command) + " ", at);
+    CHECK_MESSAGE(at != std::string::npos, r.out);
+  }
+  r = cli({"suppress", "--help"});
+  CHECK(r.status == 0);
+  for (const char* command : {"add", "remove", "list", "import", "export"}) {
+    CHECK(r.out.find("\n  " + std::string(command) + " ") != std::string::npos);
+  }
+  r = cli({"frobnicate"});
+  CHECK(r.status == 2);
+  CHECK(r.err == "bulkmailctl: unknown subcommand 'frobnicate' (see bulkmailctl --help)\n");
+}
+
+TEST_CASE(
+    "preview as the only command loads the config itself: no database needed, and a broken "
+    "config is named") {
+  TempDir dir;
+  auto config = write_config(dir);  // and no bulkmaild --check: there is no database
+  auto preview = [&] {
+    return run_process(with_vars({bin_dir() + "/bulkmailctl", "--config", config, "preview",
+                                  "--category", "customer-update", "--to", "jane@example.com"}));
+  };
+  auto r = preview();
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.err.empty());
+  CHECK_MESSAGE(r.out.find("To: jane@example.com\r\n") != std::string::npos, r.out);
+  CHECK_FALSE(std::filesystem::exists(dir / "queue.db"));
+
+  dir.write("bulkmail.yaml", "database: queue.db\n");  // no sender, relay, opt-out or category
+  r = preview();
+  CHECK(r.status == 3);
+  CHECK(r.out.empty());
+  CHECK_MESSAGE(r.err.find(config + ":") == 0, r.err);
+  CHECK(r.err.find("sender: is required") != std::string::npos);
+  CHECK(r.err.find("bulkmailctl: the config is invalid (") != std::string::npos);
+
+  std::filesystem::remove(config);
+  r = preview();
+  CHECK(r.status == 3);
+  CHECK(r.err == "bulkmailctl: " + config +
+                     ": config file not found (give --config FILE or set $BULKMAIL_CONFIG)\n");
+}
+
+TEST_CASE("a database bulkmail finds wrong in mid-command is a database error, never an abort") {
+  Cli cli;
+  {
+    SQLite::Database db((cli.dir / "queue.db").string(), SQLite::OPEN_READWRITE);
+    db.exec("DELETE FROM meta WHERE key = 'forget_salt'");
+  }
+  // The store throws a plain std::runtime_error here, not an SQLite::Exception.
+  auto r = cli({"forget", "mia@example.com"});
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err == "bulkmailctl: database error: the database has no forget_salt\n");
+}
