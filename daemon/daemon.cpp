@@ -1,0 +1,226 @@
+#include "daemon.h"
+
+#include <unistd.h>
+
+#include <limits>
+
+#include "base/log.h"
+#include "compose/composer.h"
+#include "delivery/transport.h"
+#include "restart_keys.h"
+
+namespace bulkmail {
+namespace {
+
+HttpLimits http_limits(const WebhookConfig& w) {
+  HttpLimits limits;
+  limits.max_connections = static_cast<std::size_t>(w.max_connections);
+  limits.max_connections_per_client = static_cast<std::size_t>(w.max_connections_per_client);
+  limits.loopback_reserve = static_cast<std::size_t>(w.loopback_reserve);
+  return limits;
+}
+
+// Names this daemon's leases: the host and the process.
+std::string lease_owner() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+std::string describe_problems(const std::vector<ConfigError>& errors) {
+  std::string s = errors.front().str();
+  if (errors.size() > 1) {
+    s += ", and " + std::to_string(errors.size() - 1) + " more problem" +
+         (errors.size() > 2 ? "s" : "");
+  }
+  return s;
+}
+
+// The config after a SIGHUP, its problems logged. Templates that do not load make it invalid.
+ConfigLoad load_config_and_templates(const std::filesystem::path& path) {
+  ConfigLoad load = load_config(path);
+  for (const auto& w : load.warnings) log_warning(w.str());
+  if (!load.ok()) {
+    for (const auto& e : load.errors) log_error(e.str());
+  } else if (auto c = Composer::create(load.config); !c) {
+    load.errors.push_back({path.string(), 0, 0, "templates", c.error().message});
+    log_error(load.errors.back().str());
+    load.config.reset();
+  }
+  return load;
+}
+
+}  // namespace
+
+void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& started) {
+  if (std::size_t n = apply_recovered(journal, store, now_millis())) {
+    log_info("recorded " + std::to_string(n) +
+             " outcomes the last daemon had journaled but not committed");
+  }
+  for (const auto& problem : journal.problems()) log_warning("outcome journal: " + problem);
+  auto recovered = store.recover_leases(std::numeric_limits<UnixMillis>::max(), now_millis(),
+                                        started.left_by_last_daemon());
+  for (MessageId id : recovered.possible_duplicates) {
+    log_warning("message " + std::to_string(id) +
+                " was being sent when the last daemon stopped: queued again "
+                "(it may already have been delivered: possible duplicate)");
+  }
+  if (recovered.never_tried) {
+    log_info(std::to_string(recovered.never_tried) +
+             " messages the last daemon had claimed but not yet tried are queued again");
+  }
+}
+
+struct Daemon::Opened {
+  std::unique_ptr<OutcomeJournal> journal;
+  std::unique_ptr<StartedDeliveries> started;
+  std::unique_ptr<SqliteStore> writer, reader;
+  std::unique_ptr<SqliteCheckpointer> checkpointer;
+};
+
+Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
+                                             std::shared_ptr<const Config> config) {
+  Opened o;
+  if (auto composer = Composer::create(config); !composer) return composer.error();
+  auto journal = OutcomeJournal::open(config->database);
+  if (!journal) return make_error("outcome journal: " + journal.error().message);
+  o.journal = std::move(journal.value());
+  auto started = StartedDeliveries::open(config->database, config->smtp.max_connections);
+  if (!started) return make_error("started deliveries: " + started.error().message);
+  o.started = std::move(started.value());
+  const std::string db = config->database.string();
+  try {
+    o.writer = std::make_unique<SqliteStore>(db, /*checkpoints=*/false);
+    recover(*o.journal, *o.writer, *o.started);
+    o.reader = std::make_unique<SqliteStore>(db);
+    o.checkpointer = std::make_unique<SqliteCheckpointer>(db, std::chrono::milliseconds(50));
+  } catch (const std::exception& e) {
+    return make_error("database " + db + ": " + e.what());
+  }
+  std::unique_ptr<Daemon> d(new Daemon(std::move(config_path), config, std::move(o)));
+  if (auto listening = d->http_.listen(config->webhook.listen_host, config->webhook.listen_port);
+      !listening) {
+    return make_error("webhook: " + listening.error().message);
+  }
+  return d;
+}
+
+Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> config,
+               Opened opened)
+    : path_(std::move(config_path)),
+      config_(std::move(config)),
+      started_(std::move(opened.started)),
+      checkpointer_(std::move(opened.checkpointer)),
+      http_(http_limits(config_->webhook),
+            [this](HttpRequest req, Responder respond) {
+              webhook_->handle(std::move(req), std::move(respond));
+            }),
+      worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
+              &watch_),
+      reader_(std::move(opened.reader), 0),
+      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, config_->smtp.max_connections,
+                                               lease_owner(), &watch_)),
+      senders_(
+          config_, worker_, watch_, *dispatcher_,
+          [](const Config& c, const std::atomic<bool>& abort) {
+            return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
+          },
+          [database = config_->database.string()]() -> std::unique_ptr<Store> {
+            return std::make_unique<SqliteStore>(database);
+          },
+          started_.get()),
+      backend_(worker_, reader_, io_, *dispatcher_),
+      retention_(io_, worker_, config_->retention),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      timers_(io_, notifier_, [this] { return status_line(); }) {
+  webhook_ = std::make_unique<Webhook>(config_, backend_);
+  config_status_.loaded_at = now_millis();
+  webhook_->set_config_status(config_status_);
+}
+
+Daemon::~Daemon() = default;
+
+std::string Daemon::status_line() const {
+  DispatchStats s = dispatcher_->stats();
+  return (s.paused ? "paused: " + s.pause_reason + "; " : std::string()) + "sent " +
+         std::to_string(s.sent) + ", deferred " + std::to_string(s.deferred) + ", failed " +
+         std::to_string(s.failed) + ", suppressed " + std::to_string(s.suppressed) +
+         ", in flight " + std::to_string(s.in_flight) + ", buffered " + std::to_string(s.buffered);
+}
+
+void Daemon::run() {
+  signals_.async_wait([this](const auto& ec, int sig) { on_signal(ec, sig); });
+  timers_.start();
+  dispatcher_->start();
+  retention_.start();
+  // After start()'s state: whatever an earlier daemon left is not true of this one's config.
+  worker_.run([](Store& s) { s.set_config_problem(""); });
+  http_.start(2);
+  notifier_.status("sending");
+  notifier_.ready();
+  log_info("bulkmaild started: " + std::to_string(config_->smtp.max_connections) +
+           " connections to " + config_->smtp.host + ", " +
+           std::to_string(config_->throttle.messages_per_second) + " msg/s; webhook on " +
+           config_->webhook.listen_host + ":" + std::to_string(http_.port()));
+  io_.run();
+
+  http_.stop();
+  senders_.stop();
+  worker_.run([](Store& s) {
+    s.set_dispatch_state({"stopped", "", now_millis(), ""});
+    s.set_config_problem("");  // a stopped daemon runs on no config
+  });
+  worker_.stop();
+  reader_.stop();
+  log_info("stopped: " + status_line());
+}
+
+void Daemon::on_signal(const boost::system::error_code& ec, int sig) {
+  if (ec) return;
+  if (!stopping_) {
+    if (sig == SIGHUP) {
+      reload();
+    } else {
+      stop();
+    }
+  }
+  signals_.async_wait([this](const auto& e, int s) { on_signal(e, s); });
+}
+
+void Daemon::reload() {
+  notifier_.reloading();
+  log_info("reloading " + path_.string());
+  ConfigLoad fresh = load_config_and_templates(path_);
+  if (fresh.config) {
+    if (auto keys = needs_restart(*config_, *fresh.config); !keys.empty())
+      log_warning(restart_warning(keys));
+    config_ = fresh.config;
+    configure_logging(config_->logging);
+    senders_.reload(config_);
+    dispatcher_->reload(config_);
+    webhook_->reload(config_);
+    retention_.reload(config_->retention);
+    log_info("reloaded: new throttle, categories and templates in effect");
+    config_status_ = ConfigStatus();
+    config_status_.loaded_at = now_millis();
+  } else {
+    log_error("the new config is invalid; keeping the one in effect");
+    config_status_.reload_failed_at = now_millis();
+    config_status_.reload_problem = describe_problems(fresh.errors);
+  }
+  webhook_->set_config_status(config_status_);
+  // For `bulkmailctl status`, which reads it from the database.
+  worker_.run([problem = config_status_.describe()](Store& s) { s.set_config_problem(problem); });
+  notifier_.ready();
+}
+
+void Daemon::stop() {
+  stopping_ = true;
+  notifier_.stopping();
+  retention_.stop();
+  log_info("stopping: finishing deliveries in flight (grace " +
+           std::to_string(config_->daemon.shutdown_grace_seconds) + " s)");
+  dispatcher_->shutdown([this] { io_.stop(); }, [this] { senders_.abort_in_flight(); });
+}
+
+}  // namespace bulkmail

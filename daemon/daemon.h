@@ -1,0 +1,86 @@
+// A running bulkmaild: the parts wired together on one Boost.Asio event loop. The store worker
+// (the one writer) and a reader, the sender threads and the dispatcher that feeds them, the
+// webhook's HTTP server, retention, signals (SIGHUP reloads, SIGTERM and SIGINT drain and stop),
+// and the systemd heartbeats.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <filesystem>
+#include <memory>
+
+#include "base/result.h"
+#include "config/config.h"
+#include "config/config_status.h"
+#include "daemon_backend.h"
+#include "delivery/dispatcher.h"
+#include "delivery/sender_pool.h"
+#include "loop_timers.h"
+#include "notifier.h"
+#include "store/outcome_journal.h"
+#include "store/retention.h"
+#include "store/sqlite/sqlite_checkpointer.h"
+#include "store/sqlite/sqlite_store.h"
+#include "store/started_deliveries.h"
+#include "store/store_worker.h"
+#include "web/http_server.h"
+#include "web/webhook.h"
+
+namespace bulkmail {
+
+// Applies what the last daemon left in `store`: the outcomes it journaled but did not commit
+// (those messages were dealt with and must not be sent again), then its leases (each message
+// goes back to the queue; those its senders had begun may have reached the relay, and are logged
+// as possible duplicates). This process holds the database alone, so every lease is a dead
+// daemon's.
+void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& started);
+
+class Daemon {
+ public:
+  // Opens the database and the daemon's journals, recover()s, wires every part and binds the
+  // webhook's socket. The error names what could not be opened.
+  static Result<std::unique_ptr<Daemon>> open(std::filesystem::path config_path,
+                                              std::shared_ptr<const Config> config);
+  ~Daemon();
+
+  // Sends until SIGTERM or SIGINT, then drains (at most daemon.shutdown_grace_seconds) and stops.
+  void run();
+
+ private:
+  struct Opened;  // what open() opened before the parts could be made
+  Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> config, Opened opened);
+  void on_signal(const boost::system::error_code& ec, int sig);
+  void reload();
+  void stop();
+  std::string status_line() const;
+
+  std::filesystem::path path_;
+  std::shared_ptr<const Config> config_;
+  std::unique_ptr<StartedDeliveries> started_;
+  std::unique_ptr<SqliteCheckpointer> checkpointer_;
+  // Made before everything that may hold one of its sessions, so destroyed after it: answers
+  // still queued by the workers when they stop are posted to its (stopped) io_context, and
+  // closures for /healthz and /metrics still queued on `io_` are destroyed with `io_`.
+  std::unique_ptr<Webhook> webhook_;
+  HttpServer http_;
+  boost::asio::io_context io_;
+  Notifier notifier_;
+  // Suppressions made after a claim, for the senders' last look; kept while any message claimed
+  // before them may still be delivered.
+  SuppressionWatch watch_;
+  StoreWorker worker_;
+  StoreWorker reader_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  SenderPool senders_;
+  DaemonBackend backend_;
+  ConfigStatus config_status_;
+  Retention retention_;
+  boost::asio::signal_set signals_;
+  LoopTimers timers_;
+  bool stopping_ = false;
+};
+
+}  // namespace bulkmail

@@ -1,0 +1,36 @@
+#include "loop_timers.h"
+
+#include "base/log.h"
+
+namespace bulkmail {
+
+LoopTimers::LoopTimers(boost::asio::io_context& io, Notifier& notifier,
+                       std::function<std::string()> status)
+    : notifier_(notifier), status_(std::move(status)), watchdog_(io), status_timer_(io) {}
+
+void LoopTimers::start() {
+  if (notifier_.watchdog_interval().count() > 0) arm_watchdog();
+  arm_status();
+}
+
+void LoopTimers::arm_watchdog() {
+  watchdog_.expires_after(notifier_.watchdog_interval());
+  watchdog_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    notifier_.watchdog();
+    arm_watchdog();
+  });
+}
+
+void LoopTimers::arm_status() {
+  status_timer_.expires_after(kStatusEvery);
+  status_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::string line = status_();
+    notifier_.status(line);
+    if (++ticks_ % kLogEvery == 0) log_info(line);
+    arm_status();
+  });
+}
+
+}  // namespace bulkmail

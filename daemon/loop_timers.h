@@ -1,0 +1,39 @@
+// The event loop's two heartbeats: WATCHDOG=1 to systemd, sent from the loop itself so that a
+// stalled loop stops sending it and systemd restarts the daemon; and the dispatcher's numbers, as
+// STATUS= every 5 s and in the log every minute.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <functional>
+#include <string>
+
+#include "notifier.h"
+
+namespace bulkmail {
+
+class LoopTimers {
+ public:
+  static constexpr std::chrono::seconds kStatusEvery{5};
+  static constexpr int kLogEvery = 12;  // status lines: once a minute
+
+  // `status` gives the line to report; called on the loop.
+  LoopTimers(boost::asio::io_context& io, Notifier& notifier, std::function<std::string()> status);
+  // Arms both (the watchdog only when systemd asked for one).
+  void start();
+
+ private:
+  void arm_watchdog();
+  void arm_status();
+
+  Notifier& notifier_;
+  std::function<std::string()> status_;
+  boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer status_timer_;
+  int ticks_ = 0;
+};
+
+}  // namespace bulkmail
