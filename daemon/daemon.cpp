@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "base/log.h"
-#include "compose/composer.h"
 #include "delivery/transport.h"
 #include "restart_keys.h"
 
@@ -36,18 +35,20 @@ std::string describe_problems(const std::vector<ConfigError>& errors) {
   return s;
 }
 
-// The config after a SIGHUP, its problems logged. Templates that do not load make it invalid.
-ConfigLoad load_config_and_templates(const std::filesystem::path& path) {
+// The config after a SIGHUP, made ready for `senders` senders, its problems logged. Templates that
+// do not load make it invalid.
+std::optional<SenderPool::Prepared> load_for_reload(const std::filesystem::path& path, int senders,
+                                                    std::vector<ConfigError>& errors) {
   ConfigLoad load = load_config(path);
   for (const auto& w : load.warnings) log_warning(w.str());
-  if (!load.ok()) {
-    for (const auto& e : load.errors) log_error(e.str());
-  } else if (auto c = Composer::create(load.config); !c) {
-    load.errors.push_back({path.string(), 0, 0, "templates", c.error().message});
-    log_error(load.errors.back().str());
-    load.config.reset();
+  errors = load.errors;
+  if (load.ok()) {
+    auto prepared = SenderPool::prepare(load.config, senders);
+    if (prepared) return std::move(prepared).value();
+    errors.push_back({path.string(), 0, 0, "templates", prepared.error().message});
   }
-  return load;
+  for (const auto& e : errors) log_error(e.str());
+  return std::nullopt;
 }
 
 }  // namespace
@@ -72,6 +73,7 @@ void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& sta
 }
 
 struct Daemon::Opened {
+  SenderPool::Prepared prepared;
   std::unique_ptr<OutcomeJournal> journal;
   std::unique_ptr<StartedDeliveries> started;
   std::unique_ptr<SqliteStore> writer, reader;
@@ -81,7 +83,9 @@ struct Daemon::Opened {
 Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
                                              std::shared_ptr<const Config> config) {
   Opened o;
-  if (auto composer = Composer::create(config); !composer) return composer.error();
+  auto prepared = SenderPool::prepare(config, config->smtp.max_connections);
+  if (!prepared) return prepared.error();
+  o.prepared = std::move(prepared).value();
   auto journal = OutcomeJournal::open(config->database);
   if (!journal) return make_error("outcome journal: " + journal.error().message);
   o.journal = std::move(journal.value());
@@ -121,7 +125,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, config_->smtp.max_connections,
                                                lease_owner(), &watch_)),
       senders_(
-          config_, worker_, watch_, *dispatcher_,
+          std::move(opened.prepared), worker_, watch_, *dispatcher_,
           [](const Config& c, const std::atomic<bool>& abort) {
             return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
           },
@@ -190,13 +194,13 @@ void Daemon::on_signal(const boost::system::error_code& ec, int sig) {
 void Daemon::reload() {
   notifier_.reloading();
   log_info("reloading " + path_.string());
-  ConfigLoad fresh = load_config_and_templates(path_);
-  if (fresh.config) {
-    if (auto keys = needs_restart(*config_, *fresh.config); !keys.empty())
+  std::vector<ConfigError> errors;
+  if (auto fresh = load_for_reload(path_, senders_.size(), errors)) {
+    if (auto keys = needs_restart(*config_, *fresh->config); !keys.empty())
       log_warning(restart_warning(keys));
-    config_ = fresh.config;
+    config_ = fresh->config;
     configure_logging(config_->logging);
-    senders_.reload(config_);
+    senders_.reload(std::move(*fresh));
     dispatcher_->reload(config_);
     webhook_->reload(config_);
     retention_.reload(config_->retention);
@@ -206,7 +210,7 @@ void Daemon::reload() {
   } else {
     log_error("the new config is invalid; keeping the one in effect");
     config_status_.reload_failed_at = now_millis();
-    config_status_.reload_problem = describe_problems(fresh.errors);
+    config_status_.reload_problem = describe_problems(errors);
   }
   webhook_->set_config_status(config_status_);
   // For `bulkmailctl status`, which reads it from the database.

@@ -112,8 +112,10 @@ struct Pipeline {
                                            watch.get());
     dispatcher =
         std::make_unique<Dispatcher>(io, config, *worker, connections, "test", watch.get());
+    auto prepared = SenderPool::prepare(config, connections);
+    REQUIRE(prepared.ok());
     senders = std::make_unique<SenderPool>(
-        config, *worker, *watch, *dispatcher,
+        std::move(prepared).value(), *worker, *watch, *dispatcher,
         [this](const Config&, const std::atomic<bool>&) -> std::unique_ptr<Transport> {
           return std::make_unique<FakeRelay::Connection>(relay);
         },

@@ -87,9 +87,15 @@ struct OneSender {
           return std::make_unique<SqliteStore>(db);
         },
         nullptr, abort});
-    sender = std::make_unique<Sender>(0, *services, config);
+    sender = std::make_unique<Sender>(0, *services, config, composer(config));
   }
   ~OneSender() { worker->stop(); }
+
+  static std::unique_ptr<Composer> composer(const std::shared_ptr<const Config>& c) {
+    auto made = Composer::create(c);
+    REQUIRE(made.ok());
+    return std::move(made).value();
+  }
 
   std::shared_ptr<const Config> load(const std::string& yaml) {
     auto l = load_config(write_config(dir, yaml));
@@ -188,7 +194,7 @@ TEST_CASE("when the watch cannot tell, the sender asks the store") {
   small.set_horizon(SuppressionWatch::Clock::now() - std::chrono::hours(1));
   SenderServices services{*s.worker, small,  s.services->transports, s.services->open_store,
                           nullptr,   s.abort};
-  Sender sender(0, services, s.config);
+  Sender sender(0, services, s.config, OneSender::composer(s.config));
   small.add({"x@example.com", "", SuppressionReason::manual, "test", now_millis()});
   small.add({"y@example.com", "", SuppressionReason::manual, "test", now_millis()});
   SqliteStore(s.db).suppress(
@@ -238,25 +244,30 @@ TEST_CASE("a reload between two messages takes effect for the second") {
   CHECK(s.next().recorded_state == MessageState::sent);
   std::string yaml = valid_config_yaml();
   yaml.replace(yaml.find("updates@mail.example.com"), 24, "news@mail.example.com");
-  s.sender->reload(s.load(yaml));
+  auto fresh = s.load(yaml);
+  s.sender->reload(fresh, OneSender::composer(fresh));
   CHECK(s.next().recorded_state == MessageState::sent);
   REQUIRE(s.relay.envelopes.size() == 2);
   CHECK(s.relay.connections == 2);  // a new connection for the new config
   CHECK(s.relay.envelopes[0].mail_from != s.relay.envelopes[1].mail_from);
 }
 
-TEST_CASE("a broken reload defers the message and the sender starts afresh") {
+TEST_CASE("a failure outside the message defers it, and the sender starts with a new connection") {
   OneSender s;
-  std::string yaml = valid_config_yaml();
-  TempDir empty;
-  auto load = s.load(yaml);
-  auto broken = std::make_shared<Config>(*load);
-  broken->templates = empty.path();  // the templates went missing after the reload was checked
-  s.sender->reload(broken);
+  CHECK(s.next().recorded_state == MessageState::sent);
+  // The relay's address stopped resolving when the reload set up a connection.
+  auto transports = s.services->transports;
+  bool fail = true;
+  s.services->transports = [&](const Config& c, const std::atomic<bool>& abort) {
+    if (std::exchange(fail, false)) throw std::runtime_error("no connection could be made");
+    return transports(c, abort);
+  };
+  s.sender->reload(s.config, OneSender::composer(s.config));
   JobResult r = s.next();
   CHECK(r.kind == JobResult::Kind::aborted);
+  CHECK(r.detail == "no connection could be made");
   CHECK(r.recorded_state == MessageState::queued);
-  CHECK(s.relay.envelopes.empty());
-  s.sender->reload(load);
-  CHECK(s.next().recorded_state == MessageState::sent);
+  CHECK(s.relay.envelopes.size() == 1);
+  CHECK(s.next().recorded_state == MessageState::sent);  // the next job tries again, and sends
+  CHECK(s.relay.connections == 2);
 }

@@ -19,17 +19,20 @@ void Sender::Hold::end() {
   held = false;
 }
 
-Sender::Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config)
+Sender::Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config,
+               std::unique_ptr<Composer> composer)
     : index_(index),
       services_(services),
       config_(std::move(config)),
+      composer_(std::move(composer)),
       rng_(std::random_device{}() ^ static_cast<std::uint64_t>(index)),
       hold_{services.watch, index, false} {}
 
 Sender::~Sender() { hold_.end(); }
 
-void Sender::reload(std::shared_ptr<const Config> config) {
+void Sender::reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> composer) {
   config_ = std::move(config);
+  composer_ = std::move(composer);
   stale_ = true;
 }
 
@@ -39,9 +42,6 @@ void Sender::interrupt() {
 }
 
 void Sender::refresh() {
-  auto c = Composer::create(config_);
-  if (!c) throw std::runtime_error("templates: " + c.error().message);
-  composer_ = std::move(c.value());
   auto fresh = services_.transports(*config_, services_.abort);
   {
     std::lock_guard lock(transport_mu_);
@@ -121,8 +121,8 @@ JobResult Sender::handle(Job job) {
       }
     }
   } catch (const std::exception& e) {
-    // Something outside this message broke (templates unreadable after a reload, the database
-    // gone): defer it rather than lose or fail it, and start the next job afresh.
+    // Something outside this message broke (no connection could be set up, the database gone):
+    // defer it rather than lose or fail it, and start the next job with a fresh connection.
     r.kind = JobResult::Kind::aborted;
     r.detail = e.what();
     log_error("sender " + std::to_string(index_) + ": " + e.what());

@@ -1,5 +1,5 @@
 // One SMTP connection's worker. A sender takes each job through named steps, in this order:
-//   refresh   the config in effect: templates and a connection of the current generation;
+//   refresh   a connection for the config in effect (after a reload, or after a failure);
 //   compose   the message from its template and variables;
 //   wait      until this sender's previous outcome is durable (at most one sent-but-unrecorded
 //             message per connection);
@@ -54,14 +54,16 @@ struct SenderServices {
 class Sender {
  public:
   // `index` identifies the sender to the store worker, the watch and `started`.
-  Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config);
+  // `composer` was made from `config`, for this sender alone (a Composer is not thread-safe).
+  Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config,
+         std::unique_ptr<Composer> composer);
   ~Sender();
 
-  // The next job is handled under `config`: new templates and a new connection.
-  void reload(std::shared_ptr<const Config> config);
+  // The next job is handled under `config`, with `composer` (made from it) and a new connection.
+  void reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> composer);
   // Takes `job` through every step; the result's outcome is recorded when this returns. Never
-  // throws: a failure outside the message (templates unreadable, the database gone) hands the
-  // message back to the queue, and the next job starts from a fresh refresh.
+  // throws: a failure outside the message (no connection could be set up, the database gone)
+  // hands the message back to the queue, and the next job starts with a fresh connection.
   JobResult handle(Job job);
   // From any thread: makes a delivery in progress fail at once.
   void interrupt();
@@ -91,7 +93,7 @@ class Sender {
   const SenderServices& services_;
   std::shared_ptr<const Config> config_;
   bool stale_ = true;                   // refresh before the next job
-  std::unique_ptr<Composer> composer_;  // rebuilt by refresh() for each config
+  std::unique_ptr<Composer> composer_;  // given with each config
   ComposeScratch scratch_;              // composer_'s per-sender state: kept across reloads
   std::mutex transport_mu_;  // replacing the transport, and interrupt() from other threads
   std::unique_ptr<Transport> transport_;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
 
 namespace bulkmail {
 namespace {
@@ -17,14 +18,27 @@ void lower_this_threads_priority(int by) {
 }
 }  // namespace
 
-SenderPool::SenderPool(std::shared_ptr<const Config> config, StoreWorker& store,
-                       SuppressionWatch& watch, JobSource& jobs, TransportFactory transports,
-                       StoreOpener open_store, StartedDeliveries* started)
-    : jobs_(jobs),
-      services_{store, watch, std::move(transports), std::move(open_store), started, abort_},
-      config_(std::move(config)) {
-  int n = config_->smtp.max_connections;
-  for (int i = 0; i < n; ++i) senders_.push_back(std::make_unique<Sender>(i, services_, config_));
+Result<SenderPool::Prepared> SenderPool::prepare(std::shared_ptr<const Config> config,
+                                                 int senders) {
+  Prepared p{config, {}};
+  for (int i = 0; i < senders; ++i) {
+    auto c = Composer::create(config);
+    if (!c) return c.error();
+    p.composers.push_back(std::move(c.value()));
+  }
+  return p;
+}
+
+SenderPool::SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& watch,
+                       JobSource& jobs, TransportFactory transports, StoreOpener open_store,
+                       StartedDeliveries* started)
+    : jobs_(jobs), services_{store,   watch, std::move(transports), std::move(open_store),
+                             started, abort_} {
+  int n = static_cast<int>(prepared.composers.size());
+  for (int i = 0; i < n; ++i) {
+    senders_.push_back(std::make_unique<Sender>(
+        i, services_, prepared.config, std::move(prepared.composers[static_cast<std::size_t>(i)])));
+  }
   for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
@@ -42,15 +56,12 @@ void SenderPool::stop() {
   }
 }
 
-void SenderPool::reload(std::shared_ptr<const Config> config) {
+void SenderPool::reload(Prepared prepared) {
+  if (prepared.composers.size() != senders_.size())
+    throw std::invalid_argument("SenderPool::reload: prepared for another number of senders");
   std::lock_guard lock(config_mu_);
-  config_ = std::move(config);
+  next_ = std::move(prepared);
   ++generation_;
-}
-
-std::shared_ptr<const Config> SenderPool::current_config() {
-  std::lock_guard lock(config_mu_);
-  return config_;
 }
 
 void SenderPool::run(int index) {
@@ -60,8 +71,9 @@ void SenderPool::run(int index) {
   std::optional<JobResult> finished;
   while (auto job = jobs_.next(index, finished ? &*finished : nullptr)) {
     if (generation != generation_.load()) {
+      std::lock_guard lock(config_mu_);
       generation = generation_.load();
-      sender.reload(current_config());
+      sender.reload(next_.config, std::move(next_.composers[static_cast<std::size_t>(index)]));
     }
     finished = sender.handle(std::move(*job));
   }
