@@ -122,8 +122,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
               &watch_),
       reader_(std::move(opened.reader), 0),
-      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, config_->smtp.max_connections,
-                                               lease_owner(), &watch_)),
+      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, lease_owner(), &watch_)),
       senders_(
           std::move(opened.prepared), worker_, watch_, *dispatcher_,
           [](const Config& c, const std::atomic<bool>& abort) {

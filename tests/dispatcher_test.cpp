@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "simulated_clock.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
@@ -19,9 +20,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A dispatcher over a real queue file and store worker, its timers on an event loop of its own.
-// Senders are the test's threads calling next().
+// A dispatcher over a real queue file and store worker, its timers on an event loop of its own,
+// on simulated time. Senders are the test's threads calling next().
 struct Rig {
+  SimulatedClock clock;
   TempDir dir;
   std::shared_ptr<const Config> config;
   std::string db;
@@ -49,7 +51,7 @@ struct Rig {
       s.enqueue(batch, "test", now_millis() - 1000);
     }
     worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), senders);
-    dispatcher = std::make_unique<Dispatcher>(io, config, *worker, senders, "test");
+    dispatcher = std::make_unique<Dispatcher>(io, config, *worker, "test", nullptr, clock);
     dispatcher->start();
     loop = std::thread([this] {
       auto guard = boost::asio::make_work_guard(io);
@@ -80,6 +82,7 @@ struct Rig {
 // Runs a sender that takes jobs until `want` were taken (then closes the dispatcher) or the
 // dispatcher says stop; returns the jobs' domains in the order taken.
 std::vector<std::string> drain(Rig& rig, std::size_t want, int senders = 1) {
+  ClockDriver time(rig.clock, std::chrono::milliseconds(1), std::chrono::microseconds(50));
   std::mutex mu;
   std::vector<std::string> domains;
   std::vector<std::thread> threads;
@@ -131,11 +134,12 @@ TEST_CASE("senders with nothing allowed sleep until the throttle allows the next
   for (int i = 0; i < 12; ++i) to.push_back("u" + std::to_string(i) + "@example.com");
   // 20 a second with a burst of 2: the last of 12 cannot start before about half a second.
   Rig rig(to, "throttle:\n  messages_per_second: 20\n  burst: 2\n", 3);
-  auto started = std::chrono::steady_clock::now();
+  Micros started = rig.clock.now_micros();
   auto domains = drain(rig, 12, 3);
-  auto took = std::chrono::steady_clock::now() - started;
+  auto took = std::chrono::microseconds(rig.clock.now_micros() - started);
   CHECK(domains.size() == 12);  // no sender slept through its turn
-  CHECK(took >= 400ms);
+  CHECK(took >= 500ms);         // the tenth after the burst of two, at 20 a second
+  CHECK(took < 1500ms);         // and none overslept by much
 }
 
 TEST_CASE("shutdown hands the buffer back and ends once the message in flight is accounted for") {
@@ -149,7 +153,7 @@ TEST_CASE("shutdown hands the buffer back and ends once the message in flight is
     rig.dispatcher->shutdown([&] { drained.set_value(); }, [&] { aborted = true; });
   });
   // The buffered three are released at once; the one in flight keeps shutdown from finishing.
-  CHECK(drained_future.wait_for(300ms) == std::future_status::timeout);
+  CHECK(drained_future.wait_for(100ms) == std::future_status::timeout);
   JobResult r = Rig::sent(0, *job);
   CHECK_FALSE(rig.dispatcher->next(0, &r));  // accounted for; no more work
   CHECK(drained_future.wait_for(5s) == std::future_status::ready);
@@ -182,9 +186,11 @@ JobResult compose_failed(int sender, const Job& job) {
   return r;
 }
 
-// Asks for the next job on another thread; gives up (closing the dispatcher) after `bound`.
+// Asks for the next job on another thread while simulated time runs; gives up (closing the
+// dispatcher) after `bound` of real time.
 std::optional<Job> next_within(Rig& rig, int sender, const JobResult& finished,
                                std::chrono::milliseconds bound) {
+  ClockDriver time(rig.clock);
   auto job =
       std::async(std::launch::async, [&] { return rig.dispatcher->next(sender, &finished); });
   if (job.wait_for(bound) == std::future_status::timeout) rig.dispatcher->close();
@@ -246,7 +252,11 @@ TEST_CASE("the daily limit: held in the open, handed back as such, and lifted by
   auto third_future = third.get_future();
   JobResult last = Rig::sent(0, *job);
   std::thread sender([&] { third.set_value(rig.dispatcher->next(0, &last)); });
-  CHECK(third_future.wait_for(1500ms) == std::future_status::timeout);
+  {
+    // More than an hour of simulated back-offs and retries passes, the limit still holding.
+    ClockDriver time(rig.clock, std::chrono::seconds(5), std::chrono::microseconds(200));
+    CHECK(third_future.wait_for(200ms) == std::future_status::timeout);
+  }
   auto stats = rig.dispatcher->stats();
   CHECK(stats.paused);
   CHECK(stats.pause_reason == "daily limit reached: 2 of 2 sent today, resumes at 00:00 UTC");

@@ -11,6 +11,26 @@ UnixMillis now_millis() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+namespace {
+class SystemTime final : public TimeSource {
+ public:
+  Micros now_micros() override {
+    using namespace std::chrono;
+    return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+  }
+  UnixMillis now_millis() override { return bulkmail::now_millis(); }
+  void wait_until(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                  Micros deadline) override {
+    cv.wait_until(lock, std::chrono::steady_clock::time_point(std::chrono::microseconds(deadline)));
+  }
+};
+}  // namespace
+
+TimeSource& system_time() {
+  static SystemTime t;
+  return t;
+}
+
 std::string format_iso8601(UnixMillis t) {
   std::time_t secs = static_cast<std::time_t>(t / 1000);
   int ms = static_cast<int>(t % 1000);

@@ -19,11 +19,12 @@ std::string domain_of(const std::string& address) { return address.substr(addres
 }  // namespace
 
 Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> config,
-                       StoreWorker& store, int senders, std::string owner, SuppressionWatch* watch)
+                       StoreWorker& store, std::string owner, SuppressionWatch* watch,
+                       TimeSource& time)
     : io_(io),
       store_(store),
-      senders_(senders),
       owner_(std::move(owner)),
+      time_(time),
       config_(std::move(config)),
       watch_(watch),
       throttle_(config_->throttle, config_->smtp.max_connections, mono_now()),
@@ -31,7 +32,7 @@ Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> confi
       sweep_timer_(io),
       grace_timer_(io) {}
 
-Micros Dispatcher::mono_now() {
+Micros Dispatcher::steady_now() {
   using namespace std::chrono;
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
@@ -45,7 +46,7 @@ DispatchStats Dispatcher::stats() const {
 
 void Dispatcher::start() {
   arm_sweep();
-  UnixMillis now = now_millis();
+  UnixMillis now = wall_now();
   store_.run([this, day_start = now / 86'400'000 * 86'400'000, now](Store& s) {
     std::int64_t sent_today = s.count_sent_since(day_start);
     s.set_dispatch_state({"running", "", now, ""});
@@ -85,8 +86,7 @@ std::optional<Job> Dispatcher::next(int /*sender*/, const JobResult* finished) {
     if (wake && (timed_wake_ == 0 || wake < timed_wake_ || timed_wake_ <= now)) {
       // This sender keeps the time: the others sleep until it (or a claim) wakes them.
       timed_wake_ = wake;
-      work_.wait_until(lock,
-                       std::chrono::steady_clock::time_point(std::chrono::microseconds(wake)));
+      time_.wait_until(work_, lock, wake);
       if (timed_wake_ == wake) timed_wake_ = 0;
     } else {
       work_.wait(lock);
@@ -112,7 +112,7 @@ std::optional<Job> Dispatcher::pick(Micros now, Micros& wake) {
     return std::nullopt;
   }
   // Round-robin: the first domain after the last one served that may send now.
-  UnixMillis wall = now_millis();
+  UnixMillis wall = wall_now();
   auto it = buffer_.upper_bound(last_domain_);
   auto chosen = buffer_.end();
   for (std::size_t n = 0; n < buffer_.size(); ++n, ++it) {
@@ -196,7 +196,7 @@ void Dispatcher::account(const JobResult& r, Micros now) {
     default:
       break;
   }
-  UnixMillis wall = now_millis();
+  UnixMillis wall = wall_now();
   throttle_.finished(r.domain, temporary, r.recorded_state == MessageState::sent, now, wall);
   stats_.sent_today = throttle_.sent_today(wall);
   settled(r.claimed_at);
@@ -242,7 +242,7 @@ bool Dispatcher::hold_for_daily_limit() {
   // Called for every job handed out: without a limit (the default) it costs one comparison.
   stats_.daily_limit = throttle_.daily_limit();
   if (stats_.daily_limit == 0 && !held_by_daily_limit_) return false;
-  UnixMillis wall = now_millis();
+  UnixMillis wall = wall_now();
   stats_.sent_today = throttle_.sent_today(wall);
   bool reached = throttle_.daily_limit_reached(wall);
   if (reached && !held_by_daily_limit_) {
@@ -269,7 +269,7 @@ void Dispatcher::maybe_claim() {
   std::size_t want = std::min<std::size_t>(target - buffered_,
                                            static_cast<std::size_t>(config_->daemon.claim_batch));
   claim_pending_ = true;
-  claim_asked_at_ = mono_now();
+  claim_asked_at_ = steady_now();
   update_horizon();
   store_.claim(owner_, want, UnixMillis{config_->daemon.lease_seconds} * 1000,
                [this](std::vector<ClaimedMessage> claimed) { on_claimed(std::move(claimed)); });
@@ -282,7 +282,7 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   if (stopping_ || closed_) {
     for (auto& m : messages) {
       ++stats_.released;
-      store_.release({m.id, MessageState::queued, 0, "shutting down", now_millis(), "", false});
+      store_.release({m.id, MessageState::queued, 0, "shutting down", wall_now(), "", false});
     }
     update_horizon();
     finish_if_drained();
@@ -325,7 +325,7 @@ void Dispatcher::sweep_paused_domains() {
   // Domains paused for long hand their buffer back instead of holding leases idle. Once a second,
   // not per message: the buffer may hold thousands of domains.
   Micros now = mono_now();
-  UnixMillis wall = now_millis();
+  UnixMillis wall = wall_now();
   bool daily = throttle_.daily_limit_reached(wall);
   for (auto it = buffer_.begin(); it != buffer_.end();) {
     auto gate = throttle_.check(it->first, now, wall);
@@ -364,7 +364,7 @@ void Dispatcher::set_paused(bool paused, const std::string& reason) {
   if (stats_.paused == paused && stats_.pause_reason == reason) return;
   stats_.paused = paused;
   stats_.pause_reason = reason;
-  UnixMillis now = now_millis();
+  UnixMillis now = wall_now();
   DispatchState st{paused ? "paused" : "running", reason, now, ""};
   if (paused) {
     log_warning("dispatch paused: " + reason);
@@ -387,7 +387,7 @@ void Dispatcher::shutdown(std::function<void()> done, std::function<void()> abor
   std::lock_guard lock(mu_);
   stopping_ = true;
   on_drained_ = std::move(done);
-  UnixMillis wall = now_millis();
+  UnixMillis wall = wall_now();
   for (auto& [domain, q] : buffer_) {
     for (const auto& job : q) release(job, wall, "shutting down");
   }

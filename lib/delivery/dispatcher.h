@@ -35,10 +35,13 @@ namespace bulkmail {
 
 class Dispatcher final : public JobSource {
  public:
-  // `senders`: how many senders will ask for jobs (smtp.max_connections). `watch`, if given, is
-  // told the claim time of the oldest message that may still be delivered (its horizon).
+  // `watch`, if given, is told the claim time of the oldest message that may still be delivered
+  // (its horizon). `time` drives the throttle, the breaker, the daily count and the senders'
+  // timed waits; the watch's horizon and a job's claimed_at stay on steady_clock, the watch's
+  // own clock.
   Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
-             int senders, std::string owner, SuppressionWatch* watch = nullptr);
+             std::string owner, SuppressionWatch* watch = nullptr,
+             TimeSource& time = system_time());
 
   // On the loop: records that dispatch runs and makes the first claim.
   void start();
@@ -74,12 +77,15 @@ class Dispatcher final : public JobSource {
   void arm_sweep();
   void arm_idle_poll();
 
-  static Micros mono_now();
+  Micros mono_now() { return time_.now_micros(); }
+  UnixMillis wall_now() { return time_.now_millis(); }
+  // steady_clock, the suppression watch's clock: for the horizon and a job's claimed_at.
+  static Micros steady_now();
 
   boost::asio::io_context& io_;
   StoreWorker& store_;
-  const int senders_;
   const std::string owner_;
+  TimeSource& time_;
 
   mutable std::mutex mu_;
   std::condition_variable work_;  // a job may be available, or stop
