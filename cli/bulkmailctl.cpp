@@ -297,11 +297,11 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
            "tell one list from another: give --campaign NAME");
     }
     campaign = fs::path(file).stem().string();
-    if (!campaign_problem(campaign).empty()) {
+    if (!check_campaign_name(campaign)) {
       fail("the file name '" + campaign + "' cannot name the campaign: give --campaign NAME");
     }
-  } else if (auto p = campaign_problem(campaign); !p.empty()) {
-    fail("--campaign " + p);
+  } else if (auto named = check_campaign_name(campaign); !named) {
+    fail("--campaign " + named.error().message);
   }
   ImportInput input(file, format);
   bool created = check_origin(ctx, campaign, named_by_file, file, dry_run || update);

@@ -58,6 +58,9 @@ TEST_CASE("invalid addresses are refused with a reason") {
        "UTF-8"},
       {"jane@example.com.", "ends with a dot"},
       {"\"unclosed@example.com", "not closed"},
+      {"\"a\"b\"@example.com", "the quoted part before '@' has an unescaped quote"},
+      {"\"ab\\\"@example.com", "the quoted part before '@' ends in a backslash"},
+      {"\"a\tb\"@example.com", "the quoted part before '@' has a control character"},
       {"a@" + std::string(60, 'b') + "." + std::string(60, 'c') + "." + std::string(60, 'd') + "." +
            std::string(60, 'e') + "." + std::string(60, 'f') + ".com",
        "longer than 253"},
@@ -68,6 +71,58 @@ TEST_CASE("invalid addresses are refused with a reason") {
     REQUIRE_FALSE(a.ok());
     CHECK_MESSAGE(a.error().message.find(c.reason) != std::string::npos, a.error().message);
   }
+}
+
+TEST_CASE("a domain on its own is checked and normalized as after an '@'") {
+  struct Case {
+    const char* input;
+    const char* ascii;
+  };
+  for (Case c :
+       {Case{"mail.example.com", "mail.example.com"}, Case{"Mail.Example.COM", "mail.example.com"},
+        Case{"bücher.example", "xn--bcher-kva.example"},
+        Case{"XN--BCHER-KVA.example", "xn--bcher-kva.example"},
+        Case{"b-c.example", "b-c.example"}}) {
+    CAPTURE(c.input);
+    auto d = parse_domain(c.input);
+    REQUIRE_MESSAGE(d.ok(), (d.ok() ? "" : d.error().message));
+    CHECK(*d == c.ascii);
+  }
+  struct Bad {
+    std::string input;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"", "the domain after '@' is empty"},
+      {"localhost", "the domain has no dot: a public mail domain needs one"},
+      {"example..com", "the domain has an empty label (two dots in a row?)"},
+      {"-example.com", "domain label '-example' starts or ends with a hyphen"},
+      {"bad_domain.example",
+       "domain label 'bad_domain' has a character other than a letter, digit or hyphen"},
+      {"a@example.com",
+       "domain label 'a@example' has a character other than a letter, digit or hyphen"},
+      {"example.123", "the domain's last label is all digits"},
+      {"example.com.", "the domain ends with a dot"},
+      {"[192.0.2.1]", "address literals ([...]) are not accepted for bulk mail"},
+      {std::string(64, 'a') + ".com", "a domain label is longer than 63 octets"},
+      {std::string(60, 'b') + "." + std::string(60, 'c') + "." + std::string(60, 'd') + "." +
+           std::string(60, 'e') + "." + std::string(60, 'f') + ".com",
+       "the domain is longer than 253 octets"},
+      {"exa\r\nmple.com",
+       "the domain holds a line break (CR or LF), which could inject a mail header"},
+      {" example.com",
+       "domain label ' example' has a character other than a letter, digit or hyphen"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.input);
+    auto d = parse_domain(b.input);
+    REQUIRE_FALSE(d.ok());
+    CHECK(d.error().message == b.error);
+  }
+  // libidn2's own words follow (here "string contains invalid punycode data").
+  auto idn = parse_domain("xn--zz.example");
+  REQUIRE_FALSE(idn.ok());
+  CHECK(idn.error().message.rfind("the international domain is not valid: ", 0) == 0);
 }
 
 TEST_CASE("errors never repeat the address") {

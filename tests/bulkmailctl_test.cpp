@@ -195,6 +195,23 @@ TEST_CASE("import: quoted fields, CRLF, BOM - rejected rows on stderr - a re-run
   CHECK(cli.status()["queued"] == 3);
 }
 
+TEST_CASE("import refuses a campaign name, given or taken from the file, that cannot name one") {
+  Cli cli;
+  std::string csv = kUpdateColumns + "\na@example.com" + kUpdateValues + "\n";
+  auto r = cli({"import", "--category", "customer-update", "--campaign", "nov 2026", "-"}, csv);
+  CHECK(r.status == 1);
+  CHECK(r.err == "bulkmailctl: --campaign may hold only letters, digits and . _ : -\n");
+  auto spaced = cli.dir.write("my list.csv", csv);
+  r = cli({"import", "--category", "customer-update", spaced.string()});
+  CHECK(r.status == 1);
+  CHECK(r.err ==
+        "bulkmailctl: the file name 'my list' cannot name the campaign: give --campaign NAME\n");
+  auto named = cli.dir.write("nov-2026.csv", csv);
+  r = cli({"import", "--category", "customer-update", named.string()});
+  CHECK_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out == "campaign nov-2026: queued 1, already queued 0, suppressed 0, rejected 0\n");
+}
+
 TEST_CASE("import of a clean file exits 0 - stdin needs --campaign - JSON Lines by extension") {
   Cli cli;
   std::string csv = kUpdateColumns + "\na@example.com" + kUpdateValues + "\n";

@@ -153,8 +153,17 @@ TEST_CASE("a template whose own link sits in a section that does not render is r
   CHECK(shown->data.find("You are receiving this email") == std::string::npos);  // no footer added
   auto hidden = f.compose({});
   REQUIRE_FALSE(hidden.ok());
-  CHECK(hidden.error().message.find("lacks the unsubscribe link or postal address") !=
-        std::string::npos);
+  CHECK(hidden.error().message ==
+        "template custom: the text part lacks the unsubscribe link or postal address");
+
+  // The text part places both itself; only the HTML part hides them.
+  tdir.write("custom/text", "{{unsubscribe_url}} {{postal_address}}\n");
+  Fixture html_only(yaml);
+  CHECK(html_only.compose({{"show", "yes"}}).ok());
+  auto html_hidden = html_only.compose({});
+  REQUIRE_FALSE(html_hidden.ok());
+  CHECK(html_hidden.error().message ==
+        "template custom: the html part lacks the unsubscribe link or postal address");
 }
 
 TEST_CASE("Message-IDs are unique: the same message composed again, on two threads") {

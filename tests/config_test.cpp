@@ -132,6 +132,13 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"throttle for a bad domain", "messages_per_second: 100\n",
        "messages_per_second: 100\n  domains:\n    bad_domain.example: { max_connections: 2 }\n",
        "throttle.domains.bad_domain.example: is not a valid domain"},
+      {"helo that is no host name", "  max_connections: 4\n",
+       "  max_connections: 4\n  helo: localhost\n",
+       "smtp.helo: is not a valid host name: the domain has no dot: a public mail domain needs "
+       "one"},
+      {"dkim signing domain that is no domain", "database: queue.db\n",
+       "database: queue.db\ndkim: { domain: mail..example.com, selector: s1, key_file: k.pem }\n",
+       "dkim.domain: is not a valid domain: the domain has an empty label (two dots in a row?)"},
       {"unknown key in a domain throttle", "messages_per_second: 100\n",
        "messages_per_second: 100\n  domains:\n    gmail.com: { rate: 2 }\n",
        "throttle.domains.gmail.com.rate: unknown key"},
@@ -182,6 +189,27 @@ TEST_CASE("secret files must hold strong secrets, and errors never quote them") 
   std::string errors = all_errors(load);
   CHECK(errors.find("line 2: the secret is shorter than 32 characters") != std::string::npos);
   CHECK(errors.find("short-secret-value") == std::string::npos);
+
+  dir.write("unsubscribe.key", "# only a comment\n\n");
+  dir.write("api.token", "# only a comment\n");
+  errors = all_errors(load_config(path));
+  CHECK(errors.find("/unsubscribe.key holds no secret (make one with `openssl rand -hex 32`)") !=
+        std::string::npos);
+  CHECK(errors.find("/api.token holds no secret") != std::string::npos);
+}
+
+TEST_CASE("domains in the config are checked and normalized as an address's domain is") {
+  TempDir dir;
+  std::string yaml = replace(valid_config_yaml(), "  max_connections: 4\n",
+                             "  max_connections: 4\n  helo: Relay.Example.COM\n");
+  yaml = replace(yaml, "  messages_per_second: 100\n",
+                 "  messages_per_second: 100\n  domains:\n    Bücher.Example: { max_connections: 2 "
+                 "}\n");
+  auto load = load_config(write_config(dir, yaml));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  CHECK(load.config->smtp.helo == "relay.example.com");
+  REQUIRE(load.config->throttle.domains.count("xn--bcher-kva.example") == 1);
+  CHECK(load.config->throttle.domains.at("xn--bcher-kva.example").max_connections == 2);
 }
 
 TEST_CASE("rotation: every key in the secret file is loaded, the first signs") {

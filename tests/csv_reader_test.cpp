@@ -11,14 +11,32 @@ using namespace bulkmail;
 using namespace bulkmail::test;
 
 namespace {
-std::vector<CsvReader::Record> read_all(const std::string& text) {
+
+// One record as the tests look at it: where it starts, and its fields or why it is malformed.
+struct Read {
+  std::vector<std::string> fields;
+  std::size_t line = 0;
+  std::string error;  // empty: the record was read
+};
+
+std::vector<Read> read_all(const std::string& text) {
   std::istringstream in(text);
   CsvReader r(in);
-  std::vector<CsvReader::Record> out;
-  CsvReader::Record rec;
-  while (r.next(rec)) out.push_back(rec);
+  std::vector<Read> out;
+  bool lines_agree = true;  // a record's own line and the reader's line() for it
+  while (auto rec = r.next()) {
+    if (*rec) {
+      lines_agree = lines_agree && (*rec)->line == r.line();
+      out.push_back({std::move((*rec)->fields), r.line(), ""});
+    } else {
+      out.push_back({{}, r.line(), rec->error().message});
+    }
+  }
+  CHECK(lines_agree);
+  CHECK(r.read_status().ok());
   return out;
 }
+
 }  // namespace
 
 TEST_CASE("plain, quoted and CRLF records") {
@@ -86,8 +104,7 @@ std::string rows_with_unclosed_quote(int rows, int bad_line) {
   return text;
 }
 
-void check_every_line_read_once(const std::vector<CsvReader::Record>& recs, int rows,
-                                int bad_line) {
+void check_every_line_read_once(const std::vector<Read>& recs, int rows, int bad_line) {
   REQUIRE(recs.size() == static_cast<std::size_t>(rows) + 1);  // the header, then one per row
   for (std::size_t i = 0; i < recs.size(); ++i) {
     CAPTURE(i);
@@ -134,9 +151,9 @@ TEST_CASE("a stream that cannot be read ends the records with the reason") {
   TempDir dir;
   std::ifstream in(dir.path());  // a folder opens, but reading it fails
   CsvReader r(in);
-  CsvReader::Record rec;
-  CHECK_FALSE(r.next(rec));
-  CHECK(r.read_error() == "Is a directory");
+  CHECK_FALSE(r.next());
+  REQUIRE_FALSE(r.read_status().ok());
+  CHECK(r.read_status().error().message == "Is a directory");
 }
 
 TEST_CASE("a broken byte-order mark costs the first line only") {

@@ -10,6 +10,26 @@
 using namespace bulkmail;
 using namespace bulkmail::test;
 
+namespace {
+
+// What one call of next() gave, as the tests look at it.
+struct Read {
+  std::size_t line = 0;  // the reader's line()
+  std::string error;     // empty: `row` was read
+  bool fatal = false;    // the reader's stopped()
+  Row row;
+};
+
+// The next row or rejection; the test fails at the end of the input.
+Read read_next(RowReader& r) {
+  auto got = r.next();
+  REQUIRE(got);
+  if (!*got) return {r.line(), got->error().message, r.stopped(), {}};
+  return {r.line(), "", r.stopped(), std::move(**got)};
+}
+
+}  // namespace
+
 TEST_CASE("format by extension") {
   CHECK(format_for_path("list.csv") == ImportFormat::csv);
   CHECK(format_for_path("list.JSONL") == ImportFormat::jsonl);
@@ -20,23 +40,58 @@ TEST_CASE("format by extension") {
 TEST_CASE("CSV rows are named by the header") {
   std::istringstream in("email, first_name\na@example.com,Ann\nb@example.com\n");
   auto r = RowReader::open(in, ImportFormat::csv);
-  Row row;
-  REQUIRE(r->next(row));
-  CHECK(row.line == 2);
-  REQUIRE(row.field("first_name"));
-  CHECK(*row.field("first_name") == "Ann");
-  REQUIRE(r->next(row));
-  CHECK(row.error.find("expected 2 fields as in the header, found 1") != std::string::npos);
-  CHECK_FALSE(r->next(row));
+  Read got = read_next(*r);
+  CHECK(got.error.empty());
+  CHECK_FALSE(got.fatal);
+  CHECK(got.line == 2);
+  CHECK(got.row.line == 2);
+  REQUIRE(got.row.field("first_name"));
+  CHECK(*got.row.field("first_name") == "Ann");
+  CHECK_FALSE(got.row.field("last_name"));
+  got = read_next(*r);
+  CHECK(got.line == 3);
+  CHECK(got.error == "malformed CSV: expected 2 fields as in the header, found 1");
+  CHECK_FALSE(got.fatal);
+  CHECK_FALSE(r->next());
+  CHECK_FALSE(r->stopped());
 }
 
-TEST_CASE("a bad CSV header is fatal") {
+TEST_CASE("a malformed CSV record is a rejected row - the next one is read") {
+  std::istringstream in("email,name\nx\"y@example.com,z\nb@example.com,Bo\n");
+  auto r = RowReader::open(in, ImportFormat::csv);
+  Read got = read_next(*r);
+  CHECK(got.line == 2);
+  CHECK(got.error.rfind("malformed CSV: a quote inside an unquoted field 1", 0) == 0);
+  CHECK_FALSE(got.fatal);
+  got = read_next(*r);
+  CHECK(got.error.empty());
+  CHECK(got.line == 3);
+  CHECK(*got.row.field("name") == "Bo");
+  CHECK_FALSE(r->next());
+}
+
+TEST_CASE("a bad CSV header is fatal - nothing after it is read") {
   std::istringstream in("email,email\na@example.com,b\n");
   auto r = RowReader::open(in, ImportFormat::csv);
-  Row row;
-  REQUIRE(r->next(row));
-  CHECK(row.fatal);
-  CHECK(row.error.find("names column 'email' twice") != std::string::npos);
+  Read got = read_next(*r);
+  CHECK(got.fatal);
+  CHECK(got.line == 1);
+  CHECK(got.error == "the header row names column 'email' twice");
+  CHECK_FALSE(r->next());
+
+  std::istringstream blank("email,,name\na@example.com,b,c\n");
+  r = RowReader::open(blank, ImportFormat::csv);
+  got = read_next(*r);
+  CHECK(got.fatal);
+  CHECK(got.error == "the header row has an empty column name");
+
+  std::istringstream malformed("\n\nemail,\"name\nx\n");
+  r = RowReader::open(malformed, ImportFormat::csv);
+  got = read_next(*r);
+  CHECK(got.fatal);
+  CHECK(got.line == 3);
+  CHECK(got.error.rfind("the header row is malformed: a quoted field opened on line 3", 0) == 0);
+  CHECK_FALSE(r->next());
 }
 
 TEST_CASE("JSON Lines rows") {
@@ -44,21 +99,26 @@ TEST_CASE("JSON Lines rows") {
       "{\"email\":\"a@example.com\",\"n\":3,\"vip\":true,\"skip\":null}\n\nnot "
       "json\n[1]\n{\"email\":\"b@example.com\",\"x\":{\"y\":1}}\n");
   auto r = RowReader::open(in, ImportFormat::jsonl);
-  Row row;
-  REQUIRE(r->next(row));
-  CHECK(row.line == 1);
-  CHECK(*row.field("n") == "3");
-  CHECK(*row.field("vip") == "true");
-  CHECK_FALSE(row.field("skip"));
-  REQUIRE(r->next(row));
-  CHECK(row.line == 3);
-  CHECK(row.error == "not valid JSON");
-  REQUIRE(r->next(row));
-  CHECK(row.error == "not a JSON object");
-  REQUIRE(r->next(row));
-  CHECK(row.line == 5);
-  CHECK(row.error.find("field 'x' holds an object or array") != std::string::npos);
-  CHECK_FALSE(r->next(row));
+  Read got = read_next(*r);
+  CHECK(got.error.empty());
+  CHECK(got.line == 1);
+  CHECK(got.row.line == 1);
+  CHECK(*got.row.field("n") == "3");
+  CHECK(*got.row.field("vip") == "true");
+  CHECK_FALSE(got.row.field("skip"));
+  got = read_next(*r);
+  CHECK(got.line == 3);
+  CHECK(got.error == "not valid JSON");
+  got = read_next(*r);
+  CHECK(got.line == 4);
+  CHECK(got.error == "not a JSON object");
+  got = read_next(*r);
+  CHECK(got.line == 5);
+  CHECK(got.error ==
+        "field 'x' holds an object or array; only text, numbers and true/false are allowed");
+  CHECK_FALSE(got.fatal);
+  CHECK_FALSE(r->next());
+  CHECK_FALSE(r->stopped());
 }
 
 TEST_CASE("JSON Lines: a key given twice is a rejected row naming the key") {
@@ -67,18 +127,17 @@ TEST_CASE("JSON Lines: a key given twice is a rejected row naming the key") {
       "{\"email\":\"c@example.com\",\"first_name\":\"Cy\",\"first_name\":\"Cyd\"}\n"
       "{\"email\":\"d@example.com\"}\n");
   auto r = RowReader::open(in, ImportFormat::jsonl);
-  Row row;
-  REQUIRE(r->next(row));
-  CHECK(row.line == 1);
-  CHECK(row.error == "key 'email' is given twice (a row names each key once)");
-  CHECK_FALSE(row.fatal);
-  REQUIRE(r->next(row));
-  CHECK(row.line == 2);
-  CHECK(row.error == "key 'first_name' is given twice (a row names each key once)");
-  REQUIRE(r->next(row));
-  CHECK(row.error.empty());
-  CHECK(*row.field("email") == "d@example.com");
-  CHECK_FALSE(r->next(row));
+  Read got = read_next(*r);
+  CHECK(got.line == 1);
+  CHECK(got.error == "key 'email' is given twice (a row names each key once)");
+  CHECK_FALSE(got.fatal);
+  got = read_next(*r);
+  CHECK(got.line == 2);
+  CHECK(got.error == "key 'first_name' is given twice (a row names each key once)");
+  got = read_next(*r);
+  CHECK(got.error.empty());
+  CHECK(*got.row.field("email") == "d@example.com");
+  CHECK_FALSE(r->next());
 }
 
 TEST_CASE("an empty CSV file is fatal: it has no header row") {
@@ -86,11 +145,11 @@ TEST_CASE("an empty CSV file is fatal: it has no header row") {
     CAPTURE(text);
     std::istringstream in(text);
     auto r = RowReader::open(in, ImportFormat::csv);
-    Row row;
-    REQUIRE(r->next(row));
-    CHECK(row.fatal);
-    CHECK(row.line == 1);
-    CHECK(row.error.find("the file is empty") == 0);
+    Read got = read_next(*r);
+    CHECK(got.fatal);
+    CHECK(got.line == 1);
+    CHECK(got.error.find("the file is empty") == 0);
+    CHECK_FALSE(r->next());
   }
 }
 
@@ -99,26 +158,24 @@ TEST_CASE("a folder read as an import is a fatal row with the reason") {
   for (ImportFormat f : {ImportFormat::csv, ImportFormat::jsonl}) {
     std::ifstream in(dir.path());  // a folder opens, but reading it fails
     auto r = RowReader::open(in, f);
-    Row row;
-    REQUIRE(r->next(row));
-    CHECK(row.fatal);
-    CHECK(row.line == 1);
-    CHECK(row.error == "cannot read the file: Is a directory");
-    CHECK_FALSE(r->next(row));
+    Read got = read_next(*r);
+    CHECK(got.fatal);
+    CHECK(got.line == 1);
+    CHECK(got.error == "cannot read the file: Is a directory");
+    CHECK_FALSE(r->next());
   }
 }
 
 TEST_CASE("CSV: the email column whatever its case, and a header without one is one fatal error") {
   std::istringstream upper("EMAIL,first_name\na@example.com,Ann\n");
   auto r = RowReader::open(upper, ImportFormat::csv);
-  Row row;
-  REQUIRE(r->next(row));
-  REQUIRE(row.field("email"));
-  CHECK(*row.field("email") == "a@example.com");
+  Read got = read_next(*r);
+  REQUIRE(got.row.field("email"));
+  CHECK(*got.row.field("email") == "a@example.com");
   std::istringstream none("mail,first_name\na@example.com,Ann\nb@example.com,Bob\n");
   auto n = RowReader::open(none, ImportFormat::csv);
-  REQUIRE(n->next(row));
-  CHECK(row.fatal);
-  CHECK(row.error.find("the header row has no 'email' column") != std::string::npos);
-  // (The importer stops at a fatal row: one error for the file, not one per row.)
+  got = read_next(*n);
+  CHECK(got.fatal);
+  CHECK(got.error == "the header row has no 'email' column (the recipient's address)");
+  CHECK_FALSE(n->next());  // one error for the file, not one per row
 }

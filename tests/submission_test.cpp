@@ -40,6 +40,50 @@ TEST_CASE("a submission is checked field by field") {
   }
 }
 
+TEST_CASE("campaign names: 1-100 letters, digits and . _ : -") {
+  for (const std::string& name :
+       {std::string("nov-2026"), std::string("a.b_c:d"), std::string(100, 'x')}) {
+    CAPTURE(name);
+    CHECK(check_campaign_name(name).ok());
+  }
+  struct Bad {
+    std::string name;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"", "is empty"},
+      {std::string(101, 'x'), "is longer than 100 characters"},
+      {"nov 2026", "may hold only letters, digits and . _ : -"},
+      {"nov/2026", "may hold only letters, digits and . _ : -"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.name);
+    auto r = check_campaign_name(b.name);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == b.error);
+  }
+}
+
+TEST_CASE("the compose check says whether a validated message composes, and why not") {
+  TempDir dir;
+  auto load = load_config(write_config(dir));
+  REQUIRE(load.ok());
+  auto check = ComposeCheck::create(load.config);
+  REQUIRE(check.ok());
+  Submission s{"customer-update",
+               "a@example.com",
+               {{"first_name", "Jane"}, {"headline", "Your plan"}, {"body", "Details"}},
+               ""};
+  auto m = validate_submission(*load.config, s);
+  REQUIRE(m.ok());
+  CHECK((*check)->check_composes(s, *m).ok());
+  s.vars.erase("body");
+  auto missing = (*check)->check_composes(s, *m);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message ==
+        "template customer-update: variable 'body' is missing (used in text)");
+}
+
 TEST_CASE("with a compose check, a message that could not be sent is refused when it is queued") {
   TempDir dir;
   auto load = load_config(write_config(dir));

@@ -14,15 +14,37 @@ TEST_CASE("UTF-8 validity") {
   CHECK_FALSE(is_valid_utf8("\x80"));              // a lone continuation byte
 }
 
+namespace {
+// The check's error text, or "ok" when it passes.
+std::string outcome(const Result<void>& r) { return r ? "ok" : r.error().message; }
+}  // namespace
+
 TEST_CASE("header values refuse line breaks and control characters") {
-  CHECK(header_value_problem("Example Telecom, Inc.") == "");
-  CHECK(header_value_problem("tab\tis fine") == "");
-  CHECK(header_value_problem("a\r\nBcc: x").find("line break") != std::string::npos);
-  CHECK(header_value_problem("a\nb").find("line break") != std::string::npos);
-  CHECK(header_value_problem("a\rb").find("line break") != std::string::npos);
-  CHECK(header_value_problem(std::string("a\0b", 3)).find("control") != std::string::npos);
-  CHECK(header_value_problem("a\x7f").find("control") != std::string::npos);
-  CHECK(header_value_problem("\xff").find("UTF-8") != std::string::npos);
+  CHECK(outcome(check_header_value("Example Telecom, Inc.")) == "ok");
+  CHECK(outcome(check_header_value("tab\tis fine")) == "ok");
+  CHECK(outcome(check_header_value("Grüße")) == "ok");
+  CHECK(outcome(check_header_value("")) == "ok");
+  CHECK(outcome(check_header_value("a\r\nBcc: x")) ==
+        "holds a line break (CR or LF), which could inject a mail header");
+  CHECK(outcome(check_header_value("a\nb")).find("line break") != std::string::npos);
+  CHECK(outcome(check_header_value("a\rb")).find("line break") != std::string::npos);
+  CHECK(outcome(check_header_value(std::string("a\0b", 3))) == "holds a control character");
+  CHECK(outcome(check_header_value("a\x7f")) == "holds a control character");
+  CHECK(outcome(check_header_value("\xff")) == "is not valid UTF-8");
+}
+
+TEST_CASE("variable text may hold line breaks - not a lone CR or a control character") {
+  CHECK(outcome(check_text_value("one line")) == "ok");
+  CHECK(outcome(check_text_value("para one\n\npara two\r\nthree\tcols")) == "ok");
+  CHECK(outcome(check_text_value("")) == "ok");
+  CHECK(outcome(check_text_value("one\rtwo")) ==
+        "holds a carriage return that does not end a line");
+  CHECK(outcome(check_text_value("ends in CR\r")) ==
+        "holds a carriage return that does not end a line");
+  CHECK(outcome(check_text_value("a\x01"
+                                 "b")) == "holds a control character");
+  CHECK(outcome(check_text_value("a\x7f")) == "holds a control character");
+  CHECK(outcome(check_text_value("\xC0\xAF")) == "is not valid UTF-8");
 }
 
 TEST_CASE("trim and lower-case") {

@@ -34,6 +34,53 @@ TEST_CASE("--var assignments") {
   }
 }
 
+TEST_CASE("variable names: letters, digits, '_' and '-', starting with a letter or '_'") {
+  const std::string good[] = {"first_name", "_x", "Plan-2", std::string(64, 'a')};
+  for (const std::string& name : good) {
+    CAPTURE(name);
+    CHECK(check_var_name(name).ok());
+  }
+  struct Bad {
+    std::string name;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {"", "a variable name is empty"},
+      {std::string(65, 'a'), "variable name is longer than 64 characters"},
+      {"1st", "variable '1st' must start with a letter or '_'"},
+      {"-x", "variable '-x' must start with a letter or '_'"},
+      {"first name", "variable name 'first name' may hold only letters, digits, '_' and '-'"},
+      {"recipient", "variable 'recipient' is filled in by bulkmail and cannot be set"},
+  };
+  for (const Bad& b : bad) {
+    CAPTURE(b.name);
+    auto r = check_var_name(b.name);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == b.error);
+  }
+}
+
+TEST_CASE("variable values: text of at most 8 KiB, line breaks allowed") {
+  CHECK(check_var_value("").ok());
+  CHECK(check_var_value("Zoë\r\nsecond line\n").ok());
+  CHECK(check_var_value(std::string(8 * 1024, 'a')).ok());
+  struct Bad {
+    std::string value;
+    const char* error;
+  };
+  const Bad bad[] = {
+      {std::string(8 * 1024 + 1, 'a'), "is longer than 8 KiB"},
+      {"a\rb", "holds a carriage return that does not end a line"},
+      {std::string("a\0b", 3), "holds a control character"},
+      {"\xff", "is not valid UTF-8"},
+  };
+  for (const Bad& b : bad) {
+    auto r = check_var_value(b.value);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message == b.error);
+  }
+}
+
 TEST_CASE("variables serialize to a JSON object") {
   auto j = vars_to_json({{"first_name", "Zoë"}, {"plan", "Fiber 500"}});
   REQUIRE(j.ok());
@@ -95,7 +142,9 @@ TEST_CASE("every built-in variable name, and only those, is refused as a message
     std::string name(builtin);
     CAPTURE(name);
     CHECK(is_builtin_var(name));
-    CHECK(var_name_problem(name) ==
+    auto named = check_var_name(name);
+    REQUIRE_FALSE(named.ok());
+    CHECK(named.error().message ==
           "variable '" + name + "' is filled in by bulkmail and cannot be set");
   }
   for (const char* name : {"first_name", "unsubscribe", "postal", "Organization", ""}) {

@@ -44,48 +44,64 @@ bool is_atext(unsigned char c) {
   }
 }
 
-std::string local_part_problem(std::string_view local) {
-  if (local.empty()) return "the part before '@' is empty";
-  if (local.size() > kMaxLocal) return "the part before '@' is longer than 64 octets";
+Result<void> check_local_part(std::string_view local) {
+  if (local.empty()) return make_error("the part before '@' is empty");
+  if (local.size() > kMaxLocal) return make_error("the part before '@' is longer than 64 octets");
   if (!is_ascii(local)) {
-    return "the part before '@' has non-ASCII characters, which need SMTPUTF8 (not supported)";
+    return make_error(
+        "the part before '@' has non-ASCII characters, which need SMTPUTF8 (not supported)");
   }
   if (local.front() == '"') {
-    if (local.size() < 2 || local.back() != '"') return "the quoted part before '@' is not closed";
+    if (local.size() < 2 || local.back() != '"')
+      return make_error("the quoted part before '@' is not closed");
     for (std::size_t i = 1; i + 1 < local.size(); ++i) {
       unsigned char c = local[i];
       if (c == '\\') {
         ++i;
-        if (i + 1 >= local.size()) return "the quoted part before '@' ends in a backslash";
+        if (i + 1 >= local.size())
+          return make_error("the quoted part before '@' ends in a backslash");
         c = local[i];
-        if (c < 32 || c > 126) return "the quoted part before '@' escapes a control character";
+        if (c < 32 || c > 126)
+          return make_error("the quoted part before '@' escapes a control character");
       } else if (c == '"') {
-        return "the quoted part before '@' has an unescaped quote";
+        return make_error("the quoted part before '@' has an unescaped quote");
       } else if (c < 32 || c > 126) {
-        return "the quoted part before '@' has a control character";
+        return make_error("the quoted part before '@' has a control character");
       }
     }
-    return "";
+    return {};
   }
   if (local.front() == '.' || local.back() == '.')
-    return "the part before '@' starts or ends with a dot";
+    return make_error("the part before '@' starts or ends with a dot");
   if (local.find("..") != std::string_view::npos)
-    return "the part before '@' has two dots in a row";
+    return make_error("the part before '@' has two dots in a row");
   for (unsigned char c : local) {
     if (c != '.' && !is_atext(c)) {
-      return std::string("the part before '@' has a character not allowed unquoted: '") +
-             static_cast<char>(c) + "'";
+      return make_error(std::string("the part before '@' has a character not allowed unquoted: '") +
+                        static_cast<char>(c) + "'");
     }
   }
-  return "";
+  return {};
 }
 
 struct Idn2Free {
   void operator()(char* p) const { idn2_free(p); }
 };
 
-Result<std::string> domain_to_ascii(std::string_view domain) {
+std::string lower_local(std::string_view local) {
+  // Mailbox providers treat local parts case-insensitively, and suppression must match however
+  // the address was typed, so the queue and the suppression list share one lower-cased form.
+  return to_lower_ascii(local);
+}
+
+}  // namespace
+
+Result<std::string> parse_domain(std::string_view domain) {
   if (domain.empty()) return make_error("the domain after '@' is empty");
+  // Said before any label is quoted back, so that no error text carries a line break.
+  if (auto text = check_header_value(domain); !text) {
+    return make_error("the domain " + text.error().message);
+  }
   if (domain.front() == '[')
     return make_error("address literals ([...]) are not accepted for bulk mail");
   std::string lowered = to_lower_ascii(domain);
@@ -129,28 +145,22 @@ Result<std::string> domain_to_ascii(std::string_view domain) {
   return lowered;
 }
 
-std::string lower_local(std::string_view local) {
-  // Mailbox providers treat local parts case-insensitively, and suppression must match however
-  // the address was typed, so the queue and the suppression list share one lower-cased form.
-  return to_lower_ascii(local);
-}
-
-}  // namespace
-
 Result<Address> parse_address(std::string_view input) {
   std::string_view s = trim(input);
   if (s.empty()) return make_error("the address is empty");
-  if (std::string p = header_value_problem(s); !p.empty()) return make_error("the address " + p);
+  if (auto text = check_header_value(s); !text) {
+    return make_error("the address " + text.error().message);
+  }
   if (s.size() > kMaxAddress * 4) return make_error("the address is longer than 254 octets");
   auto at = s.rfind('@');
   if (at == std::string_view::npos) return make_error("the address has no '@'");
   std::string_view local = s.substr(0, at);
   std::string_view domain = s.substr(at + 1);
-  if (local.front() != '"' && local.find('@') != std::string_view::npos) {
+  if (!local.empty() && local.front() != '"' && local.find('@') != std::string_view::npos) {
     return make_error("the address has more than one '@'");
   }
-  if (std::string p = local_part_problem(local); !p.empty()) return make_error(p);
-  auto ascii_domain = domain_to_ascii(domain);
+  if (auto checked = check_local_part(local); !checked) return checked.error();
+  auto ascii_domain = parse_domain(domain);
   if (!ascii_domain) return ascii_domain.error();
   Address a{lower_local(local), std::move(ascii_domain.value())};
   if (a.local.size() + 1 + a.domain.size() > kMaxAddress) {
@@ -161,7 +171,9 @@ Result<Address> parse_address(std::string_view input) {
 
 Result<Mailbox> parse_mailbox(std::string_view input) {
   std::string_view s = trim(input);
-  if (std::string p = header_value_problem(s); !p.empty()) return make_error("the mailbox " + p);
+  if (auto text = check_header_value(s); !text) {
+    return make_error("the mailbox " + text.error().message);
+  }
   auto lt = s.rfind('<');
   if (lt == std::string_view::npos) {
     auto a = parse_address(s);

@@ -24,6 +24,14 @@ struct Address {
 // never repeats the address, so it is safe to log.
 Result<Address> parse_address(std::string_view input);
 
+// Checks and normalizes one domain name, as the part after '@' or on its own (a HELO name, a
+// signing domain, a throttled domain): lower-cased, international labels in their A-label form
+// ("bücher.example" is "xn--bcher-kva.example"), at most 253 octets, labels of 1-63 letters,
+// digits and inner hyphens, at least two labels, the last not all digits. No surrounding white
+// space is removed. The error says what is wrong ("the domain has no dot: a public mail domain
+// needs one") and quotes at most the label at fault.
+Result<std::string> parse_domain(std::string_view domain);
+
 // "Display Name <local@domain>" or a bare address: what the config's `from` holds.
 struct Mailbox {
   std::string display_name;  // unquoted UTF-8, may be empty

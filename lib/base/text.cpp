@@ -46,28 +46,28 @@ bool has_control_chars(std::string_view s) {
   return false;
 }
 
-std::string header_value_problem(std::string_view s) {
-  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+Result<void> check_header_value(std::string_view s) {
+  if (!is_valid_utf8(s)) return make_error("is not valid UTF-8");
   for (unsigned char c : s) {
     if (c == '\r' || c == '\n')
-      return "holds a line break (CR or LF), which could inject a mail header";
-    if ((c < 0x20 && c != '\t') || c == 0x7F) return "holds a control character";
+      return make_error("holds a line break (CR or LF), which could inject a mail header");
+    if ((c < 0x20 && c != '\t') || c == 0x7F) return make_error("holds a control character");
   }
-  return "";
+  return {};
 }
 
-std::string text_value_problem(std::string_view s) {
-  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+Result<void> check_text_value(std::string_view s) {
+  if (!is_valid_utf8(s)) return make_error("is not valid UTF-8");
   for (std::size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
     if (c == '\n' || c == '\t') continue;
     if (c == '\r') {
       if (i + 1 < s.size() && s[i + 1] == '\n') continue;
-      return "holds a carriage return that does not end a line";
+      return make_error("holds a carriage return that does not end a line");
     }
-    if (c < 0x20 || c == 0x7F) return "holds a control character";
+    if (c < 0x20 || c == 0x7F) return make_error("holds a control character");
   }
-  return "";
+  return {};
 }
 
 std::string html_escape(std::string_view s) {

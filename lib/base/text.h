@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/result.h"
+
 namespace bulkmail {
 
 // True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
@@ -14,12 +16,14 @@ bool is_valid_utf8(std::string_view s);
 // refused wherever it could reach a header.
 bool has_control_chars(std::string_view s);
 
-// Why a value may not stand in a header, or "" when it may: checks UTF-8 and control characters.
-std::string header_value_problem(std::string_view s);
-// Why `s` cannot be a template variable's value, or "": as header_value_problem, except that line
-// breaks (LF or CRLF) are allowed: a body may have paragraphs. Whether a value may reach a header
-// is the template's to say (MessageTemplate::render refuses one with a line break in the subject).
-std::string text_value_problem(std::string_view s);
+// Whether `s` may stand in a header: valid UTF-8, no line break, no control character but TAB.
+// The error is a predicate without a subject, for the caller to name the value: "holds a line
+// break (CR or LF), which could inject a mail header".
+Result<void> check_header_value(std::string_view s);
+// Whether `s` may be a template variable's value: as check_header_value, except that line breaks
+// (LF or CRLF) are allowed: a body may have paragraphs. Whether a value may reach a header is the
+// template's to say (MessageTemplate::render refuses one with a line break in the subject).
+Result<void> check_text_value(std::string_view s);
 
 // & < > " ' as HTML entities: kainjow's own escaping, the one every value in HTML goes through,
 // so the composer's check for the unsubscribe link and postal address agrees with the render.

@@ -169,24 +169,24 @@ Result<RenderedParts> Composer::render_parts(const ComposeRequest& r, const Cate
     insert_html_footer(parts->html, f[0] + url_html + f[1] + url_html + "?scope=all" + f[2]);
   }
   // The check that makes compliance a property of every message, whatever the template does.
-  if (auto problem = compliance_problem(*parts, cat, token, url); !problem.empty())
-    return make_error(problem);
+  if (auto compliant = check_compliance(*parts, cat, token, url); !compliant)
+    return compliant.error();
   return parts;
 }
 
-std::string Composer::compliance_problem(const RenderedParts& parts, const CategoryConfig& cat,
-                                         const std::string& token, const std::string& url) const {
+Result<void> Composer::check_compliance(const RenderedParts& parts, const CategoryConfig& cat,
+                                        const std::string& token, const std::string& url) const {
   if (parts.text.find(url) == std::string::npos ||
       parts.text.find(config_->sender.postal_address) == std::string::npos) {
-    return "template " + cat.template_name +
-           ": the text part lacks the unsubscribe link or postal address";
+    return make_error("template " + cat.template_name +
+                      ": the text part lacks the unsubscribe link or postal address");
   }
   if (parts.html.find(url_base_html_ + token) == std::string::npos ||
       parts.html.find(postal_html_) == std::string::npos) {
-    return "template " + cat.template_name +
-           ": the html part lacks the unsubscribe link or postal address";
+    return make_error("template " + cat.template_name +
+                      ": the html part lacks the unsubscribe link or postal address");
   }
-  return "";
+  return {};
 }
 
 Result<std::string> Composer::header_block(const ComposeRequest& r, const CategoryConfig& cat,

@@ -55,14 +55,14 @@ class Composer {
   Composer() = default;
   // compose's steps, in order. The parts rendered with the message's variables and the built-ins,
   // each given the footer its template does not place itself; an error when a variable names a
-  // built-in or a part fails compliance_problem.
+  // built-in or a part fails check_compliance.
   Result<RenderedParts> render_parts(const ComposeRequest& r, const CategoryConfig& cat,
                                      const MessageTemplate& tmpl, const std::string& token,
                                      const std::string& url) const;
-  // Why the text or HTML part lacks the unsubscribe link (`url`, which ends in `token`) or the
-  // postal address, or "" when both carry both.
-  std::string compliance_problem(const RenderedParts& parts, const CategoryConfig& cat,
-                                 const std::string& token, const std::string& url) const;
+  // Whether the text and HTML parts both carry the unsubscribe link (`url`, which ends in `token`)
+  // and the postal address; the error names the template and the part that lacks one.
+  Result<void> check_compliance(const RenderedParts& parts, const CategoryConfig& cat,
+                                const std::string& token, const std::string& url) const;
   // Every header field but DKIM-Signature (compose adds it over the whole message), each checked
   // and folded; the error names the field.
   Result<std::string> header_block(const ComposeRequest& r, const CategoryConfig& cat,

@@ -130,8 +130,8 @@ void append_quoted_printable(std::string& out, std::string_view text) {
 }
 
 Result<std::string> unstructured_header(std::string_view name, std::string_view value) {
-  if (auto p = header_value_problem(value); !p.empty())
-    return make_error(std::string(name) + " " + p);
+  if (auto text = check_header_value(value); !text)
+    return make_error(std::string(name) + " " + text.error().message);
   bool plain = true;
   for (char c : value) {
     if (static_cast<unsigned char>(c) >= 0x7F || c == '\t') plain = false;
@@ -143,9 +143,10 @@ Result<std::string> unstructured_header(std::string_view name, std::string_view 
 }
 
 Result<std::string> mailbox_text(std::string_view display_name, std::string_view address) {
-  if (auto p = header_value_problem(display_name); !p.empty())
-    return make_error("display name " + p);
-  if (auto p = header_value_problem(address); !p.empty()) return make_error("address " + p);
+  if (auto text = check_header_value(display_name); !text)
+    return make_error("display name " + text.error().message);
+  if (auto text = check_header_value(address); !text)
+    return make_error("address " + text.error().message);
   if (display_name.empty()) return std::string(address);
   std::string out;
   if (!is_ascii(display_name)) {
@@ -168,8 +169,8 @@ Result<std::string> mailbox_text(std::string_view display_name, std::string_view
 }
 
 Result<std::string> structured_header(std::string_view name, std::string_view value) {
-  if (auto p = header_value_problem(value); !p.empty())
-    return make_error(std::string(name) + " " + p);
+  if (auto text = check_header_value(value); !text)
+    return make_error(std::string(name) + " " + text.error().message);
   return fold(name, value);
 }
 

@@ -16,28 +16,30 @@ bool is_builtin_var(std::string_view name) {
   return std::find(kBuiltinVars.begin(), kBuiltinVars.end(), name) != kBuiltinVars.end();
 }
 
-std::string var_name_problem(std::string_view name) {
-  if (name.empty()) return "a variable name is empty";
-  if (name.size() > 64) return "variable name is longer than 64 characters";
+Result<void> check_var_name(std::string_view name) {
+  if (name.empty()) return make_error("a variable name is empty");
+  if (name.size() > 64) return make_error("variable name is longer than 64 characters");
   auto is_alpha = [](char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   };
   if (!is_alpha(name.front()))
-    return "variable '" + std::string(name) + "' must start with a letter or '_'";
+    return make_error("variable '" + std::string(name) + "' must start with a letter or '_'");
   for (char c : name) {
     if (!is_alpha(c) && !(c >= '0' && c <= '9') && c != '-') {
-      return "variable name '" + std::string(name) + "' may hold only letters, digits, '_' and '-'";
+      return make_error("variable name '" + std::string(name) +
+                        "' may hold only letters, digits, '_' and '-'");
     }
   }
   if (is_builtin_var(name)) {
-    return "variable '" + std::string(name) + "' is filled in by bulkmail and cannot be set";
+    return make_error("variable '" + std::string(name) +
+                      "' is filled in by bulkmail and cannot be set");
   }
-  return "";
+  return {};
 }
 
-std::string var_value_problem(std::string_view value) {
-  if (value.size() > kMaxValue) return "is longer than 8 KiB";
-  return text_value_problem(value);
+Result<void> check_var_value(std::string_view value) {
+  if (value.size() > kMaxValue) return make_error("is longer than 8 KiB");
+  return check_text_value(value);
 }
 
 Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg) {
@@ -45,9 +47,9 @@ Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_vie
   if (eq == std::string_view::npos) return make_error("--var takes KEY=VALUE, got no '='");
   std::string name(arg.substr(0, eq));
   std::string value(arg.substr(eq + 1));
-  if (auto p = var_name_problem(name); !p.empty()) return make_error(p);
-  if (auto p = var_value_problem(value); !p.empty())
-    return make_error("variable '" + name + "' " + p);
+  if (auto checked = check_var_name(name); !checked) return checked.error();
+  if (auto checked = check_var_value(value); !checked)
+    return make_error("variable '" + name + "' " + checked.error().message);
   return std::pair{std::move(name), std::move(value)};
 }
 
@@ -55,8 +57,9 @@ Result<std::string> vars_to_json(const Vars& vars) {
   if (vars.size() > kMaxVars) return make_error("more than 100 variables");
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : vars) {
-    if (auto p = var_name_problem(k); !p.empty()) return make_error(p);
-    if (auto p = var_value_problem(v); !p.empty()) return make_error("variable '" + k + "' " + p);
+    if (auto checked = check_var_name(k); !checked) return checked.error();
+    if (auto checked = check_var_value(v); !checked)
+      return make_error("variable '" + k + "' " + checked.error().message);
     j[k] = v;
   }
   return j.dump();
@@ -68,7 +71,11 @@ namespace {
 class VarsReader final : public nlohmann::json_sax<nlohmann::json> {
  public:
   explicit VarsReader(Vars& out) : out_(out) {}
-  const std::string& problem() const { return problem_; }
+  // Whether what was read is an object of text; the error names the first value that is not.
+  Result<void> result() const {
+    if (problem_.empty()) return {};
+    return make_error(problem_);
+  }
 
   bool start_object(std::size_t) override {
     if (depth_ != 0) return fail_value();
@@ -119,10 +126,9 @@ class VarsReader final : public nlohmann::json_sax<nlohmann::json> {
 Result<Vars> vars_from_json(std::string_view json) {
   Vars vars;
   VarsReader reader(vars);
-  if (!nlohmann::json::sax_parse(json, &reader) || !reader.problem().empty()) {
-    return make_error(reader.problem().empty() ? "the stored variables are not a JSON object"
-                                               : reader.problem());
-  }
+  bool parsed = nlohmann::json::sax_parse(json, &reader);
+  if (auto read = reader.result(); !read) return read.error();
+  if (!parsed) return make_error("the stored variables are not a JSON object");
   return vars;
 }
 

@@ -27,14 +27,16 @@ inline constexpr std::array<std::string_view, 6> kBuiltinVars = {
 // True when `name` is one of kBuiltinVars.
 bool is_builtin_var(std::string_view name);
 
-// Why `name` cannot be a variable name, or "" when it can: 1-64 letters, digits, '_' or '-',
-// starting with a letter or '_', and not a built-in.
-std::string var_name_problem(std::string_view name);
+// Whether `name` may name a variable: 1-64 letters, digits, '_' or '-', starting with a letter or
+// '_', and not a built-in. The error names the variable: "variable 'organization' is filled in by
+// bulkmail and cannot be set".
+Result<void> check_var_name(std::string_view name);
 
-// Why `value` cannot be a variable value, or "": valid UTF-8, no control characters but line
-// breaks (a body may have paragraphs; a value with one is refused where it would reach the
-// Subject header, by the template), at most 8 KiB.
-std::string var_value_problem(std::string_view value);
+// Whether `value` may be a variable's value: valid UTF-8, no control characters but line breaks (a
+// body may have paragraphs; a value with one is refused where it would reach the Subject header,
+// by the template), at most 8 KiB. The error is a predicate for the caller to give its subject:
+// "is longer than 8 KiB".
+Result<void> check_var_value(std::string_view value);
 
 // "KEY=VALUE" from the command line, checked.
 Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_view arg);

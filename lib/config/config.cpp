@@ -94,8 +94,8 @@ class Reader {
       return std::nullopt;
     }
     const std::string& v = n.Scalar();
-    if (std::string p = header_value_problem(v); !p.empty()) {
-      error(n, key, p);
+    if (auto text = check_header_value(v); !text) {
+      error(n, key, text.error().message);
       return std::nullopt;
     }
     if (trim(v).empty()) {
@@ -193,13 +193,11 @@ fs::path resolve(const fs::path& base, const std::string& p) {
   return path.is_absolute() ? path : (base / path).lexically_normal();
 }
 
-// Reads the non-empty, non-comment lines of a secret file. Errors never quote the contents.
-std::optional<std::vector<std::string>> read_secret_lines(const fs::path& path, std::string& why) {
+// Reads the non-empty, non-comment lines of a secret file, at least one. Errors never quote the
+// contents.
+Result<std::vector<std::string>> read_secret_lines(const fs::path& path) {
   std::ifstream in(path);
-  if (!in) {
-    why = "cannot read " + path.string() + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
+  if (!in) return make_error("cannot read " + path.string() + ": " + std::strerror(errno));
   std::vector<std::string> lines;
   std::string line;
   int n = 0;
@@ -208,15 +206,14 @@ std::optional<std::vector<std::string>> read_secret_lines(const fs::path& path, 
     std::string_view t = trim(line);
     if (t.empty() || t.front() == '#') continue;
     if (t.size() < 32) {
-      why = path.string() + " line " + std::to_string(n) +
-            ": the secret is shorter than 32 characters (make one with `openssl rand -hex 32`)";
-      return std::nullopt;
+      return make_error(
+          path.string() + " line " + std::to_string(n) +
+          ": the secret is shorter than 32 characters (make one with `openssl rand -hex 32`)");
     }
     lines.emplace_back(t);
   }
   if (lines.empty()) {
-    why = path.string() + " holds no secret (make one with `openssl rand -hex 32`)";
-    return std::nullopt;
+    return make_error(path.string() + " holds no secret (make one with `openssl rand -hex 32`)");
   }
   return lines;
 }
@@ -459,11 +456,11 @@ void read_smtp(Reader& r, const YAML::Node& root, Config& c) {
     if (!in) r.error(n["ca_file"], "smtp.ca_file", "cannot read " + c.smtp.ca_file.string());
   }
   if (auto v = r.string(n, "smtp", "helo", false)) {
-    auto a = parse_address("postmaster@" + *v);
-    if (!a) {
-      r.error(n["helo"], "smtp.helo", "is not a valid host name: " + a.error().message);
+    auto helo = parse_domain(*v);
+    if (!helo) {
+      r.error(n["helo"], "smtp.helo", "is not a valid host name: " + helo.error().message);
     } else {
-      c.smtp.helo = a->domain;
+      c.smtp.helo = std::move(helo.value());
     }
   }
   if (auto v = r.number<int>(n, "smtp", "connect_timeout_seconds", 1, 600))
@@ -489,9 +486,9 @@ void read_throttle(Reader& r, const YAML::Node& root, Config& c) {
   for (auto it = d.begin(); it != d.end(); ++it) {
     std::string name = it->first.Scalar();
     std::string key = "throttle.domains." + name;
-    auto a = parse_address("postmaster@" + name);
-    if (!a) {
-      r.error(it->first, key, "is not a valid domain: " + a.error().message);
+    auto domain = parse_domain(name);
+    if (!domain) {
+      r.error(it->first, key, "is not a valid domain: " + domain.error().message);
       continue;
     }
     YAML::Node dn = it->second;  // a handle: the iterator's pair is a temporary
@@ -501,7 +498,7 @@ void read_throttle(Reader& r, const YAML::Node& root, Config& c) {
     if (auto v = r.number<double>(dn, key, "messages_per_second", 0.001, 1e6))
       dc.messages_per_second = *v;
     if (auto v = r.number<int>(dn, key, "max_connections", 1, 500)) dc.max_connections = *v;
-    c.throttle.domains[a->domain] = dc;
+    c.throttle.domains[*domain] = dc;
   }
 }
 
@@ -579,11 +576,10 @@ void read_unsubscribe(Reader& r, const YAML::Node& root, const fs::path& base, C
   }
   if (auto v = r.string(n, "unsubscribe", "secret_file", true)) {
     c.unsubscribe.secret_file = resolve(base, *v);
-    std::string why;
-    if (auto keys = read_secret_lines(c.unsubscribe.secret_file, why)) {
+    if (auto keys = read_secret_lines(c.unsubscribe.secret_file)) {
       c.unsubscribe.keys = std::move(*keys);
     } else {
-      r.error(n["secret_file"], "unsubscribe.secret_file", why);
+      r.error(n["secret_file"], "unsubscribe.secret_file", keys.error().message);
     }
   }
   if (auto v = r.string(n, "unsubscribe", "mailto", false)) {
@@ -639,11 +635,10 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   }
   if (auto v = r.string(n, "webhook", "api_token_file", false)) {
     c.webhook.api_token_file = resolve(base, *v);
-    std::string why;
-    if (auto lines = read_secret_lines(c.webhook.api_token_file, why)) {
+    if (auto lines = read_secret_lines(c.webhook.api_token_file)) {
       c.webhook.api_token = lines->front();
     } else {
-      r.error(n["api_token_file"], "webhook.api_token_file", why);
+      r.error(n["api_token_file"], "webhook.api_token_file", lines.error().message);
     }
   }
 }
@@ -658,12 +653,12 @@ void read_dkim(Reader& r, const YAML::Node& root, const fs::path& base, Config& 
   auto selector = r.string(n, "dkim", "selector", true);
   auto key = r.string(n, "dkim", "key_file", true);
   if (!domain || !selector || !key) return;
-  auto a = parse_address("postmaster@" + *domain);
-  if (!a) {
-    r.error(n["domain"], "dkim.domain", "is not a valid domain: " + a.error().message);
+  auto signing = parse_domain(*domain);
+  if (!signing) {
+    r.error(n["domain"], "dkim.domain", "is not a valid domain: " + signing.error().message);
     return;
   }
-  d.domain = a->domain;
+  d.domain = std::move(signing.value());
   d.selector = *selector;
   d.key_file = resolve(base, *key);
   std::ifstream in(d.key_file);

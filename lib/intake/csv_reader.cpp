@@ -18,7 +18,7 @@ int CsvReader::get() {
     try {
       c = buf_->sbumpc();
     } catch (const std::ios_base::failure& e) {  // a folder, an I/O error
-      read_error_ = e.code().message();
+      read_status_ = make_error(e.code().message());
       buf_ = nullptr;
       return kEof;
     }
@@ -39,7 +39,7 @@ int CsvReader::peek() {
   try {
     return buf_->sgetc();
   } catch (const std::ios_base::failure& e) {
-    read_error_ = e.code().message();
+    read_status_ = make_error(e.code().message());
     buf_ = nullptr;
     return kEof;
   }
@@ -81,14 +81,15 @@ bool CsvReader::skip_blank_lines() {
   }
 }
 
-std::string CsvReader::read_quoted_field(std::string& field, std::size_t& bytes,
-                                         std::size_t number) {
+Result<void> CsvReader::read_quoted_field(std::string& field, std::size_t& bytes,
+                                          std::size_t number) {
   get();  // the opening quote
   std::size_t quote_line = line_;
   while (true) {
     int c = get();
     if (c == kEof) {
-      return "a quoted field opened on line " + std::to_string(quote_line) + " is never closed";
+      return make_error("a quoted field opened on line " + std::to_string(quote_line) +
+                        " is never closed");
     }
     if (c == '"') {
       if (peek() != '"') break;
@@ -98,64 +99,62 @@ std::string CsvReader::read_quoted_field(std::string& field, std::size_t& bytes,
     }
     field += static_cast<char>(c);
     if (++bytes > kMaxRecordBytes) {
-      return "a quoted field opened on line " + std::to_string(quote_line) +
-             " runs past 1 MiB (is its closing quote missing?)";
+      return make_error("a quoted field opened on line " + std::to_string(quote_line) +
+                        " runs past 1 MiB (is its closing quote missing?)");
     }
   }
   int c = peek();
   if (c != ',' && c != '\n' && c != '\r' && c != kEof) {
-    return "text after a closing quote in field " + std::to_string(number);
+    return make_error("text after a closing quote in field " + std::to_string(number));
   }
-  return "";
+  return {};
 }
 
-std::string CsvReader::read_unquoted_field(std::string& field, std::size_t& bytes,
-                                           std::size_t number) {
+Result<void> CsvReader::read_unquoted_field(std::string& field, std::size_t& bytes,
+                                            std::size_t number) {
   int c;
   while ((c = peek()) != ',' && c != '\n' && c != '\r' && c != kEof) {
     get();
     if (c == '"') {
-      return "a quote inside an unquoted field " + std::to_string(number) +
-             " (quote the whole field and double the quote)";
+      return make_error("a quote inside an unquoted field " + std::to_string(number) +
+                        " (quote the whole field and double the quote)");
     }
     field += static_cast<char>(c);
-    if (++bytes > kMaxRecordBytes) return "the record is longer than 1 MiB";
+    if (++bytes > kMaxRecordBytes) return make_error("the record is longer than 1 MiB");
   }
-  return "";
+  return {};
 }
 
-bool CsvReader::malformed(Record& out, std::string why) {
-  if (capturing_) why += "; reading resumes on line " + std::to_string(out.line + 1);
-  out.error = std::move(why);
-  abandon(out.line);
-  return true;
+Error CsvReader::malformed(std::string why) {
+  if (capturing_) why += "; reading resumes on line " + std::to_string(record_line_ + 1);
+  abandon(record_line_);
+  return make_error(std::move(why));
 }
 
-bool CsvReader::next(Record& out) {
-  out.fields.clear();
-  out.error.clear();
+std::optional<Result<CsvReader::Record>> CsvReader::next() {
   if (!started_) {
     started_ = true;
     if (!skip_byte_order_mark()) {
-      out.line = 1;
-      out.error = "the file starts with a broken byte-order mark";
+      record_line_ = 1;
       skip_rest_of_line();
-      return true;
+      return make_error("the file starts with a broken byte-order mark");
     }
   }
-  if (!skip_blank_lines()) return false;
-  out.line = line_;
+  if (!skip_blank_lines()) return std::nullopt;
+  record_line_ = line_;
   in_record_ = true;
   capturing_ = false;
   captured_.clear();
+  Record out;
+  out.line = record_line_;
   std::size_t bytes = 0;
   std::string field;
   while (true) {
     field.clear();
     std::size_t number = out.fields.size() + 1;
-    std::string problem = peek() == '"' ? read_quoted_field(field, bytes, number)
-                                        : read_unquoted_field(field, bytes, number);
-    if (!problem.empty()) return malformed(out, std::move(problem));
+    auto read = peek() == '"' ? read_quoted_field(field, bytes, number)
+                              : read_unquoted_field(field, bytes, number);
+    if (!read) return malformed(read.error().message);
     out.fields.push_back(field);
     int c = get();
     if (c == ',') continue;
@@ -163,12 +162,12 @@ bool CsvReader::next(Record& out) {
       if (peek() == '\n') {
         get();
       } else if (peek() != kEof) {
-        return malformed(out, "a lone carriage return ends field " + std::to_string(number));
+        return malformed("a lone carriage return ends field " + std::to_string(number));
       }
     }
     in_record_ = false;  // '\n', '\r\n' or the end of the input ends the record
     capturing_ = false;
-    return true;
+    return out;
   }
 }
 

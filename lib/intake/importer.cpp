@@ -13,36 +13,37 @@ void reject(ImportSummary& sum, const ImportOptions& o, std::size_t line, const 
   if (o.on_reject) o.on_reject(line, why);
 }
 
-// Reads every row, counting it in `seen`: a fatal row stops the import, a malformed one is
-// rejected, and each well-formed one goes to `fn`, which returns false to stop.
+// Reads every row, counting it in `seen`: a fatal error stops the import, a rejected row is
+// reported, and each well-formed one goes to `fn`, which returns false to stop.
 template <class Fn>
 void for_each_row(RowReader& rows, ImportSummary& sum, const ImportOptions& o, std::int64_t& seen,
                   Fn&& fn) {
-  Row row;
-  while (rows.next(row)) {
+  while (auto row = rows.next()) {
     ++seen;
-    if (row.fatal) {
-      sum.fatal = "line " + std::to_string(row.line) + ": " + row.error;
-      return;
-    }
-    if (!row.error.empty()) {
-      reject(sum, o, row.line, row.error);
+    if (!*row) {
+      const std::string& why = row->error().message;
+      if (rows.stopped()) {
+        sum.fatal = "line " + std::to_string(rows.line()) + ": " + why;
+        return;
+      }
+      reject(sum, o, rows.line(), why);
       continue;
     }
-    if (!fn(row)) return;
+    if (!fn(**row)) return;
   }
 }
 
-// Why no row of a CSV file with these columns can be queued, or "". Every row has the header's
-// columns, so a template variable none of them supplies fails them all: checked once, with a
-// placeholder in each column, rather than rejecting each row for the same reason.
-std::string columns_problem(const ComposeCheck& check, const Submission& row) {
+// Whether any row of a CSV file with these columns can be queued; the error says why none can.
+// Every row has the header's columns, so a template variable none of them supplies fails them
+// all: checked once, with a placeholder in each column, rather than rejecting each row for the
+// same reason.
+Result<void> check_columns(const ComposeCheck& check, const Submission& row) {
   Submission probe = row;
   probe.to = "postmaster@example.com";
   for (auto& [name, value] : probe.vars) value = "x";
   auto m = validate_submission(check.config(), probe);
-  if (!m) return m.error().message;
-  return check.problem(probe, *m);
+  if (!m) return m.error();
+  return check.check_composes(probe, *m);
 }
 
 // A dry run's batch, counted: each message would be queued, or stored as suppressed when its
@@ -99,8 +100,8 @@ Result<Submission> submission_from_row(const Row& row, const std::string& catego
   for (const auto& [k, v] : row.fields) {
     if (k == "email") {
       s.to = v;
-    } else if (auto p = var_name_problem(k); !p.empty()) {
-      return make_error("column '" + k + "': " + p);
+    } else if (auto named = check_var_name(k); !named) {
+      return make_error("column '" + k + "': " + named.error().message);
     } else {
       s.vars.emplace(k, v);
     }
@@ -145,8 +146,8 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
     }
     if (rows.columns_from_header() && !columns_checked) {
       columns_checked = true;
-      if (auto p = columns_problem(check, *s); !p.empty()) {
-        sum.fatal = "no row can be queued: " + p;
+      if (auto usable = check_columns(check, *s); !usable) {
+        sum.fatal = "no row can be queued: " + usable.error().message;
         return false;
       }
     }

@@ -17,70 +17,77 @@ class CsvRowReader final : public RowReader {
  public:
   explicit CsvRowReader(std::istream& in) : csv_(in) {}
   bool columns_from_header() const override { return true; }
+  std::size_t line() const override { return line_; }
+  bool stopped() const override { return stopped_; }
 
-  bool next(Row& row) override {
-    row.fields.clear();
-    row.error.clear();
-    row.fatal = false;
+  std::optional<Result<Row>> next() override {
+    if (stopped_) return std::nullopt;
     if (!header_read_) {
       header_read_ = true;
-      CsvReader::Record h;
-      if (!csv_.next(h)) {
-        read_failed_ = !csv_.read_error().empty();
-        if (read_failed_) return fail(row, 1, "cannot read the file: " + csv_.read_error());
-        return fail(row, 1,
-                    "the file is empty: a CSV import starts with a header row naming its "
-                    "columns, one of them 'email'");
-      }
-      if (!h.error.empty()) return fail(row, h.line, "the header row is malformed: " + h.error);
-      std::set<std::string> seen;
-      for (auto& name : h.fields) {
-        std::string n(trim(name));
-        if (n.empty()) return fail(row, h.line, "the header row has an empty column name");
-        // The recipient's column however a spreadsheet spelled it: Email, EMAIL, email.
-        if (to_lower_ascii(n) == "email") n = "email";
-        if (!seen.insert(n).second)
-          return fail(row, h.line, "the header row names column '" + n + "' twice");
-        header_.push_back(std::move(n));
-      }
-      if (!seen.count("email")) {
-        // Said once for the file, not once for every row.
-        return fail(row, h.line, "the header row has no 'email' column (the recipient's address)");
-      }
+      if (auto header = read_header(); !header) return header.error();
     }
-    if (!csv_.next(rec_)) {
-      if (csv_.read_error().empty() || read_failed_) return false;
-      read_failed_ = true;
-      return fail(row, rec_.line, "cannot read the file past this line: " + csv_.read_error());
+    auto rec = csv_.next();
+    if (!rec) {
+      const Result<void>& read = csv_.read_status();
+      if (read) return std::nullopt;
+      return stop(csv_.line(), "cannot read the file past this line: " + read.error().message);
     }
-    row.line = rec_.line;
-    if (!rec_.error.empty()) {
-      row.error = "malformed CSV: " + rec_.error;
-      return true;
+    line_ = csv_.line();
+    if (!*rec) return make_error("malformed CSV: " + rec->error().message);
+    CsvReader::Record& r = **rec;
+    if (r.fields.size() != header_.size()) {
+      return make_error("malformed CSV: expected " + std::to_string(header_.size()) +
+                        " fields as in the header, found " + std::to_string(r.fields.size()));
     }
-    if (rec_.fields.size() != header_.size()) {
-      row.error = "malformed CSV: expected " + std::to_string(header_.size()) +
-                  " fields as in the header, found " + std::to_string(rec_.fields.size());
-      return true;
-    }
+    Row row;
+    row.line = line_;
+    row.fields.reserve(header_.size());
     for (std::size_t i = 0; i < header_.size(); ++i)
-      row.fields.emplace_back(header_[i], std::move(rec_.fields[i]));
-    return true;
+      row.fields.emplace_back(header_[i], std::move(r.fields[i]));
+    return row;
   }
 
  private:
-  static bool fail(Row& row, std::size_t line, std::string why) {
-    row.line = line;
-    row.error = std::move(why);
-    row.fatal = true;
-    return true;
+  // The first record, as the columns' names into header_; every error is fatal.
+  Result<void> read_header() {
+    auto h = csv_.next();
+    if (!h) {
+      if (const Result<void>& read = csv_.read_status(); !read)
+        return stop(1, "cannot read the file: " + read.error().message);
+      return stop(1,
+                  "the file is empty: a CSV import starts with a header row naming its columns, "
+                  "one of them 'email'");
+    }
+    if (!*h) return stop(csv_.line(), "the header row is malformed: " + h->error().message);
+    std::set<std::string> seen;
+    for (const std::string& name : (*h)->fields) {
+      std::string n(trim(name));
+      if (n.empty()) return stop(csv_.line(), "the header row has an empty column name");
+      // The recipient's column however a spreadsheet spelled it: Email, EMAIL, email.
+      if (to_lower_ascii(n) == "email") n = "email";
+      if (!seen.insert(n).second)
+        return stop(csv_.line(), "the header row names column '" + n + "' twice");
+      header_.push_back(std::move(n));
+    }
+    if (!seen.count("email")) {
+      // Said once for the file, not once for every row.
+      return stop(csv_.line(), "the header row has no 'email' column (the recipient's address)");
+    }
+    return {};
+  }
+
+  // A fatal error on `line`: nothing more is read.
+  Error stop(std::size_t line, std::string why) {
+    line_ = line;
+    stopped_ = true;
+    return make_error(std::move(why));
   }
 
   CsvReader csv_;
-  CsvReader::Record rec_;
   std::vector<std::string> header_;
+  std::size_t line_ = 0;
   bool header_read_ = false;
-  bool read_failed_ = false;
+  bool stopped_ = false;
 };
 
 // JSON Lines: one object per line; strings, numbers and booleans become fields. A key given twice
@@ -94,66 +101,59 @@ class JsonlRowReader final : public RowReader {
   }
   ~JsonlRowReader() override { in_.exceptions(old_exceptions_); }
   bool columns_from_header() const override { return false; }
+  std::size_t line() const override { return line_; }
+  bool stopped() const override { return stopped_; }
 
-  bool next(Row& row) override {
-    row.fields.clear();
-    row.error.clear();
-    row.fatal = false;
-    while (read_line(row)) {
-      if (row.fatal) return true;
-      ++n_;
-      if (n_ == 1 && line_.rfind("\xEF\xBB\xBF", 0) == 0) line_.erase(0, 3);
-      if (trim(line_).empty()) continue;
-      row.line = n_;
-      auto parsed = parse_json_strict(line_);
-      if (!parsed) {
-        const std::string& duplicate = parsed.error().field;
-        row.error = duplicate.empty()
-                        ? "not valid JSON"
-                        : "key '" + duplicate + "' is given twice (a row names each key once)";
-        return true;
+  std::optional<Result<Row>> next() override {
+    while (!stopped_) {
+      try {
+        if (!std::getline(in_, text_)) return std::nullopt;
+      } catch (const std::ios_base::failure& e) {  // fatal: reported once, then the end
+        stopped_ = true;
+        line_ = read_ + 1;
+        return make_error("cannot read the file: " + e.code().message());
       }
-      const nlohmann::json& j = *parsed;
-      if (!j.is_object()) {
-        row.error = "not a JSON object";
-        return true;
-      }
-      for (auto& [k, v] : j.items()) {
-        if (v.is_null()) continue;
-        if (auto text = json_scalar_text(v)) {
-          row.fields.emplace_back(k, std::move(*text));
-        } else {
-          row.error = "field '" + k +
-                      "' holds an object or array; only text, numbers and true/false are allowed";
-          row.fields.clear();
-          return true;
-        }
-      }
-      return true;
+      ++read_;
+      if (read_ == 1 && text_.rfind("\xEF\xBB\xBF", 0) == 0) text_.erase(0, 3);
+      if (trim(text_).empty()) continue;
+      line_ = read_;
+      return parse_row();
     }
-    return false;
+    return std::nullopt;
   }
 
  private:
-  // The next line into line_; false at the end. A failed read is a fatal row, reported once.
-  bool read_line(Row& row) {
-    if (failed_) return false;
-    try {
-      return static_cast<bool>(std::getline(in_, line_));
-    } catch (const std::ios_base::failure& e) {
-      failed_ = true;
-      row.line = n_ + 1;
-      row.error = "cannot read the file: " + e.code().message();
-      row.fatal = true;
-      return true;
+  // The row that text_, on line_, holds, or why it is rejected.
+  Result<Row> parse_row() const {
+    auto parsed = parse_json_strict(text_);
+    if (!parsed) {
+      const std::string& duplicate = parsed.error().field;
+      if (duplicate.empty()) return make_error("not valid JSON");
+      return make_error("key '" + duplicate + "' is given twice (a row names each key once)");
     }
+    const nlohmann::json& j = *parsed;
+    if (!j.is_object()) return make_error("not a JSON object");
+    Row row;
+    row.line = line_;
+    for (auto& [k, v] : j.items()) {
+      if (v.is_null()) continue;
+      auto text = json_scalar_text(v);
+      if (!text) {
+        return make_error("field '" + k +
+                          "' holds an object or array; only text, numbers and true/false are "
+                          "allowed");
+      }
+      row.fields.emplace_back(k, std::move(*text));
+    }
+    return row;
   }
 
   std::istream& in_;
   std::ios::iostate old_exceptions_;
-  std::string line_;
-  std::size_t n_ = 0;
-  bool failed_ = false;
+  std::string text_;      // the line last read
+  std::size_t read_ = 0;  // lines read
+  std::size_t line_ = 0;  // where the row or error last returned is
+  bool stopped_ = false;
 };
 
 }  // namespace

@@ -4,10 +4,13 @@
 
 #include <istream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "base/result.h"
 
 namespace bulkmail {
 
@@ -17,10 +20,8 @@ enum class ImportFormat { csv, jsonl };
 ImportFormat format_for_path(std::string_view path);
 
 struct Row {
-  std::size_t line = 0;
+  std::size_t line = 0;                                     // where the row starts, 1-based
   std::vector<std::pair<std::string, std::string>> fields;  // in file order; JSON nulls left out
-  std::string error;   // non-empty: this row is rejected for this reason
-  bool fatal = false;  // the file cannot be read further (a bad CSV header)
 
   const std::string* field(std::string_view name) const;
 };
@@ -28,8 +29,14 @@ struct Row {
 class RowReader {
  public:
   virtual ~RowReader() = default;
-  // Reads the next row; false at the end of input.
-  virtual bool next(Row& row) = 0;
+  // The next row, or why it is rejected ("not valid JSON"); nullopt at the end of the input, and
+  // after a fatal error (see stopped()).
+  virtual std::optional<Result<Row>> next() = 0;
+  // Where the row or error next() last returned starts, 1-based: the line a rejection names.
+  virtual std::size_t line() const = 0;
+  // True once next() has returned a fatal error: the file cannot be read further (a bad CSV
+  // header, a failed read), so the import stops there, and next() returns nullopt from then on.
+  virtual bool stopped() const = 0;
   // True when every row has the same columns, named once in a header (CSV).
   virtual bool columns_from_header() const = 0;
   static std::unique_ptr<RowReader> open(std::istream& in, ImportFormat format);

@@ -4,15 +4,15 @@
 
 namespace bulkmail {
 
-std::string campaign_problem(const std::string& campaign) {
-  if (campaign.empty()) return "is empty";
-  if (campaign.size() > 100) return "is longer than 100 characters";
+Result<void> check_campaign_name(std::string_view campaign) {
+  if (campaign.empty()) return make_error("is empty");
+  if (campaign.size() > 100) return make_error("is longer than 100 characters");
   for (char c : campaign) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == ':' || c == '-';
-    if (!ok) return "may hold only letters, digits and . _ : -";
+    if (!ok) return make_error("may hold only letters, digits and . _ : -");
   }
-  return "";
+  return {};
 }
 
 Result<NewMessage> validate_submission(const Config& config, const Submission& s) {
@@ -25,7 +25,8 @@ Result<NewMessage> validate_submission(const Config& config, const Submission& s
   auto address = parse_address(s.to);
   if (!address) return field_error("to", address.error().message);
   if (!s.campaign.empty()) {
-    if (auto p = campaign_problem(s.campaign); !p.empty()) return field_error("campaign", p);
+    if (auto named = check_campaign_name(s.campaign); !named)
+      return field_error("campaign", named.error().message);
   }
   auto vars = vars_to_json(s.vars);
   if (!vars) return field_error("vars", vars.error().message);
@@ -46,18 +47,19 @@ Result<std::unique_ptr<ComposeCheck>> ComposeCheck::create(std::shared_ptr<const
 
 ComposeCheck::~ComposeCheck() = default;
 
-std::string ComposeCheck::problem(const Submission& s, const NewMessage& m) const {
+Result<void> ComposeCheck::check_composes(const Submission& s, const NewMessage& m) const {
   std::lock_guard lock(mu_);
   auto composed =
       composer_->compose({m.category, m.recipient, s.vars, m.campaign, 0, now_millis()}, scratch_);
-  return composed ? "" : composed.error().message;
+  if (!composed) return composed.error();
+  return {};
 }
 
 Result<NewMessage> validate_submission(const ComposeCheck& check, const Submission& s) {
   auto m = validate_submission(check.config(), s);
   if (!m) return m;
-  if (auto p = check.problem(s, *m); !p.empty())
-    return field_error("vars", "the message would not be sent: " + p);
+  if (auto composed = check.check_composes(s, *m); !composed)
+    return field_error("vars", "the message would not be sent: " + composed.error().message);
   return m;
 }
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 #include "compose/compose_scratch.h"
@@ -23,8 +24,9 @@ struct Submission {
   std::string campaign;  // may be empty
 };
 
-// Why `campaign` cannot name a campaign, or "": 1-100 letters, digits and . _ : -
-std::string campaign_problem(const std::string& campaign);
+// Whether `campaign` may name a campaign: 1-100 letters, digits and . _ : - The error is a
+// predicate for the caller to give its subject: "may hold only letters, digits and . _ : -".
+Result<void> check_campaign_name(std::string_view campaign);
 
 // Checks the category against the config, the address, the variables and the campaign name. The
 // error names the field: "to: the address has no '@'".
@@ -45,9 +47,9 @@ class ComposeCheck {
 
   const Config& config() const { return *config_; }
 
-  // Why the message `m` (validated, from `s`) could not be composed, or "". `s` supplies the
-  // variables as given; `m` the normalized recipient.
-  std::string problem(const Submission& s, const NewMessage& m) const;
+  // Whether the message `m` (validated, from `s`) can be composed; the error is the composer's.
+  // `s` supplies the variables as given; `m` the normalized recipient.
+  Result<void> check_composes(const Submission& s, const NewMessage& m) const;
 
  private:
   ComposeCheck() = default;
