@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "compose/composer.h"
+#include "web/metrics.h"
 
 using namespace bulkmail;
 namespace fs = std::filesystem;
@@ -129,6 +130,30 @@ void raw_sign_loop(benchmark::State& state, const std::string& algorithm) {
 void BM_openssl_sign_ed25519(benchmark::State& s) { raw_sign_loop(s, "ed25519"); }
 void BM_openssl_sign_rsa2048(benchmark::State& s) { raw_sign_loop(s, "rsa"); }
 
+// One /metrics scrape's text, from numbers like a busy daemon's: what the webhook does per scrape
+// besides asking the store and the loop for them.
+void BM_metrics_scrape(benchmark::State& state) {
+  StateCounts counts;
+  for (std::size_t i = 0; i < counts.by_state.size(); ++i) {
+    counts.by_state[i] = 1'000'003 * static_cast<std::int64_t>(i + 1);
+  }
+  DispatchStats d;
+  d.sent = 12'345'678;
+  d.deferred = 4321;
+  d.failed = 321;
+  d.in_flight = 16;
+  WebhookCounters web;
+  for (int i = 0; i < 1000; ++i) {
+    web.request("unsubscribe", 200);
+    web.request("api", i % 7 ? 201 : 400);
+    web.unsubscribe(i % 3 ? "one-click" : "web");
+  }
+  auto snapshot = web.snapshot();
+  for (auto _ : state) benchmark::DoNotOptimize(prometheus_text(counts, d, snapshot));
+  state.counters["scrapes/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 BENCHMARK(BM_compose_unsigned);
@@ -138,4 +163,5 @@ BENCHMARK(BM_dkim_sign_ed25519);
 BENCHMARK(BM_dkim_sign_rsa2048);
 BENCHMARK(BM_openssl_sign_ed25519);
 BENCHMARK(BM_openssl_sign_rsa2048);
+BENCHMARK(BM_metrics_scrape);
 BENCHMARK_MAIN();

@@ -1,6 +1,14 @@
 #include "web/metrics.h"
 
-#include <cstdio>
+#include <algorithm>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
 
 #include "store/message_state.h"
 
@@ -23,128 +31,131 @@ WebhookCounters::Snapshot WebhookCounters::snapshot() const {
 
 namespace {
 
-void family(std::string& out, const char* name, const char* type, const char* help) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  out += help;
-  out += "\n# TYPE ";
-  out += name;
-  out += ' ';
-  out += type;
-  out += '\n';
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Registry;
+
+Family<Gauge>& gauges(Registry& r, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
 }
 
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
+Family<Counter>& counters(Registry& r, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
 }
 
-void sample(std::string& out, const std::string& name, const std::string& labels,
-            std::int64_t value) {
-  out += name;
-  if (!labels.empty()) out += "{" + labels + "}";
-  out += ' ';
-  out += std::to_string(value);
-  out += '\n';
+// A family of one gauge without labels.
+void gauge(Registry& r, const char* name, const char* help, double value) {
+  gauges(r, name, help).Add({}).Set(value);
 }
 
-// Label values here are bulkmail's own words (states, routes, sources), never user input; still,
-// escape as the format requires.
-std::string label(std::string_view name, std::string_view value) {
-  std::string out(name);
-  out += "=\"";
-  for (char c : value) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
+// The registry is built for one scrape, so a counter starts at 0 and takes the total its owner
+// (the dispatcher, WebhookCounters) has kept since the daemon started: it never goes down between
+// scrapes because that total never does.
+void add_total(Family<Counter>& family, const prometheus::Labels& labels, std::int64_t total) {
+  family.Add(labels).Increment(static_cast<double>(total));
+}
+
+template <typename Map, typename Key>
+std::int64_t count_of(const Map& counts, const Key& key) {
+  auto it = counts.find(key);
+  return it == counts.end() ? 0 : it->second;
+}
+
+void messages_by_state(Registry& r, const StateCounts& messages) {
+  auto& family = gauges(r, "bulkmail_messages", "Messages in the queue by state.");
+  for (MessageState s : kAllMessageStates) {
+    family.Add({{"state", std::string(to_string(s))}}).Set(static_cast<double>(messages[s]));
   }
-  out += '"';
-  return out;
+}
+
+void deliveries_and_replies(Registry& r, const DispatchStats& d) {
+  auto& deliveries = counters(r, "bulkmail_deliveries_total",
+                              "Delivery attempts by outcome since the daemon started.");
+  const std::pair<const char*, std::int64_t> outcomes[] = {
+      {"sent", d.sent},       {"deferred", d.deferred},     {"failed", d.failed},
+      {"bounced", d.bounced}, {"suppressed", d.suppressed}, {"released", d.released}};
+  for (const auto& [outcome, n] : outcomes) add_total(deliveries, {{"outcome", outcome}}, n);
+
+  auto& replies = counters(r, "bulkmail_smtp_replies_total",
+                           "SMTP replies by class (none: no reply, e.g. the connection failed).");
+  for (int cls : {2, 4, 5, 0}) {
+    add_total(replies, {{"class", cls == 0 ? std::string("none") : std::to_string(cls) + "xx"}},
+              count_of(d.replies_by_class, cls));
+  }
+}
+
+// The dispatcher keeps the buckets itself (a count per bucket, the last one +Inf): a fresh
+// histogram takes them all at once.
+void latency_histogram(Registry& r, const DispatchStats& d) {
+  prometheus::Histogram::BucketBoundaries bounds;
+  for (double ms : DispatchStats::kLatencyBoundsMs) bounds.push_back(ms / 1000.0);
+  std::vector<double> per_bucket;
+  for (std::int64_t n : d.latency_buckets) per_bucket.push_back(static_cast<double>(n));
+  prometheus::BuildHistogram()
+      .Name("bulkmail_delivery_latency_seconds")
+      .Help("Time from handing a message to a sender to the relay's final reply.")
+      .Register(r)
+      .Add({}, bounds)
+      .ObserveMultiple(per_bucket, d.latency_sum_ms / 1000.0);
+}
+
+void dispatcher_and_config_gauges(Registry& r, const DispatchStats& d, const ConfigStatus& c) {
+  gauge(r, "bulkmail_in_flight", "Deliveries in progress.", static_cast<double>(d.in_flight));
+  gauge(r, "bulkmail_buffered", "Claimed messages waiting for a sender.",
+        static_cast<double>(d.buffered));
+  gauge(r, "bulkmail_dispatch_paused",
+        "1 while sending is paused (relay trouble, or the daily limit is reached).",
+        d.paused ? 1 : 0);
+  gauge(r, "bulkmail_sent_today",
+        "Messages the relay accepted since 00:00 UTC (what throttle.daily_limit counts).",
+        static_cast<double>(d.sent_today));
+  gauge(r, "bulkmail_daily_limit", "throttle.daily_limit; 0 when there is none.",
+        static_cast<double>(d.daily_limit));
+  gauge(r, "bulkmail_config_last_reload_successful",
+        "0 while the config file on disk failed to reload (the daemon runs on the older one).",
+        c.reload_failed() ? 0 : 1);
+  // Milliseconds survive: the serializer writes 16 significant digits.
+  gauge(r, "bulkmail_config_loaded_timestamp_seconds",
+        "When the config in effect was loaded (Unix time).",
+        static_cast<double>(c.loaded_at) / 1000.0);
+}
+
+void webhook_counters(Registry& r, const WebhookCounters::Snapshot& web) {
+  auto& unsubscribes =
+      counters(r, "bulkmail_unsubscribes_total",
+               "Opt-outs received by source (one-click, web, api) since the daemon started.");
+  for (const char* source : {"one-click", "web", "api"}) {
+    add_total(unsubscribes, {{"source", source}}, count_of(web.unsubscribes, source));
+  }
+  auto& requests = counters(r, "bulkmail_webhook_requests_total",
+                            "HTTP requests by route and status since the daemon started.");
+  for (const auto& [key, n] : web.requests) {
+    add_total(requests, {{"route", key.first}, {"status", std::to_string(key.second)}}, n);
+  }
 }
 
 }  // namespace
 
 std::string prometheus_text(const StateCounts& messages, const DispatchStats& d,
                             const WebhookCounters::Snapshot& web, const ConfigStatus& config) {
-  std::string out;
-  out.reserve(4096);
-  family(out, "bulkmail_messages", "gauge", "Messages in the queue by state.");
-  for (MessageState s : kAllMessageStates) {
-    sample(out, "bulkmail_messages", label("state", to_string(s)), messages[s]);
-  }
+  Registry registry;
+  messages_by_state(registry, messages);
+  deliveries_and_replies(registry, d);
+  latency_histogram(registry, d);
+  dispatcher_and_config_gauges(registry, d, config);
+  webhook_counters(registry, web);
 
-  family(out, "bulkmail_deliveries_total", "counter",
-         "Delivery attempts by outcome since the daemon started.");
-  const std::pair<const char*, std::int64_t> outcomes[] = {
-      {"sent", d.sent},       {"deferred", d.deferred},     {"failed", d.failed},
-      {"bounced", d.bounced}, {"suppressed", d.suppressed}, {"released", d.released}};
-  for (const auto& [name, n] : outcomes) {
-    sample(out, "bulkmail_deliveries_total", label("outcome", name), n);
+  // A family keeps its samples in a hash table: sort them, so that every scrape lists its lines in
+  // the same order.
+  std::vector<prometheus::MetricFamily> families = registry.Collect();
+  for (auto& family : families) {
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const prometheus::ClientMetric& a, const prometheus::ClientMetric& b) {
+                return a.label < b.label;
+              });
   }
-
-  family(out, "bulkmail_smtp_replies_total", "counter",
-         "SMTP replies by class (none: no reply, e.g. the connection failed).");
-  for (int cls : {2, 4, 5, 0}) {
-    auto it = d.replies_by_class.find(cls);
-    sample(out, "bulkmail_smtp_replies_total",
-           label("class", cls == 0 ? std::string("none") : std::to_string(cls) + "xx"),
-           it == d.replies_by_class.end() ? 0 : it->second);
-  }
-
-  family(out, "bulkmail_delivery_latency_seconds", "histogram",
-         "Time from handing a message to a sender to the relay's final reply.");
-  std::int64_t cumulative = 0;
-  for (std::size_t b = 0; b < d.latency_buckets.size(); ++b) {
-    cumulative += d.latency_buckets[b];
-    std::string le = b < DispatchStats::kLatencyBoundsMs.size()
-                         ? number(DispatchStats::kLatencyBoundsMs[b] / 1000.0)
-                         : std::string("+Inf");
-    sample(out, "bulkmail_delivery_latency_seconds_bucket", label("le", le), cumulative);
-  }
-  out += "bulkmail_delivery_latency_seconds_sum " + number(d.latency_sum_ms / 1000.0) + "\n";
-  sample(out, "bulkmail_delivery_latency_seconds_count", "", cumulative);
-
-  family(out, "bulkmail_in_flight", "gauge", "Deliveries in progress.");
-  sample(out, "bulkmail_in_flight", "", d.in_flight);
-  family(out, "bulkmail_buffered", "gauge", "Claimed messages waiting for a sender.");
-  sample(out, "bulkmail_buffered", "", d.buffered);
-  family(out, "bulkmail_dispatch_paused", "gauge",
-         "1 while sending is paused (relay trouble, or the daily limit is reached).");
-  sample(out, "bulkmail_dispatch_paused", "", d.paused ? 1 : 0);
-  family(out, "bulkmail_sent_today", "gauge",
-         "Messages the relay accepted since 00:00 UTC (what throttle.daily_limit counts).");
-  sample(out, "bulkmail_sent_today", "", d.sent_today);
-  family(out, "bulkmail_daily_limit", "gauge", "throttle.daily_limit; 0 when there is none.");
-  sample(out, "bulkmail_daily_limit", "", d.daily_limit);
-  family(out, "bulkmail_config_last_reload_successful", "gauge",
-         "0 while the config file on disk failed to reload (the daemon runs on the older one).");
-  sample(out, "bulkmail_config_last_reload_successful", "", config.reload_failed() ? 0 : 1);
-  family(out, "bulkmail_config_loaded_timestamp_seconds", "gauge",
-         "When the config in effect was loaded (Unix time).");
-  char loaded[32];  // whole: %g would round a Unix time to six digits
-  std::snprintf(loaded, sizeof loaded, "%.3f", static_cast<double>(config.loaded_at) / 1000.0);
-  out += std::string("bulkmail_config_loaded_timestamp_seconds ") + loaded + "\n";
-
-  family(out, "bulkmail_unsubscribes_total", "counter",
-         "Opt-outs received by source (one-click, web, api) since the daemon started.");
-  for (const char* source : {"one-click", "web", "api"}) {
-    auto it = web.unsubscribes.find(source);
-    sample(out, "bulkmail_unsubscribes_total", label("source", source),
-           it == web.unsubscribes.end() ? 0 : it->second);
-  }
-
-  family(out, "bulkmail_webhook_requests_total", "counter",
-         "HTTP requests by route and status since the daemon started.");
-  for (const auto& [key, n] : web.requests) {
-    sample(out, "bulkmail_webhook_requests_total",
-           label("route", key.first) + "," + label("status", std::to_string(key.second)), n);
-  }
-  return out;
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace bulkmail
