@@ -112,7 +112,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
 Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> config,
                Opened opened)
     : path_(std::move(config_path)),
-      config_(std::move(config)),
+      config_(config),
+      started_with_(std::move(config)),
       started_(std::move(opened.started)),
       checkpointer_(std::move(opened.checkpointer)),
       http_(http_limits(config_->webhook),
@@ -195,7 +196,8 @@ void Daemon::reload() {
   log_info("reloading " + path_.string());
   std::vector<ConfigError> errors;
   if (auto fresh = load_for_reload(path_, senders_.size(), errors)) {
-    if (auto keys = needs_restart(*config_, *fresh->config); !keys.empty())
+    // Against the started config: a key changed twice is still waiting for the restart.
+    if (auto keys = needs_restart(*started_with_, *fresh->config); !keys.empty())
       log_warning(restart_warning(keys));
     config_ = fresh->config;
     configure_logging(config_->logging);

@@ -58,7 +58,9 @@ class Daemon {
   std::string status_line() const;
 
   std::filesystem::path path_;
-  std::shared_ptr<const Config> config_;
+  std::shared_ptr<const Config> config_;  // in effect: the newest that loaded
+  // The one the daemon started with: what a reload cannot change is still as it says.
+  const std::shared_ptr<const Config> started_with_;
   std::unique_ptr<StartedDeliveries> started_;
   std::unique_ptr<SqliteCheckpointer> checkpointer_;
   // Made before everything that may hold one of its sessions, so destroyed after it: answers

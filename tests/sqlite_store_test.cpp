@@ -4,7 +4,9 @@
 
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -746,6 +748,115 @@ TEST_CASE("forget says which of the messages it erased were being sent") {
   // The daemon's outcome for it finds no row: nothing of her is written back.
   s.record_outcomes(std::vector<Outcome>{{1, MessageState::sent, 250, "ok", 0, "", false}}, 3000);
   CHECK(s.history("mia@example.com").size() == 1);  // the forgotten event only
+}
+
+namespace {
+
+// PRAGMA secure_delete is a connection's own setting, and a SqliteStore does not show its
+// connection: SQLite hands it over as it opens it, to an automatic extension, which SQLite runs
+// for every connection opened while it is registered. Only this thread's first one is caught.
+thread_local bool catching_connection = false;
+thread_local sqlite3* caught_connection = nullptr;
+
+int catch_connection(sqlite3* db, char**, const sqlite3_api_routines*) {
+  if (catching_connection && caught_connection == nullptr) caught_connection = db;
+  return SQLITE_OK;
+}
+
+// While it lives, the first connection this thread opens is caught.
+class CatchConnection {
+ public:
+  CatchConnection() {
+    caught_connection = nullptr;
+    catching_connection = true;
+    // SQLite's own type for any entry point: void (*)(void).
+    REQUIRE(sqlite3_auto_extension(reinterpret_cast<void (*)()>(&catch_connection)) == SQLITE_OK);
+  }
+  ~CatchConnection() {
+    sqlite3_cancel_auto_extension(reinterpret_cast<void (*)()>(&catch_connection));
+    catching_connection = false;
+  }
+  CatchConnection(const CatchConnection&) = delete;
+  CatchConnection& operator=(const CatchConnection&) = delete;
+
+  sqlite3* caught() const { return caught_connection; }
+};
+
+int secure_delete_of(sqlite3* db) {
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA secure_delete", -1, &st, nullptr) == SQLITE_OK);
+  int rc = sqlite3_step(st);
+  int value = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  REQUIRE(rc == SQLITE_ROW);
+  return value;
+}
+
+}  // namespace
+
+TEST_CASE("forget overwrites what it deletes and gives the connection back its secure_delete") {
+  TempDir dir;
+  auto path = (dir / "q.db").string();
+  std::unique_ptr<SqliteStore> s;
+  sqlite3* connection = nullptr;
+  {
+    CatchConnection catching;
+    s = std::make_unique<SqliteStore>(path);
+    connection = catching.caught();
+  }
+  REQUIRE(connection != nullptr);
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  // What secure_delete was, on the store's own connection, each time forget deleted a message.
+  db.exec(
+      "CREATE TABLE test_seen (secure_delete INTEGER); "
+      "CREATE TRIGGER test_note AFTER DELETE ON messages BEGIN "
+      "INSERT INTO test_seen SELECT secure_delete FROM pragma_secure_delete; END");
+  // Refuses the deletion of messages, halfway through forget's work (the suppressions are moved
+  // already), and says whether secure_delete was on then.
+  const char* refuse =
+      "CREATE TRIGGER test_refuse BEFORE DELETE ON messages BEGIN SELECT CASE WHEN "
+      "(SELECT secure_delete FROM pragma_secure_delete) THEN RAISE(ABORT, 'refused, secure "
+      "delete on') ELSE RAISE(ABORT, 'refused, secure delete off') END; END";
+
+  // Whatever the connection had before (the build's default is either), it has it again after.
+  struct Setting {
+    const char* sql;
+    int value;
+  };
+  for (Setting before :
+       {Setting{"PRAGMA secure_delete = OFF", 0}, Setting{"PRAGMA secure_delete = ON", 1},
+        Setting{"PRAGMA secure_delete = FAST", 2}}) {
+    CAPTURE(before.sql);
+    std::string who = "p" + std::to_string(before.value) + "@example.com";
+    enqueue_one(*s, msg(who), 1000);
+    Suppression sup{who, "", SuppressionReason::unsubscribe, "one-click", 0};
+    s->suppress({&sup, 1}, 1200);
+    REQUIRE(sqlite3_exec(connection, before.sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(secure_delete_of(connection) == before.value);
+
+    // A forget that throws in the middle of its work: it was on while it worked, and it is as
+    // before now, and nothing of the forget stayed.
+    db.exec(refuse);
+    CHECK_THROWS_WITH_AS(s->forget(who, "cli", 2000),
+                         doctest::Contains("refused, secure delete on"), SQLite::Exception);
+    CHECK(secure_delete_of(connection) == before.value);
+    CHECK(s->counts(std::nullopt)[MessageState::queued] == 1);
+    auto kept = s->find_suppression(who, "customer-update");
+    REQUIRE(kept);
+    CHECK(kept->address == who);
+
+    // One that returns.
+    db.exec("DROP TRIGGER test_refuse");
+    auto r = s->forget(who, "cli", 2000);
+    CHECK(r.messages == 1);
+    CHECK(secure_delete_of(connection) == before.value);
+    CHECK(s->counts(std::nullopt)[MessageState::queued] == 0);
+    CHECK(
+        db.execAndGet("SELECT secure_delete FROM test_seen ORDER BY rowid DESC LIMIT 1").getInt() ==
+        1);
+  }
+  CHECK(db.execAndGet("SELECT count(*) FROM test_seen").getInt() == 3);
+  CHECK(db.execAndGet("SELECT count(*) FROM test_seen WHERE secure_delete != 1").getInt() == 0);
 }
 
 TEST_CASE("a message id is never given again once its message is deleted") {

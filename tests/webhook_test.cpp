@@ -3,11 +3,15 @@
 // a real SQLite file and can be told to fail; what works end to end is tests/webhook_test.py.
 #include "web/webhook.h"
 
+#include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "crypto/unsubscribe_token.h"
 #include "store/sqlite/sqlite_store.h"
@@ -19,70 +23,26 @@ namespace http = boost::beast::http;
 
 namespace {
 
-// A database whose every query fails, as one on a failing disk does.
-class FailingStore : public Store {
-  [[noreturn]] static void fail() { throw std::runtime_error("disk I/O error"); }
-
- public:
-  std::vector<EnqueueResult> enqueue(std::span<const NewMessage>, const std::string&,
-                                     UnixMillis) override {
-    fail();
+// A database whose every query fails: a real SqliteStore whose tables another connection dropped
+// under it, so that what the routes catch is SQLite's own exception, and nothing here grows with
+// the Store interface.
+std::unique_ptr<SqliteStore> failing_store(const std::string& path) {
+  auto store = std::make_unique<SqliteStore>(path);
+  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+  std::vector<std::string> tables;
+  {
+    SQLite::Statement st(
+        db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
+    while (st.executeStep()) tables.push_back(st.getColumn(0).getString());
   }
-  StateCounts counts(const std::optional<std::string>&) override { fail(); }
-  std::vector<UpdateStatus> update_vars(std::span<const NewMessage>, const std::string&,
-                                        UnixMillis) override {
-    fail();
-  }
-  std::vector<SuppressOutcome> suppress(std::span<const Suppression>, UnixMillis) override {
-    fail();
-  }
-  LiftResult unsuppress(const std::string&, const std::string&, const std::string&, UnixMillis,
-                        bool) override {
-    fail();
-  }
-  std::optional<Suppression> find_suppression(const std::string&, const std::string&) override {
-    fail();
-  }
-  void for_each_suppression(const std::function<void(const Suppression&)>&) override { fail(); }
-  std::vector<Event> history(const std::string&) override { fail(); }
-  Campaign open_campaign(const std::string&, const std::string&, UnixMillis) override { fail(); }
-  std::optional<Campaign> campaign(const std::string&) override { fail(); }
-  bool drop_campaign_if_empty(const std::string&) override { fail(); }
-  std::vector<Campaign> campaigns() override { fail(); }
-  std::optional<std::int64_t> set_campaign_paused(const std::string&, bool, UnixMillis) override {
-    fail();
-  }
-  std::int64_t cancel_campaign(const std::string&, const std::string&, UnixMillis) override {
-    fail();
-  }
-  std::int64_t retry_campaign(const std::string&, const std::string&, UnixMillis) override {
-    fail();
-  }
-  std::vector<ClaimedMessage> claim_due(const std::string&, std::size_t, UnixMillis,
-                                        UnixMillis) override {
-    fail();
-  }
-  void record_outcomes(std::span<const Outcome>, UnixMillis) override { fail(); }
-  RecoveredLeases recover_leases(UnixMillis, UnixMillis,
-                                 const std::optional<std::vector<MessageId>>&) override {
-    fail();
-  }
-  PruneResult prune(std::optional<UnixMillis>, std::optional<UnixMillis>, std::size_t) override {
-    fail();
-  }
-  ForgetResult forget(const std::string&, const std::string&, UnixMillis) override { fail(); }
-  std::string forgotten_key(const std::string&) override { fail(); }
-  std::int64_t count_sent_since(UnixMillis) override { fail(); }
-  std::int64_t last_event_id() override { fail(); }
-  SuppressionChanges suppression_changes(std::int64_t) override { fail(); }
-  void set_dispatch_state(const DispatchState&) override { fail(); }
-  void set_config_problem(const std::string&) override { fail(); }
-  std::optional<DispatchState> dispatch_state() override { fail(); }
-};
+  REQUIRE_FALSE(tables.empty());
+  for (const std::string& table : tables) db.exec("DROP TABLE \"" + table + "\"");
+  return store;
+}
 
 class InlineBackend : public WebhookBackend {
  public:
-  explicit InlineBackend(const std::string& db) : store_(db) {}
+  explicit InlineBackend(const std::string& db) : path_(db), store_(db) {}
   bool fail_reads = false;
   bool fail_opt_outs = false;
   bool throw_on_opt_out = false;  // as a bug would, on the calling thread
@@ -96,14 +56,16 @@ class InlineBackend : public WebhookBackend {
   void write(std::function<void(Store&)> fn) override { fn(store_); }
   void read(std::function<void(Store&)> fn) override {
     if (!fail_reads) return fn(store_);
-    FailingStore broken;
-    fn(broken);
+    if (!failing_) failing_ = failing_store(path_ + ".failing");
+    fn(*failing_);
   }
   void dispatch_stats(std::function<void(DispatchStats)> done) override { done(DispatchStats{}); }
   SqliteStore& store() { return store_; }
 
  private:
+  std::string path_;
   SqliteStore store_;
+  std::unique_ptr<SqliteStore> failing_;  // what reads get while fail_reads: made at first use
 };
 
 struct Fixture {
@@ -177,7 +139,8 @@ TEST_CASE("healthz and metrics answer 503 when the database fails a query, 200 w
   f.backend->fail_reads = true;
   auto health = f.call(http::verb::get, "/healthz");
   CHECK(health.result() == http::status::service_unavailable);
-  CHECK(health.body() == "database: disk I/O error\n");
+  // The body says what the database said.
+  CHECK(health.body() == "database: no such table: dispatch_state\n");
   CHECK(f.call(http::verb::get, "/metrics").result() == http::status::service_unavailable);
 }
 

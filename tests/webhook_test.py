@@ -630,6 +630,48 @@ class FailedReloadTest(unittest.TestCase):
             e.close()
 
 
+class RestartKeyReloadTest(unittest.TestCase):
+    def test_a_reload_names_the_changed_key_that_waits_for_a_restart_and_keeps_running(self):
+        e = WebhookEnv()
+        try:
+            e.start_server()
+            e.start_daemon()
+            e.wait_http()
+            with open(e.config) as f:
+                good = f.read()
+            # The webhook's connection cap is fixed when the socket opens; the throttle reloads
+            # in place.
+            changed = good.replace("  api_token_file: api.token\n",
+                                   "  api_token_file: api.token\n  max_connections: 600\n")
+            changed = changed.replace("messages_per_second: 1000", "messages_per_second: 500")
+            self.assertIn("api_token_file: api.token\n  max_connections: 600\n", changed)
+            self.assertIn("messages_per_second: 500\n", changed)
+            with open(e.config, "w") as f:
+                f.write(changed)
+            e.daemon.send_signal(signal.SIGHUP)
+            wait_for(lambda: "reloaded" in e.daemon_log(), 10, "the reload")
+            # One warning, naming that key alone (the log line's prefix: a time and the level, or
+            # journald's priority).
+            warnings = [line for line in e.daemon_log().splitlines() if "after a restart" in line]
+            self.assertEqual(len(warnings), 1, warnings)
+            self.assertRegex(warnings[0], r"(^<4>|warning: )webhook\.max_connections changed but takes "
+                                          r"effect only after a restart$")
+            self.assertNotIn("throttle", warnings[0])
+            # Reloaded again with the file unchanged: the key still waits for the restart, and the
+            # daemon says so again rather than taking the new value as the one in force.
+            e.daemon.send_signal(signal.SIGHUP)
+            wait_for(lambda: e.daemon_log().count("reloaded") == 2, 10, "the second reload")
+            warnings = [line for line in e.daemon_log().splitlines() if "after a restart" in line]
+            self.assertEqual(len(warnings), 2, warnings)
+            self.assertIn("webhook.max_connections changed", warnings[1])
+            # Still running, and healthy: not degraded, the reload took.
+            wait_for(lambda: e.request("GET", "/healthz")[2] == b"ok\n", 10, "/healthz to say ok")
+            self.assertEqual(e.request("GET", "/healthz")[0], 200)
+            self.assertIsNone(e.daemon.poll())
+        finally:
+            e.close()
+
+
 class PortTakenTest(unittest.TestCase):
     def test_a_taken_webhook_port_stops_the_daemon_with_the_address_named(self):
         e = WebhookEnv()

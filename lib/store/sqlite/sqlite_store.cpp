@@ -802,13 +802,45 @@ std::string SqliteStore::forgotten_key(const std::string& address) {
          hex_encode(std::string_view(reinterpret_cast<const char*>(mac.data()), mac.size()));
 }
 
+namespace {
+
+// PRAGMA secure_delete on for as long as it lives, then the connection's own setting again, on
+// every way out, an exception included. The setting is the connection's, and its default is the
+// build's: Debian's SQLite is built with SQLITE_SECURE_DELETE, so it is already on there, and
+// turning it plainly off afterwards would lower it for every later delete on the connection.
+class SecureDelete {
+ public:
+  explicit SecureDelete(SQLite::Database& db)
+      : db_(db), was_(db.execAndGet("PRAGMA secure_delete").getInt()) {
+    db_.exec("PRAGMA secure_delete = ON");
+  }
+  ~SecureDelete() {
+    try {
+      db_.exec(was_ == 0   ? "PRAGMA secure_delete = OFF"
+               : was_ == 2 ? "PRAGMA secure_delete = FAST"
+                           : "PRAGMA secure_delete = ON");
+    } catch (...) {
+      // A destructor must not throw: it may run while another exception unwinds. Left on, the
+      // connection overwrites more than it must: slower, never less private.
+    }
+  }
+  SecureDelete(const SecureDelete&) = delete;
+  SecureDelete& operator=(const SecureDelete&) = delete;
+
+ private:
+  SQLite::Database& db_;
+  int was_;  // 0 off, 1 on, 2 fast
+};
+
+}  // namespace
+
 ForgetResult SqliteStore::forget(const std::string& address, const std::string& source,
                                  UnixMillis now) {
   ForgetResult r;
   r.key = forgotten_key(address);
-  // What is deleted is overwritten, not left in free pages of the file.
-  db_.exec("PRAGMA secure_delete = ON");
   {
+    // What is deleted is overwritten, not left in free pages of the file.
+    SecureDelete secure_delete(db_);
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
     // The suppressions first, under the key (one already kept there, from an earlier forget,
     // keeps its older record): then no suppression names the address, and its evidence may go.
@@ -851,7 +883,6 @@ ForgetResult SqliteStore::forget(const std::string& address, const std::string& 
     }
     tx.commit();
   }
-  db_.exec("PRAGMA secure_delete = OFF");
   // The log still holds the pages as they were before: copy them back and empty it, unless a
   // reader's snapshot still needs them (then the next checkpoint does it).
   SQLite::Statement checkpoint(db_, "PRAGMA wal_checkpoint(TRUNCATE)");
