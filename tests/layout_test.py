@@ -97,10 +97,12 @@ class LayoutTest(unittest.TestCase):
         self.assertIn("bulkmail_intake", cmake)
         for lib in ("bulkmail_delivery", "bulkmail_web", "bulkmail "):
             self.assertNotIn(lib, cmake)
-        with open(os.path.join(SRC, "cli", "bulkmailctl.cpp")) as f:
-            text = f.read()
-        for inc in INCLUDE.findall(text):
-            self.assertNotIn(folder_of(inc), ("delivery", "web"), inc)
+        sources = [f for f in os.listdir(os.path.join(SRC, "cli")) if f.endswith((".cpp", ".h"))]
+        self.assertIn("bulkmailctl.cpp", sources)
+        for name in sources:
+            with open(os.path.join(SRC, "cli", name)) as f:
+                for inc in INCLUDE.findall(f.read()):
+                    self.assertNotIn(folder_of(inc), ("delivery", "web"), name + ": " + inc)
 
 
 if __name__ == "__main__":
