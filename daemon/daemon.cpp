@@ -74,6 +74,7 @@ void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& sta
 
 struct Daemon::Opened {
   SenderPool::Prepared prepared;
+  std::unique_ptr<Composer> checker;  // the prepared composer for the webhook's compose check
   std::unique_ptr<OutcomeJournal> journal;
   std::unique_ptr<StartedDeliveries> started;
   std::unique_ptr<SqliteStore> writer, reader;
@@ -86,6 +87,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
   auto prepared = SenderPool::prepare(config, config->smtp.max_connections);
   if (!prepared) return prepared.error();
   o.prepared = std::move(prepared).value();
+  o.checker = std::move(o.prepared.for_checks);
   auto journal = OutcomeJournal::open(config->database);
   if (!journal) return make_error("outcome journal: " + journal.error().message);
   o.journal = std::move(journal.value());
@@ -137,12 +139,19 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       retention_(io_, worker_, config_->retention),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timers_(io_, notifier_, [this] { return status_line(); }) {
-  webhook_ = std::make_unique<Webhook>(config_, backend_);
+  webhook_ = std::make_unique<Webhook>(config_, backend_, std::move(opened.checker));
   config_status_.loaded_at = now_millis();
   webhook_->set_config_status(config_status_);
 }
 
-Daemon::~Daemon() = default;
+// Whatever run() reached (nothing, when open() failed after the parts were made): the senders
+// stop asking for work before the store worker runs its last tasks, and those (a claim's answer)
+// run while the dispatcher they call back still exists.
+Daemon::~Daemon() {
+  senders_.stop();
+  worker_.stop();
+  reader_.stop();
+}
 
 std::string Daemon::status_line() const {
   DispatchStats s = dispatcher_->stats();
@@ -156,6 +165,7 @@ void Daemon::run() {
   signals_.async_wait([this](const auto& ec, int sig) { on_signal(ec, sig); });
   timers_.start();
   dispatcher_->start();
+  senders_.start();
   retention_.start();
   // After start()'s state: whatever an earlier daemon left is not true of this one's config.
   worker_.run([](Store& s) { s.set_config_problem(""); });
@@ -201,9 +211,9 @@ void Daemon::reload() {
       log_warning(restart_warning(keys));
     config_ = fresh->config;
     configure_logging(config_->logging);
+    webhook_->reload(config_, std::move(fresh->for_checks));
     senders_.reload(std::move(*fresh));
     dispatcher_->reload(config_);
-    webhook_->reload(config_);
     retention_.reload(config_->retention);
     log_info("reloaded: new throttle, categories and templates in effect");
     config_status_ = ConfigStatus();

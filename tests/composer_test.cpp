@@ -301,3 +301,34 @@ TEST_CASE("html escaping: the template's and the compliance check's agree, foote
     CHECK((html.find("You are receiving this email") != std::string::npos) == footer);
   }
 }
+
+TEST_CASE("a clone composes as its original, without reading the templates again") {
+  TempDir dir;
+  std::filesystem::copy(source_dir() + "/templates", dir.path() / "templates",
+                        std::filesystem::copy_options::recursive);
+  std::string yaml = valid_config_yaml();
+  std::string from = "templates: " + source_dir() + "/templates";
+  yaml.replace(yaml.find(from), from.size(), "templates: " + (dir.path() / "templates").string());
+  Fixture f(yaml);
+  // The templates the original read are gone.
+  std::filesystem::remove_all(dir.path() / "templates");
+  auto clone = f.composer->clone();
+  ComposeScratch scratch;
+  auto a = f.compose();
+  auto b = clone->compose(
+      {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 42, 1'795'000'000'000},
+      scratch);
+  REQUIRE(a.ok());
+  REQUIRE_MESSAGE(b.ok(), b.error().message);
+  std::string da = "\r\n" + a->data, db = "\r\n" + b->data;
+  CHECK(header(db, "Subject") == header(da, "Subject"));
+  CHECK(header(db, "List-Unsubscribe") == header(da, "List-Unsubscribe"));
+  CHECK(b->message_id != a->message_id);  // a scratch of its own: its own Message-IDs
+  // The body parts are the same text (the MIME boundary aside).
+  auto body = [](const std::string& m) {
+    auto at = m.find("Your fiber speed is doubling", m.find("\r\n\r\n"));
+    return at == std::string::npos ? std::string() : m.substr(at, 200);
+  };
+  CHECK_FALSE(body(a->data).empty());
+  CHECK(body(b->data) == body(a->data));
+}

@@ -124,6 +124,7 @@ struct Pipeline {
         },
         [this] { return std::make_unique<SqliteStore>(db); });
     dispatcher->start();
+    senders->start();
     time = std::make_unique<ClockDriver>(clock);
     loop = std::thread([this] {
       auto guard = boost::asio::make_work_guard(io);

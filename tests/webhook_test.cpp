@@ -281,3 +281,15 @@ TEST_CASE("a key given twice anywhere in an API body is 400 naming it, and nothi
   CHECK_FALSE(f.backend->store().find_suppression("d@example.com", ""));
   CHECK_FALSE(f.backend->store().find_suppression("e@example.com", ""));
 }
+
+TEST_CASE("a body that is not UTF-8 is a 400 in JSON, never a 500") {
+  Fixture f;
+  for (std::string body : {std::string(R"({"category":"customer-update)") + "\xff\"}",
+                           std::string(R"({"email":")") + "\xc3\x28" + R"(@example.com"})"}) {
+    CAPTURE(body);
+    auto res = f.api(http::verb::post, "/api/v1/messages", body);
+    CHECK(res.result() == http::status::bad_request);
+    auto answer = nlohmann::json::parse(res.body());  // valid JSON, whatever the client sent
+    CHECK(answer["error"].get<std::string>().rfind("not valid JSON: ", 0) == 0);
+  }
+}

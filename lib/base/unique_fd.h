@@ -4,8 +4,8 @@
 //
 // The destructor ignores what close(2) says (there is no one to tell) and leaves errno as it was,
 // so an error read from errno after a failed call is not overwritten by a cleanup on the way out.
-// Code for which a failed close matters (a journal that must know its bytes reached the file) calls
-// reset() and looks at what it returns.
+// Code for which a failed close matters calls reset() and looks at what it returns. (The outcome
+// journal does not: a segment whose close fails is read back at the next start like any other.)
 #pragma once
 
 #include <unistd.h>

@@ -125,6 +125,19 @@ Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config>
   return c;
 }
 
+std::unique_ptr<Composer> Composer::clone(bool sign) const {
+  std::unique_ptr<Composer> c(new Composer());
+  for (const auto& [name, t] : templates_) c->templates_.emplace(name, t->clone());
+  c->footers_ = footers_;
+  c->url_base_html_ = url_base_html_;
+  c->postal_html_ = postal_html_;
+  c->tokens_ = std::make_unique<TokenCodec>(config_->unsubscribe.keys,
+                                            config_->unsubscribe.token_expiry_days);
+  if (sign) c->signer_ = signer_;
+  c->config_ = config_;
+  return c;
+}
+
 Result<ComposedMessage> Composer::compose(const ComposeRequest& r, ComposeScratch& scratch) const {
   const Config& c = *config_;
   const CategoryConfig* cat = c.category(r.category);

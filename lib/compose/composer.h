@@ -45,6 +45,11 @@ class Composer {
   // Loads every category's template and the DKIM key. The error names the template file or key.
   static Result<std::unique_ptr<Composer>> create(std::shared_ptr<const Config> config);
 
+  // A composer of the same config and templates for another thread, without reading a file: the
+  // templates are compiled anew from the text this one read. `sign` false leaves DKIM out (a
+  // compose check, which never sends).
+  std::unique_ptr<Composer> clone(bool sign = true) const;
+
   // Not thread-safe (templates render through mutable state): one Composer per thread, and with
   // it one ComposeScratch, which keeps what one message leaves for the next (the Message-ID
   // generator, the Date of the current second, the DKIM buffer). This is the only way to compose:

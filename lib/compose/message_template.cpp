@@ -95,12 +95,47 @@ Result<std::string> read_template_file(const fs::path& p) {
 
 struct MessageTemplate::Part {
   std::string file;
+  std::string source;  // the text load() checked and compiled, for clone()
+  bool html = false;
   std::unique_ptr<mstch::mustache> tmpl;
   std::set<std::string> variables;
   std::size_t size_hint = 0;  // room for the rendered part: the source and some
 };
 
 MessageTemplate::~MessageTemplate() = default;
+
+namespace {
+std::unique_ptr<mstch::mustache> compile(const std::string& source, bool html) {
+  auto t = std::make_unique<mstch::mustache>(source);
+  if (html) {
+    t->set_custom_escape([](const std::string& s) { return html_escape_lines(s); });
+  } else {
+    t->set_custom_escape([](const std::string& s) { return s; });
+  }
+  return t;
+}
+}  // namespace
+
+std::shared_ptr<MessageTemplate> MessageTemplate::clone() const {
+  std::shared_ptr<MessageTemplate> t(new MessageTemplate());
+  t->name_ = name_;
+  t->text_places_ = text_places_;
+  t->html_places_ = html_places_;
+  auto copy = [](const Part& p) {
+    auto part = std::make_unique<Part>();
+    part->file = p.file;
+    part->source = p.source;
+    part->html = p.html;
+    part->variables = p.variables;
+    part->size_hint = p.size_hint;
+    part->tmpl = compile(part->source, part->html);
+    return part;
+  };
+  t->subject_ = copy(*subject_);
+  t->text_ = copy(*text_);
+  t->html_ = copy(*html_);
+  return t;
+}
 
 Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& dir) {
   std::shared_ptr<MessageTemplate> t(new MessageTemplate());
@@ -122,13 +157,10 @@ Result<std::shared_ptr<MessageTemplate>> MessageTemplate::load(const fs::path& d
     if (!scan.problem.empty()) return make_error(part->file + ": " + scan.problem);
     part->variables = std::move(scan.variables);
     part->size_hint = src->size() + 512;
-    part->tmpl = std::make_unique<mstch::mustache>(*src);
+    part->source = std::move(*src);
+    part->html = html;
+    part->tmpl = compile(part->source, html);
     if (!part->tmpl->is_valid()) return make_error(part->file + ": " + part->tmpl->error_message());
-    if (html) {
-      part->tmpl->set_custom_escape([](const std::string& s) { return html_escape_lines(s); });
-    } else {
-      part->tmpl->set_custom_escape([](const std::string& s) { return s; });
-    }
     return part;
   };
   auto subject = load_part("subject", false);

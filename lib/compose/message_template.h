@@ -27,6 +27,10 @@ class MessageTemplate {
   static Result<std::shared_ptr<MessageTemplate>> load(const std::filesystem::path& dir);
   ~MessageTemplate();
 
+  // A template of the same text, compiled anew from what load() read (no file is read again), for
+  // another thread to render with.
+  std::shared_ptr<MessageTemplate> clone() const;
+
   // Renders every part with the message's variables and bulkmail's built-ins (which win over a
   // variable of the same name). Not thread-safe: each thread renders with its own loaded
   // templates.

@@ -57,9 +57,11 @@ Result<std::string> vars_to_json(const Vars& vars) {
   if (vars.size() > kMaxVars) return make_error("more than 100 variables");
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : vars) {
-    if (auto checked = check_var_name(k); !checked) return checked.error();
+    // The field at fault is the variable ("vars.first_name"), for an API to name.
+    if (auto checked = check_var_name(k); !checked)
+      return Error{checked.error().message, "vars." + k};
     if (auto checked = check_var_value(v); !checked)
-      return make_error("variable '" + k + "' " + checked.error().message);
+      return Error{"variable '" + k + "' " + checked.error().message, "vars." + k};
     j[k] = v;
   }
   return j.dump();

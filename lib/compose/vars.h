@@ -45,7 +45,8 @@ Result<std::pair<std::string, std::string>> parse_var_assignment(std::string_vie
 // them; nullopt for null, objects and arrays (JSON Lines imports and the HTTP API both use this).
 std::optional<std::string> json_scalar_text(const nlohmann::json& value);
 
-// Checks every variable and serializes them as a JSON object for the store.
+// Checks every variable and serializes them as a JSON object for the store. An error names the
+// variable at fault as its field ("vars.first_name").
 Result<std::string> vars_to_json(const Vars& vars);
 
 // The stored JSON object back to variables (every sender does this for every message).

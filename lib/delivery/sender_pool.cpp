@@ -20,12 +20,11 @@ void lower_this_threads_priority(int by) {
 
 Result<SenderPool::Prepared> SenderPool::prepare(std::shared_ptr<const Config> config,
                                                  int senders) {
-  Prepared p{config, {}};
-  for (int i = 0; i < senders; ++i) {
-    auto c = Composer::create(config);
-    if (!c) return c.error();
-    p.composers.push_back(std::move(c.value()));
-  }
+  auto first = Composer::create(config);
+  if (!first) return first.error();
+  Prepared p{config, {}, first.value()->clone(/*sign=*/false)};
+  for (int i = 1; i < senders; ++i) p.composers.push_back(first.value()->clone());
+  p.composers.insert(p.composers.begin(), std::move(first.value()));
   return p;
 }
 
@@ -39,7 +38,10 @@ SenderPool::SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& 
     senders_.push_back(std::make_unique<Sender>(
         i, services_, prepared.config, std::move(prepared.composers[static_cast<std::size_t>(i)])));
   }
-  for (int i = 0; i < n; ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+void SenderPool::start() {
+  for (int i = 0; i < size(); ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
 void SenderPool::abort_in_flight() {

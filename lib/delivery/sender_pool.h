@@ -23,23 +23,28 @@ class SenderPool {
   using TransportFactory = bulkmail::TransportFactory;
   using StoreOpener = bulkmail::StoreOpener;
 
-  // A config made ready for `senders` senders: one Composer each.
+  // A config made ready for `senders` senders: one Composer each, all from one reading of the
+  // templates, and one more, unsigned, for the webhook's compose check.
   struct Prepared {
     std::shared_ptr<const Config> config;
     std::vector<std::unique_ptr<Composer>> composers;
+    std::unique_ptr<Composer> for_checks;
   };
-  // The error names the template file or DKIM key that cannot be loaded.
+  // Reads the templates once; the other composers are compiled from that text. The error names
+  // the template file or DKIM key that cannot be loaded.
   static Result<Prepared> prepare(std::shared_ptr<const Config> config, int senders);
 
-  // Starts one sender per composer of `prepared` (smtp.max_connections of them), each taking jobs
-  // from `jobs` until it says stop. `started`, if given, learns of each delivery just before the
-  // relay gets the message.
+  // One sender per composer of `prepared` (smtp.max_connections of them), each to take jobs from
+  // `jobs`, once start()ed, until it says stop. `started`, if given, learns of each delivery just
+  // before the relay gets the message.
   SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& watch, JobSource& jobs,
              TransportFactory transports, StoreOpener open_store,
              StartedDeliveries* started = nullptr);
   ~SenderPool();
 
-  int size() const { return static_cast<int>(threads_.size()); }
+  // Starts the sender threads: from here on they ask `jobs` for work.
+  void start();
+  int size() const { return static_cast<int>(senders_.size()); }
   // How much lower than the rest of the daemon senders run (a nice value, added to the process's).
   static constexpr int kSenderNice = 10;
   // Senders pick up the new config, prepared for size() senders, before their next job.

@@ -29,7 +29,12 @@ Result<NewMessage> validate_submission(const Config& config, const Submission& s
       return field_error("campaign", named.error().message);
   }
   auto vars = vars_to_json(s.vars);
-  if (!vars) return field_error("vars", vars.error().message);
+  if (!vars) {
+    // "vars: variable 'x' holds ...", naming the variable as the field when the error does.
+    Error e = field_error("vars", vars.error().message);
+    if (!vars.error().field.empty()) e.field = vars.error().field;
+    return e;
+  }
   return NewMessage{s.campaign, s.category, address->str(), std::move(vars.value())};
 }
 
@@ -42,6 +47,14 @@ Result<std::unique_ptr<ComposeCheck>> ComposeCheck::create(std::shared_ptr<const
   std::unique_ptr<ComposeCheck> check(new ComposeCheck());
   check->config_ = std::move(config);
   check->composer_ = std::move(composer.value());
+  return check;
+}
+
+std::unique_ptr<ComposeCheck> ComposeCheck::create(std::shared_ptr<const Config> config,
+                                                   std::unique_ptr<Composer> composer) {
+  std::unique_ptr<ComposeCheck> check(new ComposeCheck());
+  check->config_ = std::move(config);
+  check->composer_ = std::move(composer);
   return check;
 }
 

@@ -43,6 +43,9 @@ class ComposeCheck {
  public:
   // The error names the template file that cannot be loaded.
   static Result<std::unique_ptr<ComposeCheck>> create(std::shared_ptr<const Config> config);
+  // With a composer already made from `config` (Composer::clone(false)): no file is read.
+  static std::unique_ptr<ComposeCheck> create(std::shared_ptr<const Config> config,
+                                              std::unique_ptr<Composer> composer);
   ~ComposeCheck();
 
   const Config& config() const { return *config_; }

@@ -55,7 +55,10 @@ HttpResponse page(const HttpRequest& req, http::status status, std::string html)
 }
 
 HttpResponse json_response(const HttpRequest& req, http::status status, const json& body) {
-  return response(req, status, "application/json", body.dump() + "\n");
+  // An error may quote what a client sent, which need not be UTF-8: such bytes become U+FFFD
+  // rather than making dump() throw.
+  return response(req, status, "application/json",
+                  body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 // 400 and friends for the API: {"error": "...", "field": "..."} (field only when one is at fault).
@@ -121,16 +124,21 @@ void unavailable(const HttpRequest& req, const Responder& respond, const std::ex
 
 }  // namespace
 
-Webhook::Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend)
+Webhook::Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend,
+                 std::unique_ptr<Composer> checker)
     : backend_(backend) {
-  reload(std::move(config));
+  reload(std::move(config), std::move(checker));
 }
 
-void Webhook::reload(std::shared_ptr<const Config> config) {
+void Webhook::reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> checker) {
   auto st = std::make_shared<State>();
   st->tokens =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
-  if (auto check = ComposeCheck::create(config)) st->compose_check = std::move(check.value());
+  if (checker) {
+    st->compose_check = ComposeCheck::create(config, std::move(checker));
+  } else if (auto check = ComposeCheck::create(config)) {
+    st->compose_check = std::move(check.value());
+  }
   st->pages = std::make_unique<UnsubscribePages>(*config);
   st->config = std::move(config);
   std::lock_guard lock(mu_);
@@ -181,7 +189,7 @@ void Webhook::handle(HttpRequest req, Responder respond) {
       bool all = query_value(query, "scope") == "all";
       return unsubscribe(*st, req, path.substr(base.size() + 1), all, counted);
     }
-    if (api_route) return api(st, req, path, query, counted);
+    if (api_route) return api(st, req, path, counted);
     if (path == "/healthz") return health(req, counted);
     if (path == "/metrics") {
       if (!is_get(req)) return counted(not_allowed(req, "GET, HEAD", false));
@@ -316,17 +324,19 @@ bool Webhook::api_authorized(const Config& c, const HttpRequest& req, const Resp
 }
 
 void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req,
-                  std::string_view path, std::string_view query, Responder respond) {
+                  std::string_view path, Responder respond) {
   if (!api_authorized(*st->config, req, respond)) return;
   const ApiRoute* route = find_api_route(path);
   if (!route) return respond(json_error(req, http::status::not_found, "no such API route"));
   bool allowed = false;
   for (http::verb m : route->methods) allowed = allowed || req.method() == m;
   if (!allowed) return respond(not_allowed(req, route->allow, true));
-  // The request travels to the store's threads; each handler keeps what it needs by value.
-  ApiCall call{st, std::make_shared<const HttpRequest>(req),
-               route->prefix ? path.substr(route->path.size()) : std::string_view(), query,
-               std::move(respond)};
+  // The request travels to the store's threads, shared; the views of its path and query point
+  // into that copy, so they live as long as it does.
+  auto shared = std::make_shared<const HttpRequest>(req);
+  auto [own_path, own_query] = split_target(sv(shared->target()));
+  ApiCall call{st, shared, route->prefix ? own_path.substr(route->path.size()) : std::string_view(),
+               own_query, std::move(respond)};
   (this->*route->handler)(call);
 }
 

@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 
+#include "compose/composer.h"
 #include "config/config.h"
 #include "config/config_status.h"
 #include "crypto/unsubscribe_token.h"
@@ -61,10 +62,13 @@ class WebhookBackend {
 
 class Webhook {
  public:
-  Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend);
+  // `checker`: a composer made from `config` for the API's compose check (Composer::clone(false));
+  // without one, the check loads the templates itself.
+  Webhook(std::shared_ptr<const Config> config, WebhookBackend& backend,
+          std::unique_ptr<Composer> checker = nullptr);
 
   // SIGHUP: new keys, categories, API token. Requests already running finish with the old ones.
-  void reload(std::shared_ptr<const Config> config);
+  void reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> checker = nullptr);
 
   // Answers `req` through `respond`, exactly once, possibly from another thread.
   void handle(HttpRequest req, Responder respond);
@@ -92,13 +96,13 @@ class Webhook {
   void unsubscribe(const State& st, const HttpRequest& req, std::string_view token, bool all,
                    Responder respond);
   void api(const std::shared_ptr<const State>& st, const HttpRequest& req, std::string_view path,
-           std::string_view query, Responder respond);
+           Responder respond);
   // An API request past authentication and routing.
   struct ApiCall {
     std::shared_ptr<const State> state;
     std::shared_ptr<const HttpRequest> req;  // shared with the store's threads
-    std::string_view rest;                   // of the path, after a prefix route's
-    std::string_view query;
+    std::string_view rest;                   // of req's path, after a prefix route's
+    std::string_view query;                  // of req's target
     Responder respond;
   };
   struct ApiRoute;
