@@ -19,8 +19,9 @@ namespace bulkmail::ctl {
 struct Options {
   std::string config_path;  // --config; empty: $BULKMAIL_CONFIG, then the default path
   std::string category, to, campaign, file, format, address, hashed;
-  std::string reason = "manual";  // suppress add --reason
-  std::vector<std::string> vars;  // --var KEY=VALUE, in the order given
+  std::string reason = "manual";   // suppress add --reason
+  std::vector<std::string> vars;   // --var KEY=VALUE, in the order given
+  std::vector<std::string> files;  // bounce parse FILE...
   bool json = false, force = false, dry_run = false, update = false;
 };
 
@@ -57,6 +58,8 @@ void add_campaign_commands(CLI::App& app, Options& opts, Commands& commands);
 void add_suppress_commands(CLI::App& app, Options& opts, Commands& commands);
 // address_commands.cpp: unsubscribe-link, history and forget.
 void add_address_commands(CLI::App& app, Options& opts, Commands& commands);
+// bounce_commands.cpp: bounce parse.
+void add_bounce_commands(CLI::App& app, Options& opts, Commands& commands);
 
 // Parses the command line. Returns the exit status when parsing ends the run (--help, --version,
 // bad usage: an unknown subcommand is named as such); nothing when the chosen command is to run.

@@ -1,7 +1,9 @@
 // bulkmailctl run as a real process against a temporary database.
 #include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
+
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include <sys/stat.h>
 
@@ -848,4 +850,45 @@ TEST_CASE("a database bulkmail finds wrong in mid-command is a database error, n
   CHECK(r.status == 1);
   CHECK(r.out.empty());
   CHECK(r.err == "bulkmailctl: database error: the database has no forget_salt\n");
+}
+
+TEST_CASE(
+    "bounce parse prints what each report says, one JSON object a file, and changes nothing") {
+  std::string data = source_dir() + "/tests/data/bounces/";
+  // No config and no database: the parser needs neither.
+  auto r = run_process({bin_dir() + "/bulkmailctl", "--config", "/nonexistent/bulkmail.yaml",
+                        "bounce", "parse", "--json", data + "postfix-hard.eml",
+                        data + "arf-abuse.eml", data + "autoreply-rfc3834.eml"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::istringstream lines(r.out);
+  std::vector<nlohmann::json> found;
+  for (std::string line; std::getline(lines, line);) found.push_back(nlohmann::json::parse(line));
+  REQUIRE(found.size() == 3);
+  CHECK(found[0]["file"] == data + "postfix-hard.eml");
+  CHECK(found[0]["kind"] == "bounce");
+  REQUIRE(found[0]["recipients"].size() == 1);
+  CHECK(found[0]["recipients"][0]["address"] == "nobody@example.org");
+  CHECK(found[0]["recipients"][0]["status"] == "5.1.1");
+  CHECK(found[0]["recipients"][0]["class"] == "hard");
+  CHECK(found[0]["original"]["message_id"] == "<20240115100000.a1b2c3d4e5f6@mail.example.com>");
+  CHECK(found[1]["kind"] == "complaint");
+  CHECK(found[1]["feedback_type"] == "abuse");
+  CHECK(found[1]["recipients"].empty());
+  CHECK(found[2]["kind"] == "auto-reply");
+
+  // The text form: a line a file, a line a recipient.
+  r = run_process({bin_dir() + "/bulkmailctl", "bounce", "parse", data + "qmail.eml"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.find(data + "qmail.eml: bounce") == 0);
+  CHECK(r.out.find("\n  nobody@example.net failed 5.1.1 0 hard: ") != std::string::npos);
+
+  // What is not a mail message at all is named, the other files still read, and the exit is 1.
+  r = run_process({bin_dir() + "/bulkmailctl", "bounce", "parse", data + "garbage-empty.eml",
+                   data + "postfix-hard.eml"});
+  CHECK(r.status == 1);
+  CHECK(r.err.find("garbage-empty.eml: ") != std::string::npos);
+  CHECK(r.out.find(data + "postfix-hard.eml: bounce") == 0);
+  // A file that does not exist is bad usage.
+  r = run_process({bin_dir() + "/bulkmailctl", "bounce", "parse", data + "no-such-file.eml"});
+  CHECK(r.status == 2);
 }

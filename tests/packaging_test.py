@@ -181,7 +181,7 @@ class Package(unittest.TestCase):
             info = run("dpkg-deb", "--info", deb).stdout
             depends = re.search(r"^ Depends: (.*)$", info, re.M).group(1)
             for lib in ("libcurl4", "libsqlite3-0", "libyaml-cpp0.7", "libssl3", "libidn2-0", "libsystemd0",
-                        "libprometheus-cpp-core1.0", "openssl"):
+                        "libprometheus-cpp-core1.0", "libgmime-3.0-0", "openssl"):
                 self.assertIn(lib, depends)
             # /metrics needs prometheus-cpp's core only, not its HTTP server or push client.
             for lib in ("libprometheus-cpp-pull", "libprometheus-cpp-push", "civetweb"):
