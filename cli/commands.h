@@ -23,6 +23,7 @@ struct Options {
   std::vector<std::string> vars;   // --var KEY=VALUE, in the order given
   std::vector<std::string> files;  // bounce parse FILE...
   bool json = false, force = false, dry_run = false, update = false;
+  bool envelope = false;  // preview --envelope
 };
 
 // Each subcommand declared, with what running it does.

@@ -12,6 +12,7 @@
 
 #include "crypto/digest.h"
 #include "crypto/unsubscribe_token.h"
+#include "crypto/verp_token.h"
 #include "process.h"
 #include "store/instance_lock.h"
 #include "store/sqlite/sqlite_store.h"
@@ -837,6 +838,49 @@ TEST_CASE(
   CHECK(r.status == 3);
   CHECK(r.err == "bulkmailctl: " + config +
                      ": config file not found (give --config FILE or set $BULKMAIL_CONFIG)\n");
+}
+
+TEST_CASE("preview --envelope puts the envelope sender on top: the VERP address with bounces") {
+  TempDir dir;
+  auto config = write_config(dir);
+  auto preview = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {bin_dir() + "/bulkmailctl",
+                                     "--config",
+                                     config,
+                                     "preview",
+                                     "--category",
+                                     "customer-update",
+                                     "--to",
+                                     "jane@example.com"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return run_process(with_vars(args));
+  };
+  // Without the flag, the exact bytes as before: no Return-Path, no CFBL-Address.
+  auto r = preview({});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.out.rfind("From: ", 0) == 0);
+  CHECK(r.out.find("Return-Path") == std::string::npos);
+  CHECK(r.out.find("CFBL-Address") == std::string::npos);
+  r = preview({"--envelope"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  CHECK(r.err.empty());
+  CHECK_MESSAGE(r.out.rfind("Return-Path: <updates@mail.example.com>\r\nFrom: ", 0) == 0, r.out);
+
+  write_config(dir, valid_config_yaml() + "bounces:\n  domain: bounces.mail.example.com\n");
+  r = preview({"--envelope"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  std::string line = r.out.substr(0, r.out.find("\r\n"));
+  CAPTURE(line);
+  REQUIRE(line.rfind("Return-Path: <b-", 0) == 0);
+  auto at = line.find('@');
+  REQUIRE(at != std::string::npos);
+  CHECK(line.substr(at) == "@bounces.mail.example.com>");
+  CHECK(VerpCodec({kTestSecret}).verify(line.substr(14, at - 14)) == 0);  // a preview: message 0
+  CHECK(r.out.find("\r\nCFBL-Address: fbl@bounces.mail.example.com; report=arf\r\n") !=
+        std::string::npos);
+  r = preview({});
+  CHECK(r.out.rfind("From: ", 0) == 0);
+  CHECK(r.out.find("Return-Path") == std::string::npos);
 }
 
 TEST_CASE("a database bulkmail finds wrong in mid-command is a database error, never an abort") {

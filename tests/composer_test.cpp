@@ -2,10 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <set>
 #include <thread>
 
 #include "crypto/unsubscribe_token.h"
+#include "crypto/verp_token.h"
 #include "test_config.h"
 
 using namespace bulkmail;
@@ -68,6 +70,10 @@ TEST_CASE("a composed message carries every compliance header") {
   CHECK(header(d, "Feedback-ID").empty());
   CHECK(header(d, "Content-Type").find("multipart/alternative; boundary=") == 0);
   CHECK(m->unsubscribe_url.rfind("https://mail.example.com/unsubscribe/", 0) == 0);
+  // Without bounces.domain: no VERP, no CFBL-Address.
+  CHECK(m->envelope_from == "updates@mail.example.com");
+  CHECK(m->envelope_from == f.config->sender.return_path.str());
+  CHECK(header(d, "CFBL-Address").empty());
 }
 
 TEST_CASE("the unsubscribe link's token names the recipient and category") {
@@ -331,4 +337,70 @@ TEST_CASE("a clone composes as its original, without reading the templates again
   };
   CHECK_FALSE(body(a->data).empty());
   CHECK(body(b->data) == body(a->data));
+}
+
+namespace {
+const std::string kBounces = "bounces:\n  domain: bounces.mail.example.com\n";
+}  // namespace
+
+TEST_CASE(
+    "with bounces.domain each message's envelope sender names it, and CFBL-Address is added") {
+  std::string yaml = valid_config_yaml() + kBounces;
+  yaml.replace(yaml.find("  reply_to:"), 0,
+               "  feedback_id: exampletel\n  return_path: bounces@mail.example.com\n");
+  Fixture f(yaml);
+  auto m = f.compose();
+  REQUIRE_MESSAGE(m.ok(), m.error().message);
+  VerpCodec codec(f.config->unsubscribe.keys);
+  CHECK(m->envelope_from == verp_address(codec, 42, "bounces.mail.example.com"));
+  auto at = m->envelope_from.find('@');
+  REQUIRE(at != std::string::npos);
+  CHECK(m->envelope_from.substr(at) == "@bounces.mail.example.com");
+  CHECK(codec.verify(m->envelope_from.substr(0, at)) == 42);
+  const std::string d = "\r\n" + m->data;
+  CHECK(header(d, "CFBL-Address") == "fbl@bounces.mail.example.com; report=arf");
+  CHECK(header(d, "Feedback-ID") == "nov-2026:customer-update:exampletel");  // as it was
+  // The return path is the envelope's, in no header (the receiving server adds Return-Path).
+  CHECK(d.find(m->envelope_from.substr(0, at)) == std::string::npos);
+  CHECK(header(d, "Return-Path").empty());
+
+  // Another message, another return path. A clone composes the same one for the same message.
+  auto other = f.composer->compose(
+      {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 43, 1'795'000'000'000},
+      f.scratch);
+  REQUIRE(other.ok());
+  CHECK(other->envelope_from == verp_address(codec, 43, "bounces.mail.example.com"));
+  ComposeScratch scratch;
+  auto cloned = f.composer->clone()->compose(
+      {"customer-update", "jane@example.com", kUpdateVars, "nov-2026", 42, 1'795'000'000'000},
+      scratch);
+  REQUIRE(cloned.ok());
+  CHECK(cloned->envelope_from == m->envelope_from);
+}
+
+TEST_CASE("DKIM signs CFBL-Address, as RFC 9477 requires") {
+  TempDir dir;
+  auto path = write_config(dir, valid_config_yaml() + kBounces + dkim_config_block(dir));
+  auto load = load_config(path);
+  REQUIRE_MESSAGE(load.ok(), load.errors.at(0).str());
+  auto composer = Composer::create(load.config);
+  REQUIRE(composer.ok());
+  ComposeScratch scratch;
+  auto m = (*composer)->compose(
+      {"customer-update", "jane@example.com", kUpdateVars, "", 7, 1'795'000'000'000}, scratch);
+  REQUIRE_MESSAGE(m.ok(), m.error().message);
+  REQUIRE(m->data.rfind("DKIM-Signature: ", 0) == 0);
+  std::string sig = header("\r\n" + m->data, "DKIM-Signature");
+  std::string tags;
+  for (char c : sig)
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n') tags += c;
+  auto h = tags.find(";h=");
+  REQUIRE(h != std::string::npos);
+  std::string names = ":" + tags.substr(h + 3, tags.find(';', h + 3) - h - 3) + ":";
+  CAPTURE(names);
+  // Present, and signed once more, so that no second CFBL-Address can be added in transit.
+  auto first = names.find(":CFBL-Address:");
+  REQUIRE(first != std::string::npos);
+  CHECK(names.find(":CFBL-Address:", first + 1) != std::string::npos);
+  CHECK(header("\r\n" + m->data, "CFBL-Address") == "fbl@bounces.mail.example.com; report=arf");
 }

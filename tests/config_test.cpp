@@ -49,6 +49,7 @@ TEST_CASE("the valid test config loads into frozen structs") {
   REQUIRE(c.category("research-invitation"));
   CHECK(c.category("research-invitation")->description == "Invitations to take part in research");
   CHECK_FALSE(c.dkim);
+  CHECK(c.bounces.domain.empty());  // no VERP: the envelope sender is sender.return_path
   CHECK(c.logging.mask_addresses);
   CHECK(c.retention.message_days == 90);  // personal data has a lifetime by default
   CHECK(c.retention.event_days == 365);
@@ -67,6 +68,12 @@ TEST_CASE("the shipped example config is valid once its secret files exist") {
   yaml = replace(yaml, "templates: ../templates", "templates: " + source_dir() + "/templates");
   auto load = load_config(write_config(dir, yaml));
   CHECK_MESSAGE(load.ok(), all_errors(load));
+  // Its commented-out bounces block, turned on, is valid too.
+  yaml = replace(yaml, "# bounces:\n#   domain: bounces.mail.example.com",
+                 "bounces:\n  domain: bounces.mail.example.com");
+  load = load_config(write_config(dir, yaml));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  CHECK(load.config->bounces.domain == "bounces.mail.example.com");
 }
 
 TEST_CASE("bad configs are refused naming the file, line and key") {
@@ -156,6 +163,24 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"unknown retention key", "database: queue.db\n",
        "database: queue.db\nretention: { suppression_days: 30 }\n",
        "retention.suppression_days: unknown key"},
+      {"bounce domain that is no domain", "database: queue.db\n",
+       "database: queue.db\nbounces: { domain: bounces_mail.example.com }\n",
+       ":2:20: bounces.domain: is not a valid domain: domain label 'bounces_mail'"},
+      {"bounce domain that is an address", "database: queue.db\n",
+       "database: queue.db\nbounces: { domain: bounces@mail.example.com }\n",
+       "bounces.domain: is not a valid domain"},
+      {"bounce domain too long for a return path", "database: queue.db\n",
+       "database: queue.db\nbounces: { domain: " + std::string(60, 'a') + "." +
+           std::string(60, 'b') + "." + std::string(60, 'c') + "." + std::string(40, 'd') +
+           ".example }\n",
+       "bounces.domain: is too long: a return path b-<token>@<domain> must fit in 254 octets (at "
+       "most 222 for the domain)"},
+      {"bounces not a mapping", "database: queue.db\n",
+       "database: queue.db\nbounces: bounces.mail.example.com\n",
+       ":2:10: bounces: must be a mapping"},
+      {"unknown key in bounces", "database: queue.db\n",
+       "database: queue.db\nbounces: { domian: bounces.mail.example.com }\n",
+       "bounces.domian: unknown key"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -426,4 +451,43 @@ TEST_CASE("the example's untouched sender is a warning at --check") {
   auto mine = load_config(write_config(other, own));
   REQUIRE(mine.ok());
   for (const auto& w : mine.warnings) CHECK(w.str().find("example") == std::string::npos);
+}
+
+TEST_CASE("bounces.domain turns VERP on: checked and normalized as any domain") {
+  TempDir dir;
+  auto load = load_config(
+      write_config(dir, valid_config_yaml() + "bounces:\n  domain: Bounces.Mail.Example.COM\n"));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  CHECK(load.config->bounces.domain == "bounces.mail.example.com");
+  CHECK(load.config->sender.return_path.str() == "updates@mail.example.com");  // kept for no VERP
+  for (const auto& w : load.warnings) CHECK(w.str().find("bounces") == std::string::npos);
+
+  // An empty block is no VERP, as no block is.
+  TempDir empty;
+  auto none = load_config(write_config(empty, valid_config_yaml() + "bounces: {}\n"));
+  REQUIRE_MESSAGE(none.ok(), all_errors(none));
+  CHECK(none.config->bounces.domain.empty());
+}
+
+TEST_CASE(
+    "a bounce domain outside the From domain is a warning: its CFBL-Address would be ignored") {
+  // The From domain itself and a subdomain are aligned; a sibling or another domain is not.
+  const std::pair<const char*, bool> cases[] = {
+      {"mail.example.com", false},     {"bounces.mail.example.com", false},
+      {"a.b.mail.example.com", false}, {"bounces.example.com", true},
+      {"xmail.example.com", true},     {"bounces.example.net", true},
+  };
+  for (const auto& [domain, warned] : cases) {
+    CAPTURE(domain);
+    TempDir dir;
+    auto load = load_config(write_config(
+        dir, valid_config_yaml() + "bounces:\n  domain: " + std::string(domain) + "\n"));
+    REQUIRE_MESSAGE(load.ok(), all_errors(load));
+    std::string warnings;
+    for (const auto& w : load.warnings) warnings += w.str() + "\n";
+    CHECK_MESSAGE((warnings.find("bounces.domain: " + std::string(domain) +
+                                 " is not the From domain mail.example.com or below it") !=
+                   std::string::npos) == warned,
+                  warnings);
+  }
 }

@@ -102,6 +102,29 @@ class PreviewTest(unittest.TestCase):
     def test_rsa_signature_verifies(self):
         self.check_algorithm("rsa")
 
+    def test_with_a_bounce_domain_the_cfbl_address_is_signed_and_the_envelope_is_its_own(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config, _, pub = make_config(tmp, "ed25519")
+            with open(config) as f:
+                yaml = f.read()
+            yaml = yaml.replace("# bounces:\n#   domain: bounces.mail.example.com",
+                                "bounces:\n  domain: bounces.mail.example.com")
+            self.assertIn("\nbounces:\n", yaml, "the example config's bounces block changed shape")
+            with open(config, "w") as f:
+                f.write(yaml)
+            raw = preview(config, "--envelope")
+            record = dns_record("ed25519", pub)
+            # dkimpy verifies the message as delivered: Return-Path on top, never signed.
+            self.assertTrue(dkim.verify(raw, dnsfunc=lambda name, timeout=5: record))
+            m = email.message_from_bytes(raw, policy=email.policy.default)
+            self.assertRegex(m["Return-Path"], r"^<b-[a-z2-7]{16,29}@bounces\.mail\.example\.com>$")
+            self.assertEqual(m["CFBL-Address"], "fbl@bounces.mail.example.com; report=arf")
+            tags = dict(t.strip().split("=", 1) for t in m["DKIM-Signature"].split(";") if "=" in t)
+            self.assertIn("cfbl-address", "".join(tags["h"].split()).lower().split(":"))
+            # A CFBL-Address changed in transit (to send someone else the complaints) breaks it.
+            forged = raw.replace(b"CFBL-Address: fbl@bounces", b"CFBL-Address: fbl@attacker")
+            self.assertFalse(dkim.verify(forged, dnsfunc=lambda name, timeout=5: record))
+
     def test_an_independent_parser_finds_every_header_and_both_parts(self):
         with tempfile.TemporaryDirectory() as tmp:
             config, _, _ = make_config(tmp, "ed25519")

@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "config/config.h"
+#include "crypto/verp_token.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
@@ -250,6 +251,26 @@ TEST_CASE("a reload between two messages takes effect for the second") {
   REQUIRE(s.relay.envelopes.size() == 2);
   CHECK(s.relay.connections == 2);  // a new connection for the new config
   CHECK(s.relay.envelopes[0].mail_from != s.relay.envelopes[1].mail_from);
+}
+
+TEST_CASE("with bounces.domain each message goes out from its own VERP return path") {
+  OneSender s;
+  auto verp = s.load(valid_config_yaml() + "bounces:\n  domain: bounces.mail.example.com\n");
+  s.sender->reload(verp, OneSender::composer(verp));
+  JobResult first = s.next();
+  JobResult second = s.next();
+  CHECK(first.recorded_state == MessageState::sent);
+  REQUIRE(s.relay.envelopes.size() == 2);
+  VerpCodec codec(verp->unsubscribe.keys);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const JobResult& r = i == 0 ? first : second;
+    const std::string& from = s.relay.envelopes[i].mail_from;
+    CAPTURE(from);
+    CHECK(from == verp_address(codec, r.message.id, "bounces.mail.example.com"));
+    CHECK(codec.verify(from.substr(0, from.find('@'))) == r.message.id);
+  }
+  CHECK(s.relay.envelopes[0].mail_from != s.relay.envelopes[1].mail_from);
+  CHECK(s.relay.envelopes[1].rcpt_to == "b@example.com");
 }
 
 TEST_CASE("a failure outside the message defers it, and the sender starts with a new connection") {

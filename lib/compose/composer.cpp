@@ -15,10 +15,11 @@ namespace bulkmail {
 namespace {
 
 // The headers DKIM signs (each present one, and once more: see DkimSigner::signature).
+// CFBL-Address must be: RFC 9477 has providers ignore one that no aligned signature covers.
 const std::vector<std::string> kSignedHeaders = {
     "From",       "To",           "Reply-To",     "Subject",          "Date",
     "Message-ID", "MIME-Version", "Content-Type", "List-Unsubscribe", "List-Unsubscribe-Post",
-    "List-Id",    "Feedback-ID"};
+    "List-Id",    "Feedback-ID",  "CFBL-Address"};
 
 // 96 bits for a Message-ID and MIME boundary, from the sender's generator (ComposeScratch::rng).
 std::string unique_hex(std::mt19937_64& gen) {
@@ -118,6 +119,7 @@ Result<std::unique_ptr<Composer>> Composer::create(std::shared_ptr<const Config>
   c->postal_html_ = html_escape(config->sender.postal_address);
   c->tokens_ =
       std::make_unique<TokenCodec>(config->unsubscribe.keys, config->unsubscribe.token_expiry_days);
+  if (!config->bounces.domain.empty()) c->verp_.emplace(config->unsubscribe.keys);
   if (config->dkim && !config->dkim->key) return make_error("dkim: the key is not loaded");
   if (config->dkim)
     c->signer_.emplace(*config->dkim->key, config->dkim->domain, config->dkim->selector);
@@ -133,6 +135,7 @@ std::unique_ptr<Composer> Composer::clone(bool sign) const {
   c->postal_html_ = postal_html_;
   c->tokens_ = std::make_unique<TokenCodec>(config_->unsubscribe.keys,
                                             config_->unsubscribe.token_expiry_days);
+  c->verp_ = verp_;
   if (sign) c->signer_ = signer_;
   c->config_ = config_;
   return c;
@@ -154,6 +157,8 @@ Result<ComposedMessage> Composer::compose(const ComposeRequest& r, ComposeScratc
   out.message_id = "<" + (r.id ? std::to_string(r.id) + "." : std::string()) + unique + "@" +
                    c.sender.from.address.domain + ">";
   std::string boundary = "=_bulkmail_" + unique;  // "=_" never occurs in quoted-printable text
+  out.envelope_from =
+      verp_ ? verp_address(*verp_, r.id, c.bounces.domain) : c.sender.return_path.str();
   auto headers = header_block(r, *cat, parts->subject, out, boundary, scratch.dates);
   if (!headers) return headers.error();
 
@@ -244,6 +249,8 @@ Result<std::string> Composer::header_block(const ComposeRequest& r, const Catego
     h += "Feedback-ID: " + (r.campaign.empty() ? std::string("none") : r.campaign) + ":" +
          cat.name + ":" + c.sender.feedback_id + "\r\n";
   }
+  // Complaints from providers' feedback loops come to the bounce domain, beside the bounces.
+  if (!c.bounces.domain.empty()) h += "CFBL-Address: fbl@" + c.bounces.domain + "; report=arf\r\n";
   h += "Content-Type: multipart/alternative; boundary=\"" + boundary + "\"\r\n";
   return h;
 }

@@ -4,8 +4,10 @@
 //
 // Headers: From, To, Reply-To (when configured), Subject, Date, Message-ID, MIME-Version,
 // List-Unsubscribe (https, plus mailto when configured), List-Unsubscribe-Post (RFC 8058),
-// List-Id (RFC 2919), Feedback-ID (when configured), Content-Type multipart/alternative; then
-// DKIM-Signature on top when DKIM is configured.
+// List-Id (RFC 2919), Feedback-ID (when configured), CFBL-Address (RFC 9477, when
+// bounces.domain is set), Content-Type multipart/alternative; then DKIM-Signature on top when DKIM
+// is configured. The envelope sender goes beside the bytes: the message's own VERP address when
+// bounces.domain is set (crypto/verp_token.h), else sender.return_path.
 #pragma once
 
 #include <array>
@@ -21,6 +23,7 @@
 #include "config/config.h"
 #include "crypto/dkim.h"
 #include "crypto/unsubscribe_token.h"
+#include "crypto/verp_token.h"
 #include "store/store.h"
 
 namespace bulkmail {
@@ -38,6 +41,9 @@ struct ComposedMessage {
   std::string data;        // RFC 5322 bytes, CRLF line ends
   std::string message_id;  // "<...@domain>"
   std::string unsubscribe_url;
+  // The SMTP envelope sender (MAIL FROM) to send it with: b-<token>@<bounces.domain>, naming
+  // ComposeRequest::id (0 for a preview), or sender.return_path without bounces.domain.
+  std::string envelope_from;
 };
 
 class Composer {
@@ -80,6 +86,7 @@ class Composer {
   std::string url_base_html_;                                  // "<unsubscribe.url>/", escaped
   std::string postal_html_;                                    // the postal address, escaped
   std::unique_ptr<TokenCodec> tokens_;
+  std::optional<VerpCodec> verp_;  // with bounces.domain; copies share its keys
   std::optional<DkimSigner> signer_;
 };
 

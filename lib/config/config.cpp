@@ -16,6 +16,7 @@
 
 #include "base/text.h"
 #include "crypto/dkim.h"
+#include "crypto/verp_token.h"
 
 namespace bulkmail {
 namespace fs = std::filesystem;
@@ -249,6 +250,14 @@ void check_example_values(Reader& r, const YAML::Node& root, const Config& c) {
                   "): no recipient's provider will accept mail from it");
 }
 
+// Whether `sub` is `parent` or a domain below it ("a.example.com" is below "example.com",
+// "xexample.com" is not).
+bool same_or_subdomain(const std::string& sub, const std::string& parent) {
+  return sub == parent || (sub.size() > parent.size() &&
+                           sub.compare(sub.size() - parent.size(), parent.size(), parent) == 0 &&
+                           sub[sub.size() - parent.size() - 1] == '.');
+}
+
 // DMARC's relaxed alignment, which Gmail and Yahoo require of bulk mail: the signing domain and the
 // From domain share their organizational domain. Without the public suffix list, "one is the
 // other or a subdomain of it" is what is checked: it never warns about an aligned pair that
@@ -257,16 +266,27 @@ void check_dkim_alignment(Reader& r, const YAML::Node& root, const Config& c) {
   const std::string& d = c.dkim->domain;
   const std::string& from = c.sender.from.address.domain;
   if (d.empty() || from.empty()) return;
-  auto under = [](const std::string& sub, const std::string& parent) {
-    return sub == parent || (sub.size() > parent.size() &&
-                             sub.compare(sub.size() - parent.size(), parent.size(), parent) == 0 &&
-                             sub[sub.size() - parent.size() - 1] == '.');
-  };
-  if (under(from, d) || under(d, from)) return;
+  if (same_or_subdomain(from, d) || same_or_subdomain(d, from)) return;
   r.warning(root["dkim"]["domain"], "dkim.domain",
             d + " is not aligned with the From domain " + from +
                 ": Gmail and Yahoo require DMARC alignment of bulk mail (sign as " + from +
                 " or a parent of it)");
+}
+
+// RFC 9477 has a mailbox provider honour a CFBL-Address whose domain is the From domain or below
+// it, signed by the From domain (or a parent); any other domain needs a DKIM signature of its own,
+// which bulkmail does not make. The return path's domain is the same one, so this also keeps it
+// within the From domain's organization, as DMARC's SPF alignment wants.
+void check_bounce_alignment(Reader& r, const YAML::Node& root, const Config& c) {
+  const std::string& b = c.bounces.domain;
+  const std::string& from = c.sender.from.address.domain;
+  if (b.empty() || from.empty() || same_or_subdomain(b, from)) return;
+  r.warning(root["bounces"]["domain"], "bounces.domain",
+            b + " is not the From domain " + from +
+                " or below it: RFC 9477 then wants a DKIM signature of its own domain too, which "
+                "bulkmail does not make, so mailbox providers would ignore the CFBL-Address (use "
+                "e.g. bounces." +
+                from + ")");
 }
 
 void check_secret_mode(Reader& r, const YAML::Node& root, const char* section, const char* name,
@@ -643,6 +663,25 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   }
 }
 
+void read_bounces(Reader& r, const YAML::Node& root, Config& c) {
+  YAML::Node n = root["bounces"];
+  if (!n || n.IsNull()) return;
+  if (!r.is_map(n, "bounces")) return;
+  r.check_keys(n, "bounces", {"domain"});
+  if (auto v = r.string(n, "bounces", "domain", false)) {
+    auto d = parse_domain(*v);
+    if (!d) {
+      r.error(n["domain"], "bounces.domain", "is not a valid domain: " + d.error().message);
+    } else if (VerpCodec::kMaxLocalPartLength + 1 + d->size() > 254) {
+      r.error(n["domain"], "bounces.domain",
+              "is too long: a return path b-<token>@<domain> must fit in 254 octets (at most " +
+                  std::to_string(253 - VerpCodec::kMaxLocalPartLength) + " for the domain)");
+    } else {
+      c.bounces.domain = std::move(d.value());
+    }
+  }
+}
+
 void read_dkim(Reader& r, const YAML::Node& root, const fs::path& base, Config& c) {
   YAML::Node n = root["dkim"];
   if (!n || n.IsNull()) return;
@@ -786,7 +825,7 @@ ConfigLoad load_config(const fs::path& path) {
   r.check_duplicates(root, "");
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
-                "dkim", "categories", "logging", "retry", "daemon", "retention"});
+                "bounces", "dkim", "categories", "logging", "retry", "daemon", "retention"});
   c->database = resolve(base, r.string(root, "", "database", false).value_or("bulkmail.db"));
   if (auto t = r.string(root, "", "templates", true)) {
     c->templates = resolve(base, *t);
@@ -802,6 +841,7 @@ ConfigLoad load_config(const fs::path& path) {
   read_retention(r, root, *c);
   read_unsubscribe(r, root, base, *c);
   read_webhook(r, root, base, *c);
+  read_bounces(r, root, *c);
   read_dkim(r, root, base, *c);
   read_categories(r, root, *c);
   read_logging(r, root, *c);
@@ -810,6 +850,7 @@ ConfigLoad load_config(const fs::path& path) {
   check_secret_mode(r, root, "smtp", "password_file", c->smtp.password_file);
   if (c->dkim) check_secret_mode(r, root, "dkim", "key_file", c->dkim->key_file);
   if (c->dkim) check_dkim_alignment(r, root, *c);
+  check_bounce_alignment(r, root, *c);
   check_example_values(r, root, *c);
   out.database = c->database;
   if (out.errors.empty()) out.config = std::move(c);

@@ -23,7 +23,7 @@ struct SenderConfig {
   std::string postal_address;  // required: CAN-SPAM's valid physical postal address
   Mailbox from;                // required
   std::optional<Address> reply_to;
-  Address return_path;      // the SMTP envelope sender; default: the From address
+  Address return_path;      // envelope sender unless bounces.domain is set; default: From
   std::string feedback_id;  // optional sender id for Feedback-ID: <campaign>:<category>:<id>
 };
 
@@ -99,6 +99,18 @@ struct WebhookConfig {
   int loopback_reserve = 8;
 };
 
+// Reports that come back by mail: bounces and complaints.
+struct BouncesConfig {
+  // The domain of VERP return paths, e.g. bounces.mail.example.com; empty (the default): off.
+  // With it each message's envelope sender is b-<token>@<domain>, the token naming the message
+  // (crypto/verp_token.h), and every message carries "CFBL-Address: fbl@<domain>; report=arf"
+  // (RFC 9477), so that a late bounce or a complaint names the message it is about. The cost:
+  // bounces stop reaching sender.return_path's mailbox, so the domain needs an MX that hands all
+  // its mail to bulkmail (and SPF for the relay) first. Without it the envelope sender is
+  // sender.return_path, the same for every message.
+  std::string domain;
+};
+
 struct DkimConfig {
   std::string domain;
   std::string selector;
@@ -127,6 +139,7 @@ struct Config {
   RetentionConfig retention;
   UnsubscribeConfig unsubscribe;
   WebhookConfig webhook;
+  BouncesConfig bounces;
   std::optional<DkimConfig> dkim;
   std::map<std::string, CategoryConfig> categories;
   LoggingConfig logging;

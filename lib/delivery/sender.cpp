@@ -69,9 +69,10 @@ std::optional<std::string> Sender::last_look(const ClaimedMessage& m) {
   return "recipient suppressed (" + suppression_summary(*s) + ")";
 }
 
-void Sender::deliver(const ClaimedMessage& m, const std::string& data, JobResult& r) {
+void Sender::deliver(const ClaimedMessage& m, const ComposedMessage& message, JobResult& r) {
   if (services_.started) services_.started->mark(index_, m.id);
-  AttemptResult a = transport_->deliver({config_->sender.return_path.str(), m.recipient}, data);
+  // The composer chose the envelope sender: the message's VERP address, or sender.return_path.
+  AttemptResult a = transport_->deliver({message.envelope_from, m.recipient}, message.data);
   r.classification = classify_attempt(a);
   if (r.classification.drop_connection) transport_->drop_connection();
   if (services_.abort && r.classification.verdict != Verdict::sent) {
@@ -117,7 +118,7 @@ JobResult Sender::handle(Job job) {
         r.kind = JobResult::Kind::aborted;
         r.detail = "shutting down";
       } else {
-        deliver(m, composed->data, r);
+        deliver(m, *composed, r);
       }
     }
   } catch (const std::exception& e) {

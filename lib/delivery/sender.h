@@ -86,7 +86,7 @@ class Sender {
   Result<ComposedMessage> compose(const ClaimedMessage& m);
   // Why the recipient may not get the message, if they may not.
   std::optional<std::string> last_look(const ClaimedMessage& m);
-  void deliver(const ClaimedMessage& m, const std::string& data, JobResult& r);
+  void deliver(const ClaimedMessage& m, const ComposedMessage& message, JobResult& r);
   void record(JobResult& r);
 
   int index_;

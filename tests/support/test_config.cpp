@@ -1,5 +1,8 @@
 #include "test_config.h"
 
+#include <cstdlib>
+#include <stdexcept>
+
 namespace bulkmail::test {
 
 std::string source_dir() { return BULKMAIL_TEST_SOURCE_DIR; }
@@ -41,6 +44,13 @@ std::string write_config(const TempDir& dir, const std::string& yaml) {
         path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   return dir.write("bulkmail.yaml", yaml).string();
+}
+
+std::string dkim_config_block(const TempDir& dir) {
+  std::string command = "openssl genpkey -algorithm ed25519 -out " +
+                        (dir.path() / "dkim.pem").string() + " 2>/dev/null";
+  if (std::system(command.c_str()) != 0) throw std::runtime_error("openssl genpkey failed");
+  return "dkim:\n  domain: mail.example.com\n  selector: s1\n  key_file: dkim.pem\n";
 }
 
 }  // namespace bulkmail::test

@@ -23,4 +23,8 @@ std::string valid_config_yaml();
 // config path.
 std::string write_config(const TempDir& dir, const std::string& yaml = valid_config_yaml());
 
+// Generates an Ed25519 key as dkim.pem in `dir` (openssl genpkey) and returns the config block that
+// signs with it (domain mail.example.com, selector s1), to append to valid_config_yaml().
+std::string dkim_config_block(const TempDir& dir);
+
 }  // namespace bulkmail::test
