@@ -456,7 +456,8 @@ TEST_CASE("the example's untouched sender is a warning at --check") {
 TEST_CASE("bounces.domain turns VERP on: checked and normalized as any domain") {
   TempDir dir;
   auto load = load_config(
-      write_config(dir, valid_config_yaml() + "bounces:\n  domain: Bounces.Mail.Example.COM\n"));
+      write_config(dir, valid_config_yaml() + "bounces:\n  domain: Bounces.Mail.Example.COM\n" +
+                            dkim_config_block(dir)));  // signed: no warning about bounces
   REQUIRE_MESSAGE(load.ok(), all_errors(load));
   CHECK(load.config->bounces.domain == "bounces.mail.example.com");
   CHECK(load.config->sender.return_path.str() == "updates@mail.example.com");  // kept for no VERP
@@ -490,4 +491,20 @@ TEST_CASE(
                    std::string::npos) == warned,
                   warnings);
   }
+}
+
+TEST_CASE("a bounce domain without DKIM is a warning: the CFBL-Address would go out unsigned") {
+  TempDir dir;
+  const std::string bounces = "bounces:\n  domain: bounces.mail.example.com\n";
+  auto unsigned_load = load_config(write_config(dir, valid_config_yaml() + bounces));
+  REQUIRE_MESSAGE(unsigned_load.ok(), all_errors(unsigned_load));
+  std::string warnings;
+  for (const auto& w : unsigned_load.warnings) warnings += w.str() + "\n";
+  CHECK_MESSAGE(warnings.find("bounces.domain: is set but dkim is not") != std::string::npos,
+                warnings);
+  TempDir signed_dir;
+  auto signed_load = load_config(
+      write_config(signed_dir, valid_config_yaml() + bounces + dkim_config_block(signed_dir)));
+  REQUIRE_MESSAGE(signed_load.ok(), all_errors(signed_load));
+  for (const auto& w : signed_load.warnings) CHECK(w.str().find("bounces") == std::string::npos);
 }

@@ -108,10 +108,10 @@ const std::vector<Expected>& expectations() {
        {{"slow@example.net", "delayed", "4.4.1", 0, soft}},
        "<20240115060000.0f1e2d3c4b5a@mail.example.com>"},
       {"exim-dsn.eml",
-       "Exim DSN: Action before Final-Recipient, Status 5.0.0 refined by the diagnostic's 5.1.1",
+       "Exim DSN: Action before Final-Recipient, Status 5.0.0 replaced by the diagnostic's 5.1.1",
        true,
        ReportKind::bounce,
-       {{"gone@example.net", "failed", "5.0.0", 550, hard}},
+       {{"gone@example.net", "failed", "5.1.1", 550, hard}},
        "<20240116085959.0a0b0c0d0e0f@mail.example.com>"},
       {"sendmail-dsn.eml",
        "Sendmail DSN: RFC822;/DNS;/SMTP; in capitals, Original-Recipient first, untyped text part",
@@ -206,6 +206,67 @@ const std::vector<Expected>& expectations() {
        ReportKind::bounce,
        {{"member@example.com", "failed", "5.2.1", 550, hard}},
        ""},
+      {"postfix-text-copy.eml",
+       "Postfix text-only notice with the message appended: its \"<victim@...>:\" line is no "
+       "failure",
+       true,
+       ReportKind::bounce,
+       {{"real@example.org", "failed", "5.1.1", 550, hard}},
+       ""},
+      {"qmail-enclosed-copy.eml",
+       "qmail notice whose copy follows \"--- Enclosed is a copy\": the quoted failure is not read",
+       true,
+       ReportKind::bounce,
+       {{"real@example.org", "failed", "5.1.1", 0, hard}},
+       ""},
+      {"sendmail-in-forward.eml",
+       "a person's forward of a Sendmail failure list, without Sendmail's introduction",
+       true,
+       ReportKind::unknown,
+       {},
+       ""},
+      {"arf-rcpt-list.eml",
+       "ARF whose Original-Rcpt-To is a list of two bracketed addresses",
+       true,
+       ReportKind::complaint,
+       {},
+       "<1.abc@example.com>"},
+      {"arf-rcpt-list2.eml",
+       "ARF whose Original-Rcpt-To lists a plain and a redacted address",
+       true,
+       ReportKind::complaint,
+       {},
+       "<1.abc@example.com>"},
+      {"arf-rcpt-name.eml",
+       "ARF whose Original-Rcpt-To has a display name",
+       true,
+       ReportKind::complaint,
+       {},
+       "<1.abc@example.com>"},
+      {"arf-rcpt-group.eml",
+       "ARF whose Original-Rcpt-To is \"undisclosed-recipients:;\"",
+       true,
+       ReportKind::complaint,
+       {},
+       "<1.abc@example.com>"},
+      {"dsn-two-addr.eml",
+       "a Final-Recipient of two addresses is dropped, not read as one",
+       true,
+       ReportKind::unknown,
+       {},
+       "<1.abc@example.com>"},
+      {"dsn-xtext.eml",
+       "a utf-8 Final-Recipient whose xtext decodes to a second '@' and a line break is dropped",
+       true,
+       ReportKind::unknown,
+       {},
+       "<1.abc@example.com>"},
+      {"dsn-nul-address.eml",
+       "a Final-Recipient with a NUL in it is dropped, not read as \"a b@example.org\"",
+       true,
+       ReportKind::unknown,
+       {},
+       "<1.abc@example.com>"},
       {"autoreply-rfc3834.eml",
        "RFC 3834 Auto-Submitted: auto-replied vacation notice",
        true,
@@ -612,6 +673,49 @@ TEST_CASE("DSN field values: types, brackets, folding, comments, odd cases") {
   CHECK(r->recipients[2].original_recipient.empty());
 }
 
+TEST_CASE("Original-Rcpt-To is read as an address list") {
+  struct Case {
+    const char* file;
+    std::vector<std::string> rcpt_to;
+    bool redacted;
+  };
+  const Case cases[] = {
+      {"arf-rcpt-list.eml", {"victim@example.com", "other@example.com"}, false},
+      {"arf-rcpt-list2.eml", {"victim@example.com", "xxxxxx@example.com"}, true},
+      {"arf-rcpt-name.eml", {"victim@example.com"}, false},
+      {"arf-rcpt-group.eml", {}, false},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.file);
+    auto r = parse_report(fixture(c.file));
+    REQUIRE(r.ok());
+    CHECK(r->original_rcpt_to == c.rcpt_to);
+    CHECK(r->rcpt_redacted == c.redacted);
+  }
+}
+
+TEST_CASE("a DSN address that is not exactly one address is dropped with a note") {
+  for (const char* file : {"dsn-two-addr.eml", "dsn-xtext.eml", "dsn-nul-address.eml"}) {
+    CAPTURE(file);
+    auto r = parse_report(fixture(file));
+    REQUIRE(r.ok());
+    CHECK(r->recipients.empty());
+    CHECK(r->note.find("not one address") != std::string::npos);
+  }
+  auto r =
+      parse_report(dsn("Final-Recipient: rfc822; a@example.org\r\n"
+                       "Original-Recipient: rfc822; <x@example.org>, y@example.org\r\n"
+                       "Action: failed\r\n"
+                       "Status: 5.0.0\r\n"
+                       "Diagnostic-Code: smtp; 550 5.2.1 mailbox disabled\r\n"));
+  REQUIRE(r.ok());
+  REQUIRE(r->recipients.size() == 1);
+  CHECK(r->recipients[0].address == "a@example.org");
+  CHECK(r->recipients[0].original_recipient.empty());
+  CHECK(r->recipients[0].status == "5.2.1");  // Exim's generic 5.0.0 gives way
+  CHECK(r->note.find("Original-Recipient") != std::string::npos);
+}
+
 TEST_CASE("a DSN of successes only is not a bounce") {
   auto r =
       parse_report(dsn("Reporting-MTA: dns; mail.example.com\r\n"
@@ -809,4 +913,39 @@ TEST_CASE("complaint types, redaction and kind names") {
   CHECK(to_string(ReportKind::complaint) == "complaint");
   CHECK(to_string(ReportKind::auto_reply) == "auto-reply");
   CHECK(to_string(ReportKind::unknown) == "unknown");
+}
+
+TEST_CASE("header fields GMime would choke on are cut before it sees them") {
+  const std::string dsn_head =
+      "From: MAILER-DAEMON@mail.example.com\r\nTo: someone@example.com\r\n"
+      "Subject: Undelivered Mail Returned to Sender\r\n";
+  struct Row {
+    const char* what;
+    std::string field;
+  };
+  std::string groups = "Cc: ";
+  for (int i = 0; i < 60'000; ++i) groups += "g:";  // nested groups: a stack frame each in GMime
+  std::string folded = "Cc: g:";
+  for (int i = 0; i < 20'000; ++i) folded += "\r\n g:";
+  std::string long_to = "To: ";
+  for (int i = 0; i < 20'000; ++i) long_to += "a" + std::to_string(i) + "@example.com, ";
+  std::string many;
+  for (int i = 0; i < 5'000; ++i) many += "To: a" + std::to_string(i) + "@example.com\r\n";
+  for (const Row& row :
+       {Row{"60,000 nested groups", groups + "\r\n"},
+        Row{"nested groups folded a line each", folded + "\r\n"},
+        Row{"a 400 KB To: field", long_to + "\r\n"}, Row{"5,000 To: fields in a row", many}}) {
+    CAPTURE(row.what);
+    auto r = parse_report(dsn_head + row.field + "\r\nThe body.\r\n");
+    REQUIRE(r.ok());
+    CHECK(r->note.find("too many ") != std::string::npos);
+    CHECK(r->recipients.empty());
+  }
+  // Within the limits nothing is cut: an ordinary header's colons and a folded Received chain.
+  std::string fine = dsn_head;
+  for (int i = 0; i < 200; ++i)
+    fine += "Received: from a by b; Mon, 15 Jan 2024 10:00:00 +0000\r\n";
+  auto r = parse_report(fine + "\r\nThe body.\r\n");
+  REQUIRE(r.ok());
+  CHECK(r->note.find("too many ") == std::string::npos);
 }

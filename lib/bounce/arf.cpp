@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "base/text.h"
 #include "bounce/bounded_text.h"
+#include "bounce/dsn.h"
 #include "bounce/field_block.h"
 #include "bounce/report_fill.h"
 
@@ -12,6 +14,70 @@ namespace bulkmail::bounce {
 namespace {
 
 constexpr std::size_t kMaxReportedDomains = 16;
+constexpr std::size_t kMaxRcptEntries = 64;  // entries of one Original-Rcpt-To looked at
+
+// The entries of an address list, split at ',' and ';' outside quotes, comments and <>.
+std::vector<std::string_view> split_list(std::string_view v) {
+  std::vector<std::string_view> out;
+  bool quoted = false;
+  int angle = 0, comment = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= v.size() && out.size() < kMaxRcptEntries; ++i) {
+    char c = i < v.size() ? v[i] : ',';
+    if (quoted) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        quoted = false;
+      if (i < v.size()) continue;
+    }
+    if (c == '"')
+      quoted = true;
+    else if (c == '(')
+      ++comment;
+    else if (c == ')' && comment > 0)
+      --comment;
+    else if (c == '<' && comment == 0)
+      ++angle;
+    else if (c == '>' && angle > 0)
+      --angle;
+    else if ((c == ',' || c == ';') && comment == 0 && angle == 0) {
+      out.push_back(v.substr(start, std::min(i, v.size()) - start));
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+// One entry of Original-Rcpt-To as its addr-spec: "<a@x>", "Name <a@x>", "group: a@x" give
+// "a@x"; what has no address gives the entry as it was, for is_one_address to refuse.
+std::string_view entry_address(std::string_view e) {
+  e = trim(e);
+  std::size_t open = e.rfind('<');
+  if (open != std::string_view::npos) {
+    std::size_t close = e.find('>', open);
+    return trim(e.substr(open + 1, close == std::string_view::npos ? close : close - open - 1));
+  }
+  // "undisclosed-recipients: a@x": the group's name goes.
+  if (std::size_t colon = e.find(':');
+      colon != std::string_view::npos && e.find('"') == std::string_view::npos)
+    e = trim(e.substr(colon + 1));
+  // A trailing comment: "a@x (Name)".
+  if (std::size_t paren = e.find('('); paren != std::string_view::npos)
+    e = trim(e.substr(0, paren));
+  return e;
+}
+
+// Adds each address of an Original-Rcpt-To value; notes a redacted one in r.rcpt_redacted.
+void add_rcpt_to(std::string_view value, const ReportLimits& limits, Report& r) {
+  for (std::string_view e : split_list(value)) {
+    std::string_view a = entry_address(e);
+    if (a.find('@') != std::string_view::npos && looks_redacted(a)) r.rcpt_redacted = true;
+    if (!is_one_address(a)) continue;
+    if (r.original_rcpt_to.size() >= limits.max_recipients) return;
+    r.original_rcpt_to.push_back(clean(a, kMaxAddress));
+  }
+}
 
 }  // namespace
 
@@ -28,8 +94,7 @@ void read_arf(std::string_view body, const ReportLimits& limits, Report& r) {
       } else if (f.name == "original-mail-from") {
         set_once(r.original_mail_from, clean(unbracket(f.value), kMaxAddress));
       } else if (f.name == "original-rcpt-to") {
-        if (r.original_rcpt_to.size() < limits.max_recipients)
-          r.original_rcpt_to.push_back(clean(unbracket(f.value), kMaxAddress));
+        add_rcpt_to(f.value, limits, r);
       } else if (f.name == "arrival-date" || f.name == "received-date") {
         set_once(r.arrival_date, clean(f.value));
       } else if (f.name == "reporting-mta") {
@@ -42,8 +107,9 @@ void read_arf(std::string_view body, const ReportLimits& limits, Report& r) {
       }
     }
   }
-  r.rcpt_redacted = std::any_of(r.original_rcpt_to.begin(), r.original_rcpt_to.end(),
-                                [](const std::string& a) { return looks_redacted(a); });
+  if (std::any_of(r.original_rcpt_to.begin(), r.original_rcpt_to.end(),
+                  [](const std::string& a) { return looks_redacted(a); }))
+    r.rcpt_redacted = true;
 }
 
 }  // namespace bulkmail::bounce

@@ -94,6 +94,31 @@ bool has_any(std::string_view lower, std::span<const std::string_view> phrases) 
   return false;
 }
 
+// A dead-address phrase that is about the recipient: one with the word "sender" before it
+// ("Sender domain does not exist") is about the sender's own address and does not count.
+bool has_dead_address(std::string_view lower, std::span<const std::string_view> phrases) {
+  std::size_t sender = std::string_view::npos;
+  for (std::size_t pos = lower.find("sender"); pos != std::string_view::npos;
+       pos = lower.find("sender", pos + 1)) {
+    std::size_t end = pos + 6;
+    if ((pos == 0 || !is_alnum(lower[pos - 1])) && (end == lower.size() || !is_alnum(lower[end]))) {
+      sender = pos;
+      break;
+    }
+  }
+  for (std::string_view p : phrases) {
+    for (std::size_t pos = lower.find(p); pos != std::string_view::npos;
+         pos = lower.find(p, pos + 1)) {
+      std::size_t end = pos + p.size();
+      if ((pos == 0 || !is_alnum(lower[pos - 1])) &&
+          (end == lower.size() || !is_alnum(lower[end])) &&
+          (sender == std::string_view::npos || pos < sender))
+        return true;
+    }
+  }
+  return false;
+}
+
 // Blocklists and reputation: checked first, because such a text often also says "mailbox
 // unavailable" or "rejected", and it is the sender that is refused.
 constexpr std::string_view kBlocklist[] = {
@@ -222,16 +247,33 @@ BounceClass classify_bounce(std::string_view status, int smtp_code, std::string_
     auto refined = first_code_in(diagnostic);
     if (refined && (!code || refined->klass == code->klass)) code = refined;
   }
+  std::string lower = to_lower_ascii(diagnostic);
+  if (code && code->klass == 5) {
+    // Office 365 says 5.4.1 "Recipient address rejected: Access denied" for an address that is
+    // not in the tenant.
+    if (code->subject == 4 && code->detail == 1 && has_phrase(lower, "recipient address rejected"))
+      return BounceClass::hard;
+    // Many servers say 5.7.1 for "user unknown". 5.7.13 is the submitting user's own account
+    // (RFC 7372), so it stays policy.
+    if (code->subject == 7 && code->detail != 17 && code->detail != 18 && code->detail != 13 &&
+        !has_any(lower, kBlocklist) && has_dead_address(lower, kDeadAddress))
+      return BounceClass::hard;
+  }
   if (code) {
     if (auto c = by_status(*code)) return *c;
   }
 
   if (smtp_code >= 400 && smtp_code <= 499) return BounceClass::soft;
-  if (smtp_code == 552) return BounceClass::soft;
+  if (smtp_code == 552) {
+    // Storage exceeded, unless the text says the message or the sender was refused.
+    if (has_any(lower, kBlocklist)) return BounceClass::policy;
+    if (has_any(lower, kFullOrLater)) return BounceClass::soft;
+    if (has_any(lower, kRefusal)) return BounceClass::policy;
+    return BounceClass::soft;
+  }
 
-  std::string lower = to_lower_ascii(diagnostic);
   if (has_any(lower, kBlocklist)) return BounceClass::policy;
-  if (has_any(lower, kDeadAddress)) return BounceClass::hard;
+  if (has_dead_address(lower, kDeadAddress)) return BounceClass::hard;
   if (has_any(lower, kFullOrLater)) return BounceClass::soft;
   if (has_any(lower, kRefusal)) return BounceClass::policy;
   return BounceClass::unknown;

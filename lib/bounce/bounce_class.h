@@ -30,12 +30,18 @@ std::string_view to_string(BounceClass c);
 //     enhanced code of the same class found in the diagnostic. 2.x.x is unknown, 4.x.x soft.
 //     Hard: 5.1.1-5.1.4, 5.1.6, 5.1.10, 5.2.1, 5.7.17 and 5.7.18 (the mailbox or domain changed
 //     owner, RFC 7293). Soft: 5.2.2 (full), 5.2.3 and 5.3.4 (too large), 5.3.1 (system full).
-//     Policy: every other 5.7.x, and 5.1.7 / 5.1.8 (the sender's address is refused). Any other
-//     5.x.x says too little and falls through.
-//  3. The SMTP code: 4xx and 552 (storage exceeded) are soft. Others fall through.
+//     Policy: every other 5.7.x, and 5.1.7 / 5.1.8 (the sender's address is refused), except
+//     that a 5.7.x (not 5.7.13, the submitter's own account) whose text has a dead-address
+//     phrase and no blocklist name is hard ("550 5.7.1 user unknown"). 5.4.1 with "recipient
+//     address rejected" (Office 365: not in the tenant) is hard. Any other 5.x.x says too little
+//     and falls through.
+//  3. The SMTP code: 4xx is soft. 552 (storage exceeded) is soft unless the text names a
+//     blocklist or, lacking full / too-large phrases, a refusal ("552 rejected: spam"): policy.
+//     Others fall through.
 //  4. The text, as whole words, case-insensitively: blocklist names first ("spamhaus",
 //     "blacklisted", "listed at", "reputation"), then dead-address phrases ("user unknown",
-//     "no such user", "does not exist", "account disabled"), then full or too large ("mailbox
+//     "no such user", "does not exist", "account disabled"; not when the word "sender" comes before
+//     the phrase: "Sender domain does not exist"), then full or too large ("mailbox
 //     full", "over quota", "message too large"), then general refusals ("blocked", "policy",
 //     "spam", "access denied").
 // Anything else is unknown: a failure that says too little suppresses nobody.

@@ -46,14 +46,14 @@ std::size_t unicode_escape_at(std::string_view a, std::size_t i, std::string& ou
 }
 
 // A DSN address field's value ("rfc822; a@example.com", "utf-8; j\x{F6}rg@example.com") as the
-// address alone. A utf-8 address has its \x{..} escapes decoded, and in an ASCII
-// message/delivery-status also its xtext "+HH" (RFC 6533 section 3).
+// address alone, not yet checked or cleaned. A utf-8 address has its \x{..} escapes decoded,
+// and in an ASCII message/delivery-status also its xtext "+HH" (RFC 6533 section 3).
 std::string decode_address(std::string_view value, bool global) {
   std::string type;
   std::string_view a = unbracket(strip_type(value, &type));
-  if (type != "utf-8") return clean(a, kMaxAddress);
+  if (type != "utf-8") return std::string(a.substr(0, kMaxAddress + 1));
   std::string out;
-  for (std::size_t i = 0; i < a.size() && out.size() < kMaxAddress;) {
+  for (std::size_t i = 0; i < a.size() && out.size() <= kMaxAddress;) {
     if (std::size_t n = unicode_escape_at(a, i, out)) {
       i += n;
     } else if (!global && a[i] == '+' && i + 2 < a.size() && hex_value(a[i + 1]) >= 0 &&
@@ -64,7 +64,19 @@ std::string decode_address(std::string_view value, bool global) {
       out += a[i++];
     }
   }
-  return clean(out, kMaxAddress);
+  return out;
+}
+
+// The address of a DSN address field, "" when it has none. One that is not exactly one address
+// ("a@x, b@y", a NUL, an xtext-decoded '@' or line break) is "" too, and `bad` is set.
+std::string checked_address(std::string_view value, bool global, bool& bad) {
+  std::string a = decode_address(value, global);
+  if (a.empty()) return {};
+  if (!is_one_address(a)) {
+    bad = true;
+    return {};
+  }
+  return clean(a, kMaxAddress);
 }
 
 // A per-recipient group as read, before decoding. `seen` has a bit for each field it holds.
@@ -109,19 +121,47 @@ bool starts_next_group(const Group& g, unsigned bit) {
 void add_group(Report& r, const ReportLimits& limits, const Group& g, bool global) {
   if (!g.has(Group::kFinal | Group::kOriginal)) return;
   ReportRecipient x;
-  if (g.has(Group::kFinal)) x.address = decode_address(g.final_rcpt, global);
-  if (g.has(Group::kOriginal)) x.original_recipient = decode_address(g.original_rcpt, global);
+  bool bad_final = false, bad_original = false;
+  if (g.has(Group::kFinal)) x.address = checked_address(g.final_rcpt, global, bad_final);
+  if (g.has(Group::kOriginal))
+    x.original_recipient = checked_address(g.original_rcpt, global, bad_original);
+  if (bad_final) {
+    add_note(r, "a Final-Recipient that is not one address was dropped");
+    return;
+  }
+  if (bad_original) add_note(r, "an Original-Recipient that is not one address was dropped");
   if (x.address.empty()) std::swap(x.address, x.original_recipient);
   if (x.address.empty()) return;
   x.action = clean(to_lower_ascii(first_word(g.action)), 32);
   std::string_view status = first_word(g.status);
   if (std::string code = enhanced_status_in(status); code.size() == status.size()) x.status = code;
   x.diagnostic = clean(strip_type(g.diagnostic));
+  // Exim's generic 5.0.0: the diagnostic's own code of the same class is the one that counts.
+  if (x.status.size() >= 5 && x.status.ends_with(".0.0")) {
+    std::string specific = enhanced_status_in(x.diagnostic);
+    if (!specific.empty() && specific[0] == x.status[0] && !specific.ends_with(".0.0"))
+      x.status = specific;
+  }
   x.remote_mta = clean(strip_type(g.remote_mta));
   add_recipient(r, limits, std::move(x));
 }
 
 }  // namespace
+
+bool is_one_address(std::string_view a) {
+  if (a.size() < 3 || a.size() > kMaxAddress) return false;
+  std::size_t at = a.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 == a.size() ||
+      a.find('@', at + 1) != std::string_view::npos)
+    return false;
+  for (char c : a) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7F || c == ',' || c == '<' || c == '>' || c == ';' || c == '(' ||
+        c == ')' || c == '"' || c == '\\')
+      return false;
+  }
+  return true;
+}
 
 void read_dsn(std::string_view body, bool global, const ReportLimits& limits, Report& r) {
   for (const FieldBlock& block : read_field_blocks(body, limits.max_recipients + 2)) {

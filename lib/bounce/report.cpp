@@ -38,19 +38,43 @@ Cut budget(std::string_view in, const ReportLimits& limits) {
                  " bytes: only the first " + std::to_string(cut.length) + " were read";
   }
   std::size_t lines = 0, types = 0, dashes = 0;
+  // The header field (or body line) under way, with the lines folded onto it, and the run of
+  // field-looking lines it ends.
+  std::size_t field_start = 0, field_bytes = 0, field_colons = 0, fields_in_a_row = 0;
   for (std::size_t pos = 0; pos < cut.length;) {
     std::string_view rest = in.substr(pos, cut.length - pos);
+    std::size_t nl = in.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos || nl >= cut.length ? cut.length : nl + 1;
+    std::string_view line = in.substr(pos, end - pos);
     const char* over = nullptr;
+    std::size_t at = pos;  // where to cut: before this line, or before the field it continues
     if (++lines > limits.max_lines) over = "lines";
     if (starts_with_ci(rest, "content-type") && ++types > limits.max_content_types)
       over = "Content-Type lines (MIME nesting)";
     if (rest.starts_with("--") && ++dashes > limits.max_boundaries)
       over = "lines starting with \"--\" (MIME parts)";
-    if (over && pos > 0) {
-      return {pos, std::string("too many ") + over + ": only the first " + std::to_string(pos) +
-                       " bytes were read"};
+    bool continues = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+    if (!continues) {
+      field_start = pos;
+      field_bytes = field_colons = 0;
+      bool blank = line.find_first_not_of("\r\n") == std::string_view::npos;
+      std::size_t colon = line.find(':');
+      bool field_like = colon != std::string_view::npos && colon > 0 &&
+                        line.substr(0, colon).find_first_of(" \t") == std::string_view::npos;
+      fields_in_a_row = blank ? 0 : field_like ? fields_in_a_row + 1 : 0;
+      if (fields_in_a_row > limits.max_fields_in_a_row) over = "header fields in a row";
     }
-    std::size_t nl = in.find('\n', pos);
+    field_bytes += line.size();
+    field_colons += static_cast<std::size_t>(std::count(line.begin(), line.end(), ':'));
+    if (field_bytes > limits.max_field_bytes || field_colons > limits.max_field_colons) {
+      over = "bytes or colons in one header field";
+      at = field_start;
+    }
+    if (over && at > 0) {
+      return {at, std::string("too many ") + over + ": only the first " + std::to_string(at) +
+                      " bytes were read"};
+    }
+    if (over) return {0, std::string("too many ") + over + " in the first line: nothing was read"};
     if (nl == std::string_view::npos) break;
     pos = nl + 1;
   }
@@ -80,7 +104,7 @@ void read_message(GMimeMessage* message, const ReportLimits& limits, Report& r) 
     read_arf(part_text(parts.feedback), limits, r);
   } else if (parts.text) {
     text = part_text(parts.text);
-    read_notice(text, limits, r, copy);
+    read_notice(text, limits, r, copy, from_mail_system(headers));
   }
   GMimeObject* body = g_mime_message_get_mime_part(message);
   bool report = parts.status || parts.feedback || !r.recipients.empty() ||

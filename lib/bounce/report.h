@@ -114,6 +114,13 @@ struct ReportLimits {
   // Lines starting with "--" read: each MIME part needs one, so this bounds the parts GMime
   // builds.
   std::size_t max_boundaries = 2'000;
+  // One header field (a line and the lines folded onto it) read: its bytes, and its colons. GMime
+  // parses an address field's groups ("g:" nested in "g:") recursively, a frame each: 60,000 of
+  // them overflow the stack, and a 10 MB field costs it 85 times that in memory.
+  std::size_t max_field_bytes = 64 * 1024;
+  std::size_t max_field_colons = 256;
+  // Header fields in a row (no blank line between): 250,000 To: lines cost GMime 200 MB.
+  std::size_t max_fields_in_a_row = 1'000;
   // Multipart levels and parts walked to find the report's parts (the returned message is not
   // walked into).
   int max_depth = 8;

@@ -122,7 +122,8 @@ class NoticeEntry {
 };
 
 // qmail-send, and the Yahoo notices built on it: "<a@example.com>:" then the reason's lines,
-// until a blank line; the copy follows "--- Below this line is a copy of the message.".
+// until a blank line; the copy follows "--- Below this line is a copy of the message." or any
+// other line starting with "---" ("--- Enclosed is a copy of the message.").
 bool read_qmail(const LineList& lines, std::string_view text, const ReportLimits& limits, Report& r,
                 std::string_view& copy) {
   std::size_t intro =
@@ -134,7 +135,7 @@ bool read_qmail(const LineList& lines, std::string_view text, const ReportLimits
   NoticeEntry entry(r, limits, "failed");
   for (std::size_t i = intro + 1; i < lines.size(); ++i) {
     std::string_view t = trim(lines[i]);
-    if (t.starts_with("--- Below this line") || t.starts_with("--- Enclosed are")) {
+    if (t.starts_with("---")) {
       copy = after_line(text, lines[i]);
       break;
     }
@@ -216,13 +217,21 @@ bool read_exim(const LineList& lines, std::string_view text, const ReportLimits&
 }
 
 // Sendmail: "----- The following addresses had permanent fatal errors -----" then each address
-// on its own line, its reason indented as "(reason: ...)"; transient errors likewise.
+// on its own line, its reason indented as "(reason: ...)"; transient errors likewise. Read only
+// after Sendmail's introduction ("The original message was received at ...") or, in a message
+// from a mail system, from the top: a person's forwarded copy of such a notice is no bounce.
 bool read_sendmail(const LineList& lines, std::string_view text, const ReportLimits& limits,
-                   Report& r, std::string_view& copy) {
+                   Report& r, std::string_view& copy, bool from_system) {
+  std::size_t intro = find_intro(lines, 0, 20, {"the original message was received at "});
+  std::size_t from = intro;
+  if (intro == lines.size()) {
+    if (!from_system) return false;
+    from = 0;
+  }
   std::size_t before = r.recipients.size();
   NoticeEntry entry(r, limits, "");
   bool section = false;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
+  for (std::size_t i = from; i < lines.size(); ++i) {
     std::string_view t = trim(lines[i]);
     if (t.starts_with("-----")) {
       std::string lower = to_lower_ascii(t);
@@ -273,7 +282,9 @@ void postfix_line(std::string_view line, NoticeEntry& entry) {
 }
 
 // Postfix's text ("This is the mail system at host mail.example.net."), as its DSNs' first part
-// or on its own: "<a@example.com>: reason" with the reason's further lines indented.
+// or on its own: "<a@example.com>: reason" with the reason's further lines indented. The list
+// ends at the first line, after a recipient, that is neither blank, indented nor a recipient:
+// a text-only notice appends the returned message's headers and body there.
 bool read_postfix(const LineList& lines, const ReportLimits& limits, Report& r) {
   std::size_t intro = find_intro(
       lines, 0, 10, {"this is the mail system at host ", "this is the postfix program at host "});
@@ -296,6 +307,7 @@ bool read_postfix(const LineList& lines, const ReportLimits& limits, Report& r) 
       entry.reason(line);
     } else {
       entry.flush();
+      if (!trim(line).empty() && r.recipients.size() > before) break;
     }
   }
   entry.flush();
@@ -307,12 +319,16 @@ bool read_postfix(const LineList& lines, const ReportLimits& limits, Report& r) 
 }  // namespace
 
 void read_notice(std::string_view text, const ReportLimits& limits, Report& r,
-                 std::string_view& copy) {
+                 std::string_view& copy, bool from_mail_system) {
   LineList lines = split_lines(text);
   bool read = false;
-  for (auto reader : {read_qmail, read_exim, read_sendmail}) {
+  for (auto reader : {read_qmail, read_exim}) {
     copy = {};
     if ((read = reader(lines, text, limits, r, copy))) break;
+  }
+  if (!read) {
+    copy = {};
+    read = read_sendmail(lines, text, limits, r, copy, from_mail_system);
   }
   if (!read) {
     copy = {};

@@ -13,8 +13,10 @@ namespace bulkmail::bounce {
 // Reads a notice's text into `r`: qmail, Exim, Sendmail, then Postfix, each format in turn. The
 // one that recognises the notice adds its recipients (within limits.max_recipients) and sets
 // r.kind from them. `copy` is set only by the one that recognised the notice: the text after the
-// line that introduces the returned message, a view into `text`.
+// line that introduces the returned message, a view into `text`. `from_mail_system` (the
+// message's headers pass from_mail_system(), bounce/auto_reply.h) lets a Sendmail notice
+// without its "The original message was received at" introduction be read.
 void read_notice(std::string_view text, const ReportLimits& limits, Report& r,
-                 std::string_view& copy);
+                 std::string_view& copy, bool from_mail_system = false);
 
 }  // namespace bulkmail::bounce

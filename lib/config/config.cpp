@@ -280,7 +280,14 @@ void check_dkim_alignment(Reader& r, const YAML::Node& root, const Config& c) {
 void check_bounce_alignment(Reader& r, const YAML::Node& root, const Config& c) {
   const std::string& b = c.bounces.domain;
   const std::string& from = c.sender.from.address.domain;
-  if (b.empty() || from.empty() || same_or_subdomain(b, from)) return;
+  if (b.empty()) return;
+  if (!c.dkim) {
+    r.warning(
+        root["bounces"]["domain"], "bounces.domain",
+        "is set but dkim is not: the CFBL-Address goes out unsigned, and RFC 9477 has mailbox "
+        "providers ignore it (configure dkim for the From domain)");
+  }
+  if (from.empty() || same_or_subdomain(b, from)) return;
   r.warning(root["bounces"]["domain"], "bounces.domain",
             b + " is not the From domain " + from +
                 " or below it: RFC 9477 then wants a DKIM signature of its own domain too, which "
