@@ -52,3 +52,23 @@ TEST_CASE("trim and lower-case") {
   CHECK(trim(" \t ") == "");
   CHECK(to_lower_ascii("AbC-Ü") == "abc-Ü");
 }
+
+TEST_CASE("the length of a UTF-8 sequence, and hex digits, for every reader that decodes text") {
+  struct Row {
+    const char* s;
+    std::size_t len;
+  };
+  for (Row r :
+       {Row{"\xC3\xB6", 2}, Row{"\xE2\x82\xAC", 3}, Row{"\xF0\x9F\x98\x80", 4}, Row{"a", 0},
+        Row{"\xC3", 0}, Row{"\xC0\xAF", 0} /* overlong */, Row{"\xED\xA0\x80", 0} /* surrogate */,
+        Row{"\xF4\x90\x80\x80", 0} /* > U+10FFFF */, Row{"\xE2\x28\xA1", 0}, Row{"\xFF", 0}}) {
+    CAPTURE(r.s);
+    CHECK(utf8_sequence_length(r.s, 0) == r.len);
+  }
+  CHECK(utf8_sequence_length("x\xC3\xB6", 1) == 2);
+  CHECK(hex_digit_value('0') == 0);
+  CHECK(hex_digit_value('9') == 9);
+  CHECK(hex_digit_value('a') == 10);
+  CHECK(hex_digit_value('F') == 15);
+  for (char c : {'g', 'G', ' ', '/', ':', '@', '`', '\0'}) CHECK(hex_digit_value(c) == -1);
+}

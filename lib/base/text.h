@@ -11,6 +11,11 @@ namespace bulkmail {
 
 // True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool is_valid_utf8(std::string_view s);
+// The length (2 to 4) of the well-formed multi-byte UTF-8 sequence starting at s[i], 0 when there
+// is none there (an ASCII byte included).
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
+// 0-15 for a hexadecimal digit (either case), -1 for anything else.
+int hex_digit_value(char c);
 
 // True when s holds CR, LF, NUL, any other C0 control character but TAB, or DEL. Such a value is
 // refused wherever it could reach a header.

@@ -128,7 +128,7 @@ bool looks_redacted(std::string_view address) {
   if (std::all_of(local.begin(), local.end(), [](char c) { return c == 'x' || c == '*'; }))
     return true;
   return local.size() >= 16 &&
-         std::all_of(local.begin(), local.end(), [](char c) { return bounce::hex_value(c) >= 0; });
+         std::all_of(local.begin(), local.end(), [](char c) { return hex_digit_value(c) >= 0; });
 }
 
 }  // namespace bulkmail

@@ -9,22 +9,6 @@ namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
-// The length of the valid UTF-8 sequence at s[i], 0 when there is none.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  std::size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
-  if (len == 0 || c > 0xF4 || i + len > s.size()) return 0;
-  char32_t cp = c & (0x7F >> len);
-  for (std::size_t k = 1; k < len; ++k) {
-    auto d = static_cast<unsigned char>(s[i + k]);
-    if ((d & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (d & 0x3F);
-  }
-  static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
 }  // namespace
 
 bool is_blank_char(char c) { return c == ' ' || c == '\t'; }
@@ -54,7 +38,7 @@ std::string clean(std::string_view s, std::size_t max) {
       }
       piece = s.substr(i, 1);
       ++i;
-    } else if (std::size_t len = utf8_length(s, i)) {
+    } else if (std::size_t len = utf8_sequence_length(s, i)) {
       piece = s.substr(i, len);
       i += len;
     } else {
@@ -101,13 +85,6 @@ std::string_view unbracket(std::string_view v) {
   v = trim(v);
   if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = trim(v.substr(1, v.size() - 2));
   return v;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace bulkmail::bounce

@@ -54,7 +54,4 @@ std::string_view strip_type(std::string_view v, std::string* type = nullptr);
 // "<a@example.com>" without its angle brackets.
 std::string_view unbracket(std::string_view v);
 
-// The value of the hex digit `c` (either case), -1 when it is not one.
-int hex_value(char c);
-
 }  // namespace bulkmail::bounce

@@ -36,7 +36,7 @@ std::size_t unicode_escape_at(std::string_view a, std::size_t i, std::string& ou
   if (close == std::string_view::npos || close == i + 3 || close > i + 9) return 0;
   char32_t cp = 0;
   for (std::size_t k = i + 3; k < close; ++k) {
-    int h = hex_value(a[k]);
+    int h = hex_digit_value(a[k]);
     if (h < 0) return 0;
     cp = cp * 16 + static_cast<char32_t>(h);
   }
@@ -56,9 +56,9 @@ std::string decode_address(std::string_view value, bool global) {
   for (std::size_t i = 0; i < a.size() && out.size() <= kMaxAddress;) {
     if (std::size_t n = unicode_escape_at(a, i, out)) {
       i += n;
-    } else if (!global && a[i] == '+' && i + 2 < a.size() && hex_value(a[i + 1]) >= 0 &&
-               hex_value(a[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(a[i + 1]) * 16 + hex_value(a[i + 2]));
+    } else if (!global && a[i] == '+' && i + 2 < a.size() && hex_digit_value(a[i + 1]) >= 0 &&
+               hex_digit_value(a[i + 2]) >= 0) {
+      out += static_cast<char>(hex_digit_value(a[i + 1]) * 16 + hex_digit_value(a[i + 2]));
       i += 3;
     } else {
       out += a[i++];

@@ -5,13 +5,6 @@
 namespace bulkmail {
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // `header` parameter `name` (e.g. boundary, name), unquoted; nullopt when absent.
 std::optional<std::string> header_parameter(std::string_view header, std::string_view name) {
   std::size_t pos = header.find(';');
@@ -48,8 +41,8 @@ Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (c == '%') {
-      int hi = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
-      int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+      int hi = i + 1 < s.size() ? hex_digit_value(s[i + 1]) : -1;
+      int lo = i + 2 < s.size() ? hex_digit_value(s[i + 2]) : -1;
       if (hi < 0 || lo < 0) return make_error("a '%' is not followed by two hex digits");
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
