@@ -142,13 +142,14 @@ TEST_CASE("status --json has a number for every state, and what the daemon is do
   Cli cli;
   auto j = cli.status();
   for (const char* k :
-       {"queued", "sending", "deferred", "sent", "failed", "suppressed", "cancelled"}) {
+       {"queued", "sending", "deferred", "sent", "bounced", "complained", "failed", "suppressed",
+        "cancelled"}) {
     CAPTURE(k);
     REQUIRE(j.contains(k));
     CHECK(j[k].is_number_integer());
     CHECK(j[k] == 0);
   }
-  CHECK(j.size() == 8);
+  CHECK(j.size() == 10);
   CHECK(j["dispatch"]["state"] == "not running");
   // What a daemon that is paused for its daily limit has written, while it holds the lock.
   auto db = (cli.dir.path() / "queue.db").string();
@@ -478,9 +479,10 @@ TEST_CASE("history shows a sent message's reply once") {
     SqliteStore store((cli.dir / "queue.db").string());
     auto claimed = store.claim_due("test", 1, now_millis() + 1, now_millis() + 60000);
     REQUIRE(claimed.size() == 1);
-    store.record_outcomes(std::vector<Outcome>{{claimed[0].id, MessageState::sent, 250,
-                                                "250 2.0.0 Ok: queued as 4Xk9", 0, "", false}},
-                          now_millis());
+    store.record_outcomes(
+        std::vector<Outcome>{{claimed[0].id, MessageState::sent, 250,
+                              "250 2.0.0 Ok: queued as 4Xk9", 0, "", BounceClass::unknown}},
+        now_millis());
   }
   auto r = cli({"history", "s@example.com"});
   REQUIRE_MESSAGE(r.status == 0, r.err);

@@ -113,11 +113,11 @@ TEST_CASE("a corrected file replaces the variables of messages not sent yet, wit
   std::vector<Outcome> outcomes;
   for (const auto& m : claimed) {
     if (m.recipient == "b@example.com")
-      outcomes.push_back({m.id, MessageState::sent, 250, "Ok", 0, "", false});
+      outcomes.push_back({m.id, MessageState::sent, 250, "Ok", 0, "", BounceClass::unknown});
     if (m.recipient == "c@example.com")
-      outcomes.push_back({m.id, MessageState::failed, 554, "no", 0, "", false});
+      outcomes.push_back({m.id, MessageState::failed, 554, "no", 0, "", BounceClass::unknown});
     if (m.recipient == "a@example.com")
-      outcomes.push_back({m.id, MessageState::queued, 0, "back", 0, "", false});
+      outcomes.push_back({m.id, MessageState::queued, 0, "back", 0, "", BounceClass::unknown});
   }
   f.store->record_outcomes(outcomes, now_millis());
   std::string fixed =

@@ -134,7 +134,7 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   // 7 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources and
   // the 2 (route, status) pairs seen: no sample more, none missing.
-  CHECK(s.value.size() == 7 + 6 + 4 + 13 + 7 + 3 + 2);
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2);
   CHECK(s.order.size() == s.value.size());
 
   CHECK(s.value["bulkmail_messages{state=\"queued\"}"] == "7");
@@ -178,7 +178,8 @@ TEST_CASE("metrics: a family's samples are sorted by their labels, the same on e
   Fixture f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   CHECK(in_family(s, "bulkmail_messages") ==
-        std::vector<std::string>{"{state=\"cancelled\"}", "{state=\"deferred\"}",
+        std::vector<std::string>{"{state=\"bounced\"}", "{state=\"cancelled\"}",
+                                 "{state=\"complained\"}", "{state=\"deferred\"}",
                                  "{state=\"failed\"}", "{state=\"queued\"}", "{state=\"sending\"}",
                                  "{state=\"sent\"}", "{state=\"suppressed\"}"});
   CHECK(in_family(s, "bulkmail_smtp_replies_total") ==

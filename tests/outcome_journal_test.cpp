@@ -40,7 +40,7 @@ void check_same(const Outcome& a, const Outcome& b) {
   CHECK(a.reply == b.reply);
   CHECK(a.next_attempt_at == b.next_attempt_at);
   CHECK(a.message_id_header == b.message_id_header);
-  CHECK(a.suppress_recipient == b.suppress_recipient);
+  CHECK(a.bounce_class == b.bounce_class);
 }
 
 }  // namespace
@@ -48,7 +48,7 @@ void check_same(const Outcome& a, const Outcome& b) {
 TEST_CASE("an outcome survives encoding, every field of it") {
   Outcome bounced = sample(7, MessageState::failed);
   bounced.reply_code = 550;
-  bounced.suppress_recipient = true;
+  bounced.bounce_class = BounceClass::hard;
   bounced.message_id_header.clear();
   Outcome deferred = sample(1LL << 40, MessageState::deferred);
   deferred.reply_code = 0;
@@ -70,7 +70,7 @@ TEST_CASE("the record format: CRC-32 of length and payload, little-endian length
   o.reply_code = 451;
   o.reply = "try later";
   o.next_attempt_at = 5;
-  o.suppress_recipient = false;
+  o.bounce_class = BounceClass::unknown;
   auto le = [](std::uint64_t v, int n) {
     std::string s;
     for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -210,9 +210,11 @@ TEST_CASE("replay applies each message's newest outcome, not a stale one left in
     REQUIRE(j);
     // A deferral whose segment was committed but could not be deleted, then the same message
     // claimed again and sent, journaled in a later segment before the daemon died.
-    CHECK((*j)->append({id, MessageState::deferred, 451, "4.3.0 try later", 5000, "", false}));
+    CHECK((*j)->append(
+        {id, MessageState::deferred, 451, "4.3.0 try later", 5000, "", BounceClass::unknown}));
     (*j)->seal();
-    CHECK((*j)->append({id, MessageState::sent, 250, "2.0.0 Ok", 0, "<m@example.com>", false}));
+    CHECK((*j)->append(
+        {id, MessageState::sent, 250, "2.0.0 Ok", 0, "<m@example.com>", BounceClass::unknown}));
   }
   SqliteStore store(db.string());
   auto j = OutcomeJournal::open(db);

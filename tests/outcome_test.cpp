@@ -37,7 +37,8 @@ TEST_CASE("outcomes: every result maps to one state") {
   aborted.kind = JobResult::Kind::aborted;
   const Case cases[] = {
       {"sent", delivered({Verdict::sent, 250, "250 ok"}), MessageState::sent, false},
-      {"bounce", delivered({Verdict::bounced, 550, "550 5.1.1"}), MessageState::failed, true},
+      {"bounce", delivered({Verdict::bounced, 550, "550 5.1.1", false, false, BounceClass::hard}),
+       MessageState::failed, true},
       {"rejected", delivered({Verdict::rejected, 554, "554 spam"}), MessageState::failed, false},
       {"deferred", delivered({Verdict::deferred, 451, "451 later"}), MessageState::deferred, false},
       {"deferred, attempts spent", delivered({Verdict::deferred, 451, "451 later"}, 10),
@@ -54,7 +55,7 @@ TEST_CASE("outcomes: every result maps to one state") {
     CAPTURE(c.name);
     Outcome o = outcome_for(c.in, retry, now, 0.5, now + 1000);
     CHECK(o.state == c.state);
-    CHECK(o.suppress_recipient == c.suppress);
+    CHECK((o.bounce_class == BounceClass::hard) == c.suppress);
   }
   Outcome d = outcome_for(delivered({Verdict::deferred, 451, "451 later"}), retry, now, 0.5, 0);
   CHECK(d.next_attempt_at == now + 60'000);

@@ -3,6 +3,9 @@
 #include <curl/curl.h>
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <string>
+
 using namespace bulkmail;
 
 TEST_CASE("classification: libcurl's result first, then the reply") {
@@ -150,4 +153,38 @@ TEST_CASE("the reply text kept is the server's line when it matches the code") {
   CHECK(r.reply == "550 5.1.1 <x@example.com>: unknown");
   r = classify_attempt({CURLE_SEND_ERROR, 550, "RCPT failed: 550", "250 stale line"});
   CHECK(r.reply == "550 (RCPT failed: 550)");
+}
+
+TEST_CASE("a refusal to RCPT TO means what it would in a bounce report") {
+  // Classified as a report's recipient is (bounce_class.h): only a dead address, or a refusal
+  // that gives no reason, suppresses the recipient; a block is the sender's problem.
+  struct Case {
+    const char* reply;
+    Verdict verdict;
+    BounceClass bounce_class;
+  };
+  const Case cases[] = {
+      {"550 5.1.1 <pat@example.com>: Recipient address rejected: User unknown", Verdict::bounced,
+       BounceClass::hard},
+      {"550 Requested action not taken", Verdict::bounced, BounceClass::hard},
+      {"550 5.7.1 Service unavailable; client host [192.0.2.1] blocked using zen.spamhaus.org",
+       Verdict::rejected, BounceClass::policy},
+      {"554 5.7.1 Message rejected due to sender reputation", Verdict::rejected,
+       BounceClass::policy},
+      {"552 5.2.2 Mailbox full", Verdict::rejected, BounceClass::soft},
+      {"550 5.7.1 <pat@example.com>: user unknown", Verdict::bounced, BounceClass::hard},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.reply);
+    int code = std::atoi(c.reply);
+    AttemptResult a{CURLE_SEND_ERROR, code, "RCPT failed: " + std::to_string(code), c.reply};
+    Classification got = classify_attempt(a);
+    CHECK(got.verdict == c.verdict);
+    CHECK(got.bounce_class == c.bounce_class);
+  }
+  // The same policy refusal after DATA rejects the message and counts as a block.
+  Classification data =
+      classify_attempt({CURLE_WEIRD_SERVER_REPLY, 554, "", "554 5.7.1 Spam content rejected"});
+  CHECK(data.verdict == Verdict::rejected);
+  CHECK(data.bounce_class == BounceClass::policy);
 }

@@ -1,4 +1,5 @@
 #include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/sqlite_schema.h"
 
 #include <sys/stat.h>
 
@@ -44,7 +45,7 @@ TEST_CASE("a new database is created in WAL mode at the current schema version")
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
-  CHECK(SqliteStore::schema_version() == 4);
+  CHECK(SqliteStore::schema_version() == 5);
   SqliteStore again(path);  // reopening migrates nothing and loses nothing
   CHECK(again.counts(std::nullopt)[MessageState::queued] == 0);
 }
@@ -136,9 +137,10 @@ TEST_CASE("claim, lease and outcomes") {
 
   std::vector<Outcome> outcomes = {
       {claimed[0].id, MessageState::sent, 250, "2.0.0 Ok: queued", 0, "<m1@mail.example.com>",
-       false},
-      {claimed[1].id, MessageState::deferred, 451, "4.3.0 try later", 5000, "", false},
-      {claimed[2].id, MessageState::failed, 550, "5.1.1 user unknown", 0, "", true},
+       BounceClass::unknown},
+      {claimed[1].id, MessageState::deferred, 451, "4.3.0 try later", 5000, "",
+       BounceClass::unknown},
+      {claimed[2].id, MessageState::failed, 550, "5.1.1 user unknown", 0, "", BounceClass::hard},
   };
   s.record_outcomes(outcomes, 300);
   CHECK(state_of(path, claimed[0].id) == "sent");
@@ -166,8 +168,9 @@ TEST_CASE("claim, lease and outcomes") {
   CHECK(bounced[2].campaign == "c1");
   CHECK(bounced[2].detail == "hard-bounce (all mail): 550 5.1.1 user unknown");
   // Recording again changes nothing: the message is no longer `sending`.
-  s.record_outcomes(
-      std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "x", 0, "", false}}, 301);
+  s.record_outcomes(std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "x", 0, "",
+                                          BounceClass::unknown}},
+                    301);
   CHECK(state_of(path, claimed[0].id) == "sent");
 
   // The deferred message comes due at its next attempt time, with its attempt counted.
@@ -237,9 +240,9 @@ TEST_CASE(
   auto claimed = s.claim_due("dead-daemon", 10, 10, 1000);
   REQUIRE(claimed.size() == 2);
   CHECK(s.recover_leases(999, 999, std::nullopt).possible_duplicates.empty());
-  s.record_outcomes(
-      std::vector<Outcome>{{claimed[1].id, MessageState::queued, 0, "shutting down", 0, "", false}},
-      500);
+  s.record_outcomes(std::vector<Outcome>{{claimed[1].id, MessageState::queued, 0, "shutting down",
+                                          0, "", BounceClass::unknown}},
+                    500);
   auto recovered = s.recover_leases(1000, 1000, std::nullopt);
   REQUIRE(recovered.possible_duplicates.size() == 1);
   CHECK(recovered.possible_duplicates[0] == claimed[0].id);
@@ -257,8 +260,9 @@ TEST_CASE("cancel and retry a campaign") {
                                    msg("d@example.com", "other")};
   s.enqueue(batch, "test", 0);
   auto claimed = s.claim_due("o", 1, 1, 100);
-  s.record_outcomes(
-      std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "refused", 0, "", false}}, 2);
+  s.record_outcomes(std::vector<Outcome>{{claimed[0].id, MessageState::failed, 554, "refused", 0,
+                                          "", BounceClass::unknown}},
+                    2);
   CHECK(s.retry_campaign("c1", "test", 3) == 1);
   CHECK(s.history(claimed[0].recipient).back().type == "requeued");
   CHECK(s.counts(std::string("c1"))[MessageState::queued] == 3);
@@ -338,8 +342,9 @@ TEST_CASE("dispatch state and sent counts") {
   s.enqueue(batch, "t", 0);
   auto c = s.claim_due("o", 10, 1, 100);
   s.record_outcomes(
-      std::vector<Outcome>{{c[0].id, MessageState::sent, 250, "ok", 0, "", false},
-                           {c[1].id, MessageState::deferred, 451, "later", 50, "", false}},
+      std::vector<Outcome>{
+          {c[0].id, MessageState::sent, 250, "ok", 0, "", BounceClass::unknown},
+          {c[1].id, MessageState::deferred, 451, "later", 50, "", BounceClass::unknown}},
       20);
   CHECK(s.count_sent_since(20) == 1);
   CHECK(s.count_sent_since(21) == 0);
@@ -349,15 +354,14 @@ TEST_CASE("a version 1 database migrates forward and keeps its rows") {
   TempDir dir;
   auto path = (dir / "v1.db").string();
   {
-    SqliteStore s(path);
-    enqueue_one(s, msg("keep@example.com"));
-    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    // The schema as the first release wrote it, and a message and an event in it.
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    migrate_sqlite_schema(db, 1);
     db.exec(
-        "DROP TABLE meta; DROP TRIGGER events_keep_evidence; DROP INDEX events_lifted; "
-        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
-        "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END; "
-        "DROP TABLE campaigns; "
-        "DROP TABLE dispatch_state; DROP INDEX messages_sent_at; PRAGMA user_version = 1");
+        "INSERT INTO messages (campaign, category, recipient, state, next_attempt_at, "
+        "created_at, updated_at) VALUES ('c1', 'customer-update', 'keep@example.com', 'queued', "
+        "1000, 1000, 1000); INSERT INTO events (at, type, address, message) VALUES (1000, "
+        "'enqueued', 'keep@example.com', 1)");
   }
   SqliteStore s(path);
   SQLite::Database db(path);
@@ -484,9 +488,10 @@ TEST_CASE("history: a relay's reply line is recorded once, its code not repeated
   // As classify_attempt() writes them: the whole reply line, its code first.
   s.record_outcomes(
       std::vector<Outcome>{
-          {claimed[0].id, MessageState::sent, 250, "250 2.0.0 Ok: queued as 4Xk9", 0, "", false},
+          {claimed[0].id, MessageState::sent, 250, "250 2.0.0 Ok: queued as 4Xk9", 0, "",
+           BounceClass::unknown},
           {claimed[1].id, MessageState::failed, 550, "550 5.1.1 <gone@example.com>: no such user",
-           0, "", true}},
+           0, "", BounceClass::hard}},
       300);
   auto sent = s.history("sent@example.com");
   REQUIRE(sent.size() == 2);
@@ -587,9 +592,9 @@ TEST_CASE("a paused campaign's messages wait, whatever makes them due, until it 
   CHECK(s.campaign("nov")->paused_at == 300);
   // a's delivery is deferred, b's lease is recovered, a new recipient joins, and a retry: none of
   // them makes a message of the paused campaign due; the other campaign goes on.
-  s.record_outcomes(
-      std::vector<Outcome>{{claimed[0].id, MessageState::deferred, 451, "later", 400, "", false}},
-      350);
+  s.record_outcomes(std::vector<Outcome>{{claimed[0].id, MessageState::deferred, 451, "later", 400,
+                                          "", BounceClass::unknown}},
+                    350);
   s.recover_leases(1'000'000, 360, std::vector<MessageId>{});
   NewMessage late = msg("d@example.com", "nov");
   s.enqueue({&late, 1}, "test", 370);
@@ -614,9 +619,10 @@ TEST_CASE("retention deletes finished messages and old events in batches, never 
   auto claimed = s.claim_due("o", 3, 1000, 61000);
   REQUIRE(claimed.size() == 3);
   s.record_outcomes(
-      std::vector<Outcome>{{claimed[0].id, MessageState::sent, 250, "ok", 0, "", false},
-                           {claimed[1].id, MessageState::failed, 550, "no", 0, "", true},
-                           {claimed[2].id, MessageState::deferred, 451, "later", 9000, "", false}},
+      std::vector<Outcome>{
+          {claimed[0].id, MessageState::sent, 250, "ok", 0, "", BounceClass::unknown},
+          {claimed[1].id, MessageState::failed, 550, "no", 0, "", BounceClass::hard},
+          {claimed[2].id, MessageState::deferred, 451, "later", 9000, "", BounceClass::unknown}},
       2000);  // u1's hard bounce suppresses it: its suppression-added event is evidence
   Suppression lifted{"u4@example.com", "", SuppressionReason::manual, "cli", 0};
   s.suppress({&lifted, 1}, 2100);
@@ -746,7 +752,8 @@ TEST_CASE("forget says which of the messages it erased were being sent") {
   CHECK(r.messages == 2);
   CHECK(r.in_flight == 1);
   // The daemon's outcome for it finds no row: nothing of her is written back.
-  s.record_outcomes(std::vector<Outcome>{{1, MessageState::sent, 250, "ok", 0, "", false}}, 3000);
+  s.record_outcomes(
+      std::vector<Outcome>{{1, MessageState::sent, 250, "ok", 0, "", BounceClass::unknown}}, 3000);
   CHECK(s.history("mia@example.com").size() == 1);  // the forgotten event only
 }
 

@@ -97,8 +97,9 @@ TEST_CASE("with a journal, an outcome is durable at once and committed within th
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
   // Let the worker fall asleep with nothing to do: the outcome must wake it to set a deadline.
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", false}, 0,
-                      1));
+  CHECK(worker.record(
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", BounceClass::unknown}, 0,
+      1));
   worker.wait_committed(0, 1);  // returns at once: the journal holds it
   CHECK(eventually([&] { return q.count(MessageState::sent) == 1; }));
   // Once committed, the journal's copy is removed.
@@ -109,7 +110,8 @@ TEST_CASE("without a journal, an outcome is durable only once committed") {
   ClaimedQueue q;
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);
   CHECK_FALSE(worker.record(
-      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", false}, 0, 1));
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "<x@example.com>", BounceClass::unknown}, 0,
+      1));
   worker.wait_committed(0, 1);
   CHECK(q.count(MessageState::sent) == 1);
 }
@@ -118,7 +120,8 @@ TEST_CASE("outcomes still journaled when the worker stops are committed before i
   ClaimedQueue q;
   {
     StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
-    CHECK(worker.record({q.id, MessageState::failed, 554, "5.7.1 refused", 0, "", false}, 0, 1));
+    CHECK(worker.record(
+        {q.id, MessageState::failed, 554, "5.7.1 refused", 0, "", BounceClass::unknown}, 0, 1));
   }
   CHECK(q.count(MessageState::failed) == 1);
   CHECK(q.journal_empty());
@@ -128,7 +131,8 @@ TEST_CASE("a release takes no sender's place: a worker no sender reports to comm
   ClaimedQueue q;
   // The dispatcher hands a claimed message back undelivered; nobody waits for that.
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 0, q.journal());
-  worker.release({q.id, MessageState::queued, 0, "shutting down", now_millis(), "", false});
+  worker.release(
+      {q.id, MessageState::queued, 0, "shutting down", now_millis(), "", BounceClass::unknown});
   CHECK(eventually([&] { return q.count(MessageState::queued) == 1; }));
   CHECK(eventually([&] { return q.journal_empty(); }));
 }
@@ -136,8 +140,10 @@ TEST_CASE("a release takes no sender's place: a worker no sender reports to comm
 TEST_CASE("a worker sized by its senders alone takes releases beside their outcomes") {
   ClaimedQueue q;
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);  // one sender, no journal
-  worker.release({q.id + 1000, MessageState::queued, 0, "shutting down", 0, "", false});
-  CHECK_FALSE(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
+  worker.release(
+      {q.id + 1000, MessageState::queued, 0, "shutting down", 0, "", BounceClass::unknown});
+  CHECK_FALSE(worker.record(
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 1));
   worker.wait_committed(0, 1);
   CHECK(q.count(MessageState::sent) == 1);
 }
@@ -146,7 +152,7 @@ TEST_CASE("a sender out of range is a bug, refused at the call with nothing reco
   ClaimedQueue q;
   {
     StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, q.journal());
-    Outcome sent{q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false};
+    Outcome sent{q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown};
     CHECK_THROWS_AS(worker.record(sent, 1, 1), std::out_of_range);  // no spare place
     CHECK_THROWS_AS(worker.record(sent, -1, 1), std::out_of_range);
     CHECK_THROWS_AS(worker.record(sent, 0, 0), std::out_of_range);  // outcomes count from 1
@@ -260,8 +266,10 @@ TEST_CASE("an outcome journaled after one that could not be is durable only with
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the commit has to wait
   });
   busy.get_future().get();
-  CHECK_FALSE(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
-  CHECK(worker.record({q.id + 1000, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 2));
+  CHECK_FALSE(worker.record(
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 1));
+  CHECK(worker.record(
+      {q.id + 1000, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 2));
   // Waiting for the second is waiting for the first: after a crash now, both would be lost.
   worker.wait_committed(0, 2);
   CHECK(q.count(MessageState::sent) == 1);
@@ -275,7 +283,8 @@ TEST_CASE("a stopping worker gives up on a database that keeps failing instead o
     SQLite::Database db(q.path, SQLite::OPEN_READWRITE);
     db.exec("ALTER TABLE messages RENAME TO messages_gone");
   }
-  CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", false}, 0, 1));
+  CHECK(worker.record({q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0,
+                      1));
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // it is failing and retrying
   auto asked = std::chrono::steady_clock::now();
   worker.stop();

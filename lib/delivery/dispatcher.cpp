@@ -282,7 +282,8 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   if (stopping_ || closed_) {
     for (auto& m : messages) {
       ++stats_.released;
-      store_.release({m.id, MessageState::queued, 0, "shutting down", wall_now(), "", false});
+      store_.release(
+          {m.id, MessageState::queued, 0, "shutting down", wall_now(), "", BounceClass::unknown});
     }
     update_horizon();
     finish_if_drained();
@@ -317,7 +318,8 @@ void Dispatcher::arm_idle_poll() {
 
 void Dispatcher::release(const Job& job, UnixMillis next_attempt_at, const std::string& why) {
   ++stats_.released;
-  store_.release({job.message.id, MessageState::queued, 0, why, next_attempt_at, "", false});
+  store_.release(
+      {job.message.id, MessageState::queued, 0, why, next_attempt_at, "", BounceClass::unknown});
   settled(job.claimed_at);
 }
 

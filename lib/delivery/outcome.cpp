@@ -7,7 +7,7 @@ namespace bulkmail {
 Outcome outcome_for(const JobResult& r, const RetryConfig& retry, UnixMillis now, double jitter,
                     UnixMillis relay_retry_at) {
   const ClaimedMessage& m = r.message;
-  Outcome o{m.id, MessageState::sent, 0, "", 0, r.message_id_header, false};
+  Outcome o{m.id, MessageState::sent, 0, "", 0, r.message_id_header, BounceClass::unknown};
   switch (r.kind) {
     case JobResult::Kind::suppressed:
       o.state = MessageState::suppressed;
@@ -39,11 +39,9 @@ Outcome outcome_for(const JobResult& r, const RetryConfig& retry, UnixMillis now
       o.state = MessageState::sent;
       return o;
     case Verdict::bounced:
-      o.state = MessageState::failed;
-      o.suppress_recipient = true;
-      return o;
     case Verdict::rejected:
       o.state = MessageState::failed;
+      o.bounce_class = c.bounce_class;
       return o;
     case Verdict::deferred: {
       RetryDecision d = decide_retry(m.attempts, m.created_at, now, retry, jitter);

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "bounce/bounce_class.h"
+
 namespace bulkmail {
 namespace {
 
@@ -20,6 +22,23 @@ int code_in(const std::string& text, const char* marker) {
 std::string reply_for(int code, const AttemptResult& a) {
   if (a.last_reply.rfind(std::to_string(code), 0) == 0) return a.last_reply;
   return std::to_string(code) + (a.error_text.empty() ? "" : " (" + a.error_text + ")");
+}
+
+// A 5xx, judged as a bounce report's recipient is (bounce_class.h), so that a refusal means the
+// same whether the relay gave it during the transaction or mailed it back later. To RCPT TO: a
+// dead address (or one the server refused without saying why: the server that holds the mailbox
+// gave that answer itself, which no report by mail can prove) fails and is suppressed; a policy or
+// reputation refusal (5.7.x, a blocklist) or a full mailbox fails without suppressing anyone. To
+// MAIL FROM or DATA: the relay refused the message, not the address.
+void refused(Classification& c, bool to_rcpt) {
+  BounceClass k = classify_bounce("", c.code, c.reply, "failed");
+  if (to_rcpt && (k == BounceClass::hard || k == BounceClass::unknown)) {
+    c.verdict = Verdict::bounced;
+    c.bounce_class = BounceClass::hard;
+    return;
+  }
+  c.verdict = Verdict::rejected;
+  c.bounce_class = k == BounceClass::hard ? BounceClass::unknown : k;
 }
 
 }  // namespace
@@ -63,7 +82,7 @@ Classification classify_attempt(const AttemptResult& a) {
       c.drop_connection = true;
       c.relay_trouble = true;
     } else if (code >= 500) {
-      c.verdict = rcpt ? Verdict::bounced : Verdict::rejected;
+      refused(c, rcpt != 0);
     } else {
       c.verdict = Verdict::deferred;
     }

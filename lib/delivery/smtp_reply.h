@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "bounce/bounce_class.h"
+
 namespace bulkmail {
 
 struct AttemptResult {
@@ -20,8 +22,12 @@ struct AttemptResult {
 enum class Verdict {
   sent,      // 2xx to the end of DATA
   deferred,  // 4xx, timeout, dropped connection: try again later
-  bounced,   // 5xx to RCPT TO: the address is dead; fail and suppress it for all mail
-  rejected,  // 5xx to MAIL FROM or DATA: the relay refused the message; fail, no suppression
+  // 5xx to RCPT TO that says the address is dead, or gives no reason: fail and suppress it for all
+  // mail.
+  bounced,
+  // 5xx to RCPT TO for a policy or reputation reason (5.7.x, a blocklist) or a full mailbox, or
+  // 5xx to MAIL FROM or DATA: fail, no suppression.
+  rejected,
 };
 
 struct Classification {
@@ -30,6 +36,9 @@ struct Classification {
   std::string reply;             // what to record: the reply line, or what went wrong
   bool drop_connection = false;  // 421, or the connection is in an unknown state
   bool relay_trouble = false;    // not about this message: the relay is down or refusing us
+  // For a 5xx, what the refusal says (classify_bounce): hard for `bounced`; policy (counted in the
+  // campaign's block rate), soft or unknown for `rejected`. unknown otherwise.
+  BounceClass bounce_class = BounceClass::unknown;
 };
 
 Classification classify_attempt(const AttemptResult& attempt);

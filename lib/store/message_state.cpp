@@ -12,6 +12,10 @@ std::string_view to_string(MessageState s) {
       return "deferred";
     case MessageState::sent:
       return "sent";
+    case MessageState::bounced:
+      return "bounced";
+    case MessageState::complained:
+      return "complained";
     case MessageState::failed:
       return "failed";
     case MessageState::suppressed:
@@ -36,6 +40,8 @@ bool is_finished(MessageState s) {
     case MessageState::deferred:
       return false;
     case MessageState::sent:
+    case MessageState::bounced:
+    case MessageState::complained:
     case MessageState::failed:
     case MessageState::suppressed:
     case MessageState::cancelled:

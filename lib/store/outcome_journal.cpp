@@ -74,6 +74,17 @@ class Reader {
   std::string_view s_;
 };
 
+// The byte after the next attempt's time: the outcome's bounce class. Journals written before
+// there were classes hold 0 or 1 (suppress the recipient), which read the same.
+constexpr BounceClass kJournalClasses[] = {BounceClass::unknown, BounceClass::hard,
+                                           BounceClass::policy, BounceClass::soft};
+std::uint8_t journal_class_byte(BounceClass c) {
+  for (std::uint8_t i = 0; i < std::size(kJournalClasses); ++i) {
+    if (kJournalClasses[i] == c) return i;
+  }
+  return 0;
+}
+
 std::optional<Outcome> decode_payload(std::string_view payload) {
   Reader r(payload);
   Outcome o;
@@ -92,7 +103,8 @@ std::optional<Outcome> decode_payload(std::string_view payload) {
   o.state = *s;
   o.reply_code = static_cast<int>(code);
   o.next_attempt_at = static_cast<UnixMillis>(next);
-  o.suppress_recipient = suppress != 0;
+  if (suppress > 3) return std::nullopt;
+  o.bounce_class = kJournalClasses[suppress];
   return o;
 }
 
@@ -121,7 +133,7 @@ void encode_outcome(const Outcome& o, std::string& out) {
   put_text(out, to_string(o.state));
   put_u32(out, static_cast<std::uint32_t>(o.reply_code));
   put_u64(out, static_cast<std::uint64_t>(o.next_attempt_at));
-  out.push_back(o.suppress_recipient ? 1 : 0);
+  out.push_back(static_cast<char>(journal_class_byte(o.bounce_class)));
   put_text(out, o.reply);
   put_text(out, o.message_id_header);
   auto length = static_cast<std::uint32_t>(out.size() - kHeader);

@@ -15,9 +15,12 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
+#include "bounce/bounce_class.h"
+#include "store/feedback.h"
 #include "store/message_state.h"
 #include "store/suppression.h"
 
@@ -67,8 +70,13 @@ struct Campaign {
   std::string origin;  // the file an import named it after; empty when none
   UnixMillis created_at = 0;
   std::optional<UnixMillis> paused_at;  // set while paused
-  UnixMillis last_activity = 0;         // the newest change to any of its messages
+  // Set when the campaign paused itself (Store::record_reports): why, with the figures.
+  std::string pause_reason;
+  UnixMillis last_activity = 0;  // the newest change to any of its messages
   StateCounts counts;
+  CampaignFeedback feedback;  // all of it: the rates `status` shows
+  // What the automatic pause judges: the counts since a person last resumed the campaign.
+  CampaignFeedback feedback_since_resume;
 };
 
 // One line of the append-only event log: the evidence of what happened to an address and when.
@@ -100,12 +108,14 @@ struct ClaimedMessage {
 struct Outcome {
   MessageId id = 0;
   MessageState state =
-      MessageState::sent;           // sent, deferred, failed, suppressed, or queued (released)
-  int reply_code = 0;               // SMTP reply code, 0 when there was none
-  std::string reply;                // SMTP reply text or the reason
-  UnixMillis next_attempt_at = 0;   // for deferred
-  std::string message_id_header;    // the RFC 5322 Message-ID, once composed
-  bool suppress_recipient = false;  // a hard bounce: suppress the address for all mail
+      MessageState::sent;          // sent, deferred, failed, suppressed, or queued (released)
+  int reply_code = 0;              // SMTP reply code, 0 when there was none
+  std::string reply;               // SMTP reply text or the reason
+  UnixMillis next_attempt_at = 0;  // for deferred
+  std::string message_id_header;   // the RFC 5322 Message-ID, once composed
+  // What a refusal said of the message (delivery/smtp_reply.h): hard (a dead address: suppress it
+  // for all mail), policy (counted in the campaign's block rate), soft; unknown for the rest.
+  BounceClass bounce_class = BounceClass::unknown;
 };
 
 struct RecoveredLeases {
@@ -229,7 +239,8 @@ class Store {
   // Pauses (or resumes) the campaign: its queued and deferred messages, and any that become due
   // while it is paused, wait until it is resumed; messages being sent finish. Returns how many
   // waiting messages it held back (or released); nullopt for an unknown campaign. Pausing a
-  // paused campaign changes nothing.
+  // paused campaign changes nothing. Resuming clears an automatic pause's reason, and the
+  // automatic pause then judges only what is answered after it (Campaign::feedback_since_resume).
   virtual std::optional<std::int64_t> set_campaign_paused(const std::string& name, bool paused,
                                                           UnixMillis now) = 0;
 
@@ -264,6 +275,38 @@ class Store {
   // hex HMAC-SHA256 of the address under this database's own random salt.
   virtual std::string forgotten_key(const std::string& address) = 0;
 
+  // --- what comes back by mail (store/feedback.h) ---
+
+  // The message `id`, whatever its state; nullopt when there is none.
+  virtual std::optional<SentMessage> find_message(MessageId id) = 0;
+  // The message whose Message-ID header is `message_id` ("<...>"), if bulkmail recorded it.
+  virtual std::optional<SentMessage> find_message_by_header(const std::string& message_id) = 0;
+  // The first message of `category` to `address` sent (sent, bounced, complained) at or after
+  // `since`: the one an unsubscribe token issued at `since` was composed into.
+  virtual std::optional<SentMessage> find_message_sent_to(const std::string& address,
+                                                          const std::string& category,
+                                                          UnixMillis since) = 0;
+  // Takes in reports in one transaction; the results line up with `reports`. A report whose
+  // digest was taken in before changes nothing (counted as "duplicate"). Otherwise its counters
+  // go up by one and each Feedback acts on its message, if that is in state sent, bounced or
+  // complained:
+  //  - hard_bounce: sent -> bounced; the address suppressed for all mail (hard-bounce);
+  //  - soft_bounce: the address's run grows (next_soft_bounce_run); at policy.soft_limit the
+  //    address is suppressed for all mail (soft-bounce) and the run ends;
+  //  - policy_block: counted for the block rate;
+  //  - complaint: sent or bounced -> complained; the address suppressed for all mail (complaint,
+  //    the person's own choice: it raises a weaker reason);
+  //  - complaint_note: recorded, nothing more.
+  // Each writes an event of its kind's name to the address's history (status, reporting MTA,
+  // diagnostic), and the strongest kept in the message's feedback. Then a campaign whose rates
+  // since it was last resumed trip auto_pause_reason pauses itself. Suppressions commit as
+  // Store::suppress's do, waiting for the disk.
+  virtual std::vector<ReportRecorded> record_reports(std::span<const ReceivedReport> reports,
+                                                     const FeedbackPolicy& policy,
+                                                     UnixMillis now) = 0;
+  // Every feedback counter (ReceivedReport::counters, "duplicate"), by name.
+  virtual std::vector<std::pair<std::string, std::int64_t>> feedback_counters() = 0;
+
   // --- the dispatcher's side ---
 
   // Leases up to `limit` due messages (queued, or deferred and due) to `owner` until
@@ -283,7 +326,8 @@ class Store {
   virtual RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
                                          const std::optional<std::vector<MessageId>>& started) = 0;
 
-  // How many messages reached `sent` at or after `since` (the daily limit after a restart).
+  // How many messages reached `sent` at or after `since` (the daily limit after a restart), those
+  // bounced or complained about since included.
   virtual std::int64_t count_sent_since(UnixMillis since) = 0;
 
   // The newest event's id (0 when there is none): where a watch of suppression changes starts.

@@ -8,6 +8,8 @@ std::string_view to_string(SuppressionReason r) {
       return "unsubscribe";
     case SuppressionReason::hard_bounce:
       return "hard-bounce";
+    case SuppressionReason::soft_bounce:
+      return "soft-bounce";
     case SuppressionReason::complaint:
       return "complaint";
     case SuppressionReason::manual:
@@ -20,8 +22,8 @@ std::string_view to_string(SuppressionReason r) {
 
 namespace {
 constexpr SuppressionReason kAllReasons[] = {
-    SuppressionReason::unsubscribe, SuppressionReason::hard_bounce, SuppressionReason::complaint,
-    SuppressionReason::manual, SuppressionReason::import};
+    SuppressionReason::unsubscribe, SuppressionReason::hard_bounce, SuppressionReason::soft_bounce,
+    SuppressionReason::complaint,   SuppressionReason::manual,      SuppressionReason::import};
 }
 
 std::optional<SuppressionReason> parse_suppression_reason(std::string_view s) {
@@ -69,12 +71,14 @@ int rank(SuppressionReason r) {
       return 0;
     case SuppressionReason::manual:
       return 1;
-    case SuppressionReason::hard_bounce:
+    case SuppressionReason::soft_bounce:
       return 2;
-    case SuppressionReason::unsubscribe:
+    case SuppressionReason::hard_bounce:
       return 3;
-    case SuppressionReason::complaint:
+    case SuppressionReason::unsubscribe:
       return 4;
+    case SuppressionReason::complaint:
+      return 5;
   }
   return 0;
 }

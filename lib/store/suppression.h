@@ -13,21 +13,25 @@
 
 namespace bulkmail {
 
-enum class SuppressionReason { unsubscribe, hard_bounce, complaint, manual, import };
+// soft_bounce: bounces.soft_limit soft bounces (mailbox full, over quota, delays) within
+// bounces.soft_window_days, with no delivery to the address between them.
+enum class SuppressionReason { unsubscribe, hard_bounce, soft_bounce, complaint, manual, import };
 
 std::string_view to_string(SuppressionReason r);
 std::optional<SuppressionReason> parse_suppression_reason(std::string_view s);
-// "unsubscribe, hard-bounce, complaint, manual, import": for messages about a bad reason.
+// "unsubscribe, hard-bounce, soft-bounce, complaint, manual, import": for messages about a bad
+// reason.
 std::string suppression_reason_list();
-// {"unsubscribe", "hard-bounce", "complaint", "manual", "import"}: every reason's name, in that
-// order, for a command line's list of allowed values.
+// {"unsubscribe", "hard-bounce", "soft-bounce", "complaint", "manual", "import"}: every reason's
+// name, in that order, for a command line's list of allowed values.
 std::vector<std::string> suppression_reason_names();
 
 // Reasons that record the recipient's own choice (or a provider's report of it). Lifting one of
 // these would mail someone who said no, so lifting one needs consent (suppression_lift.h).
 bool is_recipient_choice(SuppressionReason r);
 // Whether `a` says more than `b` about why mail must stop: a complaint over an unsubscribe, the
-// person's own word over anything recorded on their behalf (a hard bounce, manual, an import).
+// person's own word over anything recorded on their behalf (a hard or soft bounce, manual, an
+// import), a hard bounce over a soft one.
 bool stronger_reason(SuppressionReason a, SuppressionReason b);
 
 struct Suppression {

@@ -2,6 +2,7 @@
 
 #include <SQLiteCpp/Transaction.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -162,6 +163,108 @@ CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
 -- suppressions from the lifts, which are few.
 CREATE INDEX events_lifted ON events (at) WHERE type = 'suppression-removed';
 )sql",
+    // 5: what comes back by mail after the relay said 250 (issue 15). Messages gain the states
+    // `bounced` and `complained` and a `feedback` column: the strongest thing a report or the
+    // SMTP reply said of the message (hard, soft, policy, complaint), which the campaign's rates
+    // count through the (campaign, state, feedback) index. A bounce or a complaint leaves
+    // updated_at as it was, the time the message was sent: the daily limit and retention go on
+    // counting from there. Suppressions gain the reason `soft-bounce`. Both tables are rebuilt
+    // for their CHECKs (SQLite cannot alter one); events_keep_evidence is dropped around the
+    // rebuild of the table it reads and made again word for word.
+    //
+    // soft_bounces: each address's run of soft bounces, until it is suppressed or a delivery
+    // between two of them ends the run. received_reports: the SHA-256 of every report taken in,
+    // so that one delivered twice (an MTA retrying after a timeout, a maildir run again after a
+    // crash) counts once. feedback_counters: reports by kind and class, unmatched ones and forged
+    // tokens, for /metrics (bulkmailctl takes the reports in, the daemon serves the figures).
+    // Campaigns: why a campaign paused itself, and the counts when a person last resumed it (the
+    // automatic pause judges what came after).
+    R"sql(
+CREATE TABLE messages_new (
+  id               INTEGER PRIMARY KEY AUTOINCREMENT,
+  campaign         TEXT,
+  category         TEXT    NOT NULL,
+  recipient        TEXT    NOT NULL,
+  vars             TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(vars)),
+  state            TEXT    NOT NULL CHECK (state IN
+                     ('queued','sending','deferred','sent','bounced','complained','failed',
+                      'suppressed','cancelled')),
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at  INTEGER NOT NULL,
+  lease_owner      TEXT,
+  lease_expires_at INTEGER,
+  last_reply_code  INTEGER,
+  last_reply       TEXT,
+  message_id       TEXT,
+  created_at       INTEGER NOT NULL,
+  updated_at       INTEGER NOT NULL,
+  feedback         TEXT    CHECK (feedback IN ('hard','soft','policy','complaint'))
+);
+INSERT INTO messages_new (id, campaign, category, recipient, vars, state, attempts,
+                          next_attempt_at, lease_owner, lease_expires_at, last_reply_code,
+                          last_reply, message_id, created_at, updated_at)
+  SELECT id, campaign, category, recipient, vars, state, attempts, next_attempt_at, lease_owner,
+         lease_expires_at, last_reply_code, last_reply, message_id, created_at, updated_at
+  FROM messages;
+-- The id sequence goes on where it was, so no new message takes an id events still name.
+INSERT INTO sqlite_sequence (name, seq)
+  SELECT 'messages_new', seq FROM sqlite_sequence WHERE name = 'messages';
+DROP TABLE messages;
+ALTER TABLE messages_new RENAME TO messages;
+CREATE UNIQUE INDEX messages_campaign_recipient ON messages (campaign, recipient);
+CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE state IN ('queued','deferred');
+CREATE INDEX messages_leased ON messages (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_campaign_state ON messages (campaign, state, feedback);
+CREATE INDEX messages_sent_at ON messages (updated_at)
+  WHERE state IN ('sent','bounced','complained');
+-- A report that returns the original's headers names it by its Message-ID.
+CREATE INDEX messages_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
+
+DROP TRIGGER events_keep_evidence;
+CREATE TABLE suppressions_new (
+  address    TEXT    NOT NULL,
+  category   TEXT    NOT NULL,
+  reason     TEXT    NOT NULL CHECK (reason IN
+               ('unsubscribe','hard-bounce','soft-bounce','complaint','manual','import')),
+  source     TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (address, category)
+) WITHOUT ROWID;
+INSERT INTO suppressions_new SELECT address, category, reason, source, created_at
+  FROM suppressions;
+DROP TABLE suppressions;
+ALTER TABLE suppressions_new RENAME TO suppressions;
+CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
+  WHEN OLD.type IN ('suppression-added', 'suppression-requested', 'suppression-removed',
+                    'forgotten')
+   AND EXISTS (SELECT 1 FROM suppressions WHERE address = OLD.address)
+  BEGIN SELECT RAISE(ABORT, 'the evidence of a suppression in force is kept'); END;
+
+CREATE TABLE soft_bounces (
+  address       TEXT    PRIMARY KEY,   -- normalized, or a forgotten key
+  count         INTEGER NOT NULL,      -- soft bounces in the run
+  first_at      INTEGER NOT NULL,      -- when the run's first was reported
+  last_message  INTEGER NOT NULL,      -- the message the run's latest was about
+  last_sent_at  INTEGER NOT NULL       -- when that message was sent
+) WITHOUT ROWID;
+
+CREATE TABLE received_reports (
+  digest BLOB    PRIMARY KEY,          -- SHA-256 of the report as it arrived
+  at     INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE feedback_counters (
+  name  TEXT    PRIMARY KEY,           -- "report:bounce", "class:hard", "unmatched", ...
+  count INTEGER NOT NULL
+) WITHOUT ROWID;
+
+ALTER TABLE campaigns ADD COLUMN pause_reason TEXT;  -- NULL: paused by a person, or not paused
+ALTER TABLE campaigns ADD COLUMN base_answered   INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN base_hard       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN base_complaints INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN base_blocks     INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));
@@ -198,9 +301,9 @@ void require_current_sqlite_schema(SQLite::Database& db) {
   }
 }
 
-void migrate_sqlite_schema(SQLite::Database& db) {
+void migrate_sqlite_schema(SQLite::Database& db, int to_version) {
   int version = checked_version(db);
-  while (version < kVersion) {
+  while (version < std::min(to_version, kVersion)) {
     // IMMEDIATE: two processes opening a new database at once must not both migrate it.
     SQLite::Transaction tx(db, SQLite::TransactionBehavior::IMMEDIATE);
     int current = db.execAndGet("PRAGMA user_version").getInt();

@@ -15,7 +15,9 @@
 #include "base/unique_fd.h"
 #include "crypto/digest.h"
 #include "store/sqlite/sqlite_busy.h"
+#include "store/sqlite/sqlite_feedback.h"
 #include "store/sqlite/sqlite_schema.h"
+#include "store/sqlite/synchronous_full.h"
 
 namespace bulkmail {
 namespace {
@@ -163,8 +165,8 @@ struct SqliteStore::Statements {
                    paused_shift("messages.campaign") +
                    " ELSE 0 END, message_id = COALESCE(?5, message_id), lease_owner = NULL, "
                    "lease_expires_at = NULL, updated_at = ?6, "
-                   "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END "
-                   "WHERE id = ?7 AND state = 'sending'"),
+                   "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END, "
+                   "feedback = COALESCE(?8, feedback) WHERE id = ?7 AND state = 'sending'"),
         // The outcome's event, its address and names read from the row the UPDATE just wrote
         // (cheaper than UPDATE ... RETURNING, which buffers its rows in a temporary table).
         record_event(db,
@@ -363,62 +365,54 @@ StateCounts SqliteStore::counts(const std::optional<std::string>& campaign) {
 
 std::vector<SuppressOutcome> SqliteStore::suppress(std::span<const Suppression> suppressions,
                                                    UnixMillis now) {
-  // An opt-out, once confirmed to the recipient, must survive even a power failure: these commits
-  // wait for the disk (FULL), unlike the queue's, where a lost commit means a resend at worst.
-  db_.exec("PRAGMA synchronous = FULL");
-  struct Restore {
-    SQLite::Database& db;
-    ~Restore() {
-      try {
-        db.exec("PRAGMA synchronous = NORMAL");
-      } catch (...) {
-      }
-    }
-  } restore{db_};
+  SynchronousFull full(db_);
   std::vector<SuppressOutcome> outcomes;
   outcomes.reserve(suppressions.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   for (const Suppression& given : suppressions) {
-    Suppression s = under_forgotten_key(given);
-    if (s.created_at == 0) s.created_at = now;
-    std::string reason(to_string(s.reason));
-    std::string scope = s.category.empty() ? " (all mail)" : "";
-    if (insert_suppression(st_->insert_suppression, s)) {
-      outcomes.push_back(SuppressOutcome::added);
-      add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
-                reason + scope);
-      continue;
-    }
-    if (!is_recipient_choice(s.reason)) {
-      outcomes.push_back(SuppressOutcome::unchanged);  // its first record stays the evidence
-      continue;
-    }
-    // The person's own request, for a suppression that exists: never lost behind it.
-    auto existing = exact_suppression(s.address, s.category);
-    if (existing && stronger_reason(s.reason, existing->reason)) {
-      SQLite::Statement raise(db_,
-                              "UPDATE suppressions SET reason = ?, source = ? WHERE address = ? "
-                              "AND category = ?");
-      raise.bind(1, reason);
-      raise.bind(2, s.source);
-      raise.bind(3, s.address);
-      raise.bind(4, s.category);
-      raise.exec();
-      outcomes.push_back(SuppressOutcome::raised);
-      add_event(now, "suppression-added", s.address, std::nullopt, s.category, "", s.source,
-                reason + scope + ", raised from " + std::string(to_string(existing->reason)) +
-                    " (suppressed since " + format_iso8601(existing->created_at) + ")");
-    } else {
-      outcomes.push_back(SuppressOutcome::recorded);
-      add_event(now, "suppression-requested", s.address, std::nullopt, s.category, "", s.source,
-                reason + scope + ": already suppressed" +
-                    (existing ? " (" + std::string(to_string(existing->reason)) + " since " +
-                                    format_iso8601(existing->created_at) + ")"
-                              : ""));
-    }
+    outcomes.push_back(suppress_one(given, now, std::nullopt, ""));
   }
   tx.commit();
   return outcomes;
+}
+
+SuppressOutcome SqliteStore::suppress_one(const Suppression& given, UnixMillis now,
+                                          std::optional<MessageId> message,
+                                          const std::string& campaign) {
+  Suppression s = under_forgotten_key(given);
+  if (s.created_at == 0) s.created_at = now;
+  std::string reason(to_string(s.reason));
+  std::string scope = s.category.empty() ? " (all mail)" : "";
+  if (insert_suppression(st_->insert_suppression, s)) {
+    add_event(now, "suppression-added", s.address, message, s.category, campaign, s.source,
+              reason + scope);
+    return SuppressOutcome::added;
+  }
+  if (!is_recipient_choice(s.reason)) {
+    return SuppressOutcome::unchanged;  // its first record stays the evidence
+  }
+  // The person's own request, for a suppression that exists: never lost behind it.
+  auto existing = exact_suppression(s.address, s.category);
+  if (existing && stronger_reason(s.reason, existing->reason)) {
+    SQLite::Statement raise(db_,
+                            "UPDATE suppressions SET reason = ?, source = ? WHERE address = ? "
+                            "AND category = ?");
+    raise.bind(1, reason);
+    raise.bind(2, s.source);
+    raise.bind(3, s.address);
+    raise.bind(4, s.category);
+    raise.exec();
+    add_event(now, "suppression-added", s.address, message, s.category, campaign, s.source,
+              reason + scope + ", raised from " + std::string(to_string(existing->reason)) +
+                  " (suppressed since " + format_iso8601(existing->created_at) + ")");
+    return SuppressOutcome::raised;
+  }
+  add_event(now, "suppression-requested", s.address, message, s.category, campaign, s.source,
+            reason + scope + ": already suppressed" +
+                (existing ? " (" + std::string(to_string(existing->reason)) + " since " +
+                                format_iso8601(existing->created_at) + ")"
+                          : ""));
+  return SuppressOutcome::recorded;
 }
 
 Suppression SqliteStore::under_forgotten_key(const Suppression& s) {
@@ -503,10 +497,11 @@ std::vector<Event> SqliteStore::history(const std::string& address) {
 
 std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::string>& name) {
   std::vector<Campaign> out;
-  SQLite::Statement st(db_, name ? "SELECT name, origin, created_at, paused_at FROM campaigns "
-                                   "WHERE name = ?"
-                                 : "SELECT name, origin, created_at, paused_at FROM campaigns "
-                                   "ORDER BY created_at, name");
+  std::vector<CampaignFeedback> baselines;
+  const std::string columns =
+      "SELECT name, origin, created_at, paused_at, pause_reason, base_answered, base_hard, "
+      "base_complaints, base_blocks FROM campaigns ";
+  SQLite::Statement st(db_, columns + (name ? "WHERE name = ?" : "ORDER BY created_at, name"));
   if (name) st.bind(1, *name);
   while (st.executeStep()) {
     Campaign c;
@@ -514,17 +509,21 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     c.origin = st.getColumn(1).getString();
     c.created_at = st.getColumn(2).getInt64();
     if (!st.getColumn(3).isNull()) c.paused_at = st.getColumn(3).getInt64();
+    c.pause_reason = text_or_empty(st.getColumn(4));
     c.last_activity = c.created_at;
+    baselines.push_back({st.getColumn(5).getInt64(), st.getColumn(6).getInt64(),
+                         st.getColumn(7).getInt64(), st.getColumn(8).getInt64()});
     out.push_back(std::move(c));
   }
   st.reset();
   if (out.empty()) return out;
-  // Counts and the newest change, from the (campaign, state) and (campaign, updated_at) indexes.
-  SQLite::Statement counts(db_, name ? "SELECT campaign, state, count(*), max(updated_at) FROM "
-                                       "messages WHERE campaign = ? GROUP BY campaign, state"
-                                     : "SELECT campaign, state, count(*), max(updated_at) FROM "
-                                       "messages WHERE campaign IS NOT NULL GROUP BY campaign, "
-                                       "state");
+  // Counts, feedback and the newest change, from the (campaign, state, feedback) index.
+  SQLite::Statement counts(db_, name ? "SELECT campaign, state, feedback, count(*), "
+                                       "max(updated_at) FROM messages WHERE campaign = ? GROUP BY "
+                                       "campaign, state, feedback"
+                                     : "SELECT campaign, state, feedback, count(*), "
+                                       "max(updated_at) FROM messages WHERE campaign IS NOT NULL "
+                                       "GROUP BY campaign, state, feedback");
   if (name) counts.bind(1, *name);
   std::unordered_map<std::string, std::size_t> index;
   for (std::size_t i = 0; i < out.size(); ++i) index.emplace(out[i].name, i);
@@ -532,9 +531,23 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     auto it = index.find(counts.getColumn(0).getString());
     if (it == index.end()) continue;  // messages of a campaign row not there (none: migrated)
     Campaign& c = out[it->second];
-    if (auto s = parse_message_state(counts.getColumn(1).getString()))
-      c.counts[*s] = counts.getColumn(2).getInt64();
-    c.last_activity = std::max<UnixMillis>(c.last_activity, counts.getColumn(3).getInt64());
+    auto state = parse_message_state(counts.getColumn(1).getString());
+    std::string feedback = text_or_empty(counts.getColumn(2));
+    std::int64_t n = counts.getColumn(3).getInt64();
+    if (state) {
+      c.counts[*state] += n;
+      add_feedback(c.feedback, *state, feedback, n);
+    }
+    c.last_activity = std::max<UnixMillis>(c.last_activity, counts.getColumn(4).getInt64());
+  }
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const CampaignFeedback& all = out[i].feedback;
+    const CampaignFeedback& base = baselines[i];
+    // Retention may have deleted messages counted in the baseline: never below zero.
+    auto less = [](std::int64_t a, std::int64_t b) { return a > b ? a - b : 0; };
+    out[i].feedback_since_resume = {
+        less(all.answered, base.answered), less(all.hard_bounces, base.hard_bounces),
+        less(all.complaints, base.complaints), less(all.blocks, base.blocks)};
   }
   return out;
 }
@@ -579,29 +592,40 @@ std::vector<Campaign> SqliteStore::campaigns() {
 std::optional<std::int64_t> SqliteStore::set_campaign_paused(const std::string& name, bool paused,
                                                              UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  SQLite::Statement mark(db_, paused ? "UPDATE campaigns SET paused_at = ?1 WHERE name = ?2 AND "
-                                       "paused_at IS NULL"
-                                     : "UPDATE campaigns SET paused_at = NULL WHERE name = ?2 AND "
-                                       "paused_at IS NOT NULL");
-  if (paused) mark.bind(1, static_cast<int64_t>(now));
-  mark.bind(2, name);
-  if (mark.exec() == 0) {
-    // Unknown, or already as asked.
-    SQLite::Statement known(db_, "SELECT 1 FROM campaigns WHERE name = ?");
-    known.bind(1, name);
-    return known.executeStep() ? std::optional<std::int64_t>(0) : std::nullopt;
+  auto current = read_campaigns(name);
+  if (current.empty()) return std::nullopt;
+  if (current.front().paused_at.has_value() == paused) return 0;  // already as asked
+  SQLite::Statement mark(db_, paused ? "UPDATE campaigns SET paused_at = ?1 WHERE name = ?2"
+                                     : "UPDATE campaigns SET paused_at = NULL, pause_reason = "
+                                       "NULL, base_answered = ?3, base_hard = ?4, "
+                                       "base_complaints = ?5, base_blocks = ?6 WHERE name = ?2");
+  if (paused) {
+    mark.bind(1, static_cast<int64_t>(now));
+  } else {
+    // The automatic pause judges what is answered from now on.
+    const CampaignFeedback& f = current.front().feedback;
+    mark.bind(3, static_cast<int64_t>(f.answered));
+    mark.bind(4, static_cast<int64_t>(f.hard_bounces));
+    mark.bind(5, static_cast<int64_t>(f.complaints));
+    mark.bind(6, static_cast<int64_t>(f.blocks));
   }
-  SQLite::Statement shift(db_, paused ? "UPDATE messages SET next_attempt_at = next_attempt_at + "
-                                        "?1 WHERE campaign = ?2 AND state IN ('queued', "
-                                        "'deferred') AND next_attempt_at < ?1"
-                                      : "UPDATE messages SET next_attempt_at = next_attempt_at - "
-                                        "?1 WHERE campaign = ?2 AND state IN ('queued', "
-                                        "'deferred') AND next_attempt_at >= ?1");
-  shift.bind(1, static_cast<int64_t>(kPausedOffset));
-  shift.bind(2, name);
-  std::int64_t n = shift.exec();
+  mark.bind(2, name);
+  mark.exec();
+  std::int64_t n = shift_campaign(name, paused);
   tx.commit();
   return n;
+}
+
+std::int64_t SqliteStore::shift_campaign(const std::string& name, bool hold) {
+  SQLite::Statement shift(db_, hold ? "UPDATE messages SET next_attempt_at = next_attempt_at + "
+                                      "?1 WHERE campaign = ?2 AND state IN ('queued', "
+                                      "'deferred') AND next_attempt_at < ?1"
+                                    : "UPDATE messages SET next_attempt_at = next_attempt_at - "
+                                      "?1 WHERE campaign = ?2 AND state IN ('queued', "
+                                      "'deferred') AND next_attempt_at >= ?1");
+  shift.bind(1, static_cast<int64_t>(kPausedOffset));
+  shift.bind(2, name);
+  return shift.exec();
 }
 
 std::int64_t SqliteStore::cancel_campaign(const std::string& campaign, const std::string& source,
@@ -717,6 +741,7 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
     bind_optional_text(st, 5, o.message_id_header);
     st.bind(6, static_cast<int64_t>(now));
     st.bind(7, static_cast<int64_t>(o.id));
+    bind_optional_text(st, 8, feedback_name(o.bounce_class));
     if (st.exec() == 0) continue;  // no longer ours: the lease was recovered meanwhile
     const char* type = o.state == MessageState::queued ? "released" : to_string(o.state).data();
     // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when not.
@@ -729,7 +754,7 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
     ev.bind(3, detail);
     ev.bind(4, static_cast<int64_t>(o.id));
     ev.exec();
-    if (o.suppress_recipient) {
+    if (o.bounce_class == BounceClass::hard) {
       SQLite::Statement who(db_,
                             "SELECT recipient, COALESCE(campaign, '') FROM messages WHERE id = ?");
       who.bind(1, static_cast<int64_t>(o.id));
@@ -866,6 +891,9 @@ ForgetResult SqliteStore::forget(const std::string& address, const std::string& 
     SQLite::Statement events(db_, "DELETE FROM events WHERE address = ?");
     events.bind(1, address);
     r.events = events.exec();
+    SQLite::Statement soft(db_, "DELETE FROM soft_bounces WHERE address = ?");
+    soft.bind(1, address);
+    soft.exec();
     SQLite::Statement kept(db_,
                            "SELECT address, category, reason, source, created_at FROM "
                            "suppressions WHERE address = ? ORDER BY category");
@@ -1004,8 +1032,10 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
 }
 
 std::int64_t SqliteStore::count_sent_since(UnixMillis since) {
-  SQLite::Statement st(db_,
-                       "SELECT count(*) FROM messages WHERE state = 'sent' AND updated_at >= ?");
+  SQLite::Statement st(
+      db_,
+      "SELECT count(*) FROM messages WHERE state IN ('sent', 'bounced', 'complained') AND "
+      "updated_at >= ?");
   st.bind(1, static_cast<int64_t>(since));
   st.executeStep();
   return st.getColumn(0).getInt64();

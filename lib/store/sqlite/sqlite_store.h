@@ -15,6 +15,8 @@
 
 namespace bulkmail {
 
+struct SqliteFeedbackStatements;
+
 // The claim statement, for the test that checks how SQLite runs it.
 extern const char* const kSqliteClaim;
 
@@ -81,6 +83,14 @@ class SqliteStore final : public Store {
   std::int64_t count_sent_since(UnixMillis since) override;
   std::int64_t last_event_id() override;
   SuppressionChanges suppression_changes(std::int64_t after) override;
+  std::optional<SentMessage> find_message(MessageId id) override;
+  std::optional<SentMessage> find_message_by_header(const std::string& message_id) override;
+  std::optional<SentMessage> find_message_sent_to(const std::string& address,
+                                                  const std::string& category,
+                                                  UnixMillis since) override;
+  std::vector<ReportRecorded> record_reports(std::span<const ReceivedReport> reports,
+                                             const FeedbackPolicy& policy, UnixMillis now) override;
+  std::vector<std::pair<std::string, std::int64_t>> feedback_counters() override;
   void set_dispatch_state(const DispatchState& state) override;
   void set_config_problem(const std::string& problem) override;
   std::optional<DispatchState> dispatch_state() override;
@@ -93,6 +103,21 @@ class SqliteStore final : public Store {
   // `s` as it is stored: under the address's forgotten_key when the address was forgotten and
   // nothing holds it in clear since (a forgotten person opting out again stays forgotten).
   Suppression under_forgotten_key(const Suppression& s);
+  // One suppression, inside the caller's transaction (Store::suppress says what it does);
+  // `message` and `campaign` name what caused it, for its event.
+  SuppressOutcome suppress_one(const Suppression& s, UnixMillis now,
+                               std::optional<MessageId> message, const std::string& campaign);
+  // Moves the campaign's waiting messages past kPausedOffset (hold) or back; how many moved.
+  std::int64_t shift_campaign(const std::string& name, bool hold);
+  // The steps of record_reports (sqlite_feedback.cpp), inside its transaction.
+  FeedbackApplied apply_feedback(const Feedback& f, const std::string& source,
+                                 const FeedbackPolicy& policy, UnixMillis now);
+  int count_soft_bounce(const SentMessage& m, const FeedbackPolicy& policy, UnixMillis now);
+  void count_feedback(const std::string& name);
+  // Pauses `campaign` for `reason` when its rates since it was last resumed trip the policy;
+  // the reason when it did.
+  std::optional<std::string> pause_if_tripped(const std::string& campaign,
+                                              const FeedbackPolicy& policy, UnixMillis now);
   struct Statements;
   void add_event(UnixMillis at, const char* type, const std::string& address,
                  std::optional<MessageId> message, const std::string& category,
@@ -100,7 +125,10 @@ class SqliteStore final : public Store {
 
   SQLite::Database db_;
   std::unique_ptr<Statements> st_;
-  std::unique_ptr<HmacSha256> forget_mac_;  // keyed with the database's salt, read at first use
+  std::unique_ptr<HmacSha256> forget_mac_;
+  SqliteFeedbackStatements& feedback_statements();
+  std::unique_ptr<SqliteFeedbackStatements>
+      fst_;  // prepared on first use  // keyed with the database's salt, read at first use
 };
 
 }  // namespace bulkmail

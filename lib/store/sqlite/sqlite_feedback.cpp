@@ -1,0 +1,259 @@
+// SqliteStore's side of what comes back by mail: finding the message a report names, and taking
+// reports in (store.h, record_reports).
+#include "store/sqlite/sqlite_feedback.h"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include "store/sqlite/sqlite_store.h"
+#include "store/sqlite/synchronous_full.h"
+
+namespace bulkmail {
+
+namespace {
+constexpr const char* kMessageColumns =
+    "SELECT id, COALESCE(campaign, ''), category, recipient, state, COALESCE(message_id, ''), "
+    "updated_at, COALESCE(feedback, '') FROM messages ";
+
+std::optional<SentMessage> read_message(SQLite::Statement& st) {
+  std::optional<SentMessage> out;
+  if (st.executeStep()) {
+    auto state = parse_message_state(st.getColumn(4).getString());
+    out = SentMessage{st.getColumn(0).getInt64(),
+                      st.getColumn(1).getString(),
+                      st.getColumn(2).getString(),
+                      st.getColumn(3).getString(),
+                      state.value_or(MessageState::cancelled),
+                      st.getColumn(5).getString(),
+                      st.getColumn(6).getInt64(),
+                      st.getColumn(7).getString()};
+  }
+  st.reset();  // never leave a read snapshot open (see find_suppression)
+  return out;
+}
+
+// "5.1.1 from mx.example.com: 550 5.1.1 <pat@example.com>: user unknown"
+std::string event_detail(const Feedback& f) {
+  std::string out = f.status.empty() ? std::string(to_string(f.kind)) : f.status;
+  if (!f.reporting_mta.empty()) out += " from " + f.reporting_mta;
+  if (!f.diagnostic.empty()) out += ": " + f.diagnostic;
+  return out;
+}
+}  // namespace
+
+SqliteFeedbackStatements::SqliteFeedbackStatements(SQLite::Database& db)
+    : find_message(db, std::string(kMessageColumns) + "WHERE id = ?"),
+      find_by_header(db, std::string(kMessageColumns) + "WHERE message_id = ? ORDER BY id LIMIT 1"),
+      seen(db, "INSERT INTO received_reports (digest, at) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+      count(db,
+            "INSERT INTO feedback_counters (name, count) VALUES (?, 1) ON CONFLICT (name) DO "
+            "UPDATE SET count = count + 1"),
+      update_message(db, "UPDATE messages SET state = ?1, feedback = ?2 WHERE id = ?3"),
+      soft_run(db,
+               "SELECT count, first_at, last_message, last_sent_at FROM soft_bounces WHERE "
+               "address = ?"),
+      // A message to the address the relay took, that no report came back about, sent between
+      // the run's latest bounced message and this one: the address took mail in between.
+      delivered_between(db,
+                        "SELECT EXISTS (SELECT 1 FROM messages WHERE recipient = ?1 AND state = "
+                        "'sent' AND feedback IS NULL AND updated_at > ?2 AND updated_at < ?3 "
+                        "AND id <> ?4)"),
+      save_run(db,
+               "INSERT INTO soft_bounces (address, count, first_at, last_message, last_sent_at) "
+               "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (address) DO UPDATE SET count = ?2, "
+               "first_at = ?3, last_message = ?4, last_sent_at = ?5"),
+      end_run(db, "DELETE FROM soft_bounces WHERE address = ?") {}
+
+SqliteFeedbackStatements& SqliteStore::feedback_statements() {
+  if (!fst_) fst_ = std::make_unique<SqliteFeedbackStatements>(db_);
+  return *fst_;
+}
+
+std::optional<SentMessage> SqliteStore::find_message(MessageId id) {
+  auto& st = feedback_statements().find_message;
+  st.reset();
+  st.bind(1, static_cast<int64_t>(id));
+  return read_message(st);
+}
+
+std::optional<SentMessage> SqliteStore::find_message_by_header(const std::string& message_id) {
+  if (message_id.empty()) return std::nullopt;
+  auto& st = feedback_statements().find_by_header;
+  st.reset();
+  st.bind(1, message_id);
+  return read_message(st);
+}
+
+std::optional<SentMessage> SqliteStore::find_message_sent_to(const std::string& address,
+                                                             const std::string& category,
+                                                             UnixMillis since) {
+  SQLite::Statement st(db_, std::string(kMessageColumns) +
+                                "WHERE recipient = ? AND category = ? AND state IN ('sent', "
+                                "'bounced', 'complained') AND updated_at >= ? ORDER BY "
+                                "updated_at, id LIMIT 1");
+  st.bind(1, address);
+  st.bind(2, category);
+  st.bind(3, static_cast<int64_t>(since));
+  return read_message(st);
+}
+
+void SqliteStore::count_feedback(const std::string& name) {
+  auto& st = feedback_statements().count;
+  st.reset();
+  st.bind(1, name);
+  st.exec();
+}
+
+std::vector<ReportRecorded> SqliteStore::record_reports(std::span<const ReceivedReport> reports,
+                                                        const FeedbackPolicy& policy,
+                                                        UnixMillis now) {
+  // A complaint is an opt-out: its suppression must survive a power failure.
+  SynchronousFull full(db_);
+  std::vector<ReportRecorded> out;
+  out.reserve(reports.size());
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  auto& seen = feedback_statements().seen;
+  for (const ReceivedReport& r : reports) {
+    ReportRecorded recorded;
+    seen.reset();
+    seen.bind(1, r.digest.data(), static_cast<int>(r.digest.size()));
+    seen.bind(2, static_cast<int64_t>(now));
+    if (seen.exec() == 0) {
+      recorded.duplicate = true;
+      count_feedback("duplicate");
+      out.push_back(std::move(recorded));
+      continue;
+    }
+    for (const std::string& c : r.counters) count_feedback(c);
+    for (const Feedback& f : r.feedback) {
+      recorded.applied.push_back(apply_feedback(f, r.source, policy, now));
+    }
+    out.push_back(std::move(recorded));
+  }
+  tx.commit();
+  return out;
+}
+
+FeedbackApplied SqliteStore::apply_feedback(const Feedback& f, const std::string& source,
+                                            const FeedbackPolicy& policy, UnixMillis now) {
+  FeedbackApplied a;
+  a.message = f.message;
+  a.kind = f.kind;
+  auto m = find_message(f.message);
+  if (!m || !takes_reports(m->state)) return a;
+  a.applied = true;
+  MessageState state = m->state;
+  if (f.kind == FeedbackKind::hard_bounce && state == MessageState::sent) {
+    state = MessageState::bounced;
+  }
+  if (f.kind == FeedbackKind::complaint) state = MessageState::complained;
+  std::string next = feedback_name(f.kind);
+  std::string feedback = stronger_feedback(next, m->feedback) ? next : m->feedback;
+  if (state != m->state || feedback != m->feedback) {
+    auto& up = feedback_statements().update_message;
+    up.reset();
+    up.bind(1, std::string(to_string(state)));
+    if (feedback.empty()) {
+      up.bind(2);
+    } else {
+      up.bind(2, feedback);
+    }
+    up.bind(3, static_cast<int64_t>(m->id));
+    up.exec();
+  }
+  std::string detail = event_detail(f);
+  std::optional<SuppressionReason> suppress;
+  if (f.kind == FeedbackKind::hard_bounce) suppress = SuppressionReason::hard_bounce;
+  if (f.kind == FeedbackKind::complaint) suppress = SuppressionReason::complaint;
+  if (f.kind == FeedbackKind::soft_bounce) {
+    a.soft_count = count_soft_bounce(*m, policy, now);
+    detail += " (soft bounce " + std::to_string(a.soft_count) + " of " +
+              std::to_string(policy.soft_limit) + ")";
+    if (a.soft_count >= policy.soft_limit) suppress = SuppressionReason::soft_bounce;
+  }
+  std::string type(to_string(f.kind));
+  add_event(now, type.c_str(), m->recipient, m->id, m->category, m->campaign, source, detail);
+  if (suppress) {
+    Suppression s{m->recipient, "", *suppress, source, now};
+    SuppressOutcome o = suppress_one(s, now, m->id, m->campaign);
+    a.suppressed = o == SuppressOutcome::added || o == SuppressOutcome::raised;
+  }
+  bool counts_for_pause = f.kind == FeedbackKind::hard_bounce ||
+                          f.kind == FeedbackKind::complaint || f.kind == FeedbackKind::policy_block;
+  if (!m->campaign.empty() && counts_for_pause) {
+    if (auto reason = pause_if_tripped(m->campaign, policy, now)) {
+      a.paused_campaign = m->campaign;
+      a.pause_reason = std::move(*reason);
+    }
+  }
+  return a;
+}
+
+int SqliteStore::count_soft_bounce(const SentMessage& m, const FeedbackPolicy& policy,
+                                   UnixMillis now) {
+  auto& fs = feedback_statements();
+  std::optional<SoftBounceRun> run;
+  fs.soft_run.reset();
+  fs.soft_run.bind(1, m.recipient);
+  if (fs.soft_run.executeStep()) {
+    run = SoftBounceRun{fs.soft_run.getColumn(0).getInt(), fs.soft_run.getColumn(1).getInt64(),
+                        fs.soft_run.getColumn(2).getInt64(), fs.soft_run.getColumn(3).getInt64()};
+  }
+  fs.soft_run.reset();
+  bool delivered_between = false;
+  if (run) {
+    auto& d = fs.delivered_between;
+    d.reset();
+    d.bind(1, m.recipient);
+    d.bind(2, static_cast<int64_t>(std::min(run->last_sent_at, m.sent_at)));
+    d.bind(3, static_cast<int64_t>(std::max(run->last_sent_at, m.sent_at)));
+    d.bind(4, static_cast<int64_t>(m.id));
+    d.executeStep();
+    delivered_between = d.getColumn(0).getInt() != 0;
+    d.reset();
+  }
+  SoftBounceRun next = next_soft_bounce_run(run, m.id, m.sent_at, delivered_between, now, policy);
+  if (next.count >= policy.soft_limit) {
+    fs.end_run.reset();
+    fs.end_run.bind(1, m.recipient);
+    fs.end_run.exec();
+  } else {
+    auto& save = fs.save_run;
+    save.reset();
+    save.bind(1, m.recipient);
+    save.bind(2, next.count);
+    save.bind(3, static_cast<int64_t>(next.first_at));
+    save.bind(4, static_cast<int64_t>(next.last_message));
+    save.bind(5, static_cast<int64_t>(next.last_sent_at));
+    save.exec();
+  }
+  return next.count;
+}
+
+std::optional<std::string> SqliteStore::pause_if_tripped(const std::string& campaign,
+                                                         const FeedbackPolicy& policy,
+                                                         UnixMillis now) {
+  auto found = read_campaigns(campaign);
+  if (found.empty() || found.front().paused_at) return std::nullopt;
+  auto reason = auto_pause_reason(found.front().feedback_since_resume, policy);
+  if (!reason) return std::nullopt;
+  SQLite::Statement mark(db_,
+                         "UPDATE campaigns SET paused_at = ?, pause_reason = ? WHERE name = ? AND "
+                         "paused_at IS NULL");
+  mark.bind(1, static_cast<int64_t>(now));
+  mark.bind(2, *reason);
+  mark.bind(3, campaign);
+  mark.exec();
+  shift_campaign(campaign, true);
+  count_feedback("auto-pause");
+  return reason;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> SqliteStore::feedback_counters() {
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  SQLite::Statement st(db_, "SELECT name, count FROM feedback_counters ORDER BY name");
+  while (st.executeStep())
+    out.emplace_back(st.getColumn(0).getString(), st.getColumn(1).getInt64());
+  return out;
+}
+
+}  // namespace bulkmail
