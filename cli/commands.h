@@ -23,7 +23,9 @@ struct Options {
   std::vector<std::string> vars;   // --var KEY=VALUE, in the order given
   std::vector<std::string> files;  // bounce parse FILE...
   bool json = false, force = false, dry_run = false, update = false;
-  bool envelope = false;  // preview --envelope
+  bool envelope = false;           // preview --envelope
+  std::string recipient, maildir;  // bounce receive --recipient, --maildir
+  int batch = 200;                 // bounce receive --batch
 };
 
 // Each subcommand declared, with what running it does.
@@ -59,7 +61,7 @@ void add_campaign_commands(CLI::App& app, Options& opts, Commands& commands);
 void add_suppress_commands(CLI::App& app, Options& opts, Commands& commands);
 // address_commands.cpp: unsubscribe-link, history and forget.
 void add_address_commands(CLI::App& app, Options& opts, Commands& commands);
-// bounce_commands.cpp: bounce parse.
+// bounce_commands.cpp: bounce parse and bounce receive.
 void add_bounce_commands(CLI::App& app, Options& opts, Commands& commands);
 
 // Parses the command line. Returns the exit status when parsing ends the run (--help, --version,

@@ -43,13 +43,25 @@ void cmd_campaigns(Context& ctx, bool json) {
   std::cout << std::left << std::setw(24) << "campaign" << std::setw(26) << "created"
             << std::setw(26) << "last activity";
   for (MessageState s : kAllMessageStates) std::cout << std::setw(11) << to_string(s);
-  std::cout << "paused\n";
+  // Rates of the answered messages ("-" while none is); status --campaign gives the counts.
+  std::cout << std::setw(13) << "hard-bounce%" << std::setw(11) << "complaint%" << std::setw(8)
+            << "block%"
+            << "paused\n";
   for (const Campaign& c : all) {
     std::cout << std::left << std::setw(24) << c.name << std::setw(26)
               << format_iso8601(c.created_at) << std::setw(26) << format_iso8601(c.last_activity);
     for (MessageState s : kAllMessageStates) std::cout << std::setw(11) << c.counts[s];
-    std::cout << (c.paused_at ? "since " + format_iso8601(*c.paused_at) : std::string("no"))
-              << "\n";
+    const CampaignFeedback& f = c.feedback;
+    std::cout << std::setw(13) << percent_of(f.hard_bounces, f.answered) << std::setw(11)
+              << percent_of(f.complaints, f.answered) << std::setw(8)
+              << percent_of(f.blocks, f.answered);
+    if (!c.paused_at) {
+      std::cout << "no\n";
+    } else {
+      // The reason is long: status --campaign shows it.
+      std::cout << "since " << format_iso8601(*c.paused_at)
+                << (c.pause_reason.empty() ? "" : ", automatically") << "\n";
+    }
   }
 }
 
@@ -57,7 +69,8 @@ void cmd_pause(Context& ctx, const std::string& campaign, bool paused) {
   Campaign c = check_campaign(ctx, campaign);
   if (c.paused_at.has_value() == paused) {
     std::cout << "campaign " << campaign << " is already "
-              << (paused ? "paused (since " + format_iso8601(*c.paused_at) + ")" : "running")
+              << (paused ? "paused (since " + format_iso8601(*c.paused_at) + pause_cause(c) + ")"
+                         : "running")
               << "\n";
     return;
   }
@@ -67,6 +80,11 @@ void cmd_pause(Context& ctx, const std::string& campaign, bool paused) {
             << (paused ? " waiting messages held (messages being sent finish)"
                        : " waiting messages released")
             << "\n";
+  if (!paused && !c.pause_reason.empty()) {
+    // What the operator overrode, and what the automatic pause judges from now on.
+    std::cout << "it had paused itself (" << c.pause_reason
+              << "); it pauses itself again only on what is answered from now on\n";
+  }
 }
 
 void status_report(Context& ctx, const std::string& campaign, bool json);
@@ -87,26 +105,8 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
   if (code != 0) throw ExitCode{code};
 }
 
-void status_report(Context& ctx, const std::string& campaign, bool json) {
-  std::optional<Campaign> one;
-  if (!campaign.empty()) one = check_campaign(ctx, campaign);
-  StateCounts c = ctx.db().counts(campaign.empty() ? std::nullopt : std::optional(campaign));
-  if (json) {
-    std::cout
-        << status_json(c, ctx.db().dispatch_state(), InstanceLock::held(ctx.database_path())).dump()
-        << "\n";
-    return;
-  }
-  std::int64_t total = 0;
-  for (MessageState s : kAllMessageStates) {
-    std::cout << std::left << std::setw(12) << to_string(s) << c[s] << "\n";
-    total += c[s];
-  }
-  std::cout << std::left << std::setw(12) << "total" << total << "\n";
-  if (one && one->paused_at) {
-    std::cout << "campaign " << campaign << ": paused since " << format_iso8601(*one->paused_at)
-              << " (bulkmailctl resume --campaign " << campaign << ")\n";
-  }
+// What the daemon is doing, as its last word and the instance lock tell it.
+void print_dispatch(Context& ctx) {
   if (auto d = ctx.db().dispatch_state()) {
     if (d->state != "stopped" && !InstanceLock::held(ctx.database_path())) {
       // What the database says is what a daemon said before it died: the lock tells the truth.
@@ -125,6 +125,36 @@ void status_report(Context& ctx, const std::string& campaign, bool json) {
   }
 }
 
+void status_report(Context& ctx, const std::string& campaign, bool json) {
+  std::optional<Campaign> one;
+  if (!campaign.empty()) one = check_campaign(ctx, campaign);
+  // A campaign's counts come with its row, in one snapshot.
+  StateCounts c = one ? one->counts : ctx.db().counts(std::nullopt);
+  if (json) {
+    auto dispatch = ctx.db().dispatch_state();
+    bool running = InstanceLock::held(ctx.database_path());
+    std::cout << (one ? campaign_status_json(*one, dispatch, running)
+                      : status_json(c, dispatch, running))
+                     .dump()
+              << "\n";
+    return;
+  }
+  std::int64_t total = 0;
+  for (MessageState s : kAllMessageStates) {
+    std::cout << std::left << std::setw(12) << to_string(s) << c[s] << "\n";
+    total += c[s];
+  }
+  std::cout << std::left << std::setw(12) << "total" << total << "\n";
+  if (one) {
+    for (const std::string& line : rate_lines(one->feedback)) std::cout << line << "\n";
+    if (one->paused_at) {
+      std::cout << "campaign " << campaign << ": paused since " << format_iso8601(*one->paused_at)
+                << pause_cause(*one) << " (bulkmailctl resume --campaign " << campaign << ")\n";
+    }
+  }
+  print_dispatch(ctx);
+}
+
 void cmd_cancel(Context& ctx, const std::string& campaign) {
   check_campaign(ctx, campaign);
   std::cout << "cancelled " << ctx.db().cancel_campaign(campaign, "cli", now_millis()) << "\n";
@@ -139,14 +169,18 @@ void cmd_retry(Context& ctx, const std::string& campaign) {
 
 void add_status_command(CLI::App& app, Options& opts, Commands& commands) {
   auto* status = app.add_subcommand("status", "messages per state");
-  status->add_option("--campaign", opts.campaign, "only this campaign");
-  status->add_flag("--json", opts.json, "one JSON object with a key per state");
+  status->add_option(
+      "--campaign", opts.campaign,
+      "only this campaign, with its bounce and complaint rates and why it is paused");
+  status->add_flag(
+      "--json", opts.json,
+      "one JSON object with a key per state (and a campaign's figures in \"campaign\")");
   commands.add(status, [](Context& ctx, const Options& o) { cmd_status(ctx, o.campaign, o.json); });
 }
 
 void add_campaign_commands(CLI::App& app, Options& opts, Commands& commands) {
   auto* campaigns = app.add_subcommand(
-      "campaigns", "each campaign: messages per state, created, last activity, paused");
+      "campaigns", "each campaign: messages per state, created, last activity, rates, paused");
   campaigns->add_flag("--json", opts.json, "a JSON array");
   commands.add(campaigns, [](Context& ctx, const Options& o) { cmd_campaigns(ctx, o.json); });
 

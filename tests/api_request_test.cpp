@@ -184,3 +184,30 @@ TEST_CASE("a suppression's path and query name its address, category and consent
     CHECK(bad.error().field == r.field);
   }
 }
+
+TEST_CASE("a campaign's path segment is percent-decoded, then checked as a campaign name") {
+  struct Row {
+    const char* segment;
+    const char* name;  // nullptr: refused
+  };
+  for (Row r : {Row{"nov-2026", "nov-2026"}, Row{"nov%2D2026", "nov-2026"},
+                Row{"q4%3Apromo_1.b", "q4:promo_1.b"}, Row{"", nullptr}, Row{"nov%2F2026", nullptr},
+                Row{"nov+2026", nullptr}, Row{"nov%202026", nullptr}, Row{"nov%2", nullptr},
+                Row{"caf%C3%A9", nullptr}}) {
+    CAPTURE(r.segment);
+    auto name = campaign_segment(r.segment);
+    if (r.name) {
+      REQUIRE(name.ok());
+      CHECK(*name == r.name);
+    } else {
+      REQUIRE_FALSE(name.ok());
+      CHECK(name.error().field == "campaign");
+      CHECK(name.error().message.rfind("campaign: ", 0) == 0);
+    }
+  }
+  CHECK(campaign_segment(std::string(100, 'a')).ok());
+  auto too_long = campaign_segment(std::string(101, 'a'));
+  REQUIRE_FALSE(too_long.ok());
+  CHECK(too_long.error().message == "campaign: is longer than 100 characters");
+  CHECK(campaign_segment("").error().message == "campaign: is empty");
+}

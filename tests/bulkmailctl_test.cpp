@@ -14,6 +14,7 @@
 #include "crypto/unsubscribe_token.h"
 #include "crypto/verp_token.h"
 #include "process.h"
+#include "sent_queue.h"
 #include "store/instance_lock.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
@@ -141,9 +142,8 @@ TEST_CASE(
 TEST_CASE("status --json has a number for every state, and what the daemon is doing") {
   Cli cli;
   auto j = cli.status();
-  for (const char* k :
-       {"queued", "sending", "deferred", "sent", "bounced", "complained", "failed", "suppressed",
-        "cancelled"}) {
+  for (const char* k : {"queued", "sending", "deferred", "sent", "bounced", "complained", "failed",
+                        "suppressed", "cancelled"}) {
     CAPTURE(k);
     REQUIRE(j.contains(k));
     CHECK(j[k].is_number_integer());
@@ -683,6 +683,89 @@ TEST_CASE("campaigns lists each campaign, and pause holds one until resume") {
   r = cli({"resume", "--campaign", "nov"});
   CHECK(r.out == "campaign nov resumed: 2 waiting messages released\n");
   CHECK(cli({"campaigns", "--json"}).out.find("\"paused\":true") == std::string::npos);
+}
+
+
+TEST_CASE("status --campaign shows bounced and complained, the rates, and why it paused itself") {
+  Cli cli;
+  std::string reason = [&] {
+    SqliteStore s((cli.dir.path() / "queue.db").string());
+    return campaign_that_paused_itself(s).pause_reason;
+  }();
+  auto r = cli({"status", "--campaign", "nov"});
+  REQUIRE_MESSAGE(r.status == 0, r.err);
+  for (const std::string& line :
+       {std::string("queued      2\n"), std::string("sent        2\n"),
+        std::string("bounced     1\n"), std::string("complained  1\n"),
+        std::string("failed      1\n"), std::string("total       7\n"),
+        std::string("hard-bounce rate 20.00% (1 of 5 answered)\n"),
+        std::string("complaint rate 20.00% (1 of 5 answered)\n"),
+        std::string("block rate 20.00% (1 of 5 answered)\n"),
+        ", automatically: " + reason + " (bulkmailctl resume --campaign nov)\n"}) {
+    CAPTURE(line);
+    CHECK(r.out.find(line) != std::string::npos);
+  }
+  CHECK(r.out.find("campaign nov: paused since ") != std::string::npos);
+  // The rates come after the states, and the pause after the rates.
+  CHECK(r.out.find("total ") < r.out.find("hard-bounce rate"));
+  CHECK(r.out.find("block rate") < r.out.find("campaign nov: paused"));
+
+  // --json: the same figures, from campaign_json, under "campaign".
+  auto j = cli.status("nov");
+  CHECK(j["bounced"] == 1);
+  CHECK(j["complained"] == 1);
+  REQUIRE(j.contains("campaign"));
+  CHECK(j["campaign"]["name"] == "nov");
+  CHECK(j["campaign"]["answered"] == 5);
+  CHECK(j["campaign"]["complaint_rate"] == 0.2);
+  CHECK(j["campaign"]["hard_bounce_rate"] == 0.2);
+  CHECK(j["campaign"]["block_rate"] == 0.2);
+  CHECK(j["campaign"]["pause_reason"] == reason);
+  CHECK(j["campaign"]["queued"] == j["queued"]);
+  CHECK_FALSE(cli.status().contains("campaign"));
+
+  // campaigns: the rates in short, and that it paused itself; --json as campaign_json.
+  auto list = cli({"campaigns"}).out;
+  CHECK(list.find("hard-bounce%") != std::string::npos);
+  CHECK(list.find("complaint%") != std::string::npos);
+  CHECK(list.find("20.00%") != std::string::npos);
+  CHECK(list.find(", automatically\n") != std::string::npos);
+  auto all = nlohmann::json::parse(cli({"campaigns", "--json"}).out);
+  REQUIRE(all.size() == 1);
+  CHECK(all[0] == j["campaign"]);
+
+  // pause says it is paused already and why; resume says what it overrode.
+  CHECK(cli({"pause", "--campaign", "nov"}).out.find(", automatically: " + reason + ")\n") !=
+        std::string::npos);
+  r = cli({"resume", "--campaign", "nov"});
+  CHECK(r.out == "campaign nov resumed: 2 waiting messages released\nit had paused itself (" +
+                     reason + "); it pauses itself again only on what is answered from now on\n");
+  auto after = cli({"status", "--campaign", "nov"}).out;
+  CHECK(after.find("paused") == std::string::npos);
+  CHECK(after.find("complaint rate 20.00% (1 of 5 answered)\n") != std::string::npos);
+  CHECK(cli.status("nov")["campaign"]["pause_reason"].is_null());
+
+  // Paused by a person: said so, and no reason.
+  REQUIRE(cli({"pause", "--campaign", "nov"}).status == 0);
+  CHECK(cli({"status", "--campaign", "nov"}).out.find(" by an operator (bulkmailctl resume ") !=
+        std::string::npos);
+  r = cli({"resume", "--campaign", "nov"});
+  CHECK(r.out == "campaign nov resumed: 2 waiting messages released\n");
+}
+
+TEST_CASE("status --campaign of a campaign nothing was answered for has no rates yet") {
+  Cli cli;
+  REQUIRE(cli(with_vars({"enqueue", "--category", "customer-update", "--to", "c@example.com",
+                         "--campaign", "promo"}))
+              .status == 0);
+  auto r = cli({"status", "--campaign", "promo"});
+  CHECK(r.out.find("\nno message answered yet\n") != std::string::npos);
+  CHECK(r.out.find(" rate ") == std::string::npos);
+  // "-" for each rate while nothing is answered, then the paused column.
+  CHECK(cli({"campaigns"}).out.find("-            -          -       no\n") != std::string::npos);
+  auto j = cli.status("promo");
+  CHECK(j["campaign"]["answered"] == 0);
+  CHECK(j["campaign"]["complaint_rate"] == 0.0);
 }
 
 TEST_CASE("forget erases a person and keeps only their opt-out, as a hash") {

@@ -69,11 +69,43 @@ TEST_CASE("the shipped example config is valid once its secret files exist") {
   auto load = load_config(write_config(dir, yaml));
   CHECK_MESSAGE(load.ok(), all_errors(load));
   // Its commented-out bounces block, turned on, is valid too.
-  yaml = replace(yaml, "# bounces:\n#   domain: bounces.mail.example.com",
-                 "bounces:\n  domain: bounces.mail.example.com");
+  yaml =
+      replace(yaml, "  # domain: bounces.mail.example.com", "  domain: bounces.mail.example.com");
   load = load_config(write_config(dir, yaml));
   REQUIRE_MESSAGE(load.ok(), all_errors(load));
   CHECK(load.config->bounces.domain == "bounces.mail.example.com");
+}
+
+TEST_CASE("the bounces block: soft-bounce run and automatic pause thresholds") {
+  TempDir dir;
+  auto load = load_config(write_config(dir, valid_config_yaml()));
+  REQUIRE(load.ok());
+  const BouncesConfig& d = load.config->bounces;  // the defaults
+  CHECK(d.soft_limit == 3);
+  CHECK(d.soft_window_days == 30);
+  CHECK(d.min_sample == 500);
+  CHECK(d.pause_complaint_ppm == 3'000);
+  CHECK(d.pause_bounce_ppm == 50'000);
+  CHECK(d.pause_block_ppm == 50'000);
+  load = load_config(write_config(
+      dir, valid_config_yaml() +
+               "bounces:\n  soft_limit: 5\n  soft_window_days: 14\n  min_sample: 1000\n"
+               "  pause_complaint_rate: 0.1%\n  pause_bounce_rate: 2.5%\n"
+               "  pause_block_rate: 0%\n"));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  const BouncesConfig& b = load.config->bounces;
+  CHECK(b.soft_limit == 5);
+  CHECK(b.soft_window_days == 14);
+  CHECK(b.min_sample == 1000);
+  CHECK(b.pause_complaint_ppm == 1'000);
+  CHECK(b.pause_bounce_ppm == 25'000);
+  CHECK(b.pause_block_ppm == 0);
+  load =
+      load_config(write_config(dir, valid_config_yaml() + "bounces:\n  pause_complaint_rate: 100%\n"
+                                                          "  pause_bounce_rate: 0.0001%\n"));
+  REQUIRE_MESSAGE(load.ok(), all_errors(load));
+  CHECK(load.config->bounces.pause_complaint_ppm == 1'000'000);
+  CHECK(load.config->bounces.pause_bounce_ppm == 1);
 }
 
 TEST_CASE("bad configs are refused naming the file, line and key") {
@@ -178,6 +210,18 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"bounces not a mapping", "database: queue.db\n",
        "database: queue.db\nbounces: bounces.mail.example.com\n",
        ":2:10: bounces: must be a mapping"},
+      {"bounce rate without a percent sign", "database: queue.db\n",
+       "database: queue.db\nbounces: { pause_complaint_rate: 0.003 }\n",
+       "bounces.pause_complaint_rate: must be a percentage from 0% to 100% with at most four "
+       "decimals, e.g. 0.3% (0% turns it off), not '0.003'"},
+      {"bounce rate over 100%", "database: queue.db\n",
+       "database: queue.db\nbounces: { pause_bounce_rate: 101% }\n",
+       "bounces.pause_bounce_rate: must be a percentage"},
+      {"bounce rate with five decimals", "database: queue.db\n",
+       "database: queue.db\nbounces: { pause_block_rate: 0.00001% }\n",
+       "bounces.pause_block_rate: must be a percentage"},
+      {"soft limit of zero", "database: queue.db\n",
+       "database: queue.db\nbounces: { soft_limit: 0 }\n", "bounces.soft_limit: "},
       {"unknown key in bounces", "database: queue.db\n",
        "database: queue.db\nbounces: { domian: bounces.mail.example.com }\n",
        "bounces.domian: unknown key"},

@@ -8,7 +8,7 @@ import tempfile
 import unittest
 
 SRC = os.environ.get("BULKMAIL_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ORDER = ["base", "crypto", "bounce", "config", "store", "store/sqlite", "compose", "intake", "delivery", "web"]
+ORDER = ["base", "crypto", "bounce", "config", "store", "store/sqlite", "compose", "intake", "feedback", "delivery", "web"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

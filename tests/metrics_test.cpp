@@ -43,6 +43,24 @@ const FamilyHead kFamilies[] = {
      "Opt-outs received by source (one-click, web, api) since the daemon started."},
     {"bulkmail_webhook_requests_total", "counter",
      "HTTP requests by route and status since the daemon started."},
+    {"bulkmail_reports_total", "counter",
+     "Reports taken in by mail by kind (bounce, delay, complaint, auto-reply, unknown), kept in "
+     "the database."},
+    {"bulkmail_report_recipients_total", "counter",
+     "Recipients of reports taken in by mail by class (hard, soft, policy, unknown), kept in the "
+     "database."},
+    {"bulkmail_reports_unmatched_total", "counter",
+     "Reports taken in by mail that name no message bulkmail sent."},
+    {"bulkmail_reports_forged_total", "counter",
+     "Reports taken in by mail that name a message by a token bulkmail did not sign."},
+    {"bulkmail_reports_recipient_mismatch_total", "counter",
+     "Reports whose recipient is not the one the message they name went to."},
+    {"bulkmail_reports_not_sent_total", "counter",
+     "Reports about a message the relay never accepted: nothing changed."},
+    {"bulkmail_reports_duplicate_total", "counter",
+     "Reports taken in again (the same bytes): nothing changed."},
+    {"bulkmail_campaign_auto_pauses_total", "counter",
+     "Times a campaign paused itself on its complaint, hard-bounce or block rate."},
 };
 
 struct Scrape {
@@ -132,9 +150,10 @@ TEST_CASE("metrics: every family has its HELP and TYPE, and nothing else is a co
 TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, webhook counters") {
   Fixture f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
-  // 7 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources and
-  // the 2 (route, status) pairs seen: no sample more, none missing.
-  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2);
+  // 9 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources,
+  // the 2 (route, status) pairs seen, and the store's 5 report kinds, 4 recipient classes and 6
+  // single counters (all 0 here): no sample more, none missing.
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 5 + 4 + 6);
   CHECK(s.order.size() == s.value.size());
 
   CHECK(s.value["bulkmail_messages{state=\"queued\"}"] == "7");
@@ -228,4 +247,78 @@ TEST_CASE("metrics: a failed reload, and when the config in effect was loaded, t
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot(), ok));
   CHECK(s.value["bulkmail_config_last_reload_successful"] == "1");
   CHECK(s.value["bulkmail_config_loaded_timestamp_seconds"] == "1700000000.123");
+}
+
+TEST_CASE(
+    "metrics: the store's feedback counters, each in its family, and unknown names left out") {
+  Fixture f;
+  const FeedbackCounters store = {
+      {"auto-pause", 1},
+      {"class:hard", 7},
+      {"class:policy", 2},
+      {"class:soft", 4},
+      {"duplicate", 3},
+      {"forged", 5},
+      {"mismatch", 6},
+      {"not-sent", 8},
+      {"report:auto-reply", 9},
+      {"report:bounce", 11},
+      {"report:complaint", 12},
+      {"report:delay", 13},
+      {"report:unknown", 14},
+      {"unmatched", 15},
+      // A newer version's names, in the same database: not this version's to publish.
+      {"report:digest", 99},
+      {"class:transient", 98},
+      {"quarantined", 97}};
+  std::string text = prometheus_text(f.counts, f.d, f.web.snapshot(), {}, store);
+  auto s = parse(text);
+  const std::pair<const char*, const char*> expected[] = {
+      {"bulkmail_reports_total{kind=\"bounce\"}", "11"},
+      {"bulkmail_reports_total{kind=\"delay\"}", "13"},
+      {"bulkmail_reports_total{kind=\"complaint\"}", "12"},
+      {"bulkmail_reports_total{kind=\"auto-reply\"}", "9"},
+      {"bulkmail_reports_total{kind=\"unknown\"}", "14"},
+      {"bulkmail_report_recipients_total{class=\"hard\"}", "7"},
+      {"bulkmail_report_recipients_total{class=\"soft\"}", "4"},
+      {"bulkmail_report_recipients_total{class=\"policy\"}", "2"},
+      {"bulkmail_report_recipients_total{class=\"unknown\"}", "0"},
+      {"bulkmail_reports_unmatched_total", "15"},
+      {"bulkmail_reports_forged_total", "5"},
+      {"bulkmail_reports_recipient_mismatch_total", "6"},
+      {"bulkmail_reports_not_sent_total", "8"},
+      {"bulkmail_reports_duplicate_total", "3"},
+      {"bulkmail_campaign_auto_pauses_total", "1"},
+  };
+  for (const auto& [key, value] : expected) {
+    CAPTURE(key);
+    REQUIRE(s.value.count(key) == 1);
+    CHECK(s.value[key] == value);
+  }
+  // Every sample the fixture has, and these: nothing of the unknown names.
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 5 + 4 + 6);
+  for (const char* unknown : {"digest", "transient", "quarantined", "99", "98", "97"}) {
+    CAPTURE(unknown);
+    CHECK(text.find(unknown) == std::string::npos);
+  }
+  CHECK(in_family(s, "bulkmail_reports_total") ==
+        std::vector<std::string>{"{kind=\"auto-reply\"}", "{kind=\"bounce\"}",
+                                 "{kind=\"complaint\"}", "{kind=\"delay\"}", "{kind=\"unknown\"}"});
+  CHECK(in_family(s, "bulkmail_report_recipients_total") ==
+        std::vector<std::string>{"{class=\"hard\"}", "{class=\"policy\"}", "{class=\"soft\"}",
+                                 "{class=\"unknown\"}"});
+}
+
+TEST_CASE("metrics: the store's counters start at 0 and carry its totals from scrape to scrape") {
+  Fixture f;
+  auto none = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
+  CHECK(none.value["bulkmail_reports_total{kind=\"complaint\"}"] == "0");
+  CHECK(none.value["bulkmail_report_recipients_total{class=\"hard\"}"] == "0");
+  CHECK(none.value["bulkmail_campaign_auto_pauses_total"] == "0");
+  // Totals kept in the database: as large as a long-lived queue's, written whole.
+  FeedbackCounters store = {{"report:complaint", 2}, {"class:hard", 123'456'789'012}};
+  auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot(), {}, store));
+  CHECK(s.value["bulkmail_reports_total{kind=\"complaint\"}"] == "2");
+  CHECK(s.value["bulkmail_report_recipients_total{class=\"hard\"}"] == "123456789012");
+  CHECK(s.value["bulkmail_reports_total{kind=\"bounce\"}"] == "0");
 }

@@ -107,9 +107,10 @@ class PreviewTest(unittest.TestCase):
             config, _, pub = make_config(tmp, "ed25519")
             with open(config) as f:
                 yaml = f.read()
-            yaml = yaml.replace("# bounces:\n#   domain: bounces.mail.example.com",
-                                "bounces:\n  domain: bounces.mail.example.com")
-            self.assertIn("\nbounces:\n", yaml, "the example config's bounces block changed shape")
+            self.assertIn("\n  # domain: bounces.mail.example.com\n", yaml,
+                          "the example config's bounces block changed shape")
+            yaml = yaml.replace("\n  # domain: bounces.mail.example.com\n",
+                                "\n  domain: bounces.mail.example.com\n")
             with open(config, "w") as f:
                 f.write(yaml)
             raw = preview(config, "--envelope")

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "sent_queue.h"
 #include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
@@ -14,35 +15,7 @@ using namespace bulkmail::test;
 
 namespace {
 
-// A queue with `n` messages of campaign "nov" to r0@example.com..., all sent (the relay said
-// 250) at `sent_at`, each with Message-ID <i@mail.example.com>.
-struct Sent {
-  TempDir dir;
-  std::string path = (dir / "q.db").string();
-  SqliteStore s{path};
-  std::vector<MessageId> ids;
-
-  explicit Sent(int n, UnixMillis sent_at = 10'000, const std::string& campaign = "nov") {
-    add(n, sent_at, campaign, "r");
-  }
-  void add(int n, UnixMillis sent_at, const std::string& campaign, const std::string& prefix) {
-    std::vector<NewMessage> batch;
-    for (int i = 0; i < n; ++i) {
-      batch.push_back(
-          {campaign, "customer-update", prefix + std::to_string(i) + "@example.com", "{}"});
-    }
-    s.enqueue(batch, "test", sent_at - 1000);
-    auto claimed = s.claim_due("test", static_cast<std::size_t>(n), sent_at, sent_at + 60'000);
-    REQUIRE(claimed.size() == static_cast<std::size_t>(n));
-    std::vector<Outcome> outcomes;
-    for (const auto& m : claimed) {
-      outcomes.push_back({m.id, MessageState::sent, 250, "250 2.0.0 Ok", 0,
-                          "<" + std::to_string(m.id) + "@mail.example.com>", BounceClass::unknown});
-      ids.push_back(m.id);
-    }
-    s.record_outcomes(outcomes, sent_at);
-  }
-};
+using Sent = SentQueue;
 
 int digest_counter = 0;
 ReceivedReport report(std::vector<Feedback> feedback, std::vector<std::string> counters = {}) {

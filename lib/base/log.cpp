@@ -47,6 +47,24 @@ int syslog_priority(LogLevel l) {
 
 }  // namespace
 
+void append_log_text(std::string& out, std::string_view message, bool mask_addresses) {
+  // With masking on, no address reaches a log line, whatever quoted it: bulkmail's own fields
+  // are masked already, but relays quote recipients in their replies and errors quote input.
+  std::string masked;
+  if (mask_addresses && message.find('@') != std::string_view::npos) {
+    masked = mask_addresses_in(message);
+    message = masked;
+  }
+  // One event, one line: a value with a line break must not forge a second log entry.
+  for (char c : message) out += (c == '\n' || c == '\r') ? ' ' : c;
+}
+
+std::string log_text(std::string_view message) {
+  std::string out;
+  append_log_text(out, message, g_mask);
+  return out;
+}
+
 void configure_logging(const LogSettings& config) {
   g_level = static_cast<int>(config.level);
   g_mask = config.mask_addresses;
@@ -68,15 +86,7 @@ std::string format_log_line(LogLevel level, std::string_view message, LogDestina
     line += level_name(level);
     line += ": ";
   }
-  // With masking on, no address reaches a log line, whatever quoted it: bulkmail's own fields
-  // are masked already, but relays quote recipients in their replies and errors quote input.
-  std::string masked;
-  if (mask_addresses && message.find('@') != std::string_view::npos) {
-    masked = mask_addresses_in(message);
-    message = masked;
-  }
-  // One event, one line: a value with a line break must not forge a second log entry.
-  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;
+  append_log_text(line, message, mask_addresses);
   line += '\n';
   return line;
 }

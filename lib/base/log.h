@@ -29,6 +29,12 @@ inline void log_warning(std::string_view m) { log(LogLevel::warning, m); }
 inline void log_error(std::string_view m) { log(LogLevel::error, m); }
 bool log_enabled(LogLevel level);
 
+// `message` as log() writes it, without level or time: addresses masked unless the operator
+// turned masking off, line breaks as spaces. For a log of another kind (syslog).
+std::string log_text(std::string_view message);
+// The same, appended to `out`, masked as `mask_addresses` says.
+void append_log_text(std::string& out, std::string_view message, bool mask_addresses);
+
 // The form of `address` that may appear in a log line.
 std::string log_address(std::string_view address);
 

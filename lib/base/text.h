@@ -38,6 +38,8 @@ std::string html_escape(std::string_view s);
 std::string html_escape_lines(std::string_view s);
 
 std::string to_lower_ascii(std::string_view s);
+// Whether `a` and `b` are equal but for the case of ASCII letters.
+bool iequals(std::string_view a, std::string_view b);
 std::string_view trim(std::string_view s);
 bool is_ascii(std::string_view s);
 

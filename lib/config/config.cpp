@@ -670,11 +670,65 @@ void read_webhook(Reader& r, const YAML::Node& root, const fs::path& base, Confi
   }
 }
 
+// "0.3%" -> 3000 parts per million: a percentage from 0% to 100% with at most four decimals.
+std::optional<std::int64_t> percent_ppm(const std::string& text) {
+  if (text.size() < 2 || text.back() != '%') return std::nullopt;
+  std::string_view digits(text.data(), text.size() - 1);
+  std::int64_t whole = 0, fraction = 0;
+  int decimals = -1;  // -1: no '.' yet
+  for (char ch : digits) {
+    if (ch == '.' && decimals < 0) {
+      decimals = 0;
+    } else if (ch >= '0' && ch <= '9') {
+      if (decimals < 0) {
+        if (whole > 100) return std::nullopt;
+        whole = whole * 10 + (ch - '0');
+      } else if (++decimals > 4) {
+        return std::nullopt;
+      } else {
+        fraction = fraction * 10 + (ch - '0');
+      }
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (digits.front() == '.' || decimals == 0) return std::nullopt;
+  for (int d = std::max(decimals, 0); d < 4; ++d) fraction *= 10;
+  std::int64_t ppm = whole * 10'000 + fraction;
+  if (ppm > 1'000'000) return std::nullopt;
+  return ppm;
+}
+
+void read_bounce_rate(Reader& r, const YAML::Node& n, const char* key, std::int64_t& out) {
+  std::string name = std::string("bounces.") + key;
+  if (!n[key]) return;
+  auto v = r.string(n, "bounces", key, false);
+  if (!v) return;
+  if (auto ppm = percent_ppm(*v)) {
+    out = *ppm;
+  } else {
+    r.error(n[key], name,
+            "must be a percentage from 0% to 100% with at most four decimals, e.g. 0.3% (0% "
+            "turns it off), not '" +
+                *v + "'");
+  }
+}
+
 void read_bounces(Reader& r, const YAML::Node& root, Config& c) {
   YAML::Node n = root["bounces"];
   if (!n || n.IsNull()) return;
   if (!r.is_map(n, "bounces")) return;
-  r.check_keys(n, "bounces", {"domain"});
+  r.check_keys(n, "bounces",
+               {"domain", "soft_limit", "soft_window_days", "min_sample", "pause_complaint_rate",
+                "pause_bounce_rate", "pause_block_rate"});
+  if (auto v = r.number<int>(n, "bounces", "soft_limit", 1, 1000)) c.bounces.soft_limit = *v;
+  if (auto v = r.number<int>(n, "bounces", "soft_window_days", 1, 3650))
+    c.bounces.soft_window_days = *v;
+  if (auto v = r.number<std::int64_t>(n, "bounces", "min_sample", 1, std::int64_t{1} << 40))
+    c.bounces.min_sample = *v;
+  read_bounce_rate(r, n, "pause_complaint_rate", c.bounces.pause_complaint_ppm);
+  read_bounce_rate(r, n, "pause_bounce_rate", c.bounces.pause_bounce_ppm);
+  read_bounce_rate(r, n, "pause_block_rate", c.bounces.pause_block_ppm);
   if (auto v = r.string(n, "bounces", "domain", false)) {
     auto d = parse_domain(*v);
     if (!d) {

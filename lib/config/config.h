@@ -109,6 +109,17 @@ struct BouncesConfig {
   // its mail to bulkmail (and SPF for the relay) first. Without it the envelope sender is
   // sender.return_path, the same for every message.
   std::string domain;
+  // Soft bounces (mailbox full, over quota, delays) to one address that suppress it, when this many
+  // come within soft_window_days with no delivery to it between them. Default 3 in 30 days.
+  int soft_limit = 3;
+  int soft_window_days = 30;
+  // A campaign pauses itself once at least min_sample of its messages were answered (sent,
+  // bounced, complained, failed) and one of its rates reaches its threshold, written in the file
+  // as a percentage ("0.3%") and kept in parts per million; "0%" turns that one off.
+  std::int64_t min_sample = 500;
+  std::int64_t pause_complaint_ppm = 3'000;  // 0.3%: Gmail's line for bulk senders
+  std::int64_t pause_bounce_ppm = 50'000;    // 5% hard bounces
+  std::int64_t pause_block_ppm = 50'000;     // 5% policy and reputation refusals
 };
 
 struct DkimConfig {

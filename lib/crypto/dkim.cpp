@@ -60,17 +60,6 @@ const EVP_MD* sha256_md() {
   return md;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // RFC 6376 3.4.2, appended to `out`: lower-case name, unfold, runs of white space to one space,
 // none at the ends of the value or around the colon.
 void append_relaxed_header(std::string& out, std::string_view field) {

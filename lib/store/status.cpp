@@ -1,5 +1,7 @@
 #include "store/status.h"
 
+#include <utility>
+
 namespace bulkmail {
 
 namespace {
@@ -39,13 +41,59 @@ nlohmann::json campaign_json(const Campaign& c) {
                       {"created", format_iso8601(c.created_at)},
                       {"last_activity", format_iso8601(c.last_activity)},
                       {"paused", c.paused_at.has_value()},
-                      {"paused_since", nullptr}};
+                      {"paused_since", nullptr},
+                      {"pause_reason", nullptr}};
   if (c.paused_at) j["paused_since"] = format_iso8601(*c.paused_at);
+  // A resume clears the reason; should one outlive its pause, it is not shown as one.
+  if (c.paused_at && !c.pause_reason.empty()) j["pause_reason"] = c.pause_reason;
   std::int64_t total = 0;
   for (MessageState s : kAllMessageStates) total += c.counts[s];
   j["total"] = total;
   add_counts(j, c.counts);
+  j["answered"] = c.feedback.answered;
+  j["hard_bounces"] = c.feedback.hard_bounces;
+  j["complaints"] = c.feedback.complaints;
+  j["blocks"] = c.feedback.blocks;
+  CampaignRates rates = campaign_rates(c.feedback);
+  j["hard_bounce_rate"] = rates.hard_bounce;
+  j["complaint_rate"] = rates.complaint;
+  j["block_rate"] = rates.block;
   return j;
+}
+
+nlohmann::json campaign_status_json(const Campaign& campaign,
+                                    const std::optional<DispatchState>& dispatch,
+                                    bool daemon_running) {
+  // The campaign's own counts: one read of the store, so the two objects never disagree.
+  nlohmann::json j = status_json(campaign.counts, dispatch, daemon_running);
+  j["campaign"] = campaign_json(campaign);
+  return j;
+}
+
+std::string percent_of(std::int64_t count, std::int64_t answered) {
+  if (answered <= 0) return "-";
+  std::int64_t hundredths = count * 10'000 / answered;
+  return std::to_string(hundredths / 100) + "." + (hundredths % 100 < 10 ? "0" : "") +
+         std::to_string(hundredths % 100) + "%";
+}
+
+std::vector<std::string> rate_lines(const CampaignFeedback& f) {
+  if (f.answered <= 0) return {"no message answered yet"};
+  std::vector<std::string> out;
+  const std::pair<const char*, std::int64_t> rates[] = {{"hard-bounce rate", f.hard_bounces},
+                                                        {"complaint rate", f.complaints},
+                                                        {"block rate", f.blocks}};
+  for (const auto& [name, count] : rates) {
+    out.push_back(std::string(name) + " " + percent_of(count, f.answered) + " (" +
+                  std::to_string(count) + " of " + std::to_string(f.answered) + " answered)");
+  }
+  return out;
+}
+
+std::string pause_cause(const Campaign& c) {
+  if (!c.paused_at) return "";
+  if (c.pause_reason.empty()) return " by an operator";
+  return ", automatically: " + c.pause_reason;
 }
 
 }  // namespace bulkmail

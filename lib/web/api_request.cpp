@@ -113,4 +113,12 @@ Result<SuppressionTarget> suppression_target(std::string_view encoded_address,
                            query_value(query, "force") == "true"};
 }
 
+Result<std::string> campaign_segment(std::string_view encoded_name) {
+  auto name = percent_decode(encoded_name, false);
+  if (!name) return field_error("campaign", name.error().message);
+  if (auto named = check_campaign_name(*name); !named)
+    return field_error("campaign", named.error().message);
+  return std::move(*name);
+}
+
 }  // namespace bulkmail

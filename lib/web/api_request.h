@@ -50,4 +50,9 @@ struct SuppressionTarget {
 Result<SuppressionTarget> suppression_target(std::string_view encoded_address,
                                              std::string_view query, const Config& config);
 
+// The campaign a path segment names (GET /api/v1/campaigns/<name>, POST .../<name>/pause): %XX
+// escapes decoded ('+' stays '+'), then a name check_campaign_name accepts. The error names the
+// field "campaign".
+Result<std::string> campaign_segment(std::string_view encoded_name);
+
 }  // namespace bulkmail

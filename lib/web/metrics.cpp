@@ -135,16 +135,59 @@ void webhook_counters(Registry& r, const WebhookCounters::Snapshot& web) {
   }
 }
 
+// Counters the store keeps in its database: what the reports that came back by mail did.
+void report_counters(Registry& r, const FeedbackCounters& store) {
+  std::map<std::string, std::int64_t> by_name(store.begin(), store.end());
+  auto& reports = counters(
+      r, "bulkmail_reports_total",
+      "Reports taken in by mail by kind (bounce, delay, complaint, auto-reply, unknown), kept "
+      "in the database.");
+  for (const char* kind : {"bounce", "delay", "complaint", "auto-reply", "unknown"}) {
+    add_total(reports, {{"kind", kind}}, count_of(by_name, std::string("report:") + kind));
+  }
+  auto& recipients = counters(
+      r, "bulkmail_report_recipients_total",
+      "Recipients of reports taken in by mail by class (hard, soft, policy, unknown), kept in "
+      "the database.");
+  for (const char* cls : {"hard", "soft", "policy", "unknown"}) {
+    add_total(recipients, {{"class", cls}}, count_of(by_name, std::string("class:") + cls));
+  }
+  struct Single {
+    const char* name;
+    const char* counter;
+    const char* help;
+  };
+  const Single singles[] = {
+      {"bulkmail_reports_unmatched_total", "unmatched",
+       "Reports taken in by mail that name no message bulkmail sent."},
+      {"bulkmail_reports_forged_total", "forged",
+       "Reports taken in by mail that name a message by a token bulkmail did not sign."},
+      {"bulkmail_reports_recipient_mismatch_total", "mismatch",
+       "Reports whose recipient is not the one the message they name went to."},
+      {"bulkmail_reports_not_sent_total", "not-sent",
+       "Reports about a message the relay never accepted: nothing changed."},
+      {"bulkmail_reports_duplicate_total", "duplicate",
+       "Reports taken in again (the same bytes): nothing changed."},
+      {"bulkmail_campaign_auto_pauses_total", "auto-pause",
+       "Times a campaign paused itself on its complaint, hard-bounce or block rate."},
+  };
+  for (const Single& s : singles) {
+    add_total(counters(r, s.name, s.help), {}, count_of(by_name, std::string(s.counter)));
+  }
+}
+
 }  // namespace
 
 std::string prometheus_text(const StateCounts& messages, const DispatchStats& d,
-                            const WebhookCounters::Snapshot& web, const ConfigStatus& config) {
+                            const WebhookCounters::Snapshot& web, const ConfigStatus& config,
+                            const FeedbackCounters& feedback) {
   Registry registry;
   messages_by_state(registry, messages);
   deliveries_and_replies(registry, d);
   latency_histogram(registry, d);
   dispatcher_and_config_gauges(registry, d, config);
   webhook_counters(registry, web);
+  report_counters(registry, feedback);
 
   // A family keeps its samples in a hash table: sort them, so that every scrape lists its lines in
   // the same order.

@@ -116,6 +116,12 @@ std::variant<json, HttpResponse> read_object(const HttpRequest& req,
   return std::move(body).value();
 }
 
+// 404 for a campaign no enqueue or import ever named: a typo, not a campaign with nothing in it.
+HttpResponse unknown_campaign(const HttpRequest& req, const std::string& name) {
+  return json_error(req, http::status::not_found,
+                    "unknown campaign '" + name + "' (GET /api/v1/campaigns lists them)");
+}
+
 // The store did not answer: 503, and the reason in the log only.
 void unavailable(const HttpRequest& req, const Responder& respond, const std::exception& e) {
   log_error(std::string("API request failed: ") + e.what());
@@ -271,34 +277,58 @@ void Webhook::unsubscribe(const State& st, const HttpRequest& req, std::string_v
       });
 }
 
-// The API's routes: a path (or a path prefix, whose rest the handler reads), the methods it
-// answers, and its handler.
+// The API's routes: a path (or a path prefix, whose rest up to a suffix the handler reads), the
+// methods it answers, and its handler. The first that matches is taken.
 struct Webhook::ApiRoute {
   std::string_view path;
   bool prefix;
+  // Of a prefix route, what the path ends with ("/pause"): the rest is what lies between, which
+  // may be empty (for the handler to refuse). "": the rest is everything after the prefix, and
+  // not empty.
+  std::string_view suffix;
   std::initializer_list<http::verb> methods;
   const char* allow;  // the methods, for 405's Allow header
   void (Webhook::*handler)(const ApiCall&);
 };
 
 const Webhook::ApiRoute* Webhook::find_api_route(std::string_view path) {
+  // Each list of methods written out in place: its array then lives as long as the table.
   static const ApiRoute kRoutes[] = {
       {"/api/v1/status",
        false,
+       "",
        {http::verb::get, http::verb::head},
        "GET, HEAD",
        &Webhook::api_status},
-      {"/api/v1/messages", false, {http::verb::post}, "POST", &Webhook::api_enqueue},
-      {"/api/v1/suppressions", false, {http::verb::post}, "POST", &Webhook::api_suppress},
+      {"/api/v1/messages", false, "", {http::verb::post}, "POST", &Webhook::api_enqueue},
+      {"/api/v1/suppressions", false, "", {http::verb::post}, "POST", &Webhook::api_suppress},
       {"/api/v1/suppressions/",
        true,
+       "",
        {http::verb::get, http::verb::head, http::verb::delete_},
        "GET, HEAD, DELETE",
        &Webhook::api_suppression},
+      {"/api/v1/campaigns",
+       false,
+       "",
+       {http::verb::get, http::verb::head},
+       "GET, HEAD",
+       &Webhook::api_campaigns},
+      // A campaign's name holds no '/': .../NAME/pause is never a campaign named "NAME/pause".
+      {"/api/v1/campaigns/", true, "/pause", {http::verb::post}, "POST", &Webhook::api_pause},
+      {"/api/v1/campaigns/", true, "/resume", {http::verb::post}, "POST", &Webhook::api_resume},
+      {"/api/v1/campaigns/",
+       true,
+       "",
+       {http::verb::get, http::verb::head},
+       "GET, HEAD",
+       &Webhook::api_campaign},
   };
   for (const ApiRoute& r : kRoutes) {
-    bool match = r.prefix ? path.size() > r.path.size() && path.substr(0, r.path.size()) == r.path
-                          : path == r.path;
+    bool match = !r.prefix          ? path == r.path
+                 : r.suffix.empty() ? path.size() > r.path.size() && path.starts_with(r.path)
+                                    : path.size() >= r.path.size() + r.suffix.size() &&
+                                          path.starts_with(r.path) && path.ends_with(r.suffix);
     if (match) return &r;
   }
   return nullptr;
@@ -335,19 +365,34 @@ void Webhook::api(const std::shared_ptr<const State>& st, const HttpRequest& req
   // into that copy, so they live as long as it does.
   auto shared = std::make_shared<const HttpRequest>(req);
   auto [own_path, own_query] = split_target(sv(shared->target()));
-  ApiCall call{st, shared, route->prefix ? own_path.substr(route->path.size()) : std::string_view(),
-               own_query, std::move(respond)};
+  std::string_view rest;
+  if (route->prefix) {
+    rest = own_path.substr(route->path.size(),
+                           own_path.size() - route->path.size() - route->suffix.size());
+  }
+  ApiCall call{st, shared, rest, own_query, std::move(respond)};
   (this->*route->handler)(call);
 }
 
 void Webhook::api_status(const ApiCall& call) {
   auto campaign = query_value(call.query, "campaign");
+  if (campaign) {
+    if (auto named = check_campaign_name(*campaign); !named) {
+      return call.respond(bad_request(*call.req, field_error("campaign", named.error().message)));
+    }
+  }
   backend_.read([req = call.req, campaign, respond = call.respond](Store& store) {
     try {
-      StateCounts counts = store.counts(campaign);
       // The daemon answering this is the one running.
-      respond(
-          json_response(*req, http::status::ok, status_json(counts, store.dispatch_state(), true)));
+      if (!campaign) {
+        StateCounts counts = store.counts(std::nullopt);
+        return respond(json_response(*req, http::status::ok,
+                                     status_json(counts, store.dispatch_state(), true)));
+      }
+      auto c = store.campaign(*campaign);
+      if (!c) return respond(unknown_campaign(*req, *campaign));
+      respond(json_response(*req, http::status::ok,
+                            campaign_status_json(*c, store.dispatch_state(), true)));
     } catch (const std::exception& e) {
       unavailable(*req, respond, e);
     }
@@ -444,6 +489,63 @@ void Webhook::api_suppression(const ApiCall& call) {
   });
 }
 
+void Webhook::api_campaigns(const ApiCall& call) {
+  backend_.read([req = call.req, respond = call.respond](Store& store) {
+    try {
+      json all = json::array();
+      for (const Campaign& c : store.campaigns()) all.push_back(campaign_json(c));
+      respond(json_response(*req, http::status::ok, all));
+    } catch (const std::exception& e) {
+      unavailable(*req, respond, e);
+    }
+  });
+}
+
+void Webhook::api_campaign(const ApiCall& call) {
+  // .../NAME/anything-else is a route there is not, rather than a name with a '/' in it.
+  if (call.rest.find('/') != std::string_view::npos) {
+    return call.respond(json_error(*call.req, http::status::not_found, "no such API route"));
+  }
+  auto name = campaign_segment(call.rest);
+  if (!name) return call.respond(bad_request(*call.req, name.error()));
+  backend_.read([req = call.req, name = std::move(*name), respond = call.respond](Store& store) {
+    try {
+      auto c = store.campaign(name);
+      if (!c) return respond(unknown_campaign(*req, name));
+      respond(json_response(*req, http::status::ok, campaign_json(*c)));
+    } catch (const std::exception& e) {
+      unavailable(*req, respond, e);
+    }
+  });
+}
+
+void Webhook::api_pause(const ApiCall& call) { pause_campaign(call, true); }
+void Webhook::api_resume(const ApiCall& call) { pause_campaign(call, false); }
+
+void Webhook::pause_campaign(const ApiCall& call, bool paused) {
+  auto name = campaign_segment(call.rest);
+  if (!name) return call.respond(bad_request(*call.req, name.error()));
+  backend_.write(
+      [req = call.req, name = std::move(*name), paused, respond = call.respond](Store& store) {
+        try {
+          // As bulkmailctl pause and resume: a campaign already so is left as it is, and says so.
+          auto before = store.campaign(name);
+          if (!before) return respond(unknown_campaign(*req, name));
+          bool change = before->paused_at.has_value() != paused;
+          std::optional<std::int64_t> moved = 0;
+          if (change) moved = store.set_campaign_paused(name, paused, now_millis());
+          auto after = moved ? store.campaign(name) : std::nullopt;
+          if (!after) return respond(unknown_campaign(*req, name));
+          json body = campaign_json(*after);
+          body["changed"] = change;
+          body[paused ? "held" : "released"] = *moved;
+          respond(json_response(*req, http::status::ok, body));
+        } catch (const std::exception& e) {
+          unavailable(*req, respond, e);
+        }
+      });
+}
+
 void Webhook::health(const HttpRequest& req, Responder respond) {
   if (!is_get(req)) return respond(not_allowed(req, "GET, HEAD", false));
   // Healthy when the database answers a query and the event loop answers a post. A part that
@@ -469,20 +571,25 @@ void Webhook::health(const HttpRequest& req, Responder respond) {
 }
 
 void Webhook::metrics(Responder respond) {
-  // Messages by state from the store, then the loop's numbers, then ours.
+  // Messages by state and the feedback counters from the store, then the loop's numbers, then
+  // ours.
   backend_.read([this, respond](Store& store) {
     StateCounts counts;
+    FeedbackCounters feedback;
     HttpRequest req{http::verb::get, "/metrics", 11};
     try {
       counts = store.counts(std::nullopt);
+      feedback = store.feedback_counters();
     } catch (const std::exception& e) {
       return respond(response(req, http::status::service_unavailable, "text/plain; charset=utf-8",
                               std::string("database: ") + e.what() + "\n"));
     }
-    backend_.dispatch_stats([this, counts, req, respond](DispatchStats stats) {
-      respond(response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-                       prometheus_text(counts, stats, counters_.snapshot(), config_status())));
-    });
+    backend_.dispatch_stats(
+        [this, counts, feedback = std::move(feedback), req, respond](DispatchStats stats) {
+          respond(response(
+              req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+              prometheus_text(counts, stats, counters_.snapshot(), config_status(), feedback)));
+        });
   });
 }
 

@@ -6,7 +6,15 @@
 //                                         token's category, all mail with ?scope=all); or the
 //                                         page's scope=category|all, which says it instead
 //   /api/v1/...                           bearer-token API (off without webhook.api_token_file);
-//                                         JSON bodies with no key twice (json_strict.h)
+//                                         JSON bodies with no key twice (json_strict.h):
+//     GET|HEAD status[?campaign=NAME]     status_json, or campaign_status_json (store/status.h)
+//     POST messages, POST suppressions    queue a message; add a suppression
+//     GET|HEAD|DELETE suppressions/ADDR   the suppression in effect; lift it
+//     GET|HEAD campaigns                  campaign_json of every campaign, oldest first
+//     GET|HEAD campaigns/NAME             campaign_json
+//     POST campaigns/NAME/pause|resume    as bulkmailctl pause and resume: campaign_json after it,
+//                                         "changed" (false: it already was), and how many
+//                                         waiting messages were "held" or "released"
 //   GET /healthz, GET /metrics
 //
 // A route that throws (a bug) is answered 500; every answer, 500s included, is counted by route
@@ -101,8 +109,8 @@ class Webhook {
   struct ApiCall {
     std::shared_ptr<const State> state;
     std::shared_ptr<const HttpRequest> req;  // shared with the store's threads
-    std::string_view rest;                   // of req's path, after a prefix route's
-    std::string_view query;                  // of req's target
+    std::string_view rest;   // of req's path, between a prefix route's and its suffix
+    std::string_view query;  // of req's target
     Responder respond;
   };
   struct ApiRoute;
@@ -113,6 +121,11 @@ class Webhook {
   void api_enqueue(const ApiCall& call);
   void api_suppress(const ApiCall& call);
   void api_suppression(const ApiCall& call);
+  void api_campaigns(const ApiCall& call);
+  void api_campaign(const ApiCall& call);
+  void api_pause(const ApiCall& call);
+  void api_resume(const ApiCall& call);
+  void pause_campaign(const ApiCall& call, bool paused);
   void health(const HttpRequest& req, Responder respond);
   void metrics(Responder respond);
 
