@@ -8,6 +8,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/address.h"
 #include "context.h"
@@ -15,24 +17,37 @@
 namespace bulkmail::ctl {
 namespace {
 
-// A command line CLI11 refused: says why, and exits 2.
-int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
-  // "bulkmailctl bogus": say so, rather than CLI11's "a subcommand is required".
+// The words of the command line that are not options, nor --config's value: the subcommands
+// first ("bounce", "receive"), then the arguments.
+std::vector<std::string> words_of(int argc, char** argv) {
+  std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--config") {
       ++i;
       continue;
     }
-    if (a.empty() || a[0] == '-') continue;
-    auto known = app.get_subcommands([&](CLI::App* s) { return s->get_name() == a; });
-    if (known.empty()) {
-      std::cerr << "bulkmailctl: unknown subcommand '" << a << "' (see bulkmailctl --help)\n";
-      return kExitUsage;
-    }
-    break;
+    if (!a.empty() && a[0] != '-') words.push_back(std::move(a));
+  }
+  return words;
+}
+
+// A command line CLI11 refused: says why, and exits 2; for `bounce receive`, 75 instead. An MTA
+// bounces the report on a 2 (Postfix's pipe(8) does), and a bounce of a bounce goes to no one:
+// reports would be lost to a typo in master.cf, where 75 keeps them queued until it is fixed.
+int usage_error(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  std::vector<std::string> words = words_of(argc, argv);
+  // "bulkmailctl bogus": say so, rather than CLI11's "a subcommand is required".
+  if (!words.empty() &&
+      app.get_subcommands([&](CLI::App* s) { return s->get_name() == words[0]; }).empty()) {
+    std::cerr << "bulkmailctl: unknown subcommand '" << words[0] << "' (see bulkmailctl --help)\n";
+    return kExitUsage;
   }
   app.exit(e);
+  if (words.size() >= 2 && words[0] == "bounce" && words[1] == "receive") {
+    std::cerr << "bulkmailctl: bounce receive: the report is kept for a later try\n";
+    return kExitTempFail;
+  }
   return kExitUsage;
 }
 

@@ -28,6 +28,11 @@ struct Options {
   int batch = 200;                 // bounce receive --batch
 };
 
+// sysexits(3) statuses of `bounce receive`, which an MTA or a timer reads: the report is not mail
+// (bounce it back), or try again later (nothing was lost). bulkmailctl's others are in context.h.
+inline constexpr int kExitDataErr = 65;   // EX_DATAERR
+inline constexpr int kExitTempFail = 75;  // EX_TEMPFAIL
+
 // Each subcommand declared, with what running it does.
 class Commands {
  public:
@@ -66,6 +71,8 @@ void add_bounce_commands(CLI::App& app, Options& opts, Commands& commands);
 
 // Parses the command line. Returns the exit status when parsing ends the run (--help, --version,
 // bad usage: an unknown subcommand is named as such); nothing when the chosen command is to run.
+// Bad usage exits kExitUsage, except for `bounce receive`: kExitTempFail, so that the MTA keeps
+// the report while the operator fixes the command line in master.cf.
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 // Runs the chosen command with a Context made from opts.config_path; returns the exit status:

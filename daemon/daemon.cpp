@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "delivery/transport.h"
 #include "restart_keys.h"
+#include "store/feedback.h"
 
 namespace bulkmail {
 namespace {
@@ -163,6 +164,9 @@ std::string Daemon::status_line() const {
 
 void Daemon::run() {
   signals_.async_wait([this](const auto& ec, int sig) { on_signal(ec, sig); });
+  // Before the first outcome: a campaign refused in the SMTP transaction pauses itself too.
+  worker_.run(
+      [policy = feedback_policy(config_->bounces)](Store& s) { s.set_feedback_policy(policy); });
   timers_.start();
   dispatcher_->start();
   senders_.start();
@@ -215,6 +219,8 @@ void Daemon::reload() {
     senders_.reload(std::move(*fresh));
     dispatcher_->reload(config_);
     retention_.reload(config_->retention);
+    worker_.run(
+        [policy = feedback_policy(config_->bounces)](Store& s) { s.set_feedback_policy(policy); });
     log_info("reloaded: new throttle, categories and templates in effect");
     config_status_ = ConfigStatus();
     config_status_.loaded_at = now_millis();

@@ -73,22 +73,24 @@ TEST_CASE(
     "once") {
   FeedbackPolicy p;  // 3 within 30 days
   const UnixMillis day = 24LL * 3600 * 1000;
-  SoftBounceRun one = next_soft_bounce_run(std::nullopt, 10, 1000, false, 2000, p);
+  SoftBounceRun one = next_soft_bounce_run(std::nullopt, 10, 1000, false, false, 2000, p);
   CHECK(one.count == 1);
   CHECK(one.first_at == 2000);
   CHECK(one.last_message == 10);
   // A second report about message 10 (the delay notice, then the failure): the same run.
-  SoftBounceRun again = next_soft_bounce_run(one, 10, 1000, false, 5000, p);
+  SoftBounceRun again = next_soft_bounce_run(one, 10, 1000, false, false, 5000, p);
   CHECK(again.count == 1);
-  SoftBounceRun two = next_soft_bounce_run(one, 11, 3000, false, 9 * day, p);
+  SoftBounceRun two = next_soft_bounce_run(one, 11, 3000, false, false, 9 * day, p);
   CHECK(two.count == 2);
   CHECK(two.first_at == 2000);
   CHECK(two.last_message == 11);
   // A delivery between them: a new run.
-  CHECK(next_soft_bounce_run(two, 12, 5000, true, 10 * day, p).count == 1);
+  CHECK(next_soft_bounce_run(two, 12, 5000, false, true, 10 * day, p).count == 1);
   // Past the window from the run's first: a new run.
-  SoftBounceRun late = next_soft_bounce_run(two, 12, 5000, false, 2000 + 30 * day + 1, p);
+  SoftBounceRun late = next_soft_bounce_run(two, 12, 5000, false, false, 2000 + 30 * day + 1, p);
   CHECK(late.count == 1);
   CHECK(late.first_at == 2000 + 30 * day + 1);
-  CHECK(next_soft_bounce_run(two, 12, 5000, false, 2000 + 30 * day, p).count == 3);
+  CHECK(next_soft_bounce_run(two, 12, 5000, false, false, 2000 + 30 * day, p).count == 3);
+  // Message 10's failure after message 11's delay: counted before, the run stays.
+  CHECK(next_soft_bounce_run(two, 10, 1000, true, false, 10 * day, p).count == 2);
 }

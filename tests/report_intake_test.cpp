@@ -84,8 +84,14 @@ TEST_CASE("complaints: abuse suppresses, not-spam is noted, a redacted recipient
   CHECK(p.record.feedback[0].status == "abuse");
   r.original_rcpt_to = {"someone@example.com"};
   CHECK(plan_report(r, matched_to("pat@example.com"), "d", "s").record.feedback.empty());
+  // Redacted (RFC 6590): not compared.
+  r.original_rcpt_to = {"redacted@example.com"};
   r.rcpt_redacted = true;
   CHECK(plan_report(r, matched_to("pat@example.com"), "d", "s").record.feedback.size() == 1);
+  // One in clear beside a redacted one: the clear one is compared.
+  r.original_rcpt_to = {"sam@example.com", "redacted@example.com"};
+  CHECK(plan_report(r, matched_to("pat@example.com"), "d", "s").record.feedback.empty());
+  r.original_rcpt_to = {"pat@example.com"};
   r.feedback_type = "not-spam";
   ReportPlan note = plan_report(r, matched_to("pat@example.com"), "d", "s");
   REQUIRE(note.record.feedback.size() == 1);
@@ -114,15 +120,20 @@ TEST_CASE("what matches nothing, and what asks nothing, is only counted") {
   CHECK(describe(p, again) == "bounce: taken in before, nothing changed");
 }
 
-TEST_CASE("the envelope recipient an MDA recorded: Delivered-To, then X-Original-To") {
-  CHECK(envelope_recipient_in("Return-Path: <>\r\nX-Original-To: b-x@bounces.example.com\r\n"
-                              "Delivered-To: <B-Y@bounces.example.com>\r\n\r\nbody") ==
-        "B-Y@bounces.example.com");
-  CHECK(envelope_recipient_in("X-Original-To: b-x@bounces.example.com\nSubject: x\n\n") ==
-        "b-x@bounces.example.com");
+TEST_CASE("the envelope recipients an MDA recorded: X-Original-To, then Delivered-To") {
+  // Postfix's local(8) after an alias: Delivered-To is the alias's target, X-Original-To the
+  // return path the report came to.
+  CHECK(envelope_recipients_in("Return-Path: <>\r\nDelivered-To: bounces@bounces.example.com\r\n"
+                               "X-Original-To: <B-Y@bounces.example.com>\r\n\r\nbody") ==
+        std::vector<std::string>{"B-Y@bounces.example.com", "bounces@bounces.example.com"});
+  CHECK(envelope_recipients_in("Delivered-To: b-x@bounces.example.com\nSubject: x\n\n") ==
+        std::vector<std::string>{"b-x@bounces.example.com"});
   // Only the top header block: a Delivered-To in the body or a returned message is not one.
-  CHECK(envelope_recipient_in("Subject: x\n\nDelivered-To: b-z@bounces.example.com\n").empty());
-  CHECK(envelope_recipient_in("").empty());
+  CHECK(envelope_recipients_in("Subject: x\n\nDelivered-To: b-z@bounces.example.com\n").empty());
+  CHECK(envelope_recipients_in("").empty());
+  std::string many;
+  for (int i = 0; i < 20; ++i) many += "Delivered-To: a" + std::to_string(i) + "@example.com\n";
+  CHECK(envelope_recipients_in(many).size() == 8);
 }
 
 TEST_CASE("the bounces block as the store applies it") {

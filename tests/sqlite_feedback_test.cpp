@@ -188,6 +188,8 @@ TEST_CASE("soft bounces: the third in a row suppresses, a delivery between them 
   // The delay notice and then the failure of the same message count once.
   CHECK(soft(q.ids[0], 30'000).soft_count == 1);
   CHECK(soft(q.ids[1], day + 20'000).soft_count == 2);
+  // Message 0's final failure after message 1's report: counted before, the run stays at 2.
+  CHECK(soft(q.ids[0], day + 30'000).soft_count == 2);
   CHECK_FALSE(q.s.find_suppression("full0@example.com", "customer-update"));
   auto third = soft(q.ids[2], 2 * day + 20'000);
   CHECK(third.soft_count == 3);
@@ -244,7 +246,27 @@ TEST_CASE("a campaign pauses itself at exactly its complaint rate, and a person 
       record_one(q.s, report({of_kind(q.ids[3], FeedbackKind::complaint, "abuse")}), 24'000, p);
   CHECK(fourth.applied.at(0).paused_campaign.empty());
   CHECK_FALSE(q.s.campaign("nov")->paused_at);
+  // A late complaint about a message sent before the resume counts in the campaign's rates, not
+  // in what the automatic pause judges now.
+  c = q.s.campaign("nov");
+  CHECK(c->feedback.complaints == 4);
+  CHECK(c->feedback_since_resume.complaints == 0);
   CHECK(q.s.claim_due("test", 10, 25'000, 80'000).size() == 1);
+
+  // Messages answered after the resume are judged on their own: 10 sent, then a complaint about
+  // one of them trips the pause again (1 of 10 with a sample of 10 and a 10% line).
+  p.min_sample = 10;
+  p.pause_complaint_ppm = 100'000;
+  q.add(10, 30'000, "nov", "after");
+  c = q.s.campaign("nov");
+  CHECK(c->feedback_since_resume.answered == 10);
+  auto late =
+      record_one(q.s, report({of_kind(q.ids[4], FeedbackKind::complaint, "abuse")}), 31'000, p);
+  CHECK(late.applied.at(0).paused_campaign.empty());  // before the resume: not judged
+  auto after =
+      record_one(q.s, report({of_kind(q.ids.back(), FeedbackKind::complaint, "abuse")}), 32'000, p);
+  CHECK(after.applied.at(0).paused_campaign == "nov");
+  CHECK(after.applied.at(0).pause_reason.find("(1 of 10 answered)") != std::string::npos);
 }
 
 TEST_CASE("a refusal in the SMTP transaction counts in the campaign's rates") {
@@ -274,4 +296,35 @@ TEST_CASE("forgetting an address ends its soft-bounce run") {
   q.s.forget("r0@example.com", "cli", 30'000);
   SQLite::Database db(q.path);
   CHECK(db.execAndGet("SELECT count(*) FROM soft_bounces").getInt() == 0);
+}
+
+TEST_CASE("blocks in the SMTP transaction pause a campaign once a feedback policy is set") {
+  TempDir dir;
+  SqliteStore s((dir / "q.db").string());
+  std::vector<NewMessage> batch;
+  for (int i = 0; i < 4; ++i) {
+    batch.push_back({"nov", "customer-update", "b" + std::to_string(i) + "@example.com", "{}"});
+  }
+  s.enqueue(batch, "test", 1000);
+  auto c = s.claim_due("test", 4, 2000, 60'000);
+  REQUIRE(c.size() == 4);
+  auto block = [&](std::size_t i) {
+    return Outcome{c[i].id, MessageState::failed, 554, "554 5.7.1 blocked", 0, "",
+                   BounceClass::policy};
+  };
+  // Without a policy (bulkmailctl, a test): counted, nothing paused.
+  CHECK(s.record_outcomes(std::vector<Outcome>{block(0)}, 3000).empty());
+  FeedbackPolicy p;
+  p.min_sample = 3;
+  p.pause_block_ppm = 500'000;  // 50%
+  s.set_feedback_policy(p);
+  CHECK(s.record_outcomes(std::vector<Outcome>{{c[1].id, MessageState::sent, 250, "250 Ok", 0, "",
+                                                BounceClass::unknown}},
+                          3000)
+            .empty());  // 1 block of 2 answered: under the sample
+  auto paused = s.record_outcomes(std::vector<Outcome>{block(2)}, 3000);  // 2 of 3
+  REQUIRE(paused.size() == 1);
+  CHECK(paused[0].campaign == "nov");
+  CHECK(paused[0].reason.find("block rate 66.66% (2 of 3 answered)") == 0);
+  CHECK(s.campaign("nov")->paused_at);
 }

@@ -81,6 +81,48 @@ Cut budget(std::string_view in, const ReportLimits& limits) {
   return cut;
 }
 
+// The returned original message (a message/rfc822 or message/global part below the report's own
+// header) relabelled, for GMime, as the header-only types a report may carry instead
+// (text/rfc822-headers, message/global-headers): only its header block is read
+// (original_message.h), and as a message GMime would build an object for every header field and
+// part of it. Empty when there is nothing to relabel; `in` is then handed over as it is. A type
+// folded onto the next line is left as it is (the message is then parsed whole, as before).
+std::string relabel_originals(std::string_view in) {
+  std::string out;
+  std::size_t copied = 0;
+  std::size_t top = in.find("\n\n");
+  std::size_t top_crlf = in.find("\r\n\r\n");
+  std::size_t pos = std::min(top, top_crlf);  // the end of the report's own header block
+  if (pos == std::string_view::npos) return out;
+  while ((pos = in.find('\n', pos)) != std::string_view::npos) {
+    ++pos;
+    std::string_view rest = in.substr(pos);
+    if (!starts_with_ci(rest, "content-type:")) continue;
+    std::size_t v = pos + std::string_view("content-type:").size();
+    while (v < in.size() && (in[v] == ' ' || in[v] == '\t')) ++v;
+    std::string_view value = in.substr(v);
+    const char* as = nullptr;
+    std::size_t length = 0;
+    for (auto [type, header_type] : {std::pair{"message/rfc822", "text/rfc822-headers"},
+                                     std::pair{"message/global", "message/global-headers"}}) {
+      std::size_t n = std::string_view(type).size();
+      if (starts_with_ci(value, type) &&
+          (value.size() == n || value[n] == ';' || value[n] == ' ' || value[n] == '\t' ||
+           value[n] == '\r' || value[n] == '\n')) {
+        as = header_type;
+        length = n;
+      }
+    }
+    if (!as) continue;
+    out.append(in.substr(copied, v - copied));
+    out.append(as);
+    copied = v + length;
+  }
+  if (copied == 0) return out;
+  out.append(in.substr(copied));
+  return out;
+}
+
 // `in` without an mbox "From " line, as Postfix's local(8) and pipe(8) may add.
 std::string_view skip_mbox_line(std::string_view in) {
   if (!in.starts_with("From ")) return in;
@@ -154,6 +196,8 @@ Result<Report> parse_report(std::string_view message, const ReportLimits& limits
   if (!cut.reason.empty()) bounce::add_note(r, cut.reason);
   in = in.substr(0, cut.length);
 
+  std::string relabelled = bounce::relabel_originals(in);
+  if (!relabelled.empty()) in = relabelled;
   bounce::init_gmime();
   bounce::GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(in.data(), in.size()));
   bounce::GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));

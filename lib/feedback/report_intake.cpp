@@ -1,6 +1,7 @@
 #include "feedback/report_intake.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "base/address.h"
 #include "base/text.h"
@@ -46,10 +47,15 @@ void plan_bounce(ReportPlan& p) {
 
 void plan_complaint(ReportPlan& p) {
   const SentMessage& m = *p.match.message;
-  const auto& named = p.report.original_rcpt_to;
-  if (!named.empty() && !p.report.rcpt_redacted &&
-      std::none_of(named.begin(), named.end(),
-                   [&](const std::string& a) { return same_address(a, m.recipient); })) {
+  // The complainants the report names in clear (RFC 6590 lets a provider redact them; one it
+  // redacted is not compared): one of them must be the message's recipient.
+  std::vector<std::string> named;
+  for (const std::string& a : p.report.original_rcpt_to) {
+    if (!looks_redacted(a)) named.push_back(a);
+  }
+  if (!named.empty() && std::none_of(named.begin(), named.end(), [&](const std::string& a) {
+        return same_address(a, m.recipient);
+      })) {
     p.mismatched = named;
     return;
   }
@@ -78,6 +84,10 @@ ReportPlan plan_report(Report report, Match match, std::string digest, std::stri
     counters.push_back("class:" + std::string(to_string(r.bounce_class)));
   }
   if (!asks_anything(p.report.kind)) return p;
+  if (p.retry_later()) {
+    p.record.counters.clear();  // counted when it is taken in
+    return p;
+  }
   if (p.match.status != MatchStatus::matched) {
     counters.emplace_back(to_string(p.match.status));
     return p;
@@ -127,9 +137,10 @@ std::string describe(const ReportPlan& p, const ReportRecorded& recorded) {
   return out;
 }
 
-std::string envelope_recipient_in(std::string_view message) {
+std::vector<std::string> envelope_recipients_in(std::string_view message) {
+  constexpr std::size_t kMax = 8;
   message = message.substr(0, 64 * 1024);
-  std::string delivered_to, original_to;
+  std::vector<std::string> original_to, delivered_to;
   while (!message.empty()) {
     std::size_t eol = message.find('\n');
     std::string_view line = message.substr(0, eol);
@@ -140,24 +151,22 @@ std::string envelope_recipient_in(std::string_view message) {
     if (colon == std::string_view::npos) continue;
     std::string_view name = line.substr(0, colon);
     std::string_view value = trim(line.substr(colon + 1));
-    if (!value.empty() && value.front() == '<' && value.back() == '>') {
+    if (value.size() >= 2 && value.front() == '<' && value.back() == '>') {
       value = value.substr(1, value.size() - 2);
     }
-    if (delivered_to.empty() && iequals(name, "Delivered-To")) delivered_to = value;
-    if (original_to.empty() && iequals(name, "X-Original-To")) original_to = value;
+    if (value.empty()) continue;
+    if (iequals(name, "X-Original-To") && original_to.size() < kMax) {
+      original_to.emplace_back(value);
+    }
+    if (iequals(name, "Delivered-To") && delivered_to.size() < kMax) {
+      delivered_to.emplace_back(value);
+    }
   }
-  return delivered_to.empty() ? original_to : delivered_to;
-}
-
-FeedbackPolicy feedback_policy(const BouncesConfig& b) {
-  FeedbackPolicy p;
-  p.soft_limit = b.soft_limit;
-  p.soft_window_ms = std::int64_t{b.soft_window_days} * 24 * 3600 * 1000;
-  p.min_sample = b.min_sample;
-  p.pause_complaint_ppm = b.pause_complaint_ppm;
-  p.pause_bounce_ppm = b.pause_bounce_ppm;
-  p.pause_block_ppm = b.pause_block_ppm;
-  return p;
+  for (std::string& a : delivered_to) {
+    if (original_to.size() >= kMax) break;
+    original_to.push_back(std::move(a));
+  }
+  return original_to;
 }
 
 ReportIntake::ReportIntake(const Config& config, Store& store, std::string source)
@@ -172,21 +181,31 @@ ReportIntake::ReportIntake(const Config& config, Store& store, std::string sourc
 }
 
 Result<ReportPlan> ReportIntake::prepare(std::string_view message,
-                                         const std::string& envelope_recipient, UnixMillis now) {
+                                         const std::vector<std::string>& envelope_recipients,
+                                         UnixMillis now) {
   auto report = parse_report(message);
   if (!report) return report.error();
   Match match;
   if (asks_anything(report->kind)) {
-    match = match_report(*report, envelope_recipient, keys_, store_, now);
+    match = match_report(*report, envelope_recipients, keys_, store_, now);
   }
-  return plan_report(std::move(report.value()), std::move(match), sha256_hex(message), source_);
+  // The same bytes delivered to another address are another delivery (to fbl@ and to a return
+  // path, or once more after an operator fixed --recipient): only a repeat of both counts once.
+  std::string identity;
+  for (const std::string& a : envelope_recipients) identity += to_lower_ascii(a) + "\n";
+  identity += '\n';
+  identity += message;
+  return plan_report(std::move(report.value()), std::move(match), sha256_hex(identity), source_);
 }
 
 std::vector<ReportRecorded> ReportIntake::commit(std::span<const ReportPlan> plans,
                                                  UnixMillis now) {
   std::vector<ReceivedReport> records;
   records.reserve(plans.size());
-  for (const ReportPlan& p : plans) records.push_back(p.record);
+  for (const ReportPlan& p : plans) {
+    if (p.retry_later()) throw std::invalid_argument("a report to try again later was committed");
+    records.push_back(p.record);
+  }
   return store_.record_reports(records, policy_, now);
 }
 

@@ -32,6 +32,10 @@ struct ReportPlan {
   ReceivedReport record;
   // Recipients the report names that are not the matched message's: an error, not an action.
   std::vector<std::string> mismatched;
+
+  // The report names a message still being handed to the relay: not to be committed now, but
+  // kept for a later try (MatchStatus::in_flight).
+  bool retry_later() const { return match.status == MatchStatus::in_flight; }
 };
 
 // What the report asks, given what it was matched to. Pure.
@@ -42,13 +46,10 @@ ReportPlan plan_report(Report report, Match match, std::string digest, std::stri
 // Addresses in it are masked by the log, as every line's are.
 std::string describe(const ReportPlan& plan, const ReportRecorded& recorded);
 
-// The envelope recipient an MDA recorded at the top of `message`: the first Delivered-To, else the
-// first X-Original-To; without <>, trimmed; "" when neither is there. Reads only the first header
-// block, and at most its first 64 KiB.
-std::string envelope_recipient_in(std::string_view message);
-
-// The bounces block as the store applies it.
-FeedbackPolicy feedback_policy(const BouncesConfig& bounces);
+// The envelope recipients an MDA recorded at the top of `message`: each X-Original-To (the address
+// as it arrived, before an alias rewrote it), then each Delivered-To; without <>, trimmed, at most
+// 8. Reads only the first header block, and at most its first 64 KiB.
+std::vector<std::string> envelope_recipients_in(std::string_view message);
 
 class ReportIntake {
  public:
@@ -57,12 +58,14 @@ class ReportIntake {
   ReportIntake(const Config& config, Store& store, std::string source);
 
   // Reads and matches one report (the store is read, not written). The error: the input is not a
-  // mail message at all.
-  Result<ReportPlan> prepare(std::string_view message, const std::string& envelope_recipient,
-                             UnixMillis now);
+  // mail message at all. The digest that makes a second delivery count once covers the message and
+  // the addresses it came to.
+  Result<ReportPlan> prepare(std::string_view message,
+                             const std::vector<std::string>& envelope_recipients, UnixMillis now);
 
   // Has the store take in `plans` in one transaction; the results line up with them. Throws when
-  // the database fails: then nothing of the batch was taken in.
+  // the database fails: then nothing of the batch was taken in. A plan to retry_later() must not be
+  // given (std::invalid_argument).
   std::vector<ReportRecorded> commit(std::span<const ReportPlan> plans, UnixMillis now);
 
  private:

@@ -14,6 +14,8 @@ std::string_view to_string(MatchStatus s) {
       return "forged";
     case MatchStatus::not_sent:
       return "not-sent";
+    case MatchStatus::in_flight:
+      return "in-flight";
   }
   return "unmatched";
 }
@@ -71,22 +73,25 @@ Found unsubscribe_token_of(const OriginalMessage& original, const MatchKeys& key
 
 Match matched(const std::optional<SentMessage>& m, std::string via) {
   if (!m) return {MatchStatus::unmatched, std::nullopt, via + " naming no message kept"};
-  MatchStatus s = takes_reports(m->state) ? MatchStatus::matched : MatchStatus::not_sent;
+  MatchStatus s = takes_reports(m->state)             ? MatchStatus::matched
+                  : m->state == MessageState::sending ? MatchStatus::in_flight
+                                                      : MatchStatus::not_sent;
   return {s, m, std::move(via)};
 }
 
 }  // namespace
 
-Match match_report(const Report& report, const std::string& envelope_recipient,
+Match match_report(const Report& report, const std::vector<std::string>& envelope_recipients,
                    const MatchKeys& keys, Store& store, UnixMillis now) {
-  // 1. A return path: the one the report came to, then the one it quotes.
+  // 1. A return path: the ones the report came to, then the ones it quotes.
   struct Place {
     const std::string& address;
     const char* via;
   };
-  const Place places[] = {{envelope_recipient, "return path"},
-                          {report.original_mail_from, "quoted return path"},
-                          {report.original.return_path, "quoted return path"}};
+  std::vector<Place> places;
+  for (const std::string& a : envelope_recipients) places.push_back({a, "return path"});
+  places.push_back({report.original_mail_from, "quoted return path"});
+  places.push_back({report.original.return_path, "quoted return path"});
   for (const Place& p : places) {
     Found f = verp_of(p.address, keys, store);
     if (f.token == Token::forged) {

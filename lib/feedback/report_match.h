@@ -36,9 +36,14 @@ enum class MatchStatus {
   unmatched,  // nothing names a message bulkmail knows
   forged,     // a token that no key signed
   not_sent,   // it names a message that was never handed to the relay (queued, failed, ...)
+  // It names a message a daemon is handing to the relay now, or handed over without recording it
+  // yet (one stopped after the relay's 250 records it at its next start): the report can only
+  // come back early, so it is kept for a later try (bounce receive exits 75, or leaves the file
+  // in new/), never dropped.
+  in_flight,
 };
 
-// "matched", "unmatched", "forged", "not-sent".
+// "matched", "unmatched", "forged", "not-sent", "in-flight".
 std::string_view to_string(MatchStatus s);
 
 struct Match {
@@ -49,9 +54,11 @@ struct Match {
   std::string via;
 };
 
-// Finds the message `report`, delivered to `envelope_recipient` ("" when unknown), is about.
-// Reads the store; changes nothing.
-Match match_report(const Report& report, const std::string& envelope_recipient,
+// Finds the message `report` is about. `envelope_recipients`: the addresses it was delivered to,
+// as far as they are known (--recipient, or an MDA's X-Original-To and Delivered-To: an alias may
+// have rewritten one of them), each tried for a return path token. Reads the store; changes
+// nothing.
+Match match_report(const Report& report, const std::vector<std::string>& envelope_recipients,
                    const MatchKeys& keys, Store& store, UnixMillis now);
 
 }  // namespace bulkmail

@@ -58,6 +58,17 @@ bool stronger_feedback(std::string_view next, std::string_view current) {
   return feedback_rank(next) > feedback_rank(current);
 }
 
+FeedbackPolicy feedback_policy(const BouncesConfig& b) {
+  FeedbackPolicy p;
+  p.soft_limit = b.soft_limit;
+  p.soft_window_ms = std::int64_t{b.soft_window_days} * 24 * 3600 * 1000;
+  p.min_sample = b.min_sample;
+  p.pause_complaint_ppm = b.pause_complaint_ppm;
+  p.pause_bounce_ppm = b.pause_bounce_ppm;
+  p.pause_block_ppm = b.pause_block_ppm;
+  return p;
+}
+
 bool takes_reports(MessageState state) {
   return state == MessageState::sent || state == MessageState::bounced ||
          state == MessageState::complained;
@@ -129,9 +140,9 @@ std::optional<std::string> auto_pause_reason(const CampaignFeedback& since,
 }
 
 SoftBounceRun next_soft_bounce_run(const std::optional<SoftBounceRun>& run, std::int64_t bounced,
-                                   UnixMillis sent_at, bool delivered_between, UnixMillis now,
-                                   const FeedbackPolicy& policy) {
-  if (run && run->last_message == bounced) return *run;  // this message is counted already
+                                   UnixMillis sent_at, bool counted_before, bool delivered_between,
+                                   UnixMillis now, const FeedbackPolicy& policy) {
+  if (run && (counted_before || run->last_message == bounced)) return *run;
   if (run && !delivered_between && now - run->first_at <= policy.soft_window_ms) {
     SoftBounceRun next = *run;
     ++next.count;

@@ -12,6 +12,7 @@
 
 #include "base/clock.h"
 #include "bounce/bounce_class.h"
+#include "config/config.h"
 #include "store/message_state.h"
 
 namespace bulkmail {
@@ -75,6 +76,9 @@ struct FeedbackPolicy {
   std::int64_t pause_block_ppm = 50'000;     // 5%
 };
 
+// The bounces block as the store applies it.
+FeedbackPolicy feedback_policy(const BouncesConfig& bounces);
+
 // What the automatic pause and the rates count of one campaign.
 struct CampaignFeedback {
   // Messages with an answer from the mail system: sent, bounced, complained or failed.
@@ -108,21 +112,22 @@ std::optional<std::string> auto_pause_reason(const CampaignFeedback& since,
 std::string format_ppm_percent(std::int64_t ppm);
 
 // An address's run of soft bounces (the soft_bounces table), and what one more soft bounce, about
-// message `bounced` sent at `sent_at` and reported at `now`, makes of it. `delivered_between`:
-// whether a message to the address was sent, and not reported, after the run's latest bounced
-// message and before this one (the run is broken: the address took mail in between).
+// message `bounced` sent at `sent_at` and reported at `now`, makes of it. `counted_before`: a soft
+// bounce of this message was counted already (a delay notice, then the final failure, or several
+// delay notices, in any order with other messages' reports). `delivered_between`: a message to the
+// address was sent, and not reported, after the run's latest bounced message and before this one
+// (the run is broken: the address took mail in between).
 struct SoftBounceRun {
   int count = 0;
   UnixMillis first_at = 0;
   std::int64_t last_message = 0;
   UnixMillis last_sent_at = 0;
 };
-// The run after this bounce: the same run (a second report about the message the run already
-// counted: a delay notice, then the final failure), one longer, or a new one of 1 (none yet, too
-// old, or broken).
+// The run after this bounce: the same run (counted before), one longer, or a new one of 1 (none
+// yet, too old, or broken).
 SoftBounceRun next_soft_bounce_run(const std::optional<SoftBounceRun>& run, std::int64_t bounced,
-                                   UnixMillis sent_at, bool delivered_between, UnixMillis now,
-                                   const FeedbackPolicy& policy);
+                                   UnixMillis sent_at, bool counted_before, bool delivered_between,
+                                   UnixMillis now, const FeedbackPolicy& policy);
 
 // What recording one Feedback did.
 struct FeedbackApplied {
@@ -133,6 +138,12 @@ struct FeedbackApplied {
   int soft_count = 0;           // soft_bounce: the run's length now
   std::string paused_campaign;  // the campaign this feedback made pause itself, if any
   std::string pause_reason;
+};
+
+// A campaign that paused itself, and why (auto_pause_reason).
+struct CampaignPaused {
+  std::string campaign;
+  std::string reason;
 };
 
 // One report, ready for the store: what it asks, and what it counts.

@@ -75,7 +75,9 @@ struct Campaign {
   UnixMillis last_activity = 0;  // the newest change to any of its messages
   StateCounts counts;
   CampaignFeedback feedback;  // all of it: the rates `status` shows
-  // What the automatic pause judges: the counts since a person last resumed the campaign.
+  // What the automatic pause judges: the messages answered since a person last resumed the
+  // campaign (all of them when nobody did). A report coming later about a message answered
+  // before the resume is not counted here.
   CampaignFeedback feedback_since_resume;
 };
 
@@ -315,8 +317,15 @@ class Store {
   virtual std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit,
                                                 UnixMillis now, UnixMillis lease_until) = 0;
 
-  // Records outcomes of claimed messages in one transaction (group commit).
-  virtual void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) = 0;
+  // Records outcomes of claimed messages in one transaction (group commit). A refusal in the SMTP
+  // transaction counts in its campaign's rates as a report by mail does (a hard bounce, a block);
+  // when a feedback policy is set, a campaign whose rates since it was last resumed trip it pauses
+  // itself in the same transaction. Returns the campaigns that did.
+  virtual std::vector<CampaignPaused> record_outcomes(std::span<const Outcome> outcomes,
+                                                      UnixMillis now) = 0;
+  // The rules record_outcomes pauses campaigns by: the daemon sets the `bounces` block's at start
+  // and on each reload. nullopt (the default): it pauses none.
+  virtual void set_feedback_policy(const std::optional<FeedbackPolicy>& policy) = 0;
 
   // Messages still `sending` whose lease ends at or before `expired_by` (a daemon died mid-send)
   // go back to `queued`. `started` names the messages whose delivery may have begun (nullopt:

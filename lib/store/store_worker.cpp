@@ -178,7 +178,10 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
   // next start, and the rest are messages its lease recovery queues again.
   for (int attempt = 0;; ++attempt) {
     try {
-      store_->record_outcomes(batch.outcomes, now_millis());
+      for (const CampaignPaused& p : store_->record_outcomes(batch.outcomes, now_millis())) {
+        log_warning("campaign " + p.campaign + " paused itself: " + p.reason +
+                    "; `bulkmailctl resume --campaign " + p.campaign + "` sends it on");
+      }
       return true;
     } catch (const std::exception& e) {
       if (is_stopping() && attempt >= kStopRetries) {

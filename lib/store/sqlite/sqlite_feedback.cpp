@@ -61,7 +61,12 @@ SqliteFeedbackStatements::SqliteFeedbackStatements(SQLite::Database& db)
                "INSERT INTO soft_bounces (address, count, first_at, last_message, last_sent_at) "
                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (address) DO UPDATE SET count = ?2, "
                "first_at = ?3, last_message = ?4, last_sent_at = ?5"),
-      end_run(db, "DELETE FROM soft_bounces WHERE address = ?") {}
+      end_run(db, "DELETE FROM soft_bounces WHERE address = ?"),
+      // Whether a soft bounce of this message was counted already (its event, by the address's
+      // index).
+      counted_before(db,
+                     "SELECT EXISTS (SELECT 1 FROM events WHERE address = ? AND message = ? AND "
+                     "type = 'soft-bounce')") {}
 
 SqliteFeedbackStatements& SqliteStore::feedback_statements() {
   if (!fst_) fst_ = std::make_unique<SqliteFeedbackStatements>(db_);
@@ -211,7 +216,18 @@ int SqliteStore::count_soft_bounce(const SentMessage& m, const FeedbackPolicy& p
     delivered_between = d.getColumn(0).getInt() != 0;
     d.reset();
   }
-  SoftBounceRun next = next_soft_bounce_run(run, m.id, m.sent_at, delivered_between, now, policy);
+  bool counted_before = false;
+  if (run) {
+    auto& c = fs.counted_before;
+    c.reset();
+    c.bind(1, m.recipient);
+    c.bind(2, static_cast<int64_t>(m.id));
+    c.executeStep();
+    counted_before = c.getColumn(0).getInt() != 0;
+    c.reset();
+  }
+  SoftBounceRun next =
+      next_soft_bounce_run(run, m.id, m.sent_at, counted_before, delivered_between, now, policy);
   if (next.count >= policy.soft_limit) {
     fs.end_run.reset();
     fs.end_run.bind(1, m.recipient);

@@ -19,6 +19,7 @@ struct SqliteFeedbackStatements {
   SQLite::Statement delivered_between;
   SQLite::Statement save_run;
   SQLite::Statement end_run;
+  SQLite::Statement counted_before;
 };
 
 }  // namespace bulkmail

@@ -177,8 +177,8 @@ CREATE INDEX events_lifted ON events (at) WHERE type = 'suppression-removed';
     // so that one delivered twice (an MTA retrying after a timeout, a maildir run again after a
     // crash) counts once. feedback_counters: reports by kind and class, unmatched ones and forged
     // tokens, for /metrics (bulkmailctl takes the reports in, the daemon serves the figures).
-    // Campaigns: why a campaign paused itself, and the counts when a person last resumed it (the
-    // automatic pause judges what came after).
+    // Campaigns: why a campaign paused itself, and when a person last resumed it (the automatic
+    // pause then judges only the messages answered after that).
     R"sql(
 CREATE TABLE messages_new (
   id               INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -260,10 +260,7 @@ CREATE TABLE feedback_counters (
 ) WITHOUT ROWID;
 
 ALTER TABLE campaigns ADD COLUMN pause_reason TEXT;  -- NULL: paused by a person, or not paused
-ALTER TABLE campaigns ADD COLUMN base_answered   INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE campaigns ADD COLUMN base_hard       INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE campaigns ADD COLUMN base_complaints INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE campaigns ADD COLUMN base_blocks     INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN resumed_at INTEGER;  -- NULL: never resumed by a person
 )sql",
 };
 

@@ -497,10 +497,9 @@ std::vector<Event> SqliteStore::history(const std::string& address) {
 
 std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::string>& name) {
   std::vector<Campaign> out;
-  std::vector<CampaignFeedback> baselines;
+  std::vector<std::optional<UnixMillis>> resumed;
   const std::string columns =
-      "SELECT name, origin, created_at, paused_at, pause_reason, base_answered, base_hard, "
-      "base_complaints, base_blocks FROM campaigns ";
+      "SELECT name, origin, created_at, paused_at, pause_reason, resumed_at FROM campaigns ";
   SQLite::Statement st(db_, columns + (name ? "WHERE name = ?" : "ORDER BY created_at, name"));
   if (name) st.bind(1, *name);
   while (st.executeStep()) {
@@ -511,8 +510,9 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     if (!st.getColumn(3).isNull()) c.paused_at = st.getColumn(3).getInt64();
     c.pause_reason = text_or_empty(st.getColumn(4));
     c.last_activity = c.created_at;
-    baselines.push_back({st.getColumn(5).getInt64(), st.getColumn(6).getInt64(),
-                         st.getColumn(7).getInt64(), st.getColumn(8).getInt64()});
+    resumed.push_back(st.getColumn(5).isNull()
+                          ? std::nullopt
+                          : std::optional<UnixMillis>(st.getColumn(5).getInt64()));
     out.push_back(std::move(c));
   }
   st.reset();
@@ -540,16 +540,29 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     }
     c.last_activity = std::max<UnixMillis>(c.last_activity, counts.getColumn(4).getInt64());
   }
+  counts.reset();
   for (std::size_t i = 0; i < out.size(); ++i) {
-    const CampaignFeedback& all = out[i].feedback;
-    const CampaignFeedback& base = baselines[i];
-    // Retention may have deleted messages counted in the baseline: never below zero.
-    auto less = [](std::int64_t a, std::int64_t b) { return a > b ? a - b : 0; };
-    out[i].feedback_since_resume = {
-        less(all.answered, base.answered), less(all.hard_bounces, base.hard_bounces),
-        less(all.complaints, base.complaints), less(all.blocks, base.blocks)};
+    out[i].feedback_since_resume =
+        resumed[i] ? feedback_since(out[i].name, *resumed[i]) : out[i].feedback;
   }
   return out;
+}
+
+CampaignFeedback SqliteStore::feedback_since(const std::string& campaign, UnixMillis since) {
+  // A message's updated_at is when it was answered (sent or failed): a bounce or complaint that
+  // comes later leaves it, so a late report about a message sent before `since` is not counted.
+  CampaignFeedback f;
+  SQLite::Statement st(db_,
+                       "SELECT state, feedback, count(*) FROM messages WHERE campaign = ? AND "
+                       "updated_at >= ? GROUP BY state, feedback");
+  st.bind(1, campaign);
+  st.bind(2, static_cast<int64_t>(since));
+  while (st.executeStep()) {
+    if (auto state = parse_message_state(st.getColumn(0).getString())) {
+      add_feedback(f, *state, text_or_empty(st.getColumn(1)), st.getColumn(2).getInt64());
+    }
+  }
+  return f;
 }
 
 Campaign SqliteStore::open_campaign(const std::string& name, const std::string& origin,
@@ -595,20 +608,11 @@ std::optional<std::int64_t> SqliteStore::set_campaign_paused(const std::string& 
   auto current = read_campaigns(name);
   if (current.empty()) return std::nullopt;
   if (current.front().paused_at.has_value() == paused) return 0;  // already as asked
+  // Resuming: the automatic pause judges what is answered from now on.
   SQLite::Statement mark(db_, paused ? "UPDATE campaigns SET paused_at = ?1 WHERE name = ?2"
                                      : "UPDATE campaigns SET paused_at = NULL, pause_reason = "
-                                       "NULL, base_answered = ?3, base_hard = ?4, "
-                                       "base_complaints = ?5, base_blocks = ?6 WHERE name = ?2");
-  if (paused) {
-    mark.bind(1, static_cast<int64_t>(now));
-  } else {
-    // The automatic pause judges what is answered from now on.
-    const CampaignFeedback& f = current.front().feedback;
-    mark.bind(3, static_cast<int64_t>(f.answered));
-    mark.bind(4, static_cast<int64_t>(f.hard_bounces));
-    mark.bind(5, static_cast<int64_t>(f.complaints));
-    mark.bind(6, static_cast<int64_t>(f.blocks));
-  }
+                                       "NULL, resumed_at = ?1 WHERE name = ?2");
+  mark.bind(1, static_cast<int64_t>(now));
   mark.bind(2, name);
   mark.exec();
   std::int64_t n = shift_campaign(name, paused);
@@ -724,7 +728,9 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
   return claimed;
 }
 
-void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) {
+std::vector<CampaignPaused> SqliteStore::record_outcomes(std::span<const Outcome> outcomes,
+                                                         UnixMillis now) {
+  std::vector<MessageId> refused;  // hard bounces and blocks: they may trip a campaign's pause
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
   auto& st = st_->record;
   for (const Outcome& o : outcomes) {
@@ -754,6 +760,9 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
     ev.bind(3, detail);
     ev.bind(4, static_cast<int64_t>(o.id));
     ev.exec();
+    if (o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy) {
+      refused.push_back(o.id);
+    }
     if (o.bounce_class == BounceClass::hard) {
       SQLite::Statement who(db_,
                             "SELECT recipient, COALESCE(campaign, '') FROM messages WHERE id = ?");
@@ -768,7 +777,29 @@ void SqliteStore::record_outcomes(std::span<const Outcome> outcomes, UnixMillis 
       }
     }
   }
+  std::vector<CampaignPaused> paused = pause_refused(refused, now);
   tx.commit();
+  return paused;
+}
+
+std::vector<CampaignPaused> SqliteStore::pause_refused(std::span<const MessageId> refused,
+                                                       UnixMillis now) {
+  std::vector<CampaignPaused> paused;
+  if (!feedback_policy_ || refused.empty()) return paused;
+  std::vector<std::string> campaigns;
+  for (MessageId id : refused) {
+    auto m = find_message(id);
+    if (m && !m->campaign.empty() &&
+        std::find(campaigns.begin(), campaigns.end(), m->campaign) == campaigns.end()) {
+      campaigns.push_back(m->campaign);
+    }
+  }
+  for (const std::string& c : campaigns) {
+    if (auto reason = pause_if_tripped(c, *feedback_policy_, now)) {
+      paused.push_back({c, std::move(*reason)});
+    }
+  }
+  return paused;
 }
 
 RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now,

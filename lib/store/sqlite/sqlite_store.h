@@ -72,7 +72,11 @@ class SqliteStore final : public Store {
                               UnixMillis now) override;
   std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit, UnixMillis now,
                                         UnixMillis lease_until) override;
-  void record_outcomes(std::span<const Outcome> outcomes, UnixMillis now) override;
+  std::vector<CampaignPaused> record_outcomes(std::span<const Outcome> outcomes,
+                                              UnixMillis now) override;
+  void set_feedback_policy(const std::optional<FeedbackPolicy>& policy) override {
+    feedback_policy_ = policy;
+  }
   RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
                                  const std::optional<std::vector<MessageId>>& started) override;
   PruneResult prune(std::optional<UnixMillis> messages_before,
@@ -100,6 +104,8 @@ class SqliteStore final : public Store {
   std::optional<Suppression> exact_suppression(const std::string& address,
                                                const std::string& category);
   std::vector<Campaign> read_campaigns(const std::optional<std::string>& name);
+  // What the campaign's messages answered at or after `since` count.
+  CampaignFeedback feedback_since(const std::string& campaign, UnixMillis since);
   // `s` as it is stored: under the address's forgotten_key when the address was forgotten and
   // nothing holds it in clear since (a forgotten person opting out again stays forgotten).
   Suppression under_forgotten_key(const Suppression& s);
@@ -112,6 +118,8 @@ class SqliteStore final : public Store {
   // The steps of record_reports (sqlite_feedback.cpp), inside its transaction.
   FeedbackApplied apply_feedback(const Feedback& f, const std::string& source,
                                  const FeedbackPolicy& policy, UnixMillis now);
+  // record_outcomes' automatic pause: the campaigns of `refused` whose rates trip the policy.
+  std::vector<CampaignPaused> pause_refused(std::span<const MessageId> refused, UnixMillis now);
   int count_soft_bounce(const SentMessage& m, const FeedbackPolicy& policy, UnixMillis now);
   void count_feedback(const std::string& name);
   // Pauses `campaign` for `reason` when its rates since it was last resumed trip the policy;
@@ -125,10 +133,11 @@ class SqliteStore final : public Store {
 
   SQLite::Database db_;
   std::unique_ptr<Statements> st_;
-  std::unique_ptr<HmacSha256> forget_mac_;
+  std::unique_ptr<HmacSha256> forget_mac_;  // keyed with the database's salt, read at first use
+  // The feedback methods' statements (sqlite_feedback.cpp), prepared on first use.
   SqliteFeedbackStatements& feedback_statements();
-  std::unique_ptr<SqliteFeedbackStatements>
-      fst_;  // prepared on first use  // keyed with the database's salt, read at first use
+  std::unique_ptr<SqliteFeedbackStatements> fst_;
+  std::optional<FeedbackPolicy> feedback_policy_;  // record_outcomes' automatic pause
 };
 
 }  // namespace bulkmail
