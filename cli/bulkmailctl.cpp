@@ -2,7 +2,7 @@
 // library and prints results; every rule lives in lib/.
 //
 // Exit status: 0 success, 1 failure (bad input, rejected rows, a database error), 2 bad usage,
-// 3 invalid config.
+// 3 invalid config. `bounce receive`, which an MTA runs, exits only 0, 65 or 75 (sysexits).
 //
 // This file only builds the command line: each group of commands is declared by an
 // add_*_commands function in a file of its own (commands.h lists them).

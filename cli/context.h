@@ -15,7 +15,7 @@ namespace bulkmail::ctl {
 
 // Exit statuses besides 0 (the top of bulkmailctl.cpp lists them all).
 inline constexpr int kExitFailure = 1;  // bad input, rejected rows, a database error
-inline constexpr int kExitUsage = 2;    // a command line CLI11 refused
+inline constexpr int kExitUsage = 2;    // a command line CLI11 refused (bounce receive: 75)
 inline constexpr int kExitConfig = 3;   // the config is missing or invalid
 
 // Thrown to end the run with `code`, once whatever the command had to say is printed;

@@ -139,7 +139,16 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       backend_(worker_, reader_, io_, *dispatcher_),
       retention_(io_, worker_, config_->retention),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
-      timers_(io_, notifier_, [this] { return status_line(); }) {
+      timers_(
+          io_, notifier_, [this] { return status_line(); },
+          [this] {
+            // Rates a report found under the sample may reach it as more messages are answered.
+            worker_.try_run([](Store& s) {
+              for (const CampaignPaused& p : s.pause_tripped_campaigns(now_millis())) {
+                log_warning(describe_pause(p));
+              }
+            });
+          }) {
   webhook_ = std::make_unique<Webhook>(config_, backend_, std::move(opened.checker));
   config_status_.loaded_at = now_millis();
   webhook_->set_config_status(config_status_);

@@ -5,8 +5,12 @@
 namespace bulkmail {
 
 LoopTimers::LoopTimers(boost::asio::io_context& io, Notifier& notifier,
-                       std::function<std::string()> status)
-    : notifier_(notifier), status_(std::move(status)), watchdog_(io), status_timer_(io) {}
+                       std::function<std::string()> status, std::function<void()> every_minute)
+    : notifier_(notifier),
+      status_(std::move(status)),
+      every_minute_(std::move(every_minute)),
+      watchdog_(io),
+      status_timer_(io) {}
 
 void LoopTimers::start() {
   if (notifier_.watchdog_interval().count() > 0) arm_watchdog();
@@ -28,7 +32,10 @@ void LoopTimers::arm_status() {
     if (ec) return;
     std::string line = status_();
     notifier_.status(line);
-    if (++ticks_ % kLogEvery == 0) log_info(line);
+    if (++ticks_ % kLogEvery == 0) {
+      log_info(line);
+      if (every_minute_) every_minute_();
+    }
     arm_status();
   });
 }

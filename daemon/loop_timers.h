@@ -1,6 +1,6 @@
 // The event loop's two heartbeats: WATCHDOG=1 to systemd, sent from the loop itself so that a
 // stalled loop stops sending it and systemd restarts the daemon; and the dispatcher's numbers, as
-// STATUS= every 5 s and in the log every minute.
+// STATUS= every 5 s and in the log every minute, with the once-a-minute work beside them.
 #pragma once
 
 #include <utility>  // before Boost.Asio: Boost 1.74 uses std::exchange without including it
@@ -20,8 +20,10 @@ class LoopTimers {
   static constexpr std::chrono::seconds kStatusEvery{5};
   static constexpr int kLogEvery = 12;  // status lines: once a minute
 
-  // `status` gives the line to report; called on the loop.
-  LoopTimers(boost::asio::io_context& io, Notifier& notifier, std::function<std::string()> status);
+  // `status` gives the line to report; `every_minute` runs once a minute. Both are called on the
+  // loop.
+  LoopTimers(boost::asio::io_context& io, Notifier& notifier, std::function<std::string()> status,
+             std::function<void()> every_minute);
   // Arms both (the watchdog only when systemd asked for one).
   void start();
 
@@ -31,6 +33,7 @@ class LoopTimers {
 
   Notifier& notifier_;
   std::function<std::string()> status_;
+  std::function<void()> every_minute_;
   boost::asio::steady_timer watchdog_;
   boost::asio::steady_timer status_timer_;
   int ticks_ = 0;

@@ -62,7 +62,7 @@ TEST_CASE("a prefix of what cannot be read is an error naming it, and why") {
   }
 }
 
-TEST_CASE("FileKinds::regular refuses a symbolic link and a FIFO; any follows and reads them") {
+TEST_CASE("FileKinds::regular refuses a symbolic link and a FIFO, any follows and reads them") {
   TempDir dir;
   auto target = dir.write("target", "the report");
   std::filesystem::create_symlink(target, dir / "link");

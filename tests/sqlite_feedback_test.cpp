@@ -309,8 +309,8 @@ TEST_CASE("blocks in the SMTP transaction pause a campaign once a feedback polic
   auto c = s.claim_due("test", 4, 2000, 60'000);
   REQUIRE(c.size() == 4);
   auto block = [&](std::size_t i) {
-    return Outcome{c[i].id, MessageState::failed, 554, "554 5.7.1 blocked", 0, "",
-                   BounceClass::policy};
+    return Outcome{c[i].id, MessageState::failed, 554, "554 5.7.1 blocked", 0,
+                   "",      BounceClass::policy};
   };
   // Without a policy (bulkmailctl, a test): counted, nothing paused.
   CHECK(s.record_outcomes(std::vector<Outcome>{block(0)}, 3000).empty());
@@ -327,4 +327,32 @@ TEST_CASE("blocks in the SMTP transaction pause a campaign once a feedback polic
   CHECK(paused[0].campaign == "nov");
   CHECK(paused[0].reason.find("block rate 66.66% (2 of 3 answered)") == 0);
   CHECK(s.campaign("nov")->paused_at);
+}
+
+TEST_CASE("a rate found under the sample pauses the campaign once enough messages are answered") {
+  FeedbackPolicy p;
+  p.min_sample = 10;
+  p.pause_complaint_ppm = 100'000;  // 10%
+  Sent q(5);
+  NewMessage waiting{"nov", "customer-update", "waiting@example.com", "{}"};
+  q.s.enqueue({&waiting, 1}, "test", 15'000);
+  for (int i = 0; i < 2; ++i) {
+    auto r =
+        record_one(q.s, report({of_kind(q.ids[i], FeedbackKind::complaint, "abuse")}), 20'000, p);
+    CHECK(r.applied.at(0).paused_campaign.empty());  // 2 of 5: under the sample
+  }
+  q.s.set_feedback_policy(p);
+  CHECK(q.s.pause_tripped_campaigns(21'000).empty());  // still under it
+  q.add(10, 22'000, "nov", "more");                    // 2 of 15 answered: 13.33%
+  auto paused = q.s.pause_tripped_campaigns(23'000);
+  REQUIRE(paused.size() == 1);
+  CHECK(paused[0].campaign == "nov");
+  CHECK(describe_pause(paused[0]) ==
+        "campaign nov paused itself: complaint rate 13.33% (2 of 15 answered) reached "
+        "bounces.pause_complaint_rate 10%; `bulkmailctl resume --campaign nov` sends it on");
+  CHECK(q.s.campaign("nov")->paused_at);
+  CHECK(q.s.pause_tripped_campaigns(24'000).empty());  // paused already
+  q.s.set_feedback_policy(std::nullopt);
+  CHECK(q.s.set_campaign_paused("nov", false, 25'000));
+  CHECK(q.s.pause_tripped_campaigns(26'000).empty());  // no policy: pauses none
 }

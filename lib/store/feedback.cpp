@@ -96,6 +96,11 @@ CampaignRates campaign_rates(const CampaignFeedback& c) {
           fraction(c.blocks, c.answered)};
 }
 
+std::string describe_pause(const CampaignPaused& p) {
+  return "campaign " + p.campaign + " paused itself: " + p.reason +
+         "; `bulkmailctl resume --campaign " + p.campaign + "` sends it on";
+}
+
 std::string format_ppm_percent(std::int64_t ppm) {
   // ppm / 10,000 percent, with as many decimals as it needs (at most four).
   std::string out = std::to_string(ppm / 10'000);

@@ -146,6 +146,10 @@ struct CampaignPaused {
   std::string reason;
 };
 
+// The warning a pause is logged with: "campaign nov paused itself: <reason>; `bulkmailctl resume
+// --campaign nov` sends it on".
+std::string describe_pause(const CampaignPaused& p);
+
 // One report, ready for the store: what it asks, and what it counts.
 struct ReceivedReport {
   // SHA-256 of the report's bytes (32 bytes): a report already taken in changes nothing again.

@@ -323,8 +323,12 @@ class Store {
   // itself in the same transaction. Returns the campaigns that did.
   virtual std::vector<CampaignPaused> record_outcomes(std::span<const Outcome> outcomes,
                                                       UnixMillis now) = 0;
-  // The rules record_outcomes pauses campaigns by: the daemon sets the `bounces` block's at start
-  // and on each reload. nullopt (the default): it pauses none.
+  // Campaigns with messages still to send whose rates, judged now, trip the feedback policy pause
+  // themselves: the rates a report found under the sample may reach it as more messages are
+  // answered. The daemon calls it once a minute. Returns those that paused; none without a policy.
+  virtual std::vector<CampaignPaused> pause_tripped_campaigns(UnixMillis now) = 0;
+  // The rules record_outcomes and pause_tripped_campaigns pause campaigns by: the daemon sets the
+  // `bounces` block's at start and on each reload. nullopt (the default): it pauses none.
   virtual void set_feedback_policy(const std::optional<FeedbackPolicy>& policy) = 0;
 
   // Messages still `sending` whose lease ends at or before `expired_by` (a daemon died mid-send)

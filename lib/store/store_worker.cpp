@@ -179,8 +179,7 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
   for (int attempt = 0;; ++attempt) {
     try {
       for (const CampaignPaused& p : store_->record_outcomes(batch.outcomes, now_millis())) {
-        log_warning("campaign " + p.campaign + " paused itself: " + p.reason +
-                    "; `bulkmailctl resume --campaign " + p.campaign + "` sends it on");
+        log_warning(describe_pause(p));
       }
       return true;
     } catch (const std::exception& e) {

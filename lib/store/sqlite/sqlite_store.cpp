@@ -802,6 +802,27 @@ std::vector<CampaignPaused> SqliteStore::pause_refused(std::span<const MessageId
   return paused;
 }
 
+std::vector<CampaignPaused> SqliteStore::pause_tripped_campaigns(UnixMillis now) {
+  std::vector<CampaignPaused> paused;
+  if (!feedback_policy_) return paused;
+  SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  std::vector<std::string> sending;
+  {
+    SQLite::Statement st(db_,
+                         "SELECT name FROM campaigns c WHERE paused_at IS NULL AND EXISTS (SELECT "
+                         "1 FROM messages WHERE campaign = c.name AND state IN ('queued', "
+                         "'deferred'))");
+    while (st.executeStep()) sending.push_back(st.getColumn(0).getString());
+  }
+  for (const std::string& c : sending) {
+    if (auto reason = pause_if_tripped(c, *feedback_policy_, now)) {
+      paused.push_back({c, std::move(*reason)});
+    }
+  }
+  tx.commit();
+  return paused;
+}
+
 RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now,
                                             const std::optional<std::vector<MessageId>>& started) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);

@@ -74,6 +74,7 @@ class SqliteStore final : public Store {
                                         UnixMillis lease_until) override;
   std::vector<CampaignPaused> record_outcomes(std::span<const Outcome> outcomes,
                                               UnixMillis now) override;
+  std::vector<CampaignPaused> pause_tripped_campaigns(UnixMillis now) override;
   void set_feedback_policy(const std::optional<FeedbackPolicy>& policy) override {
     feedback_policy_ = policy;
   }
