@@ -356,3 +356,15 @@ TEST_CASE("a rate found under the sample pauses the campaign once enough message
   CHECK(q.s.set_campaign_paused("nov", false, 25'000));
   CHECK(q.s.pause_tripped_campaigns(26'000).empty());  // no policy: pauses none
 }
+
+TEST_CASE("the digests of reports taken in go with the events retention deletes") {
+  Sent q(1);
+  ReceivedReport old = report({}, {"report:auto-reply"});
+  record_one(q.s, old, 20'000);
+  ReceivedReport recent = report({}, {"report:auto-reply"});
+  record_one(q.s, recent, 90'000);
+  q.s.prune(std::nullopt, 50'000, 100);
+  // The old one is forgotten (it would count again); the recent one is still known.
+  CHECK_FALSE(record_one(q.s, old, 100'000).duplicate);
+  CHECK(record_one(q.s, recent, 100'000).duplicate);
+}

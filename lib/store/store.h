@@ -72,7 +72,8 @@ struct Campaign {
   std::optional<UnixMillis> paused_at;  // set while paused
   // Set when the campaign paused itself (Store::record_reports): why, with the figures.
   std::string pause_reason;
-  UnixMillis last_activity = 0;  // the newest change to any of its messages
+  std::optional<UnixMillis> resumed_at;  // when a person last resumed it
+  UnixMillis last_activity = 0;          // the newest change to any of its messages
   StateCounts counts;
   CampaignFeedback feedback;  // all of it: the rates `status` shows
   // What the automatic pause judges: the messages answered since a person last resumed the
@@ -256,7 +257,8 @@ class Store {
   // --- personal data's lifetime ---
 
   // Deletes up to `limit` messages finished (sent, failed, suppressed, cancelled) before
-  // `messages_before`, variables and all, and up to `limit` events from before `events_before`:
+  // `messages_before`, variables and all, and up to `limit` events (and as many digests of reports
+  // taken in) from before `events_before`:
   // never the evidence of a suppression in force (the events that record it being made, asked
   // for again, lifted or forgotten, while the address is suppressed). nullopt: keep them all.
   // One short transaction, looking at a bounded number of rows, for the daemon to call in small

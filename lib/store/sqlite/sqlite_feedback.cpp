@@ -116,6 +116,7 @@ std::vector<ReportRecorded> SqliteStore::record_reports(std::span<const Received
   std::vector<ReportRecorded> out;
   out.reserve(reports.size());
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  tallies_.clear();  // counted afresh in this transaction, then kept up to date report by report
   auto& seen = feedback_statements().seen;
   for (const ReceivedReport& r : reports) {
     ReportRecorded recorded;
@@ -153,6 +154,14 @@ FeedbackApplied SqliteStore::apply_feedback(const Feedback& f, const std::string
   if (f.kind == FeedbackKind::complaint) state = MessageState::complained;
   std::string next = feedback_name(f.kind);
   std::string feedback = stronger_feedback(next, m->feedback) ? next : m->feedback;
+  // The campaign's counts as the automatic pause judges them, before this report and after it: read
+  // once a transaction, then kept up to date here (a count of the whole campaign per report would
+  // cost as much as the campaign is long).
+  CampaignTally* t = m->campaign.empty() ? nullptr : &tally(m->campaign);
+  if (t && (!t->resumed_at || m->sent_at >= *t->resumed_at)) {
+    add_feedback(t->since, m->state, m->feedback, -1);
+    add_feedback(t->since, state, feedback, 1);
+  }
   if (state != m->state || feedback != m->feedback) {
     auto& up = feedback_statements().update_message;
     up.reset();
@@ -184,8 +193,10 @@ FeedbackApplied SqliteStore::apply_feedback(const Feedback& f, const std::string
   }
   bool counts_for_pause = f.kind == FeedbackKind::hard_bounce ||
                           f.kind == FeedbackKind::complaint || f.kind == FeedbackKind::policy_block;
-  if (!m->campaign.empty() && counts_for_pause) {
-    if (auto reason = pause_if_tripped(m->campaign, policy, now)) {
+  if (t && counts_for_pause && !t->paused) {
+    if (auto reason = auto_pause_reason(t->since, policy)) {
+      pause_itself(m->campaign, *reason, now);
+      t->paused = true;
       a.paused_campaign = m->campaign;
       a.pause_reason = std::move(*reason);
     }
@@ -251,17 +262,34 @@ std::optional<std::string> SqliteStore::pause_if_tripped(const std::string& camp
   auto found = read_campaigns(campaign);
   if (found.empty() || found.front().paused_at) return std::nullopt;
   auto reason = auto_pause_reason(found.front().feedback_since_resume, policy);
-  if (!reason) return std::nullopt;
+  if (reason) pause_itself(campaign, *reason, now);
+  return reason;
+}
+
+void SqliteStore::pause_itself(const std::string& campaign, const std::string& reason,
+                               UnixMillis now) {
   SQLite::Statement mark(db_,
                          "UPDATE campaigns SET paused_at = ?, pause_reason = ? WHERE name = ? AND "
                          "paused_at IS NULL");
   mark.bind(1, static_cast<int64_t>(now));
-  mark.bind(2, *reason);
+  mark.bind(2, reason);
   mark.bind(3, campaign);
   mark.exec();
   shift_campaign(campaign, true);
   count_feedback("auto-pause");
-  return reason;
+}
+
+SqliteStore::CampaignTally& SqliteStore::tally(const std::string& campaign) {
+  auto it = tallies_.find(campaign);
+  if (it != tallies_.end()) return it->second;
+  CampaignTally t;
+  auto found = read_campaigns(campaign);
+  if (!found.empty()) {
+    t.paused = found.front().paused_at.has_value();
+    t.resumed_at = found.front().resumed_at;
+    t.since = found.front().feedback_since_resume;
+  }
+  return tallies_.emplace(campaign, t).first->second;
 }
 
 std::vector<std::pair<std::string, std::int64_t>> SqliteStore::feedback_counters() {

@@ -250,9 +250,11 @@ CREATE TABLE soft_bounces (
 ) WITHOUT ROWID;
 
 CREATE TABLE received_reports (
-  digest BLOB    PRIMARY KEY,          -- SHA-256 of the report as it arrived
+  digest BLOB    PRIMARY KEY,          -- SHA-256 of the report and the addresses it came to
   at     INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Retention deletes them with the events (retention.event_days).
+CREATE INDEX received_reports_at ON received_reports (at);
 
 CREATE TABLE feedback_counters (
   name  TEXT    PRIMARY KEY,           -- "report:bounce", "class:hard", "unmatched", ...

@@ -510,9 +510,8 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     if (!st.getColumn(3).isNull()) c.paused_at = st.getColumn(3).getInt64();
     c.pause_reason = text_or_empty(st.getColumn(4));
     c.last_activity = c.created_at;
-    resumed.push_back(st.getColumn(5).isNull()
-                          ? std::nullopt
-                          : std::optional<UnixMillis>(st.getColumn(5).getInt64()));
+    if (!st.getColumn(5).isNull()) c.resumed_at = st.getColumn(5).getInt64();
+    resumed.push_back(c.resumed_at);
     out.push_back(std::move(c));
   }
   st.reset();
@@ -1078,6 +1077,14 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
       r.events += lifted.exec();
       if (static_cast<std::size_t>(r.events) >= limit) r.more = true;
     }
+    // The digests of reports taken in (what makes a second delivery count once) live as long as
+    // the events they caused.
+    SQLite::Statement reports(db_,
+                              "DELETE FROM received_reports WHERE digest IN (SELECT digest FROM "
+                              "received_reports WHERE at < ? ORDER BY at LIMIT ?)");
+    reports.bind(1, static_cast<int64_t>(*events_before));
+    reports.bind(2, static_cast<int64_t>(limit));
+    if (static_cast<std::size_t>(reports.exec()) >= limit) r.more = true;
   }
   tx.commit();
   return r;

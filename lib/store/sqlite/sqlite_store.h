@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "crypto/hmac.h"
 #include "store/store.h"
@@ -125,6 +126,16 @@ class SqliteStore final : public Store {
   void count_feedback(const std::string& name);
   // Pauses `campaign` for `reason` when its rates since it was last resumed trip the policy;
   // the reason when it did.
+  // Pauses `campaign` for `reason` (it paused itself), counted for /metrics.
+  void pause_itself(const std::string& campaign, const std::string& reason, UnixMillis now);
+  // What record_reports keeps of each campaign it touches, within its transaction.
+  struct CampaignTally {
+    bool paused = false;
+    std::optional<UnixMillis> resumed_at;
+    CampaignFeedback since;  // Campaign::feedback_since_resume
+  };
+  CampaignTally& tally(const std::string& campaign);
+  std::unordered_map<std::string, CampaignTally> tallies_;
   std::optional<std::string> pause_if_tripped(const std::string& campaign,
                                               const FeedbackPolicy& policy, UnixMillis now);
   struct Statements;
