@@ -7,6 +7,7 @@ The relay for the loop with a real MTA is a private Postfix instance on loopback
 (tests/smtp_server.py) and the reports are built here, to RFC 3464 and RFC 5965 and their
 examples. Return paths are bulkmail's VERP addresses, computed here from the unsubscribe key the
 way lib/crypto/verp_token.h describes, so that forged ones can be made next to real ones."""
+import atexit
 import base64
 import email
 import email.policy
@@ -27,11 +28,40 @@ import tempfile
 import time
 import unittest
 
-from daemon_test import BIN, SECRET, Env, wait_for
+from daemon_test import BIN, SECRET, SRC, Env, wait_for
 import postfix_instance
 from postfix_instance import PostfixInstance
 
 CTL = os.path.abspath(os.path.join(BIN, "bulkmailctl"))
+_MAIL_USER_CTL = []
+
+
+def mail_user_templates():
+    """The source tree's templates, copied once where anyone may read them (see mail_user_ctl)."""
+    path = os.path.join(os.path.dirname(mail_user_ctl()), "templates")
+    if not os.path.isdir(path):
+        shutil.copytree(os.path.join(SRC, "templates"), path)
+        for root, dirs, files in os.walk(path):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
+    return path
+
+
+def mail_user_ctl():
+    """bulkmailctl where the user an MTA runs it as (nobody) may run it: the build folder may lie
+    under a directory only its owner can enter (a fresh clone in a `mktemp -d` folder is 0700), so
+    a copy, made once, in a folder anyone may enter."""
+    if not _MAIL_USER_CTL:
+        d = tempfile.mkdtemp(prefix="bulkmail-ctl-")
+        os.chmod(d, 0o755)
+        atexit.register(shutil.rmtree, d, True)
+        path = os.path.join(d, "bulkmailctl")
+        shutil.copy(CTL, path)
+        os.chmod(path, 0o755)
+        _MAIL_USER_CTL.append(path)
+    return _MAIL_USER_CTL[0]
 BOUNCES = "bounces.example.test"
 FBL = "fbl@" + BOUNCES
 UNSUBSCRIBE_URL = "https://mail.example.com/unsubscribe/"
@@ -207,6 +237,12 @@ class BounceEnv(Env):
 
     def __init__(self, bounces="", **kw):
         super().__init__(extra="bounces:\n  domain: %s\n%s" % (BOUNCES, bounces), **kw)
+        # The templates too where the MTA's user may read them (see mail_user_ctl): the intake
+        # loads the whole config, templates folder included.
+        with open(self.config) as f:
+            config = f.read()
+        with open(self.config, "w") as f:
+            f.write(config.replace("templates: %s/templates" % SRC, "templates: " + mail_user_templates()))
 
     def stop_daemon(self, test):
         self.daemon.send_signal(signal.SIGTERM)
@@ -301,8 +337,8 @@ class BounceEnv(Env):
         else:
             for path in unreadable:
                 os.chmod(path, 0)
-        return subprocess.run([CTL, "--config", self.config, *args], capture_output=True,
-                              timeout=120, **kw)
+        return subprocess.run([mail_user_ctl(), "--config", self.config, *args],
+                              capture_output=True, timeout=120, **kw)
 
 
 def event_types(history):
@@ -339,8 +375,8 @@ class BounceReceiveTest(unittest.TestCase):
         os.chmod(relay_dir, 0o755)
         relay = PostfixInstance(
             os.path.join(relay_dir, "postfix"), bounce_domain=BOUNCES, port=e.port,
-            pipe_argv=[CTL, "--config", e.config, "bounce", "receive", "--recipient",
-                       "${recipient}"])
+            pipe_argv=[mail_user_ctl(), "--config", e.config, "bounce", "receive",
+                       "--recipient", "${recipient}"])
         relay.start()
         self.addCleanup(relay.stop)
         try:
@@ -859,9 +895,9 @@ class BounceReceiveTest(unittest.TestCase):
             os.chmod(e.dir, 0o755)
             db = os.path.join(e.dir, "queue.db")
             os.chmod(db, 0o600)
-            r = subprocess.run([CTL, "--config", e.config, "bounce", "receive", "--recipient",
-                                verp(mid)], input=report, capture_output=True, timeout=60,
-                               user=pwd.getpwnam("nobody").pw_uid)
+            r = subprocess.run([mail_user_ctl(), "--config", e.config, "bounce", "receive",
+                                "--recipient", verp(mid)], input=report, capture_output=True,
+                               timeout=60, user=pwd.getpwnam("nobody").pw_uid)
             os.chmod(db, 0o644)
             self.assertEqual(r.returncode, EX_TEMPFAIL, r.stderr.decode())
         self.assertEqual(e.snapshot(), before)
