@@ -685,7 +685,6 @@ TEST_CASE("campaigns lists each campaign, and pause holds one until resume") {
   CHECK(cli({"campaigns", "--json"}).out.find("\"paused\":true") == std::string::npos);
 }
 
-
 TEST_CASE("status --campaign shows bounced and complained, the rates, and why it paused itself") {
   Cli cli;
   std::string reason = [&] {

@@ -44,7 +44,8 @@ TEST_CASE("lifting: exact matches only, and a recipient's own choice only with c
 }
 
 TEST_CASE("the reason list names every reason, in order") {
-  CHECK(suppression_reason_list() == "unsubscribe, hard-bounce, soft-bounce, complaint, manual, import");
+  CHECK(suppression_reason_list() ==
+        "unsubscribe, hard-bounce, soft-bounce, complaint, manual, import");
   for (const char* r : {"unsubscribe", "hard-bounce", "complaint", "manual", "import"})
     CHECK(parse_suppression_reason(r));
 }

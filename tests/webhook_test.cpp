@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "crypto/unsubscribe_token.h"
+#include "sent_queue.h"
 #include "store/sqlite/sqlite_store.h"
 #include "store/status.h"
-#include "sent_queue.h"
 #include "test_config.h"
 
 using namespace bulkmail;
