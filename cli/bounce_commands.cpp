@@ -128,17 +128,6 @@ LogLevel level_of(const ReportPlan& p, const ReportRecorded& r) {
   return paused || suspect ? LogLevel::warning : LogLevel::info;
 }
 
-// `text` as a log line may show it: each control character (bytes below 0x20, and 0x7f) as '?'.
-// A Maildir file's name is any bytes but '/' and NUL, chosen by whoever delivered it: it must not
-// break a line in two or send a terminal escape.
-std::string printable(std::string text) {
-  for (char& c : text) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) c = '?';
-  }
-  return text;
-}
-
 // "bounce from mx.example.net (return path) names message 42, which is still being sent: kept for
 // a later try": a report that came back before its message was recorded sent (retry_later()).
 std::string still_being_sent(const ReportPlan& p) {
@@ -161,7 +150,7 @@ void or_tempfail(Body body) {
     std::cerr << "bulkmailctl: bounce receive: the report is kept for a later try\n";
     throw ExitCode{kExitTempFail};
   } catch (const std::exception& e) {
-    std::cerr << "bulkmailctl: bounce receive: " << printable(e.what())
+    std::cerr << "bulkmailctl: bounce receive: " << log_text(e.what())
               << "; the report is kept for a later try\n";
     throw ExitCode{kExitTempFail};
   }
@@ -190,7 +179,7 @@ void receive_one(Context& ctx, const Options& opts) {
       throw ExitCode{kExitDataErr};
     }
     if (plan->retry_later()) {
-      std::cerr << "bulkmailctl: bounce receive: " << printable(still_being_sent(*plan)) << "\n";
+      std::cerr << "bulkmailctl: bounce receive: " << log_text(still_being_sent(*plan)) << "\n";
       throw ExitCode{kExitTempFail};
     }
     ReportRecorded recorded = intake.commit({&*plan, 1}, now).front();
@@ -269,8 +258,7 @@ std::vector<fs::path> list_new(const fs::path& fresh, MaildirTally& tally) {
                        : type == fs::file_type::directory ? "a folder"
                        : type == fs::file_type::fifo      ? "a FIFO"
                                                           : "a device or socket";
-    log_warning(printable("new/" + name + ": not a regular file (" + what +
-                          "): skipped, left where it is"));
+    log_warning("new/" + name + ": not a regular file (" + what + "): skipped, left where it is");
     ++tally.skipped;
   }
   std::sort(files.begin(), files.end());
@@ -302,17 +290,17 @@ void take_in_batch(ReportIntake& intake, std::span<const fs::path> files, const 
     std::string name = "new/" + f.filename().string();
     auto text = read_file_prefix(f, kMaxReportBytes, FileKinds::regular);
     if (!text) {
-      log_warning(printable(text.error().message + ": skipped, left where it is"));
+      log_warning(text.error().message + ": skipped, left where it is");
       ++tally.skipped;
       continue;
     }
     auto plan = intake.prepare(*text, envelope_recipients_in(*text), now);
     if (!plan) {
-      log_warning(printable(name + ": not a mail message (" + plan.error().message +
-                            "); moved to cur/ untouched"));
+      log_warning(name + ": not a mail message (" + plan.error().message +
+                  "); moved to cur/ untouched");
       not_mail.push_back(f);
     } else if (plan->retry_later()) {
-      log_warning(printable(name + ": " + still_being_sent(*plan) + " (left in new/)"));
+      log_warning(name + ": " + still_being_sent(*plan) + " (left in new/)");
       ++tally.kept;
     } else {
       plans.push_back(std::move(*plan));
@@ -322,7 +310,7 @@ void take_in_batch(ReportIntake& intake, std::span<const fs::path> files, const 
   auto recorded = intake.commit(plans, now);
   for (std::size_t i = 0; i < plans.size(); ++i) {
     log(level_of(plans[i], recorded[i]),
-        printable(planned[i].filename().string() + ": " + describe(plans[i], recorded[i])));
+        planned[i].filename().string() + ": " + describe(plans[i], recorded[i]));
     tally.duplicates += recorded[i].duplicate ? 1 : 0;
     move_to_cur(planned[i], seen);
   }
@@ -398,7 +386,7 @@ void add_bounce_commands(CLI::App& app, Options& opts, Commands& commands) {
   receive
       ->add_option("--recipient", opts.recipient,
                    "the envelope recipient (Postfix pipe: ${recipient}); default "
-                   "$ORIGINAL_RECIPIENT, $RECIPIENT, then Delivered-To or X-Original-To")
+                   "$ORIGINAL_RECIPIENT, $RECIPIENT, then X-Original-To and Delivered-To")
       ->excludes(maildir);
   receive->add_option("--batch", opts.batch, "--maildir: reports per transaction (default 200)")
       ->check(CLI::Range(1, 10000))

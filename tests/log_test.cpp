@@ -84,6 +84,9 @@ TEST_CASE("every CR and LF in a message becomes a space, in both forms of the li
     CHECK(format_log_line(LogLevel::error, r.in, LogDestination::journal, true, 0) ==
           std::string("<3>") + r.out + "\n");
   }
+  // Nor a terminal escape, nor any other control character; a tab stays.
+  CHECK(format_log_line(LogLevel::info, "new/\x1b[31mred\x7f\x01\tend", LogDestination::journal,
+                        true, 0) == "<6>new/?[31mred??\tend\n");
   // For journald a forged line would carry a priority of its own: it stays inside the one line.
   CHECK(format_log_line(LogLevel::info, "ok\n<0>emergency", LogDestination::journal, true, 0) ==
         "<6>ok <0>emergency\n");

@@ -56,7 +56,12 @@ void append_log_text(std::string& out, std::string_view message, bool mask_addre
     message = masked;
   }
   // One event, one line: a value with a line break must not forge a second log entry.
-  for (char c : message) out += (c == '\n' || c == '\r') ? ' ' : c;
+  // Nor may it send a terminal escape (file names, relays' replies and reports are anyone's
+  // bytes): every other control character but the tab shows as '?'.
+  for (char c : message) {
+    auto u = static_cast<unsigned char>(c);
+    out += (c == '\n' || c == '\r') ? ' ' : ((u < 0x20 && c != '\t') || u == 0x7f) ? '?' : c;
+  }
 }
 
 std::string log_text(std::string_view message) {

@@ -30,7 +30,8 @@ inline void log_error(std::string_view m) { log(LogLevel::error, m); }
 bool log_enabled(LogLevel level);
 
 // `message` as log() writes it, without level or time: addresses masked unless the operator
-// turned masking off, line breaks as spaces. For a log of another kind (syslog).
+// turned masking off, line breaks as spaces, other control characters as '?'. For a log of another
+// kind (syslog), or a line on stderr.
 std::string log_text(std::string_view message);
 // The same, appended to `out`, masked as `mask_addresses` says.
 void append_log_text(std::string& out, std::string_view message, bool mask_addresses);
@@ -44,7 +45,8 @@ enum class LogDestination { plain, journal };
 // The line log() writes for `message` at `level`, ending in '\n'. For journald: "<N>" and the
 // message, N the syslog priority (3 error, 4 warning, 6 info, 7 debug); otherwise `now` (ISO 8601),
 // the level's name, ": " and the message. With `mask_addresses`, every address in the message is
-// masked (mask_addresses_in); a line break in it (CR or LF) becomes a space.
+// masked (mask_addresses_in); a line break in it (CR or LF) becomes a space, any other control
+// character but the tab a '?'.
 std::string format_log_line(LogLevel level, std::string_view message, LogDestination destination,
                             bool mask_addresses, UnixMillis now);
 
