@@ -497,7 +497,6 @@ std::vector<Event> SqliteStore::history(const std::string& address) {
 
 std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::string>& name) {
   std::vector<Campaign> out;
-  std::vector<std::optional<UnixMillis>> resumed;
   const std::string columns =
       "SELECT name, origin, created_at, paused_at, pause_reason, resumed_at FROM campaigns ";
   SQLite::Statement st(db_, columns + (name ? "WHERE name = ?" : "ORDER BY created_at, name"));
@@ -511,7 +510,6 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     c.pause_reason = text_or_empty(st.getColumn(4));
     c.last_activity = c.created_at;
     if (!st.getColumn(5).isNull()) c.resumed_at = st.getColumn(5).getInt64();
-    resumed.push_back(c.resumed_at);
     out.push_back(std::move(c));
   }
   st.reset();
@@ -540,9 +538,8 @@ std::vector<Campaign> SqliteStore::read_campaigns(const std::optional<std::strin
     c.last_activity = std::max<UnixMillis>(c.last_activity, counts.getColumn(4).getInt64());
   }
   counts.reset();
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    out[i].feedback_since_resume =
-        resumed[i] ? feedback_since(out[i].name, *resumed[i]) : out[i].feedback;
+  for (Campaign& c : out) {
+    c.feedback_since_resume = c.resumed_at ? feedback_since(c.name, *c.resumed_at) : c.feedback;
   }
   return out;
 }
@@ -604,9 +601,11 @@ std::vector<Campaign> SqliteStore::campaigns() {
 std::optional<std::int64_t> SqliteStore::set_campaign_paused(const std::string& name, bool paused,
                                                              UnixMillis now) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  auto current = read_campaigns(name);
-  if (current.empty()) return std::nullopt;
-  if (current.front().paused_at.has_value() == paused) return 0;  // already as asked
+  SQLite::Statement known(db_, "SELECT paused_at IS NOT NULL FROM campaigns WHERE name = ?");
+  known.bind(1, name);
+  if (!known.executeStep()) return std::nullopt;
+  if ((known.getColumn(0).getInt() != 0) == paused) return 0;  // already as asked
+  known.reset();
   // Resuming: the automatic pause judges what is answered from now on.
   SQLite::Statement mark(db_, paused ? "UPDATE campaigns SET paused_at = ?1 WHERE name = ?2"
                                      : "UPDATE campaigns SET paused_at = NULL, pause_reason = "
