@@ -21,7 +21,8 @@ TEST_CASE("a file is read whole, byte for byte, and a missing one is named in th
   CHECK(*read == bytes);
   auto missing = read_file(dir / "nope");
   REQUIRE_FALSE(missing.ok());
-  CHECK(missing.error().message == (dir / "nope").string() + ": cannot read");
+  CHECK(missing.error().message ==
+        (dir / "nope").string() + ": cannot read: " + std::strerror(ENOENT));
 }
 
 TEST_CASE("a folder is an error naming it, not an empty file") {

@@ -7,26 +7,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <limits>
 
 #include "base/unique_fd.h"
 
 namespace bulkmail {
 
 Result<std::string> read_file(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return make_error(path.string() + ": is a folder");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(path.string() + ": cannot read");
-  std::string bytes;
-  char buf[65536];
-  // read() reports a failing device or file system as badbit; streaming rdbuf() into a string
-  // would end early and quietly.
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    bytes.append(buf, static_cast<std::size_t>(in.gcount()));
-  }
-  if (in.bad()) return make_error(path.string() + ": cannot read: " + std::strerror(errno));
-  return bytes;
+  return read_file_prefix(path, std::numeric_limits<std::size_t>::max());
 }
 
 Result<std::string> read_file_prefix(const std::filesystem::path& path, std::size_t max_bytes,
@@ -51,15 +39,25 @@ Result<std::string> read_file_prefix(const std::filesystem::path& path, std::siz
   if (kinds == FileKinds::regular && !S_ISREG(st.st_mode)) {
     return make_error(path.string() + ": not a regular file");
   }
+  // Read straight into the string, a regular file in one read (and one more that finds its end),
+  // anything else 64 KiB at a time.
+  std::size_t chunk = 65536;
+  if (S_ISREG(st.st_mode))
+    chunk = std::max<std::size_t>(static_cast<std::size_t>(st.st_size) + 1, 4096);
   std::string bytes;
-  char buf[65536];
   while (bytes.size() < max_bytes) {
-    std::size_t want = std::min(sizeof buf, max_bytes - bytes.size());
-    ssize_t n = ::read(fd.get(), buf, want);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return failed("cannot read");
+    std::size_t have = bytes.size();
+    bytes.resize(have + std::min(chunk, max_bytes - have));
+    ssize_t n = ::read(fd.get(), bytes.data() + have, bytes.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) {
+        bytes.resize(have);
+        continue;
+      }
+      return failed("cannot read");
+    }
+    bytes.resize(have + static_cast<std::size_t>(n));
     if (n == 0) break;
-    bytes.append(buf, static_cast<std::size_t>(n));
   }
   return bytes;
 }
