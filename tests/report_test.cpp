@@ -757,6 +757,34 @@ TEST_CASE("a bounce that cannot be read is unknown, not an auto-reply") {
   CHECK(generated->kind == ReportKind::unknown);
 }
 
+TEST_CASE("the report's own header: encoded words decoded, folded fields unfolded") {
+  // Out-of-office subjects as Outlook and Thunderbird write them in French: encoded words.
+  for (const char* subject : {"=?utf-8?q?R=C3=A9ponse_automatique=C2=A0=3A?= Your update",
+                              "=?UTF-8?B?UsOpcG9uc2UgYXV0b21hdGlxdWU=?="}) {
+    CAPTURE(subject);
+    auto r = parse_report(std::string("From: Erin <erin@example.org>\r\nSubject: ") + subject +
+                          "\r\n\r\nJe suis absente.\r\n");
+    REQUIRE(r.ok());
+    CHECK(r->kind == ReportKind::auto_reply);
+  }
+  // The type and its boundary folded onto a second line, with LF line ends: still a DSN.
+  auto folded = parse_report(
+      "From: MAILER-DAEMON@mail.example.com\n"
+      "Content-Type: multipart/report; report-type=delivery-status;\n"
+      "\tboundary=\"B\"\n"
+      "\n--B\nContent-Type: message/delivery-status\n\n"
+      "Reporting-MTA: dns; mail.example.com\n\n"
+      "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.1.1\n\n--B--\n");
+  REQUIRE(folded.ok());
+  CHECK(folded->kind == ReportKind::bounce);
+  REQUIRE(folded->recipients.size() == 1);
+  CHECK(folded->recipients[0].address == "gone@example.org");
+  // A header with no blank line after it has no body: read, and the note says so.
+  auto headers_only = parse_report("From: Erin <erin@example.org>\r\nSubject: hi\r\n");
+  REQUIRE(headers_only.ok());
+  CHECK(headers_only->note.find("no body") != std::string::npos);
+}
+
 TEST_CASE("limits: the rest of the input is not read, and the note says so") {
   std::string data = fixture("postfix-hard.eml");
   SUBCASE("bytes") {

@@ -54,6 +54,15 @@ FieldBlock header_block(GMimeObject* o) {
   return block;
 }
 
+std::string decode_header_text(const std::string& value) {
+  init_gmime();
+  char* decoded = g_mime_utils_header_decode_text(nullptr, value.c_str());
+  if (!decoded) return value;
+  std::string out(decoded);
+  g_free(decoded);
+  return out;
+}
+
 std::string part_text(GMimeObject* o) {
   if (!o || !GMIME_IS_PART(o)) return {};
   GMimeDataWrapper* content = g_mime_part_get_content(GMIME_PART(o));
@@ -91,10 +100,10 @@ void walk(GMimeObject* o, int depth, const ReportLimits& limits, Parts& p) {
     }
   } else if (is_type(o, "message", "feedback-report")) {
     if (!p.feedback) p.feedback = o;
+  } else if (is_type(o, "text", "plain")) {  // before is_original, which reads the header
+    if (!p.text) p.text = o;
   } else if (is_original(o)) {
     if (!p.original) p.original = o;
-  } else if (is_type(o, "text", "plain")) {
-    if (!p.text) p.text = o;
   }
 }
 

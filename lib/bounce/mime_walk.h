@@ -31,6 +31,9 @@ bool is_type(GMimeObject* o, const char* type, const char* subtype);
 // trimmed, at most kMaxFieldsPerBlock fields of kMaxValue bytes each.
 FieldBlock header_block(GMimeObject* o);
 
+// A header field's value with its encoded words (RFC 2047) decoded by GMime, as UTF-8.
+std::string decode_header_text(const std::string& value);
+
 // A leaf part's content, with its transfer encoding undone, at most kMaxPartText (1 MiB) bytes;
 // "" for anything but a leaf part.
 std::string part_text(GMimeObject* o);

@@ -53,19 +53,20 @@ Cut budget(std::string_view in, const ReportLimits& limits) {
       over = "Content-Type lines (MIME nesting)";
     if (rest.starts_with("--") && ++dashes > limits.max_boundaries)
       over = "lines starting with \"--\" (MIME parts)";
+    std::size_t colon = line.find(':'), colons = 0;
+    for (std::size_t c = colon; c != std::string_view::npos; c = line.find(':', c + 1)) ++colons;
     bool continues = !line.empty() && (line[0] == ' ' || line[0] == '\t');
     if (!continues) {
       field_start = pos;
       field_bytes = field_colons = 0;
       bool blank = line.find_first_not_of("\r\n") == std::string_view::npos;
-      std::size_t colon = line.find(':');
       bool field_like = colon != std::string_view::npos && colon > 0 &&
                         line.substr(0, colon).find_first_of(" \t") == std::string_view::npos;
       fields_in_a_row = blank ? 0 : field_like ? fields_in_a_row + 1 : 0;
       if (fields_in_a_row > limits.max_fields_in_a_row) over = "header fields in a row";
     }
     field_bytes += line.size();
-    field_colons += static_cast<std::size_t>(std::count(line.begin(), line.end(), ':'));
+    field_colons += colons;
     if (field_bytes > limits.max_field_bytes || field_colons > limits.max_field_colons) {
       over = "bytes or colons in one header field";
       at = field_start;
@@ -81,46 +82,36 @@ Cut budget(std::string_view in, const ReportLimits& limits) {
   return cut;
 }
 
-// The returned original message (a message/rfc822 or message/global part below the report's own
-// header) relabelled, for GMime, as the header-only types a report may carry instead
-// (text/rfc822-headers, message/global-headers): only its header block is read
-// (original_message.h), and as a message GMime would build an object for every header field and
-// part of it. Empty when there is nothing to relabel; `in` is then handed over as it is. A type
-// folded onto the next line is left as it is (the message is then parsed whole, as before).
-std::string relabel_originals(std::string_view in) {
-  std::string out;
+// Appends `body` to `out` with the returned original message (a message/rfc822 or
+// message/global part below the report's own header) relabelled, for GMime, as the header-only
+// types a report may carry instead (text/rfc822-headers, message/global-headers): only its header
+// block is read (original_message.h), and as a message GMime would build an object for every
+// header field and part of it. A type folded onto the next line is left as it is (the message is
+// then parsed whole).
+void append_relabelled(std::string& out, std::string_view body) {
+  constexpr std::string_view kField = "content-type:";
   std::size_t copied = 0;
-  std::size_t top = in.find("\n\n");
-  std::size_t top_crlf = in.find("\r\n\r\n");
-  std::size_t pos = std::min(top, top_crlf);  // the end of the report's own header block
-  if (pos == std::string_view::npos) return out;
-  while ((pos = in.find('\n', pos)) != std::string_view::npos) {
-    ++pos;
-    std::string_view rest = in.substr(pos);
-    if (!starts_with_ci(rest, "content-type:")) continue;
-    std::size_t v = pos + std::string_view("content-type:").size();
-    while (v < in.size() && (in[v] == ' ' || in[v] == '\t')) ++v;
-    std::string_view value = in.substr(v);
-    const char* as = nullptr;
-    std::size_t length = 0;
+  for (std::size_t pos = 0; pos < body.size();) {
+    std::size_t nl = body.find('\n', pos);
+    std::size_t line = pos;
+    pos = nl == std::string_view::npos ? body.size() : nl + 1;
+    if (!starts_with_ci(body.substr(line), kField)) continue;
+    std::size_t v = line + kField.size();
+    while (v < body.size() && (body[v] == ' ' || body[v] == '\t')) ++v;
+    std::string_view value = body.substr(v);
     for (auto [type, header_type] : {std::pair{"message/rfc822", "text/rfc822-headers"},
                                      std::pair{"message/global", "message/global-headers"}}) {
       std::size_t n = std::string_view(type).size();
       if (starts_with_ci(value, type) &&
           (value.size() == n || value[n] == ';' || value[n] == ' ' || value[n] == '\t' ||
            value[n] == '\r' || value[n] == '\n')) {
-        as = header_type;
-        length = n;
+        out.append(body.substr(copied, v - copied)).append(header_type);
+        copied = v + n;
+        break;
       }
     }
-    if (!as) continue;
-    out.append(in.substr(copied, v - copied));
-    out.append(as);
-    copied = v + length;
   }
-  if (copied == 0) return out;
-  out.append(in.substr(copied));
-  return out;
+  out.append(body.substr(copied));
 }
 
 // `in` without an mbox "From " line, as Postfix's local(8) and pipe(8) may add.
@@ -130,11 +121,58 @@ std::string_view skip_mbox_line(std::string_view in) {
   return nl == std::string_view::npos ? std::string_view{} : in.substr(nl + 1);
 }
 
-// Reads the parsed message into `r`.
-void read_message(GMimeMessage* message, const ReportLimits& limits, Report& r) {
-  FieldBlock headers = header_block(GMIME_OBJECT(message));
+// The report's own header block and its body: split at the first blank line (LF or CRLF). A
+// message without one is all header.
+struct TopLevel {
+  std::string_view header;
+  std::string_view body;
+  bool ended = false;  // a blank line ended the header
+};
+
+TopLevel split_top_level(std::string_view in) {
+  std::size_t lf = in.find("\n\n");
+  std::size_t crlf = in.find("\n\r\n");
+  std::size_t at = std::min(lf, crlf);
+  if (at == std::string_view::npos) return {in, {}, false};
+  std::size_t body = at + (at == lf ? 2 : 3);
+  return {in.substr(0, at + 1), in.substr(body), true};
+}
+
+// The report's own header fields, read here (field_block.h) rather than by GMime, which would
+// make an object of each and parse every address field; encoded words (RFC 2047) are decoded by
+// GMime, for the subjects of auto-replies ("=?utf-8?q?R=C3=A9ponse_automatique?=").
+FieldBlock top_level_fields(std::string_view header) {
+  auto blocks = read_field_blocks(header, 1);
+  if (blocks.empty()) return {};
+  for (Field& f : blocks[0]) {
+    if (f.value.find("=?") != std::string::npos) f.value = decode_header_text(f.value);
+  }
+  return std::move(blocks[0]);
+}
+
+// What GMime is handed: the body (its returned message relabelled), below the two fields of the
+// report's header that say how to read it (RFC 2045: Content-Type and Content-Transfer-Encoding),
+// unfolded.
+std::string mime_entity(const FieldBlock& headers, std::string_view body) {
+  std::string out;
+  out.reserve(body.size() + 256);
+  for (const Field& f : headers) {
+    if (f.name == "content-type") {
+      out.append("Content-Type: ").append(f.value).append("\r\n");
+    } else if (f.name == "content-transfer-encoding") {
+      out.append("Content-Transfer-Encoding: ").append(f.value).append("\r\n");
+    }
+  }
+  out.append("\r\n");
+  append_relabelled(out, body);
+  return out;
+}
+
+// Reads the report's header fields and its body, as GMime parsed it, into `r`.
+void read_entity(const FieldBlock& headers, GMimeObject* body, const ReportLimits& limits,
+                 Report& r) {
   Parts parts;
-  walk(g_mime_message_get_mime_part(message), 0, limits, parts);
+  walk(body, 0, limits, parts);
   if (parts.cut)
     add_note(r, "the MIME structure is deeper or larger than the limits: not all of it was read");
 
@@ -148,7 +186,6 @@ void read_message(GMimeMessage* message, const ReportLimits& limits, Report& r) 
     text = part_text(parts.text);
     read_notice(text, limits, r, copy, from_mail_system(headers));
   }
-  GMimeObject* body = g_mime_message_get_mime_part(message);
   bool report = parts.status || parts.feedback || !r.recipients.empty() ||
                 (body && is_type(body, "multipart", "report")) || from_mail_system(headers);
   if (!report && looks_auto_reply(headers)) r.kind = ReportKind::auto_reply;
@@ -196,19 +233,18 @@ Result<Report> parse_report(std::string_view message, const ReportLimits& limits
   if (!cut.reason.empty()) bounce::add_note(r, cut.reason);
   in = in.substr(0, cut.length);
 
-  std::string relabelled = bounce::relabel_originals(in);
-  if (!relabelled.empty()) in = relabelled;
+  bounce::TopLevel top = bounce::split_top_level(in);
+  if (!top.ended) bounce::add_note(r, "the input ends inside its header: there is no body");
   bounce::init_gmime();
-  bounce::GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(in.data(), in.size()));
+  bounce::FieldBlock headers = bounce::top_level_fields(top.header);
+  std::string entity = bounce::mime_entity(headers, top.body);
+  bounce::GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(entity.data(), entity.size()));
   bounce::GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
-  g_mime_parser_set_format(parser.get(), GMIME_FORMAT_MESSAGE);
-  bounce::GRef<GMimeMessage> parsed(g_mime_parser_construct_message(parser.get(), nullptr));
-  if (parsed) {
-    bounce::read_message(parsed.get(), limits, r);
+  bounce::GRef<GMimeObject> body(g_mime_parser_construct_part(parser.get(), nullptr));
+  if (body) {
+    bounce::read_entity(headers, body.get(), limits, r);
   } else {
-    // It begins like a message, so it is one, cut off inside its header (GMime refuses a field
-    // name that the input ends in): unknown, not EX_DATAERR.
-    bounce::add_note(r, "the header ends in the middle of a field: nothing else was read");
+    bounce::add_note(r, "GMime could not read the body: nothing else was read");
   }
   return r;
 }

@@ -108,9 +108,11 @@ struct ReportLimits {
   // GMime an object per line.
   std::size_t max_lines = 250'000;
   // Lines starting with "Content-Type" read: each level of MIME nesting needs one, so this
-  // bounds GMime's recursion (its own limit is 1024 levels). A DSN with a returned message has
-  // about ten.
-  std::size_t max_content_types = 64;
+  // bounds GMime's recursion (its own limit is 1024 levels) and the multiparts it builds, a few
+  // microseconds each, of which only max_depth levels are walked. A DSN with a returned message
+  // has about ten, counting the returned message's own; a cut inside that message loses nothing
+  // read (only its header is).
+  std::size_t max_content_types = 32;
   // Lines starting with "--" read: each MIME part needs one, so this bounds the parts GMime
   // builds.
   std::size_t max_boundaries = 2'000;
