@@ -767,18 +767,48 @@ TEST_CASE("the report's own header: encoded words decoded, folded fields unfolde
     REQUIRE(r.ok());
     CHECK(r->kind == ReportKind::auto_reply);
   }
-  // The type and its boundary folded onto a second line, with LF line ends: still a DSN.
-  auto folded = parse_report(
-      "From: MAILER-DAEMON@mail.example.com\n"
-      "Content-Type: multipart/report; report-type=delivery-status;\n"
-      "\tboundary=\"B\"\n"
-      "\n--B\nContent-Type: message/delivery-status\n\n"
-      "Reporting-MTA: dns; mail.example.com\n\n"
-      "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.1.1\n\n--B--\n");
-  REQUIRE(folded.ok());
-  CHECK(folded->kind == ReportKind::bounce);
-  REQUIRE(folded->recipients.size() == 1);
-  CHECK(folded->recipients[0].address == "gone@example.org");
+  // An auto-reply subject in capitals, accented capitals included.
+  auto capitals = parse_report(
+      "From: Erin <erin@example.org>\r\nSubject: "
+      "=?utf-8?q?R=C3=89PONSE_AUTOMATIQUE?=\r\n\r\nx\r\n");
+  REQUIRE(capitals.ok());
+  CHECK(capitals->kind == ReportKind::auto_reply);
+
+  // Headers a DSN arrives with, each followed by the same body: every one is the bounce.
+  const std::string body =
+      "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mail.example.com\n\n"
+      "Final-Recipient: rfc822; gone@example.org\nAction: failed\nStatus: 5.1.1\n\n--B--\n";
+  const std::string from = "From: MAILER-DAEMON@mail.example.com\n";
+  const std::string type = "Content-Type: multipart/report; report-type=delivery-status; ";
+  std::string received;
+  for (int i = 0; i < 210; ++i)
+    received += "Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\n";
+  struct Shape {
+    std::string what;
+    std::string header;
+  };
+  for (const Shape& shape : {
+           Shape{"the boundary folded onto the next line", from + type + "\n\tboundary=\"B\"\n"},
+           Shape{"a line of white space inside the header", from + " \n" + type + "boundary=B\n"},
+           Shape{"a tab-only line inside the header", from + "\t\r\n" + type + "boundary=B\n"},
+           Shape{"a white-space line inside the folded type", from + type + "\n \n boundary=B\n"},
+           Shape{"the type below 210 Received fields", from + received + type + "boundary=B\n"},
+           Shape{"a type of 9,000 bytes",
+                 from + type + "x-pad=\"" + std::string(9000, 'p') + "\"; boundary=B\n"},
+           Shape{"a UTF-8 byte-order mark first", "\xEF\xBB\xBF" + from + type + "boundary=B\n"},
+           Shape{
+               "forwarded whole as message/rfc822",
+               "From: someone@example.net\nSubject: Fwd: bounce\nContent-Type: message/rfc822\n\n" +
+                   from + type + "boundary=B\n"},
+       }) {
+    CAPTURE(shape.what);
+    auto r = parse_report(shape.header + "\n" + body);
+    REQUIRE(r.ok());
+    CHECK(r->kind == ReportKind::bounce);
+    REQUIRE(r->recipients.size() == 1);
+    CHECK(r->recipients[0].address == "gone@example.org");
+    CHECK_FALSE(r->original.found);  // no part returned the message, and the report is not one
+  }
   // A header with no blank line after it has no body: read, and the note says so.
   auto headers_only = parse_report("From: Erin <erin@example.org>\r\nSubject: hi\r\n");
   REQUIRE(headers_only.ok());

@@ -1,5 +1,8 @@
 #include "bounce/auto_reply.h"
 
+#include <glib.h>
+
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -18,6 +21,15 @@ constexpr std::string_view kAutoReplySubjects[] = {
     "automatische antwort", "réponse automatique", "respuesta automática",
     "risposta automatica",  "resposta automática", "autosvar",
     "automatisch antwoord"};
+
+// `s` in lower case, every letter (GLib's Unicode tables): "RÉPONSE AUTOMATIQUE" must meet
+// "réponse automatique". Bytes that are not UTF-8 become U+FFFD first.
+std::string lower_case(const std::string& s) {
+  std::unique_ptr<gchar, decltype(&g_free)> valid(
+      g_utf8_make_valid(s.data(), static_cast<gssize>(s.size())), g_free);
+  std::unique_ptr<gchar, decltype(&g_free)> lower(g_utf8_strdown(valid.get(), -1), g_free);
+  return lower ? std::string(lower.get()) : to_lower_ascii(s);
+}
 
 }  // namespace
 
@@ -44,7 +56,7 @@ bool looks_auto_reply(const FieldBlock& headers) {
                 f.name == "x-mail-autoreply" || f.name == "x-autoreply-from";
     if (flag && word != "no" && word != "false" && word != "0") return true;
     if (f.name == "subject") {
-      std::string subject = to_lower_ascii(f.value);
+      std::string subject = lower_case(f.value);
       for (std::string_view s : kAutoReplySubjects)
         if (subject.find(s) != std::string::npos) return true;
     }

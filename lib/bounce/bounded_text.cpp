@@ -54,11 +54,11 @@ std::string clean(std::string_view s, std::size_t max) {
   return out;
 }
 
-void append(std::string& value, std::string_view more) {
+void append(std::string& value, std::string_view more, std::size_t max) {
   more = trim(more);
-  if (more.empty() || value.size() >= kMaxValue) return;
+  if (more.empty() || value.size() >= max) return;
   if (!value.empty()) value += ' ';
-  value.append(more.substr(0, kMaxValue - std::min(value.size(), kMaxValue)));
+  value.append(more.substr(0, max - std::min(value.size(), max)));
 }
 
 std::string_view first_word(std::string_view v) {

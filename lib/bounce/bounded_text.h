@@ -22,8 +22,8 @@ bool starts_with_ci(std::string_view s, std::string_view lower_prefix);
 // U+FFFD; control characters and runs of white space become one space.
 std::string clean(std::string_view s, std::size_t max = kMaxShown);
 
-// Appends `more` to a value being unfolded, with one space between, up to kMaxValue.
-void append(std::string& value, std::string_view more);
+// Appends `more` to a value being unfolded, with one space between, up to `max` bytes.
+void append(std::string& value, std::string_view more, std::size_t max = kMaxValue);
 
 // The lines of a text, without their LF or CRLF.
 class Lines {

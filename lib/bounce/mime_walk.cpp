@@ -102,7 +102,7 @@ void walk(GMimeObject* o, int depth, const ReportLimits& limits, Parts& p) {
     if (!p.feedback) p.feedback = o;
   } else if (is_type(o, "text", "plain")) {  // before is_original, which reads the header
     if (!p.text) p.text = o;
-  } else if (is_original(o)) {
+  } else if (depth > 0 && is_original(o)) {  // the report itself is nobody's returned message
     if (!p.original) p.original = o;
   }
 }

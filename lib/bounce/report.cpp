@@ -138,16 +138,40 @@ TopLevel split_top_level(std::string_view in) {
   return {in.substr(0, at + 1), in.substr(body), true};
 }
 
+bool is_mime_field(const Field& f) {
+  return f.name == "content-type" || f.name == "content-transfer-encoding";
+}
+
 // The report's own header fields, read here (field_block.h) rather than by GMime, which would
-// make an object of each and parse every address field; encoded words (RFC 2047) are decoded by
-// GMime, for the subjects of auto-replies ("=?utf-8?q?R=C3=A9ponse_automatique?=").
-FieldBlock top_level_fields(std::string_view header) {
-  auto blocks = read_field_blocks(header, 1);
-  if (blocks.empty()) return {};
-  for (Field& f : blocks[0]) {
-    if (f.value.find("=?") != std::string::npos) f.value = decode_header_text(f.value);
+// make an object of each and parse every address field. As many fields, each as long, as the
+// budget lets through (so a Content-Type below 200 Received fields, or a long one, is whole).
+// Encoded words (RFC 2047) are decoded by GMime, for the subjects of auto-replies
+// ("=?utf-8?q?R=C3=A9ponse_automatique?="); the MIME fields are handed to GMime as they are.
+FieldBlock top_level_fields(std::string_view header, const ReportLimits& limits) {
+  FieldBlock fields = read_header_block(header, limits.max_fields_in_a_row, limits.max_field_bytes);
+  for (Field& f : fields) {
+    if (!is_mime_field(f) && f.value.find("=?") != std::string::npos) {
+      f.value = decode_header_text(f.value);
+    }
   }
-  return std::move(blocks[0]);
+  return fields;
+}
+
+// Whether the report is a message forwarded whole (Content-Type: message/rfc822 or
+// message/global, not encoded): a person or a mail filter passing a bounce on to the bounce
+// address. The report is then the message inside.
+bool forwards_a_message(const FieldBlock& headers) {
+  bool forwarded = false;
+  for (const Field& f : headers) {
+    std::string value = to_lower_ascii(first_word(f.value));
+    if (f.name == "content-type") {
+      forwarded = value == "message/rfc822" || value == "message/global";
+    } else if (f.name == "content-transfer-encoding" && value != "7bit" && value != "8bit" &&
+               value != "binary") {
+      return false;
+    }
+  }
+  return forwarded;
 }
 
 // What GMime is handed: the body (its returned message relabelled), below the two fields of the
@@ -220,7 +244,9 @@ std::string_view to_string(ReportKind kind) {
 }
 
 Result<Report> parse_report(std::string_view message, const ReportLimits& limits) {
-  std::string_view in = bounce::skip_mbox_line(message);
+  std::string_view in = message;
+  if (in.starts_with("\xEF\xBB\xBF")) in.remove_prefix(3);  // a UTF-8 byte-order mark
+  in = bounce::skip_mbox_line(in);
   if (trim(in).empty()) return make_error("the input is empty: it is not a mail message");
   std::string_view first = in.substr(0, in.find('\n'));
   if (first.ends_with('\r')) first.remove_suffix(1);
@@ -233,10 +259,19 @@ Result<Report> parse_report(std::string_view message, const ReportLimits& limits
   if (!cut.reason.empty()) bounce::add_note(r, cut.reason);
   in = in.substr(0, cut.length);
 
-  bounce::TopLevel top = bounce::split_top_level(in);
-  if (!top.ended) bounce::add_note(r, "the input ends inside its header: there is no body");
   bounce::init_gmime();
-  bounce::FieldBlock headers = bounce::top_level_fields(top.header);
+  bounce::TopLevel top = bounce::split_top_level(in);
+  bounce::FieldBlock headers = bounce::top_level_fields(top.header, limits);
+  // A forwarded report: read the message inside (a forward of a forward, one level more).
+  for (int unwrapped = 0; unwrapped < 2 && top.ended && bounce::forwards_a_message(headers);
+       ++unwrapped) {
+    bounce::TopLevel inner = bounce::split_top_level(top.body);
+    if (inner.header.empty()) break;
+    bounce::add_note(r, "a forwarded message: the report inside it was read");
+    top = inner;
+    headers = bounce::top_level_fields(top.header, limits);
+  }
+  if (!top.ended) bounce::add_note(r, "the input ends inside its header: there is no body");
   std::string entity = bounce::mime_entity(headers, top.body);
   bounce::GRef<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(entity.data(), entity.size()));
   bounce::GRef<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
