@@ -94,3 +94,40 @@ TEST_CASE(
   // Message 10's failure after message 11's delay: counted before, the run stays.
   CHECK(next_soft_bounce_run(two, 10, 1000, true, false, 10 * day, p).count == 2);
 }
+
+TEST_CASE("feedback: what one report does to its message, its event and its suppression") {
+  SentMessage sent;
+  sent.state = MessageState::sent;
+  Feedback hard{1, FeedbackKind::hard_bounce, "5.1.1", "550 5.1.1 user unknown", "mx.example.com"};
+  auto after = message_after_report(hard, sent);
+  CHECK(after.state == MessageState::bounced);
+  CHECK(after.feedback == "hard");
+  // A complaint about a bounced message: complained, and the stronger feedback.
+  sent.state = MessageState::bounced;
+  sent.feedback = "hard";
+  after = message_after_report({1, FeedbackKind::complaint, "abuse", "", ""}, sent);
+  CHECK(after.state == MessageState::complained);
+  CHECK(after.feedback == "complaint");
+  // A soft bounce after a hard one changes neither.
+  after = message_after_report({1, FeedbackKind::soft_bounce, "4.2.2", "", ""}, sent);
+  CHECK(after.state == MessageState::bounced);
+  CHECK(after.feedback == "hard");
+
+  FeedbackPolicy policy;  // soft_limit 3
+  ReportEvent e = report_event(hard, 0, policy);
+  CHECK(e.type == "hard-bounce");
+  CHECK(e.detail == "5.1.1 from mx.example.com: 550 5.1.1 user unknown");
+  CHECK(e.suppress == SuppressionReason::hard_bounce);
+  Feedback soft{1, FeedbackKind::soft_bounce, "4.2.2", "", ""};
+  e = report_event(soft, 2, policy);
+  CHECK(e.detail == "4.2.2 (soft bounce 2 of 3)");
+  CHECK_FALSE(e.suppress);
+  CHECK(report_event(soft, 3, policy).suppress == SuppressionReason::soft_bounce);
+  e = report_event({1, FeedbackKind::policy_block, "", "", ""}, 0, policy);
+  CHECK(e.detail == "policy-block");
+  CHECK_FALSE(e.suppress);
+  CHECK(counts_for_pause(FeedbackKind::policy_block));
+  CHECK(counts_for_pause(FeedbackKind::complaint));
+  CHECK_FALSE(counts_for_pause(FeedbackKind::soft_bounce));
+  CHECK_FALSE(counts_for_pause(FeedbackKind::complaint_note));
+}

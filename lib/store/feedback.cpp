@@ -160,4 +160,36 @@ SoftBounceRun next_soft_bounce_run(const std::optional<SoftBounceRun>& run, std:
   return {1, now, bounced, sent_at};
 }
 
+MessageAfterReport message_after_report(const Feedback& f, const SentMessage& m) {
+  MessageAfterReport after{m.state, m.feedback};
+  if (f.kind == FeedbackKind::hard_bounce && m.state == MessageState::sent) {
+    after.state = MessageState::bounced;
+  }
+  if (f.kind == FeedbackKind::complaint) after.state = MessageState::complained;
+  std::string next = feedback_name(f.kind);
+  if (stronger_feedback(next, m.feedback)) after.feedback = next;
+  return after;
+}
+
+ReportEvent report_event(const Feedback& f, int soft_count, const FeedbackPolicy& policy) {
+  ReportEvent e;
+  e.type = std::string(to_string(f.kind));
+  e.detail = f.status.empty() ? e.type : f.status;
+  if (!f.reporting_mta.empty()) e.detail += " from " + f.reporting_mta;
+  if (!f.diagnostic.empty()) e.detail += ": " + f.diagnostic;
+  if (f.kind == FeedbackKind::hard_bounce) e.suppress = SuppressionReason::hard_bounce;
+  if (f.kind == FeedbackKind::complaint) e.suppress = SuppressionReason::complaint;
+  if (f.kind == FeedbackKind::soft_bounce) {
+    e.detail += " (soft bounce " + std::to_string(soft_count) + " of " +
+                std::to_string(policy.soft_limit) + ")";
+    if (soft_count >= policy.soft_limit) e.suppress = SuppressionReason::soft_bounce;
+  }
+  return e;
+}
+
+bool counts_for_pause(FeedbackKind k) {
+  return k == FeedbackKind::hard_bounce || k == FeedbackKind::complaint ||
+         k == FeedbackKind::policy_block;
+}
+
 }  // namespace bulkmail

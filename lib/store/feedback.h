@@ -14,6 +14,7 @@
 #include "bounce/bounce_class.h"
 #include "config/config.h"
 #include "store/message_state.h"
+#include "store/suppression.h"
 
 namespace bulkmail {
 
@@ -128,6 +129,30 @@ struct SoftBounceRun {
 SoftBounceRun next_soft_bounce_run(const std::optional<SoftBounceRun>& run, std::int64_t bounced,
                                    UnixMillis sent_at, bool counted_before, bool delivered_between,
                                    UnixMillis now, const FeedbackPolicy& policy);
+
+// What one report does to the message it is about (in a state that takes_reports): a hard
+// bounce makes a sent message bounced, a complaint makes it complained; its feedback becomes the
+// stronger of what it had and what the report says. The same rule for every backend.
+struct MessageAfterReport {
+  MessageState state;
+  std::string feedback;
+};
+MessageAfterReport message_after_report(const Feedback& f, const SentMessage& m);
+
+// The event a report writes to the address's history ("hard-bounce", "5.1.1 from
+// mx.example.com: 550 5.1.1 <pat@example.com>: user unknown"), and the suppression for all mail it
+// asks for: a hard bounce, a complaint, or the soft bounce that makes a run soft_limit long.
+// `soft_count`: the address's run after this report (soft bounces only).
+struct ReportEvent {
+  std::string type;
+  std::string detail;
+  std::optional<SuppressionReason> suppress;
+};
+ReportEvent report_event(const Feedback& f, int soft_count, const FeedbackPolicy& policy);
+
+// Whether a report of this kind moves the rates the automatic pause judges (a hard bounce, a
+// complaint, a block).
+bool counts_for_pause(FeedbackKind k);
 
 // What recording one Feedback did.
 struct FeedbackApplied {

@@ -31,13 +31,6 @@ std::optional<SentMessage> read_message(SQLite::Statement& st) {
   return out;
 }
 
-// "5.1.1 from mx.example.com: 550 5.1.1 <pat@example.com>: user unknown"
-std::string event_detail(const Feedback& f) {
-  std::string out = f.status.empty() ? std::string(to_string(f.kind)) : f.status;
-  if (!f.reporting_mta.empty()) out += " from " + f.reporting_mta;
-  if (!f.diagnostic.empty()) out += ": " + f.diagnostic;
-  return out;
-}
 }  // namespace
 
 SqliteFeedbackStatements::SqliteFeedbackStatements(SQLite::Database& db)
@@ -147,13 +140,7 @@ FeedbackApplied SqliteStore::apply_feedback(const Feedback& f, const std::string
   auto m = find_message(f.message);
   if (!m || !takes_reports(m->state)) return a;
   a.applied = true;
-  MessageState state = m->state;
-  if (f.kind == FeedbackKind::hard_bounce && state == MessageState::sent) {
-    state = MessageState::bounced;
-  }
-  if (f.kind == FeedbackKind::complaint) state = MessageState::complained;
-  std::string next = feedback_name(f.kind);
-  std::string feedback = stronger_feedback(next, m->feedback) ? next : m->feedback;
+  auto [state, feedback] = message_after_report(f, *m);
   // The campaign's counts as the automatic pause judges them, before this report and after it: read
   // once a transaction, then kept up to date here (a count of the whole campaign per report would
   // cost as much as the campaign is long).
@@ -174,26 +161,15 @@ FeedbackApplied SqliteStore::apply_feedback(const Feedback& f, const std::string
     up.bind(3, static_cast<int64_t>(m->id));
     up.exec();
   }
-  std::string detail = event_detail(f);
-  std::optional<SuppressionReason> suppress;
-  if (f.kind == FeedbackKind::hard_bounce) suppress = SuppressionReason::hard_bounce;
-  if (f.kind == FeedbackKind::complaint) suppress = SuppressionReason::complaint;
-  if (f.kind == FeedbackKind::soft_bounce) {
-    a.soft_count = count_soft_bounce(*m, policy, now);
-    detail += " (soft bounce " + std::to_string(a.soft_count) + " of " +
-              std::to_string(policy.soft_limit) + ")";
-    if (a.soft_count >= policy.soft_limit) suppress = SuppressionReason::soft_bounce;
-  }
-  std::string type(to_string(f.kind));
-  add_event(now, type.c_str(), m->recipient, m->id, m->category, m->campaign, source, detail);
-  if (suppress) {
-    Suppression s{m->recipient, "", *suppress, source, now};
+  if (f.kind == FeedbackKind::soft_bounce) a.soft_count = count_soft_bounce(*m, policy, now);
+  ReportEvent e = report_event(f, a.soft_count, policy);
+  add_event(now, e.type.c_str(), m->recipient, m->id, m->category, m->campaign, source, e.detail);
+  if (e.suppress) {
+    Suppression s{m->recipient, "", *e.suppress, source, now};
     SuppressOutcome o = suppress_one(s, now, m->id, m->campaign);
     a.suppressed = o == SuppressOutcome::added || o == SuppressOutcome::raised;
   }
-  bool counts_for_pause = f.kind == FeedbackKind::hard_bounce ||
-                          f.kind == FeedbackKind::complaint || f.kind == FeedbackKind::policy_block;
-  if (t && counts_for_pause && !t->paused) {
+  if (t && counts_for_pause(f.kind) && !t->paused) {
     if (auto reason = auto_pause_reason(t->since, policy)) {
       pause_itself(m->campaign, *reason, now);
       t->paused = true;

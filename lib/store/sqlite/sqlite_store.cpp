@@ -14,6 +14,7 @@
 
 #include "base/unique_fd.h"
 #include "crypto/digest.h"
+#include "store/paused_shift.h"
 #include "store/sqlite/sqlite_busy.h"
 #include "store/sqlite/sqlite_feedback.h"
 #include "store/sqlite/sqlite_schema.h"
@@ -114,23 +115,6 @@ const char* const kSqliteClaim =
     "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
     "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = +messages.recipient AND "
     "s.category IN ('', +messages.category))";
-
-namespace {
-
-// Past any real time in Unix ms (year 36 million): a paused campaign's waiting messages are due
-// only after it (schema step 3), so the claim never sees them.
-constexpr std::int64_t kPausedOffset = std::int64_t{1} << 60;
-
-// What a statement adds to the time a message becomes due: kPausedOffset when `campaign` (an SQL
-// expression naming the message's campaign) is paused, else 0. Every statement that makes a
-// message wait adds it: an insert, a deferral, a recovered lease, a retry.
-std::string paused_shift(const std::string& campaign) {
-  return "(CASE WHEN " + campaign +
-         " IS NOT NULL AND EXISTS (SELECT 1 FROM campaigns WHERE name = " + campaign +
-         " AND paused_at IS NOT NULL) THEN " + std::to_string(kPausedOffset) + " ELSE 0 END)";
-}
-
-}  // namespace
 
 // Prepared once per connection and reused: the hot paths (enqueue, claim, record) run these for
 // every message.
