@@ -1,14 +1,16 @@
 """The code's layout: lib/ is in subsystem folders whose #includes point one way only, down this
 order, and bulkmailctl links neither delivery nor the web. A folder may include itself and the
-folders before it; store/sqlite (the SQLite backend of store/'s interface) may be included only by
-the programs and the tests, never by anything in lib/."""
+folders before it; store/sqlite and store/postgres (the backends of store/'s interface) may be
+included only by the programs and the tests, never by anything else in lib/."""
 import os
 import re
 import tempfile
 import unittest
 
 SRC = os.environ.get("BULKMAIL_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ORDER = ["base", "crypto", "bounce", "config", "store", "store/sqlite", "compose", "intake", "feedback", "delivery", "web"]
+ORDER = ["base", "crypto", "bounce", "config", "store", "store/sqlite", "store/postgres", "compose", "intake",
+         "feedback", "delivery", "web"]
+BACKENDS = ("store/sqlite", "store/postgres")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -23,9 +25,9 @@ def folder_of(path):
 def may_include(src, dst):
     if src == dst:
         return True
-    if dst == "store/sqlite":
-        return False  # only the programs and the tests reach the backend itself
-    if src == "store/sqlite":
+    if dst in BACKENDS:
+        return False  # only the programs and the tests reach a backend itself
+    if src in BACKENDS:
         return ORDER.index(dst) <= ORDER.index("store")
     return ORDER.index(dst) < ORDER.index(src)
 

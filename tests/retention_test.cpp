@@ -1,14 +1,14 @@
 #include "store/retention.h"
 
-#include <SQLiteCpp/Database.h>
 #include <doctest/doctest.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
-#include "store/sqlite/sqlite_store.h"
+#include <string>
+
 #include "store/store_worker.h"
-#include "temp_dir.h"
+#include "test_store.h"
 
 using namespace bulkmail;
 using namespace bulkmail::test;
@@ -26,37 +26,37 @@ TEST_CASE("retention cutoffs: days before now, none for 0") {
   CHECK_FALSE(messages_only.events_before);
 }
 
-TEST_CASE("the daemon's retention deletes everything due, batch after batch, and keeps the rest") {
-  TempDir dir;
-  auto path = (dir / "q.db").string();
+TEST_CASE_TEMPLATE(
+    "the daemon's retention deletes everything due, batch after batch, and keeps the rest", B,
+    BULKMAIL_STORE_BACKENDS) {
+  auto db = B::make();
   const UnixMillis now = now_millis();
   const UnixMillis long_ago = now - 400LL * 86'400'000;
   const int n = static_cast<int>(Retention::kBatch) * 2 + 5;  // three batches
   {
-    SqliteStore s(path);
+    auto s = db->open();
     std::vector<NewMessage> batch;
     for (int i = 0; i < n; ++i) {
       batch.push_back({"old", "customer-update", "u" + std::to_string(i) + "@example.com", "{}"});
     }
-    s.enqueue(batch, "test", long_ago);
-    s.cancel_campaign("old", "test", long_ago);
+    s->enqueue(batch, "test", long_ago);
+    s->cancel_campaign("old", "test", long_ago);
     NewMessage recent{"new", "customer-update", "fresh@example.com", "{}"};
-    s.enqueue({&recent, 1}, "test", now);
-    s.cancel_campaign("new", "test", now);
+    s->enqueue({&recent, 1}, "test", now);
+    s->cancel_campaign("new", "test", now);
   }
   boost::asio::io_context io;
-  StoreWorker worker(std::make_unique<SqliteStore>(path), 0);  // no sender records outcomes
+  StoreWorker worker(db->open(), 0);  // no sender records outcomes
   Retention retention(io, worker, {90, 365}, std::chrono::milliseconds(0));
   retention.start();
   auto busy = boost::asio::make_work_guard(io);  // the loop waits for the worker's answers
-  SQLite::Database db(path);
-  auto left = [&] { return db.execAndGet("SELECT count(*) FROM messages").getInt(); };
-  auto events = [&] { return db.execAndGet("SELECT count(*) FROM events").getInt(); };
+  auto left = [&] { return std::stoll(db->scalar("SELECT count(*) FROM messages")); };
+  auto events = [&] { return std::stoll(db->scalar("SELECT count(*) FROM events")); };
   for (int i = 0; i < 200 && (left() > 1 || events() > 2); ++i) {
     io.run_for(std::chrono::milliseconds(50));
   }
   CHECK(left() == 1);  // the recent one
-  CHECK(db.execAndGet("SELECT recipient FROM messages").getString() == "fresh@example.com");
+  CHECK(db->scalar("SELECT recipient FROM messages") == "fresh@example.com");
   // Their enqueued and cancelled events were over 365 days old too; the recent ones stay.
   CHECK(events() == 2);
   retention.stop();

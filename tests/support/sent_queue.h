@@ -1,5 +1,6 @@
 // A real queue file holding messages the relay has taken (state sent), for the tests of what
-// comes back by mail: the store's side (sqlite_feedback_test) and matching (report_match_test).
+// comes back by mail on SQLite (report_match_test, the webhook's and bulkmailctl's tests);
+// SentQueueOn (store_helpers.h) is the same on either backend.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "store/sqlite/sqlite_store.h"
+#include "store_helpers.h"
 #include "temp_dir.h"
 
 namespace bulkmail::test {
@@ -26,20 +28,7 @@ struct SentQueue {
 
   void add(int n, UnixMillis sent_at, const std::string& campaign, const std::string& prefix,
            const std::string& category = "customer-update") {
-    std::vector<NewMessage> batch;
-    for (int i = 0; i < n; ++i) {
-      batch.push_back({campaign, category, prefix + std::to_string(i) + "@example.com", "{}"});
-    }
-    s.enqueue(batch, "test", sent_at - 1000);
-    auto claimed = s.claim_due("test", static_cast<std::size_t>(n), sent_at, sent_at + 60'000);
-    REQUIRE(claimed.size() == static_cast<std::size_t>(n));
-    std::vector<Outcome> outcomes;
-    for (const auto& m : claimed) {
-      outcomes.push_back({m.id, MessageState::sent, 250, "250 2.0.0 Ok", 0,
-                          "<" + std::to_string(m.id) + "@mail.example.com>", BounceClass::unknown});
-      ids.push_back(m.id);
-    }
-    s.record_outcomes(outcomes, sent_at);
+    add_sent(s, ids, n, sent_at, campaign, prefix, category);
   }
 };
 

@@ -1,0 +1,205 @@
+#include "store/postgres/pg_schema.h"
+
+#include <openssl/rand.h>
+
+#include <iterator>
+#include <stdexcept>
+#include <string>
+
+namespace bulkmail {
+namespace {
+
+// The advisory lock the migration holds: "bulkmail" in ASCII, as a bigint.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7094929213580683628)";
+
+// Each entry takes the schema from version i to i+1. Never edit a released step: add one.
+constexpr const char* kMigrations[] = {
+    // 1: what SQLite's schema holds at its version 5. Times are Unix milliseconds (bigint), as in
+    // SQLite; ids come from sequences, which never hand out an id twice, so a deleted message's id
+    // is never taken by a new one that events would then seem to name.
+    //
+    // A paused campaign's waiting messages are due only after kPausedOffset (2^60 ms), exactly
+    // as in SQLite (pg_store.cpp, paused_shift).
+    R"sql(
+CREATE TABLE messages (
+  id               bigserial PRIMARY KEY,
+  campaign         text,                      -- NULL: not part of a campaign
+  category         text    NOT NULL,
+  recipient        text    NOT NULL,          -- normalized address
+  vars             text    NOT NULL DEFAULT '{}' CHECK (vars::jsonb IS NOT NULL),
+  state            text    NOT NULL CHECK (state IN
+                     ('queued','sending','deferred','sent','bounced','complained','failed',
+                      'suppressed','cancelled')),
+  attempts         integer NOT NULL DEFAULT 0,
+  next_attempt_at  bigint  NOT NULL,          -- Unix ms
+  lease_owner      text,
+  lease_expires_at bigint,                    -- Unix ms
+  last_reply_code  integer,
+  last_reply       text,
+  message_id       text,                      -- RFC 5322 Message-ID once composed
+  created_at       bigint  NOT NULL,
+  updated_at       bigint  NOT NULL,
+  feedback         text    CHECK (feedback IN ('hard','soft','policy','complaint'))
+);
+-- Within one campaign an address is queued at most once.
+CREATE UNIQUE INDEX messages_campaign_recipient ON messages (campaign, recipient);
+CREATE INDEX messages_due ON messages (next_attempt_at, id) WHERE state IN ('queued','deferred');
+CREATE INDEX messages_leased ON messages (lease_expires_at) WHERE state = 'sending';
+CREATE INDEX messages_recipient ON messages (recipient);
+CREATE INDEX messages_campaign_state ON messages (campaign, state, feedback);
+CREATE INDEX messages_sent_at ON messages (updated_at)
+  WHERE state IN ('sent','bounced','complained');
+CREATE INDEX messages_message_id ON messages (message_id) WHERE message_id IS NOT NULL;
+
+CREATE TABLE suppressions (
+  address    text    NOT NULL,                -- normalized address, or a forgotten key
+  category   text    NOT NULL,                -- '' suppresses all mail
+  reason     text    NOT NULL CHECK (reason IN
+               ('unsubscribe','hard-bounce','soft-bounce','complaint','manual','import')),
+  source     text    NOT NULL,
+  created_at bigint  NOT NULL,
+  PRIMARY KEY (address, category)
+);
+
+CREATE TABLE events (
+  id         bigserial PRIMARY KEY,
+  at         bigint  NOT NULL,
+  type       text    NOT NULL,
+  address    text    NOT NULL,
+  message    bigint,
+  category   text    NOT NULL DEFAULT '',
+  campaign   text    NOT NULL DEFAULT '',
+  source     text    NOT NULL DEFAULT '',
+  detail     text    NOT NULL DEFAULT ''
+);
+CREATE INDEX events_address ON events (address, id);
+CREATE INDEX events_lifted ON events (at) WHERE type = 'suppression-removed';
+
+-- The event log is evidence that opt-outs were honoured: never changed, and the evidence of a
+-- suppression in force never deleted. The types are kSuppressionEvidenceEvents (suppression.h).
+CREATE FUNCTION events_no_update() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'events are append-only';
+END $$;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+  FOR EACH ROW EXECUTE FUNCTION events_no_update();
+CREATE FUNCTION events_keep_evidence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.type IN ('suppression-added', 'suppression-requested', 'suppression-removed',
+                  'forgotten')
+     AND EXISTS (SELECT 1 FROM suppressions WHERE address = OLD.address) THEN
+    RAISE EXCEPTION 'the evidence of a suppression in force is kept';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER events_keep_evidence BEFORE DELETE ON events
+  FOR EACH ROW EXECUTE FUNCTION events_keep_evidence();
+
+CREATE TABLE dispatch_state (
+  id             integer PRIMARY KEY CHECK (id = 1),
+  state          text    NOT NULL,          -- running, paused, stopped
+  detail         text    NOT NULL DEFAULT '',
+  updated_at     bigint  NOT NULL,
+  config_problem text    NOT NULL DEFAULT ''
+);
+
+CREATE TABLE campaigns (
+  name         text    PRIMARY KEY,
+  origin       text    NOT NULL DEFAULT '', -- the file an import took the name from; '' if none
+  created_at   bigint  NOT NULL,
+  paused_at    bigint,                      -- NULL: not paused
+  pause_reason text,                        -- NULL: paused by a person, or not paused
+  resumed_at   bigint                       -- NULL: never resumed by a person
+);
+
+CREATE TABLE meta (
+  key   text  PRIMARY KEY,
+  value bytea NOT NULL
+);
+-- The salt of forgotten addresses' keys (32 random bytes) is inserted with this step.
+
+CREATE TABLE soft_bounces (
+  address       text    PRIMARY KEY,        -- normalized, or a forgotten key
+  count         integer NOT NULL,           -- soft bounces in the run
+  first_at      bigint  NOT NULL,           -- when the run's first was reported
+  last_message  bigint  NOT NULL,           -- the message the run's latest was about
+  last_sent_at  bigint  NOT NULL            -- when that message was sent
+);
+
+CREATE TABLE received_reports (
+  digest bytea   PRIMARY KEY,               -- SHA-256 of the report and the addresses it came to
+  at     bigint  NOT NULL
+);
+CREATE INDEX received_reports_at ON received_reports (at);
+
+CREATE TABLE feedback_counters (
+  name  text    PRIMARY KEY,                -- "report:bounce", "class:hard", "unmatched", ...
+  count bigint  NOT NULL
+);
+)sql",
+};
+
+constexpr int kVersion = static_cast<int>(std::size(kMigrations));
+
+// The database's version: 0 for an empty one. Throws for what no bulkmail of this build may touch.
+int checked_version(pg::Connection& c) {
+  pg::Result has = c.exec(
+      "SELECT to_regclass('schema_version') IS NOT NULL, "
+      "(SELECT count(*) FROM pg_tables WHERE schemaname = current_schema())");
+  int version = 0;
+  if (has.boolean(0, 0)) {
+    pg::Result v = c.exec("SELECT version FROM schema_version");
+    version = v.empty() ? 0 : static_cast<int>(v.int64(0, 0));
+  } else if (has.int64(0, 1) > 0) {
+    throw std::runtime_error("the database holds tables but is not a bulkmail database");
+  }
+  if (version > kVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(version) +
+                             " is newer than this bulkmail understands (" +
+                             std::to_string(kVersion) + "); upgrade bulkmail");
+  }
+  return version;
+}
+
+}  // namespace
+
+int postgres_schema_version() { return kVersion; }
+
+void migrate_postgres_schema(pg::Connection& c) {
+  for (;;) {
+    pg::Transaction tx(c);
+    c.exec(kMigrationLock);  // held until this step commits: the others wait here
+    int version = checked_version(c);
+    if (version >= kVersion) break;  // done, by us or by another daemon meanwhile
+    c.exec(kMigrations[version]);
+    if (version == 0) {
+      c.exec("CREATE TABLE schema_version (version integer NOT NULL)");
+      c.exec("INSERT INTO schema_version (version) VALUES (1)");
+      // From OpenSSL's generator here, not pgcrypto's on the server: no extension to install.
+      unsigned char salt[32];
+      if (RAND_bytes(salt, sizeof salt) != 1) throw std::runtime_error("RAND_bytes failed");
+      c.exec("INSERT INTO meta (key, value) VALUES ('forget_salt', $1)",
+             pg::Params().add_bytes(
+                 std::string_view(reinterpret_cast<const char*>(salt), sizeof salt)));
+    } else {
+      c.exec("UPDATE schema_version SET version = " + std::to_string(version + 1));
+    }
+    tx.commit();
+  }
+}
+
+void require_current_postgres_schema(pg::Connection& c) {
+  int version = checked_version(c);
+  if (version == 0) {
+    throw std::runtime_error(
+        "the database is empty, not yet a bulkmail database; create its tables with "
+        "`bulkmaild --check`");
+  }
+  if (version < kVersion) {
+    throw std::runtime_error("database schema version " + std::to_string(version) +
+                             " is older than this bulkmail (" + std::to_string(kVersion) +
+                             "); `bulkmaild --check` (or starting bulkmaild) migrates it");
+  }
+}
+
+}  // namespace bulkmail

@@ -1,0 +1,542 @@
+#include "store/postgres/pg_store.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <utility>
+
+#include "store/postgres/pg_schema.h"
+#include "store/postgres/pg_sql.h"
+
+namespace bulkmail {
+namespace {
+
+// Rows for_each_suppression reads from its cursor at a time: the list is never held whole.
+constexpr int kSuppressionBatch = 1000;
+
+// Several daemons write one database, so a statement that reads before it writes must not act on
+// what another commits in between. These are the locks and the statements that make them safe.
+
+// While a suppression decides whether an address was forgotten (under_forgotten_key) and stores
+// it, a forget of that address must wait, or the forget would miss the new row and leave the
+// address in clear. So both take this transaction-level advisory lock on the address, in the
+// two-key space so it never meets the schema migration's ("forg" in ASCII, the address's hash).
+constexpr const char* kLockAddress = "SELECT pg_advisory_xact_lock(1718579815, hashtext($1))";
+
+// A campaign row held FOR SHARE while a call writes its messages: a pause (which updates the row)
+// waits for those messages and then holds them back too, and drop_campaign_if_empty (which locks
+// the row FOR UPDATE) waits and then sees them. Writers holding it do not wait for each other.
+constexpr const char* kShareCampaign = "SELECT 1 FROM campaigns WHERE name = $1 FOR SHARE";
+
+constexpr const char* kSuppressionColumns =
+    "SELECT address, category, reason, source, created_at FROM suppressions ";
+
+std::int64_t insert_event(pg::Connection& c, UnixMillis at, const char* type,
+                          const std::string& address, std::optional<MessageId> message,
+                          const std::string& category, const std::string& campaign,
+                          const std::string& source, const std::string& detail) {
+  pg::Result r = c.run("store_insert_event", pg::Params()
+                                                 .add(at)
+                                                 .add(type)
+                                                 .add(address)
+                                                 .add(message)
+                                                 .add(category)
+                                                 .add(campaign)
+                                                 .add(source)
+                                                 .add(detail));
+  return r.int64(0, 0);
+}
+
+// Tells every daemon that a suppression was added or lifted (event `event`): NOTIFY is delivered
+// when the transaction commits, so a listener never sees a change that is rolled back.
+void announce_suppression_change(pg::Connection& c, std::int64_t event) {
+  c.run("store_notify_suppression",
+        pg::Params().add(pgsql::kSuppressionChannel).add(std::to_string(event)));
+}
+
+// Creates the campaign when it does not exist and holds its row FOR SHARE (kShareCampaign) until
+// the transaction ends. A drop committed between the two statements leaves no row: create it again.
+void hold_campaign(pg::Connection& c, const std::string& name, UnixMillis now) {
+  for (;;) {
+    c.run("store_insert_campaign", pg::Params().add(name).add("").add(now));
+    if (!c.run("store_share_campaign", pg::Params().add(name)).empty()) return;
+  }
+}
+
+Campaign read_campaign_row(const pg::Result& r, int row) {
+  Campaign c;
+  c.name = r.string(row, 0);
+  c.origin = r.string(row, 1);
+  c.created_at = r.int64(row, 2);
+  c.paused_at = r.optional_int64(row, 3);
+  c.pause_reason = r.string_or_empty(row, 4);
+  c.last_activity = c.created_at;
+  c.resumed_at = r.optional_int64(row, 5);
+  return c;
+}
+
+}  // namespace
+
+PostgresStore::PostgresStore(const std::string& conninfo, PostgresOpen open) : c_(conninfo) {
+  if (open == PostgresOpen::create) {
+    migrate_postgres_schema(c_);
+  } else {
+    require_current_postgres_schema(c_);
+  }
+  prepare_store_statements();
+  prepare_dispatch_statements();
+  prepare_feedback_statements();
+}
+
+PostgresStore::~PostgresStore() = default;
+
+int PostgresStore::schema_version() { return postgres_schema_version(); }
+
+// The statements run for every message enqueued, every suppression looked up or stored.
+void PostgresStore::prepare_store_statements() {
+  c_.prepare("store_insert_event",
+             "INSERT INTO events (at, type, address, message, category, campaign, source, "
+             "detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id");
+  c_.prepare("store_notify_suppression", "SELECT pg_notify($1, $2)");
+  // The address's own suppression first (all mail before its category), else its forgotten key's:
+  // both in one round trip.
+  c_.prepare("store_find_suppression",
+             std::string(kSuppressionColumns) +
+                 "WHERE address IN ($1, $3) AND category IN ('', $2) ORDER BY address = $1 DESC, "
+                 "category LIMIT 1");
+  // FOR UPDATE: every caller changes or deletes the row next, judging by what it read.
+  c_.prepare("store_exact_suppression",
+             std::string(kSuppressionColumns) + "WHERE address = $1 AND category = $2 FOR UPDATE");
+  c_.prepare("store_insert_suppression",
+             "INSERT INTO suppressions (address, category, reason, source, created_at) VALUES "
+             "($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
+  c_.prepare("store_lock_address", kLockAddress);
+  c_.prepare("store_forgotten_since",
+             "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = $1) AND NOT EXISTS "
+             "(SELECT 1 FROM suppressions WHERE address = $2) AND NOT EXISTS (SELECT 1 FROM "
+             "messages WHERE recipient = $2)");
+  c_.prepare("store_insert_campaign",
+             "INSERT INTO campaigns (name, origin, created_at) VALUES ($1, $2, $3) "
+             "ON CONFLICT DO NOTHING");
+  c_.prepare("store_share_campaign", kShareCampaign);
+  // ON CONFLICT waits for another process inserting the same campaign and recipient; once that
+  // commits, this stores nothing: one message, and the second caller is told already_queued.
+  c_.prepare("store_insert_message",
+             "INSERT INTO messages (campaign, category, recipient, vars, state, next_attempt_at, "
+             "created_at, updated_at) VALUES ($1::text, $2, $3, $4, $5, $6::bigint + " +
+                 paused_shift("$1::text") +
+                 ", $6, $6) ON CONFLICT (campaign, recipient) DO NOTHING RETURNING id");
+  c_.prepare("store_update_vars",
+             "UPDATE messages SET vars = $1, updated_at = $2 WHERE campaign = $3 AND "
+             "recipient = $4 AND state IN ('queued', 'deferred', 'failed') "
+             "RETURNING id, category");
+  c_.prepare("store_message_held", "SELECT 1 FROM messages WHERE campaign = $1 AND recipient = $2");
+}
+
+void PostgresStore::add_event(UnixMillis at, const char* type, const std::string& address,
+                              std::optional<MessageId> message, const std::string& category,
+                              const std::string& campaign, const std::string& source,
+                              const std::string& detail) {
+  insert_event(c_, at, type, address, message, category, campaign, source, detail);
+}
+
+std::optional<Suppression> PostgresStore::find_suppression(const std::string& address,
+                                                           const std::string& category) {
+  // A forgotten key is looked up as itself only.
+  bool is_key = address.rfind(kForgottenKeyPrefix, 0) == 0;
+  pg::Result r = c_.run("store_find_suppression", pg::Params().add(address).add(category).add(
+                                                      is_key ? address : forgotten_key(address)));
+  if (r.empty()) return std::nullopt;
+  return pgsql::read_suppression(r, 0);
+}
+
+std::optional<Suppression> PostgresStore::exact_suppression(const std::string& address,
+                                                            const std::string& category) {
+  pg::Result r = c_.run("store_exact_suppression", pg::Params().add(address).add(category));
+  if (r.empty()) return std::nullopt;
+  return pgsql::read_suppression(r, 0);
+}
+
+std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> messages,
+                                                  const std::string& source, UnixMillis now) {
+  std::vector<EnqueueResult> results;
+  results.reserve(messages.size());
+  pg::Transaction tx(c_);
+  const std::string* last_campaign = nullptr;  // a batch is most often one campaign's
+  for (const NewMessage& m : messages) {
+    if (!m.campaign.empty() && (!last_campaign || *last_campaign != m.campaign)) {
+      hold_campaign(c_, m.campaign, now);
+      last_campaign = &m.campaign;
+    }
+    auto suppression = find_suppression(m.recipient, m.category);
+    if (suppression && suppression->address != m.recipient) {
+      // The person asked to be forgotten: their address is stored nowhere, not even here.
+      add_event(now, "suppressed", suppression->address, std::nullopt, m.category, m.campaign,
+                source, "not queued (" + suppression_summary(*suppression) + ")");
+      results.push_back({EnqueueStatus::suppressed, 0});
+      continue;
+    }
+    pg::Result inserted =
+        c_.run("store_insert_message", pg::Params()
+                                           .add_or_null(m.campaign)
+                                           .add(m.category)
+                                           .add(m.recipient)
+                                           .add(m.vars_json)
+                                           .add(suppression ? "suppressed" : "queued")
+                                           .add(now));
+    if (inserted.empty()) {
+      results.push_back({EnqueueStatus::already_queued, 0});
+      continue;
+    }
+    MessageId id = inserted.int64(0, 0);
+    if (suppression) {
+      add_event(now, "suppressed", m.recipient, id, m.category, m.campaign, source,
+                "suppressed when queued (" + suppression_summary(*suppression) + ")");
+      results.push_back({EnqueueStatus::suppressed, id});
+    } else {
+      add_event(now, "enqueued", m.recipient, id, m.category, m.campaign, source, "");
+      results.push_back({EnqueueStatus::queued, id});
+    }
+  }
+  tx.commit();
+  return results;
+}
+
+std::vector<UpdateStatus> PostgresStore::update_vars(std::span<const NewMessage> messages,
+                                                     const std::string& source, UnixMillis now) {
+  std::vector<UpdateStatus> results;
+  results.reserve(messages.size());
+  pg::Transaction tx(c_);
+  for (const NewMessage& m : messages) {
+    // One UPDATE checks the state and changes the row: a claim at the same moment either waits
+    // and sends the new variables, or leases the message first and leaves it not_waiting.
+    pg::Result updated =
+        c_.run("store_update_vars",
+               pg::Params().add(m.vars_json).add(now).add_or_null(m.campaign).add(m.recipient));
+    if (!updated.empty()) {
+      add_event(now, "vars-updated", m.recipient, updated.int64(0, 0), updated.string(0, 1),
+                m.campaign, source, "template variables replaced by a corrected import");
+      results.push_back(UpdateStatus::updated);
+      continue;
+    }
+    pg::Result held =
+        c_.run("store_message_held", pg::Params().add_or_null(m.campaign).add(m.recipient));
+    results.push_back(held.empty() ? UpdateStatus::not_found : UpdateStatus::not_waiting);
+  }
+  tx.commit();
+  return results;
+}
+
+StateCounts PostgresStore::counts(const std::optional<std::string>& campaign) {
+  pg::Result r =
+      campaign ? c_.exec("SELECT state, count(*) FROM messages WHERE campaign = $1 GROUP BY state",
+                         pg::Params().add(*campaign))
+               : c_.exec("SELECT state, count(*) FROM messages GROUP BY state");
+  StateCounts c;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (auto s = parse_message_state(r.text(i, 0))) c[*s] = r.int64(i, 1);
+  }
+  return c;
+}
+
+std::vector<SuppressOutcome> PostgresStore::suppress(std::span<const Suppression> suppressions,
+                                                     UnixMillis now) {
+  std::vector<SuppressOutcome> outcomes;
+  outcomes.reserve(suppressions.size());
+  pg::Transaction tx(c_);
+  // An opt-out waits for the disk: if a daemon's session turned synchronous_commit off for its
+  // queue writes, this transaction turns it on again (any stronger setting is left as it is).
+  c_.exec(
+      "SELECT set_config('synchronous_commit', 'on', true) "
+      "WHERE current_setting('synchronous_commit') = 'off'");
+  for (const Suppression& given : suppressions) {
+    outcomes.push_back(suppress_one(given, now, std::nullopt, ""));
+  }
+  tx.commit();
+  return outcomes;
+}
+
+SuppressOutcome PostgresStore::suppress_one(const Suppression& given, UnixMillis now,
+                                            std::optional<MessageId> message,
+                                            const std::string& campaign) {
+  Suppression s = under_forgotten_key(given);
+  if (s.created_at == 0) s.created_at = now;
+  std::string reason(to_string(s.reason));
+  std::string scope = s.category.empty() ? " (all mail)" : "";
+  std::optional<Suppression> existing;
+  // ON CONFLICT: another process storing the same suppression at once makes this one find it,
+  // never fail. The row found is then locked FOR UPDATE (exact_suppression) before it is raised;
+  // if a lift deleted it in between, the person's request is stored anew.
+  while (!existing) {
+    pg::Result inserted = c_.run(
+        "store_insert_suppression",
+        pg::Params().add(s.address).add(s.category).add(reason).add(s.source).add(s.created_at));
+    if (inserted.affected() > 0) {
+      announce_suppression_change(c_, insert_event(c_, now, "suppression-added", s.address, message,
+                                                   s.category, campaign, s.source, reason + scope));
+      return SuppressOutcome::added;
+    }
+    if (!is_recipient_choice(s.reason)) {
+      return SuppressOutcome::unchanged;  // its first record stays the evidence
+    }
+    // The person's own request, for a suppression that exists: never lost behind it.
+    existing = exact_suppression(s.address, s.category);
+  }
+  if (stronger_reason(s.reason, existing->reason)) {
+    c_.exec("UPDATE suppressions SET reason = $1, source = $2 WHERE address = $3 AND category = $4",
+            pg::Params().add(reason).add(s.source).add(s.address).add(s.category));
+    announce_suppression_change(
+        c_, insert_event(
+                c_, now, "suppression-added", s.address, message, s.category, campaign, s.source,
+                reason + scope + ", raised from " + std::string(to_string(existing->reason)) +
+                    " (suppressed since " + format_iso8601(existing->created_at) + ")"));
+    return SuppressOutcome::raised;
+  }
+  add_event(now, "suppression-requested", s.address, message, s.category, campaign, s.source,
+            reason + scope + ": already suppressed (" + std::string(to_string(existing->reason)) +
+                " since " + format_iso8601(existing->created_at) + ")");
+  return SuppressOutcome::recorded;
+}
+
+Suppression PostgresStore::under_forgotten_key(const Suppression& s) {
+  if (s.address.rfind(kForgottenKeyPrefix, 0) == 0) return s;
+  // Held until the caller's transaction ends, with the suppression stored: see kLockAddress.
+  c_.run("store_lock_address", pg::Params().add(s.address));
+  std::string key = forgotten_key(s.address);
+  pg::Result r = c_.run("store_forgotten_since", pg::Params().add(key).add(s.address));
+  if (!r.boolean(0, 0)) return s;
+  Suppression keyed = s;
+  keyed.address = std::move(key);
+  return keyed;
+}
+
+LiftResult PostgresStore::unsuppress(const std::string& address_given, const std::string& category,
+                                     const std::string& source, UnixMillis now,
+                                     bool consent_given) {
+  pg::Transaction tx(c_);
+  // exact_suppression locks the row: a person opting out again at this moment (which raises the
+  // reason) either waits for the lift, or commits first and is seen here.
+  std::string address = address_given;
+  auto existing = exact_suppression(address, category);
+  if (!existing) {  // a forgotten address's, kept (and lifted, and recorded) under its hash
+    address = forgotten_key(address_given);
+    existing = exact_suppression(address, category);
+  }
+  if (!existing) return {LiftStatus::not_found, std::nullopt};
+  if (is_recipient_choice(existing->reason) && !consent_given)
+    return {LiftStatus::needs_consent, existing};
+  c_.exec("DELETE FROM suppressions WHERE address = $1 AND category = $2",
+          pg::Params().add(address).add(category));
+  announce_suppression_change(
+      c_, insert_event(c_, now, "suppression-removed", address, std::nullopt, category, "", source,
+                       "lifted " + std::string(to_string(existing->reason)) +
+                           (category.empty() ? " (all mail)" : "")));
+  tx.commit();
+  return {LiftStatus::lifted, existing};
+}
+
+void PostgresStore::for_each_suppression(const std::function<void(const Suppression&)>& fn) {
+  // A cursor, read a batch at a time: the whole list is never in memory. COLLATE "C" orders by
+  // bytes, as SQLite does, whatever the database's locale.
+  pg::Transaction tx(c_);
+  c_.exec("DECLARE store_suppressions NO SCROLL CURSOR FOR " + std::string(kSuppressionColumns) +
+          "ORDER BY address COLLATE \"C\", category COLLATE \"C\"");
+  const std::string fetch =
+      "FETCH " + std::to_string(kSuppressionBatch) + " FROM store_suppressions";
+  for (;;) {
+    pg::Result r = c_.exec(fetch);
+    for (int i = 0; i < r.rows(); ++i) fn(pgsql::read_suppression(r, i));
+    if (r.rows() < kSuppressionBatch) break;
+  }
+  tx.commit();
+}
+
+std::vector<Event> PostgresStore::history(const std::string& address) {
+  pg::Result r = c_.exec(
+      "SELECT id, at, type, address, message, category, campaign, source, detail FROM "
+      "events WHERE address IN ($1, $2) ORDER BY id",
+      pg::Params().add(address).add(forgotten_key(address)));
+  std::vector<Event> out;
+  out.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    Event e;
+    e.id = r.int64(i, 0);
+    e.at = r.int64(i, 1);
+    e.type = r.string(i, 2);
+    e.address = r.string(i, 3);
+    e.message = r.optional_int64(i, 4);
+    e.category = r.string(i, 5);
+    e.campaign = r.string(i, 6);
+    e.source = r.string(i, 7);
+    e.detail = r.string(i, 8);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<Campaign> PostgresStore::read_campaigns(const std::optional<std::string>& name) {
+  std::vector<Campaign> out;
+  const std::string columns =
+      "SELECT name, origin, created_at, paused_at, pause_reason, resumed_at FROM campaigns ";
+  pg::Result rows = name ? c_.exec(columns + "WHERE name = $1", pg::Params().add(*name))
+                         : c_.exec(columns + "ORDER BY created_at, name COLLATE \"C\"");
+  for (int i = 0; i < rows.rows(); ++i) out.push_back(read_campaign_row(rows, i));
+  if (out.empty()) return out;
+  // Counts, feedback and the newest change, from the (campaign, state, feedback) index.
+  const std::string grouped =
+      "SELECT campaign, state, feedback, count(*), max(updated_at) FROM messages ";
+  pg::Result counts =
+      name ? c_.exec(grouped + "WHERE campaign = $1 GROUP BY campaign, state, feedback",
+                     pg::Params().add(*name))
+           : c_.exec(grouped + "WHERE campaign IS NOT NULL GROUP BY campaign, state, feedback");
+  std::unordered_map<std::string, std::size_t> index;
+  for (std::size_t i = 0; i < out.size(); ++i) index.emplace(out[i].name, i);
+  for (int i = 0; i < counts.rows(); ++i) {
+    auto it = index.find(counts.string(i, 0));
+    if (it == index.end()) continue;  // messages of a campaign row not there (none: migrated)
+    Campaign& c = out[it->second];
+    auto state = parse_message_state(counts.text(i, 1));
+    std::int64_t n = counts.int64(i, 3);
+    if (state) {
+      c.counts[*state] += n;
+      add_feedback(c.feedback, *state, counts.string_or_empty(i, 2), n);
+    }
+    c.last_activity = std::max<UnixMillis>(c.last_activity, counts.int64(i, 4));
+  }
+  for (Campaign& c : out) {
+    c.feedback_since_resume = c.resumed_at ? feedback_since(c.name, *c.resumed_at) : c.feedback;
+  }
+  return out;
+}
+
+CampaignFeedback PostgresStore::feedback_since(const std::string& campaign, UnixMillis since) {
+  // A message's updated_at is when it was answered (sent or failed): a bounce or complaint that
+  // comes later leaves it, so a late report about a message sent before `since` is not counted.
+  CampaignFeedback f;
+  pg::Result r = c_.exec(
+      "SELECT state, feedback, count(*) FROM messages WHERE campaign = $1 AND updated_at >= $2 "
+      "GROUP BY state, feedback",
+      pg::Params().add(campaign).add(since));
+  for (int i = 0; i < r.rows(); ++i) {
+    if (auto state = parse_message_state(r.text(i, 0))) {
+      add_feedback(f, *state, r.string_or_empty(i, 1), r.int64(i, 2));
+    }
+  }
+  return f;
+}
+
+Campaign PostgresStore::open_campaign(const std::string& name, const std::string& origin,
+                                      UnixMillis now) {
+  pg::Transaction tx(c_);
+  std::vector<Campaign> found;
+  // A drop_campaign_if_empty elsewhere may delete the row between the insert and the read (the
+  // insert found it and did nothing): then it is created anew, as for a name not seen before.
+  while (found.empty()) {
+    c_.run("store_insert_campaign", pg::Params().add(name).add(origin).add(now));
+    found = read_campaigns(name);
+  }
+  tx.commit();
+  return std::move(found.front());
+}
+
+std::optional<Campaign> PostgresStore::campaign(const std::string& name) {
+  // One snapshot for the row and its counts.
+  pg::Transaction tx(c_, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  auto found = read_campaigns(name);
+  tx.commit();
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+bool PostgresStore::drop_campaign_if_empty(const std::string& name) {
+  pg::Transaction tx(c_);
+  // Locked first: an enqueue holding the row (kShareCampaign) is waited for, and the check below,
+  // a statement of its own, then sees the messages it committed.
+  if (c_.exec("SELECT 1 FROM campaigns WHERE name = $1 FOR UPDATE", pg::Params().add(name))
+          .empty()) {
+    return false;
+  }
+  pg::Result dropped = c_.exec(
+      "DELETE FROM campaigns WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE "
+      "campaign = $1)",
+      pg::Params().add(name));
+  tx.commit();
+  return dropped.affected() > 0;
+}
+
+std::vector<Campaign> PostgresStore::campaigns() {
+  pg::Transaction tx(c_, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  auto all = read_campaigns(std::nullopt);
+  tx.commit();
+  return all;
+}
+
+std::optional<std::int64_t> PostgresStore::set_campaign_paused(const std::string& name, bool paused,
+                                                               UnixMillis now) {
+  pg::Transaction tx(c_);
+  // FOR UPDATE: two people pausing and resuming at once act one after the other, each on what
+  // the other left; and enqueues holding the row (kShareCampaign) finish first, so their
+  // messages are shifted too.
+  pg::Result known =
+      c_.exec("SELECT paused_at IS NOT NULL FROM campaigns WHERE name = $1 FOR UPDATE",
+              pg::Params().add(name));
+  if (known.empty()) return std::nullopt;
+  if (known.boolean(0, 0) == paused) return 0;  // already as asked
+  // Resuming: the automatic pause judges what is answered from now on.
+  c_.exec(paused ? "UPDATE campaigns SET paused_at = $1 WHERE name = $2"
+                 : "UPDATE campaigns SET paused_at = NULL, pause_reason = NULL, resumed_at = $1 "
+                   "WHERE name = $2",
+          pg::Params().add(now).add(name));
+  std::int64_t n = shift_campaign(name, paused);
+  tx.commit();
+  return n;
+}
+
+std::int64_t PostgresStore::shift_campaign(const std::string& name, bool hold) {
+  pg::Result shifted =
+      c_.exec(hold ? "UPDATE messages SET next_attempt_at = next_attempt_at + $1 WHERE "
+                     "campaign = $2 AND state IN ('queued', 'deferred') AND next_attempt_at < $1"
+                   : "UPDATE messages SET next_attempt_at = next_attempt_at - $1 WHERE "
+                     "campaign = $2 AND state IN ('queued', 'deferred') AND next_attempt_at >= $1",
+              pg::Params().add(kPausedOffset).add(name));
+  return shifted.affected();
+}
+
+std::int64_t PostgresStore::cancel_campaign(const std::string& campaign, const std::string& source,
+                                            UnixMillis now) {
+  pg::Transaction tx(c_);
+  // One statement changes the messages and writes their events, in id order: a campaign of a
+  // million messages is one round trip, not a million.
+  pg::Result r = c_.exec(
+      "WITH cancelled AS (UPDATE messages SET state = 'cancelled', updated_at = $1::bigint "
+      "WHERE campaign = $2::text AND state IN ('queued', 'deferred') "
+      "RETURNING id, recipient, category) "
+      "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
+      "SELECT $1::bigint, 'cancelled', recipient, id, category, $2::text, $3::text, '' "
+      "FROM cancelled ORDER BY id",
+      pg::Params().add(now).add(campaign).add(source));
+  tx.commit();
+  return r.affected();
+}
+
+std::int64_t PostgresStore::retry_campaign(const std::string& campaign, const std::string& source,
+                                           UnixMillis now) {
+  pg::Transaction tx(c_);
+  // The campaign's row held first (kShareCampaign): a pause at this moment waits, then holds the
+  // retried messages back, rather than committing unseen while they are made due now.
+  c_.run("store_share_campaign", pg::Params().add(campaign));
+  // As in cancel_campaign, the messages and their events in one statement.
+  pg::Result r = c_.exec(
+      "WITH requeued AS (UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = "
+      "$1::bigint + " +
+          paused_shift("$2::text") +
+          ", updated_at = $1::bigint WHERE campaign = $2::text AND state IN ('failed', "
+          "'deferred') RETURNING id, recipient, category) "
+          "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
+          "SELECT $1::bigint, 'requeued', recipient, id, category, $2::text, $3::text, '' "
+          "FROM requeued ORDER BY id",
+      pg::Params().add(now).add(campaign).add(source));
+  tx.commit();
+  return r.affected();
+}
+
+}  // namespace bulkmail
