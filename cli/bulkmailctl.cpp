@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   add_address_commands(app, opts, commands);
   add_campaign_commands(app, opts, commands);
   add_bounce_commands(app, opts, commands);
+  add_store_commands(app, opts, commands);
   if (std::optional<int> status = parse_command_line(app, argc, argv)) return *status;
   return run_command(commands, opts);
 }

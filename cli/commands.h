@@ -25,6 +25,7 @@ struct Options {
   bool json = false, force = false, dry_run = false, update = false;
   bool envelope = false;           // preview --envelope
   std::string recipient, maildir;  // bounce receive --recipient, --maildir
+  std::string from, to_database;   // store copy --from, --to
   int batch = 200;                 // bounce receive --batch
 };
 
@@ -68,6 +69,8 @@ void add_suppress_commands(CLI::App& app, Options& opts, Commands& commands);
 void add_address_commands(CLI::App& app, Options& opts, Commands& commands);
 // bounce_commands.cpp: bounce parse and bounce receive.
 void add_bounce_commands(CLI::App& app, Options& opts, Commands& commands);
+// store_commands.cpp: store copy.
+void add_store_commands(CLI::App& app, Options& opts, Commands& commands);
 
 // Parses the command line. Returns the exit status when parsing ends the run (--help, --version,
 // bad usage: an unknown subcommand is named as such); nothing when the chosen command is to run.

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "store/instance_lock.h"
+#include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
 
 namespace fs = std::filesystem;
@@ -34,7 +35,7 @@ const ConfigLoad& Context::load() {
 void Context::report_invalid(const ConfigLoad& l) {
   for (const auto& e : l.errors) std::cerr << e.str() << "\n";
   std::string running;
-  if (!l.database.empty() && InstanceLock::held(l.database.string())) {
+  if (!l.database.sqlite.empty() && InstanceLock::held(l.database.sqlite.string())) {
     running =
         "; bulkmaild is still running on the previous version of this file (fix it, "
         "then `systemctl reload bulkmaild`)";
@@ -55,10 +56,15 @@ const std::shared_ptr<const Config>& Context::shared_cfg() {
   return config_;
 }
 
-std::string Context::database_path() {
+DatabaseConfig Context::database() {
   if (database_despite_invalid_config_ && !load().ok() && !load().database.empty())
-    return load().database.string();
-  return cfg().database.string();
+    return load().database;
+  return cfg().database;
+}
+
+bool Context::daemon_may_run() {
+  DatabaseConfig d = database();
+  return d.is_postgresql() || InstanceLock::held(d.sqlite.string());
 }
 
 const ComposeCheck& Context::check() {
@@ -72,11 +78,16 @@ const ComposeCheck& Context::check() {
 
 Store& Context::db() {
   if (!store_) {
-    std::string path = database_path();
+    DatabaseConfig d = database();
     try {
-      store_ = std::make_unique<SqliteStore>(path, /*checkpoints=*/true, SqliteOpen::existing);
+      if (d.is_postgresql()) {
+        store_ = std::make_unique<PostgresStore>(d.postgresql, PostgresOpen::existing);
+      } else {
+        store_ = std::make_unique<SqliteStore>(d.sqlite.string(), /*checkpoints=*/true,
+                                               SqliteOpen::existing);
+      }
     } catch (const std::exception& e) {
-      fail("database " + path + ": " + e.what());
+      fail("database " + d.str() + ": " + e.what());
     }
   }
   return *store_;

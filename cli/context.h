@@ -45,10 +45,14 @@ class Context {
   const std::shared_ptr<const Config>& shared_cfg();
   const Config& cfg() { return *shared_cfg(); }
 
-  // For `status`: database_path() then names the database of an invalid config too.
+  // For `status`: database() then names the database of an invalid config too.
   void allow_invalid_config_for_database() { database_despite_invalid_config_ = true; }
 
-  std::string database_path();
+  DatabaseConfig database();
+
+  // Whether a bulkmaild may be running on the database. On SQLite its lock on the file says so;
+  // on PostgreSQL, where several daemons share one database, nothing here can tell, so true.
+  bool daemon_may_run();
 
   // What a message must pass to be queued: composed once, as bulkmaild will.
   const ComposeCheck& check();

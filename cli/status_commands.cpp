@@ -108,7 +108,7 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
 // What the daemon is doing, as its last word and the instance lock tell it.
 void print_dispatch(Context& ctx) {
   if (auto d = ctx.db().dispatch_state()) {
-    if (d->state != "stopped" && !InstanceLock::held(ctx.database_path())) {
+    if (d->state != "stopped" && !ctx.daemon_may_run()) {
       // What the database says is what a daemon said before it died: the lock tells the truth.
       std::cout << "dispatch: not running (bulkmaild is not running on this database; it last "
                    "said "
@@ -132,7 +132,7 @@ void status_report(Context& ctx, const std::string& campaign, bool json) {
   StateCounts c = one ? one->counts : ctx.db().counts(std::nullopt);
   if (json) {
     auto dispatch = ctx.db().dispatch_state();
-    bool running = InstanceLock::held(ctx.database_path());
+    bool running = ctx.daemon_may_run();
     std::cout << (one ? campaign_status_json(*one, dispatch, running)
                       : status_json(c, dispatch, running))
                      .dump()

@@ -12,24 +12,37 @@
 #include "daemon.h"
 #include "delivery/transport.h"
 #include "store/instance_lock.h"
+#include "store/postgres/pg_store.h"
+#include "store/sqlite/sqlite_store.h"
 
 using namespace bulkmail;
 
 namespace {
 
+// Opens (creating or migrating) the database the config names; its schema version.
+int open_database(const DatabaseConfig& database) {
+  if (database.is_postgresql()) {
+    PostgresStore store(database.postgresql);
+    return PostgresStore::schema_version();
+  }
+  SqliteStore store(database.sqlite.string());
+  return SqliteStore::schema_version();
+}
+
 int check(const std::filesystem::path& path, const std::shared_ptr<const Config>& config) {
+  int version = 0;
   try {
-    SqliteStore store(config->database.string());
+    version = open_database(config->database);
   } catch (const std::exception& e) {
-    std::cerr << "bulkmaild: database " << config->database.string() << ": " << e.what() << "\n";
+    std::cerr << "bulkmaild: database " << config->database.str() << ": " << e.what() << "\n";
     return 1;
   }
   if (auto composer = Composer::create(config); !composer) {
     std::cerr << "bulkmaild: " << mask_addresses_in(composer.error().message) << "\n";
     return 1;
   }
-  std::cout << "bulkmaild: " << path.string() << " is valid; database " << config->database.string()
-            << " is at schema version " << SqliteStore::schema_version() << "\n";
+  std::cout << "bulkmaild: " << path.string() << " is valid; database " << config->database.str()
+            << " is at schema version " << version << "\n";
   return 0;
 }
 
@@ -96,8 +109,17 @@ int main(int argc, char** argv) {
     log_error(fits.error().message);
     return 1;
   }
+  if (config->database.is_postgresql()) {
+    // The store is ready (bulkmailctl and --check use it); the daemon's side is not yet: leases
+    // that each daemon renews and any daemon rescues, suppressions announced to every daemon,
+    // throttles shared across the cluster.
+    log_error("database " + config->database.str() +
+              ": bulkmaild does not drain a PostgreSQL queue yet; `bulkmaild --check` creates and "
+              "migrates its tables, and bulkmailctl works with it");
+    return 1;
+  }
   CurlGlobal curl;
-  auto lock = InstanceLock::acquire(config->database.string());
+  auto lock = InstanceLock::acquire(config->database.sqlite.string());
   if (!lock) {
     log_error(lock.error().message);
     return 1;

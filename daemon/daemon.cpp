@@ -89,13 +89,13 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
   if (!prepared) return prepared.error();
   o.prepared = std::move(prepared).value();
   o.checker = std::move(o.prepared.for_checks);
-  auto journal = OutcomeJournal::open(config->database);
+  auto journal = OutcomeJournal::open(config->database.sqlite);
   if (!journal) return make_error("outcome journal: " + journal.error().message);
   o.journal = std::move(journal.value());
-  auto started = StartedDeliveries::open(config->database, config->smtp.max_connections);
+  auto started = StartedDeliveries::open(config->database.sqlite, config->smtp.max_connections);
   if (!started) return make_error("started deliveries: " + started.error().message);
   o.started = std::move(started.value());
-  const std::string db = config->database.string();
+  const std::string db = config->database.sqlite.string();
   try {
     o.writer = std::make_unique<SqliteStore>(db, /*checkpoints=*/false);
     recover(*o.journal, *o.writer, *o.started);
@@ -132,7 +132,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
           [](const Config& c, const std::atomic<bool>& abort) {
             return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
           },
-          [database = config_->database.string()]() -> std::unique_ptr<Store> {
+          [database = config_->database.sqlite.string()]() -> std::unique_ptr<Store> {
             return std::make_unique<SqliteStore>(database);
           },
           started_.get()),

@@ -29,7 +29,7 @@ TEST_CASE("the valid test config loads into frozen structs") {
   auto load = load_config(write_config(dir));
   REQUIRE_MESSAGE(load.ok(), all_errors(load));
   const Config& c = *load.config;
-  CHECK(c.database == dir / "queue.db");
+  CHECK(c.database.sqlite == dir / "queue.db");
   CHECK(c.sender.organization == "Example Telecom, Inc.");
   CHECK(c.sender.from.display_name == "Example Telecom");
   CHECK(c.sender.from.address.str() == "updates@mail.example.com");
@@ -225,6 +225,15 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"unknown key in bounces", "database: queue.db\n",
        "database: queue.db\nbounces: { domian: bounces.mail.example.com }\n",
        "bounces.domian: unknown key"},
+      {"a PostgreSQL URI holding a password", "database: queue.db\n",
+       "database: postgresql://bulkmail:hunter2@db.example.com/bulkmail\n",
+       ":1:11: database: the URI holds a password: keep it out of the config"},
+      {"a PostgreSQL URI holding a password parameter", "database: queue.db\n",
+       "database: postgres://db.example.com/bulkmail?password=hunter2\n",
+       "database: the URI holds a password"},
+      {"a PostgreSQL URI libpq cannot read", "database: queue.db\n",
+       "database: postgresql://db.example.com/bulkmail?sslmode\n",
+       "database: not a PostgreSQL connection URI libpq can read"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -237,6 +246,32 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
     CHECK_MESSAGE(errors.find(c.expected) != std::string::npos, errors);
     CHECK_MESSAGE(errors.rfind(path, 0) == 0, "errors start with the file name: " << errors);
   }
+}
+
+TEST_CASE("database: a path is a SQLite file, a postgresql:// URI a PostgreSQL database") {
+  TempDir dir;
+  for (const char* uri :
+       {"postgresql://bulkmail@db.example.com:5433/bulkmail?sslmode=verify-full",
+        "postgres:///bulkmail?host=/run/postgresql&passfile=/etc/bulkmail/pgpass"}) {
+    CAPTURE(uri);
+    auto load = load_config(write_config(dir, replace(valid_config_yaml(), "database: queue.db\n",
+                                                      std::string("database: \"") + uri + "\"\n")));
+    REQUIRE_MESSAGE(load.ok(), all_errors(load));
+    CHECK(load.config->database.is_postgresql());
+    CHECK(load.config->database.postgresql == uri);
+    CHECK(load.config->database.sqlite.empty());
+    CHECK(load.database == load.config->database);
+  }
+  auto sqlite = load_config(write_config(dir, valid_config_yaml()));
+  REQUIRE(sqlite.ok());
+  CHECK_FALSE(sqlite.config->database.is_postgresql());
+  CHECK(sqlite.config->database.str() == (dir / "queue.db").string());
+  // A password in the URI is refused, and the error never repeats it.
+  auto secret = load_config(
+      write_config(dir, replace(valid_config_yaml(), "database: queue.db\n",
+                                "database: postgresql://u:hunter2@db.example.com/bulkmail\n")));
+  REQUIRE_FALSE(secret.ok());
+  CHECK(all_errors(secret).find("hunter2") == std::string::npos);
 }
 
 TEST_CASE("every problem is reported at once") {

@@ -24,7 +24,7 @@ struct Fixture {
     auto c = ComposeCheck::create(config);
     REQUIRE(c);
     check = std::move(c.value());
-    store = std::make_unique<SqliteStore>(config->database.string());
+    store = std::make_unique<SqliteStore>(config->database.sqlite.string());
     opts.batch_size = 2;  // several transactions even for a small file
     opts.on_reject = [this](std::size_t line, const std::string& why) {
       rejects.emplace_back(line, why);

@@ -19,7 +19,7 @@ TEST_CASE("a reload names each changed key that waits for a restart, and only th
     void (*change)(Config&);
   };
   for (Row r :
-       {Row{"database", [](Config& c) { c.database = "/elsewhere/queue.db"; }},
+       {Row{"database", [](Config& c) { c.database.sqlite = "/elsewhere/queue.db"; }},
         Row{"smtp.max_connections", [](Config& c) { c.smtp.max_connections += 1; }},
         Row{"webhook.listen", [](Config& c) { c.webhook.listen_port += 1; }},
         Row{"webhook.listen", [](Config& c) { c.webhook.listen_host = "::1"; }},

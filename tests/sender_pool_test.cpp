@@ -101,7 +101,7 @@ struct Pipeline {
     auto load = load_config(write_config(dir, yaml));
     REQUIRE_MESSAGE(load.ok(), (load.ok() ? "" : load.errors[0].str()));
     config = load.config;
-    db = config->database.string();
+    db = config->database.sqlite.string();
     {
       SqliteStore s(db);
       std::vector<NewMessage> batch;

@@ -67,7 +67,7 @@ struct OneSender {
   explicit OneSender(
       const std::string& vars = R"({"first_name":"Ann","headline":"News","body":"Hi"})") {
     config = load(valid_config_yaml());
-    db = config->database.string();
+    db = config->database.sqlite.string();
     {
       SqliteStore s(db);
       std::vector<NewMessage> batch;

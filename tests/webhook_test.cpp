@@ -84,9 +84,9 @@ struct Fixture {
     auto load = load_config(write_config(dir));
     REQUIRE(load.ok());
     auto c = std::make_shared<Config>(*load.config);
-    c->database = dir / "q.db";
+    c->database.sqlite = dir / "q.db";
     config = c;
-    backend = std::make_unique<InlineBackend>(config->database.string());
+    backend = std::make_unique<InlineBackend>(config->database.sqlite.string());
     webhook = std::make_unique<Webhook>(config, *backend);
   }
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <libpq-fe.h>
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
@@ -172,22 +173,59 @@ class Reader {
   std::vector<ConfigError>& warnings_;
 };
 
+}  // namespace
+
+bool names_postgresql(std::string_view value) {
+  return value.starts_with("postgresql://") || value.starts_with("postgres://");
+}
+
+namespace {
+
 // The database a config file YAML cannot parse names, read from its top-level `database:` line
 // (the default beside it when there is none), so that bulkmailctl can still tell whether a daemon
 // runs on it. Empty when the file cannot be read.
-fs::path database_in_text(const fs::path& file) {
+DatabaseConfig database_in_text(const fs::path& file) {
   std::ifstream in(file);
   std::string line;
   static const std::regex kLine(R"(^database:[ \t]*(["']?)([^"'#]*?)\1[ \t]*(#.*)?\r?$)");
   std::smatch m;
   while (std::getline(in, line)) {
     if (std::regex_match(line, m, kLine) && !m[2].str().empty()) {
+      if (names_postgresql(m[2].str())) return {{}, m[2].str()};
       fs::path p = m[2].str();
-      return p.is_absolute() ? p : file.parent_path() / p;
+      return {p.is_absolute() ? p : file.parent_path() / p, {}};
     }
   }
-  return in.bad() ? fs::path() : file.parent_path() / "bulkmail.db";
+  if (in.bad()) return {};
+  return {file.parent_path() / "bulkmail.db", {}};
 }
+
+}  // namespace
+
+Result<void> check_postgresql_uri(const std::string& uri) {
+  char* parse_error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(uri.c_str(), &parse_error);
+  if (!options) {
+    // libpq's message may quote the part it could not read: not repeated here.
+    PQfreemem(parse_error);
+    return make_error(
+        "not a PostgreSQL connection URI libpq can read "
+        "(postgresql://user@host:port/dbname?sslmode=verify-full)");
+  }
+  bool password = false;
+  for (PQconninfoOption* o = options; o->keyword; ++o) {
+    if (std::string_view(o->keyword) == "password" && o->val && *o->val) password = true;
+  }
+  PQconninfoFree(options);
+  if (password) {
+    return make_error(
+        "the URI holds a password: keep it out of the config, in a libpq passfile "
+        "(?passfile=/etc/bulkmail/pgpass, mode 0600, or PGPASSFILE) or a service file");
+  }
+  return {};
+}
+
+namespace {
 
 fs::path resolve(const fs::path& base, const std::string& p) {
   fs::path path(p);
@@ -887,7 +925,16 @@ ConfigLoad load_config(const fs::path& path) {
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
                 "bounces", "dkim", "categories", "logging", "retry", "daemon", "retention"});
-  c->database = resolve(base, r.string(root, "", "database", false).value_or("bulkmail.db"));
+  std::string database = r.string(root, "", "database", false).value_or("bulkmail.db");
+  if (names_postgresql(database)) {
+    if (auto ok = check_postgresql_uri(database); !ok) {
+      r.error(root["database"], "database", ok.error().message);
+    } else {
+      c->database.postgresql = database;
+    }
+  } else {
+    c->database.sqlite = resolve(base, database);
+  }
   if (auto t = r.string(root, "", "templates", true)) {
     c->templates = resolve(base, *t);
     if (!fs::is_directory(c->templates, ec)) {

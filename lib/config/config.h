@@ -138,9 +138,32 @@ struct CategoryConfig {
 // The `logging` block: the level, and whether logs mask addresses.
 using LoggingConfig = LogSettings;
 
+// Where the queue lives: a SQLite file (the embedded default: bulkmail.db beside the config), or,
+// for several daemons on several machines, a PostgreSQL database (`database: postgresql://...` or
+// `postgres://...`, a libpq connection URI).
+struct DatabaseConfig {
+  std::filesystem::path sqlite;  // the file; empty for PostgreSQL
+  // The libpq connection URI; empty for SQLite. It holds no password (the config refuses one:
+  // libpq's passfile, PGPASSFILE or a service file give it), so it may be shown and logged.
+  std::string postgresql;
+
+  bool is_postgresql() const { return !postgresql.empty(); }
+  bool empty() const { return sqlite.empty() && postgresql.empty(); }
+  // The file, or the URI: for messages.
+  std::string str() const { return is_postgresql() ? postgresql : sqlite.string(); }
+  bool operator==(const DatabaseConfig&) const = default;
+};
+
+// Whether a `database:` value names a PostgreSQL database (a postgresql:// or postgres:// URI).
+bool names_postgresql(std::string_view value);
+
+// A PostgreSQL URI as bulkmail takes one: libpq can read it, and it holds no password (libpq's
+// passfile, PGPASSFILE or a service file gives that). The error never quotes the URI.
+Result<void> check_postgresql_uri(const std::string& uri);
+
 struct Config {
-  std::filesystem::path file;       // the config file itself, absolute
-  std::filesystem::path database;   // SQLite file; default bulkmail.db beside the config
+  std::filesystem::path file;  // the config file itself, absolute
+  DatabaseConfig database;
   std::filesystem::path templates;  // folder of per-category template folders
   SenderConfig sender;
   SmtpConfig smtp;
@@ -180,7 +203,7 @@ struct ConfigLoad {
   // The database the file names, resolved, even when other keys are wrong (empty when the file
   // could not be read as YAML): bulkmailctl uses it to tell a daemon still running on an older
   // version of the file.
-  std::filesystem::path database;
+  DatabaseConfig database;
   bool ok() const { return errors.empty(); }
 };
 
