@@ -109,20 +109,16 @@ int main(int argc, char** argv) {
     log_error(fits.error().message);
     return 1;
   }
-  if (config->database.is_postgresql()) {
-    // The store is ready (bulkmailctl and --check use it); the daemon's side is not yet: leases
-    // that each daemon renews and any daemon rescues, suppressions announced to every daemon,
-    // throttles shared across the cluster.
-    log_error("database " + config->database.str() +
-              ": bulkmaild does not drain a PostgreSQL queue yet; `bulkmaild --check` creates and "
-              "migrates its tables, and bulkmailctl works with it");
-    return 1;
-  }
   CurlGlobal curl;
-  auto lock = InstanceLock::acquire(config->database.sqlite.string());
-  if (!lock) {
-    log_error(lock.error().message);
-    return 1;
+  // SQLite: one daemon on the file. PostgreSQL: as many as share the database.
+  std::optional<InstanceLock> lock;
+  if (!config->database.is_postgresql()) {
+    auto held = InstanceLock::acquire(config->database.sqlite.string());
+    if (!held) {
+      log_error(held.error().message);
+      return 1;
+    }
+    lock.emplace(std::move(held.value()));
   }
   auto daemon = Daemon::open(path, config);
   if (!daemon) {

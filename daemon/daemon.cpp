@@ -1,6 +1,9 @@
 #include "daemon.h"
 
+#include <openssl/rand.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include <limits>
 
@@ -20,11 +23,16 @@ HttpLimits http_limits(const WebhookConfig& w) {
   return limits;
 }
 
-// Names this daemon's leases: the host and the process.
+// Names this daemon's leases: the host, the process and a random part (a pid comes again after a
+// restart, or in another container on the same host name).
 std::string lease_owner() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  return std::string(host) + ":" + std::to_string(getpid());
+  unsigned char random[4] = {};
+  RAND_bytes(random, sizeof random);
+  char part[9];
+  std::snprintf(part, sizeof part, "%02x%02x%02x%02x", random[0], random[1], random[2], random[3]);
+  return std::string(host) + ":" + std::to_string(getpid()) + ":" + part;
 }
 
 std::string describe_problems(const std::vector<ConfigError>& errors) {
@@ -73,13 +81,30 @@ void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& sta
   }
 }
 
+void rescue_expired_leases(Store& store, UnixMillis now) {
+  auto rescued = store.recover_leases(now, now, std::nullopt);
+  for (MessageId id : rescued.possible_duplicates) {
+    log_warning("message " + std::to_string(id) +
+                ": the daemon sending it stopped renewing its lease; queued again (it may "
+                "already have been delivered: possible duplicate)");
+  }
+}
+
+std::unique_ptr<Store> open_store(const DatabaseConfig& database) {
+  if (database.is_postgresql()) return std::make_unique<PostgresStore>(database.postgresql);
+  return std::make_unique<SqliteStore>(database.sqlite.string());
+}
+
+// SQLite: one daemon on the file, with its outcome journal, its record of deliveries begun and the
+// checkpointer. PostgreSQL: several daemons on one database; outcomes are durable once committed,
+// and a dead daemon's messages come back when their leases run out.
 struct Daemon::Opened {
   SenderPool::Prepared prepared;
-  std::unique_ptr<Composer> checker;  // the prepared composer for the webhook's compose check
-  std::unique_ptr<OutcomeJournal> journal;
-  std::unique_ptr<StartedDeliveries> started;
-  std::unique_ptr<SqliteStore> writer, reader;
-  std::unique_ptr<SqliteCheckpointer> checkpointer;
+  std::unique_ptr<Composer> checker;        // the prepared composer for the webhook's compose check
+  std::unique_ptr<OutcomeJournal> journal;  // SQLite only
+  std::unique_ptr<StartedDeliveries> started;  // SQLite only
+  std::unique_ptr<Store> writer, reader;
+  std::unique_ptr<SqliteCheckpointer> checkpointer;  // SQLite only
 };
 
 Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
@@ -89,20 +114,30 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
   if (!prepared) return prepared.error();
   o.prepared = std::move(prepared).value();
   o.checker = std::move(o.prepared.for_checks);
-  auto journal = OutcomeJournal::open(config->database.sqlite);
-  if (!journal) return make_error("outcome journal: " + journal.error().message);
-  o.journal = std::move(journal.value());
-  auto started = StartedDeliveries::open(config->database.sqlite, config->smtp.max_connections);
-  if (!started) return make_error("started deliveries: " + started.error().message);
-  o.started = std::move(started.value());
-  const std::string db = config->database.sqlite.string();
-  try {
-    o.writer = std::make_unique<SqliteStore>(db, /*checkpoints=*/false);
-    recover(*o.journal, *o.writer, *o.started);
-    o.reader = std::make_unique<SqliteStore>(db);
-    o.checkpointer = std::make_unique<SqliteCheckpointer>(db, std::chrono::milliseconds(50));
-  } catch (const std::exception& e) {
-    return make_error("database " + db + ": " + e.what());
+  if (config->database.is_postgresql()) {
+    try {
+      o.writer = open_store(config->database);
+      rescue_expired_leases(*o.writer, now_millis());
+      o.reader = open_store(config->database);
+    } catch (const std::exception& e) {
+      return make_error("database " + config->database.str() + ": " + e.what());
+    }
+  } else {
+    auto journal = OutcomeJournal::open(config->database.sqlite);
+    if (!journal) return make_error("outcome journal: " + journal.error().message);
+    o.journal = std::move(journal.value());
+    auto started = StartedDeliveries::open(config->database.sqlite, config->smtp.max_connections);
+    if (!started) return make_error("started deliveries: " + started.error().message);
+    o.started = std::move(started.value());
+    const std::string db = config->database.sqlite.string();
+    try {
+      o.writer = std::make_unique<SqliteStore>(db, /*checkpoints=*/false);
+      recover(*o.journal, *o.writer, *o.started);
+      o.reader = std::make_unique<SqliteStore>(db);
+      o.checkpointer = std::make_unique<SqliteCheckpointer>(db, std::chrono::milliseconds(50));
+    } catch (const std::exception& e) {
+      return make_error("database " + db + ": " + e.what());
+    }
   }
   std::unique_ptr<Daemon> d(new Daemon(std::move(config_path), config, std::move(o)));
   if (auto listening = d->http_.listen(config->webhook.listen_host, config->webhook.listen_port);
@@ -117,6 +152,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
     : path_(std::move(config_path)),
       config_(config),
       started_with_(std::move(config)),
+      owner_(lease_owner()),
       started_(std::move(opened.started)),
       checkpointer_(std::move(opened.checkpointer)),
       http_(http_limits(config_->webhook),
@@ -126,21 +162,21 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
               &watch_),
       reader_(std::move(opened.reader), 0),
-      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, lease_owner(), &watch_)),
+      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, owner_, &watch_)),
       senders_(
           std::move(opened.prepared), worker_, watch_, *dispatcher_,
           [](const Config& c, const std::atomic<bool>& abort) {
             return std::make_unique<CurlTransport>(c.smtp, c.sender.from.address.domain, &abort);
           },
-          [database = config_->database.sqlite.string()]() -> std::unique_ptr<Store> {
-            return std::make_unique<SqliteStore>(database);
+          [database = config_->database]() -> std::unique_ptr<Store> {
+            return open_store(database);
           },
           started_.get()),
       backend_(worker_, reader_, io_, *dispatcher_),
       retention_(io_, worker_, config_->retention),
       signals_(io_, SIGTERM, SIGINT, SIGHUP),
       timers_(
-          io_, notifier_, [this] { return status_line(); },
+          io_, notifier_, [this] { return status_line(); }, [this] { tend_leases(); },
           [this] {
             // Rates a report found under the sample may reach it as more messages are answered.
             worker_.try_run([](Store& s) {
@@ -161,6 +197,15 @@ Daemon::~Daemon() {
   senders_.stop();
   worker_.stop();
   reader_.stop();
+}
+
+void Daemon::tend_leases() {
+  UnixMillis lease = UnixMillis{config_->daemon.lease_seconds} * 1000;
+  worker_.try_run([owner = owner_, lease, shared = config_->database.is_postgresql()](Store& s) {
+    UnixMillis now = now_millis();
+    s.renew_leases(owner, now + lease);
+    if (shared) rescue_expired_leases(s, now);
+  });
 }
 
 std::string Daemon::status_line() const {

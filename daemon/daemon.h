@@ -21,6 +21,7 @@
 #include "loop_timers.h"
 #include "notifier.h"
 #include "store/outcome_journal.h"
+#include "store/postgres/pg_store.h"
 #include "store/retention.h"
 #include "store/sqlite/sqlite_checkpointer.h"
 #include "store/sqlite/sqlite_store.h"
@@ -37,6 +38,14 @@ namespace bulkmail {
 // as possible duplicates). This process holds the database alone, so every lease is a dead
 // daemon's.
 void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& started);
+
+// Several daemons share a PostgreSQL database: only the leases that ran out (their daemon stopped
+// renewing them: it died) go back to the queue, as possible duplicates, each logged. Any daemon
+// does it, at start and every few seconds.
+void rescue_expired_leases(Store& store, UnixMillis now);
+
+// A new store on the config's database, as the daemon's writer, reader and senders each open one.
+std::unique_ptr<Store> open_store(const DatabaseConfig& database);
 
 class Daemon {
  public:
@@ -56,11 +65,15 @@ class Daemon {
   void reload();
   void stop();
   std::string status_line() const;
+  // Every few seconds: this daemon's leases renewed (its heartbeat); on PostgreSQL, other daemons'
+  // expired ones rescued.
+  void tend_leases();
 
   std::filesystem::path path_;
   std::shared_ptr<const Config> config_;  // in effect: the newest that loaded
   // The one the daemon started with: what a reload cannot change is still as it says.
   const std::shared_ptr<const Config> started_with_;
+  const std::string owner_;  // this daemon's name on its leases: host, pid, a random part
   std::unique_ptr<StartedDeliveries> started_;
   std::unique_ptr<SqliteCheckpointer> checkpointer_;
   // Made before everything that may hold one of its sessions, so destroyed after it: answers

@@ -5,9 +5,11 @@
 namespace bulkmail {
 
 LoopTimers::LoopTimers(boost::asio::io_context& io, Notifier& notifier,
-                       std::function<std::string()> status, std::function<void()> every_minute)
+                       std::function<std::string()> status, std::function<void()> every_tick,
+                       std::function<void()> every_minute)
     : notifier_(notifier),
       status_(std::move(status)),
+      every_tick_(std::move(every_tick)),
       every_minute_(std::move(every_minute)),
       watchdog_(io),
       status_timer_(io) {}
@@ -32,6 +34,7 @@ void LoopTimers::arm_status() {
     if (ec) return;
     std::string line = status_();
     notifier_.status(line);
+    if (every_tick_) every_tick_();
     if (++ticks_ % kLogEvery == 0) {
       log_info(line);
       if (every_minute_) every_minute_();

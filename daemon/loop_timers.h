@@ -20,10 +20,10 @@ class LoopTimers {
   static constexpr std::chrono::seconds kStatusEvery{5};
   static constexpr int kLogEvery = 12;  // status lines: once a minute
 
-  // `status` gives the line to report; `every_minute` runs once a minute. Both are called on the
-  // loop.
+  // `status` gives the line to report; `every_tick` runs with it, every kStatusEvery;
+  // `every_minute` once a minute. All are called on the loop.
   LoopTimers(boost::asio::io_context& io, Notifier& notifier, std::function<std::string()> status,
-             std::function<void()> every_minute);
+             std::function<void()> every_tick, std::function<void()> every_minute);
   // Arms both (the watchdog only when systemd asked for one).
   void start();
 
@@ -33,6 +33,7 @@ class LoopTimers {
 
   Notifier& notifier_;
   std::function<std::string()> status_;
+  std::function<void()> every_tick_;
   std::function<void()> every_minute_;
   boost::asio::steady_timer watchdog_;
   boost::asio::steady_timer status_timer_;

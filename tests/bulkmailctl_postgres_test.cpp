@@ -117,13 +117,6 @@ TEST_CASE("postgresql: a database that cannot be reached is named, the run fails
                 r.err);
 }
 
-TEST_CASE("postgresql: bulkmaild says it does not drain a PostgreSQL queue yet") {
-  PostgresCli cli;
-  auto r = run_process({bin_dir() + "/bulkmaild", "--config", cli.config});
-  CHECK(r.status == 1);
-  CHECK_MESSAGE(r.err.find("does not drain a PostgreSQL queue yet") != std::string::npos, r.err);
-}
-
 TEST_CASE("postgresql: store copy moves a SQLite queue up: status, suppress list, history agree") {
   TempDir dir;
   std::string sqlite_config = write_config(dir);

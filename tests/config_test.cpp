@@ -231,6 +231,9 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
       {"a PostgreSQL URI holding a password parameter", "database: queue.db\n",
        "database: postgres://db.example.com/bulkmail?password=hunter2\n",
        "database: the URI holds a password"},
+      {"a PostgreSQL URI whose password holds a slash", "database: queue.db\n",
+       "database: postgresql://bob:se/cret@db.example.com/bulkmail\n",
+       "database: the URI's host part is not host:port"},
       {"a PostgreSQL URI libpq cannot read", "database: queue.db\n",
        "database: postgresql://db.example.com/bulkmail?sslmode\n",
        "database: not a PostgreSQL connection URI libpq can read"},
@@ -272,6 +275,18 @@ TEST_CASE("database: a path is a SQLite file, a postgresql:// URI a PostgreSQL d
                                 "database: postgresql://u:hunter2@db.example.com/bulkmail\n")));
   REQUIRE_FALSE(secret.ok());
   CHECK(all_errors(secret).find("hunter2") == std::string::npos);
+  auto slash = load_config(
+      write_config(dir, replace(valid_config_yaml(), "database: queue.db\n",
+                                "database: postgresql://bob:se/cret@db.example.com/bulkmail\n")));
+  REQUIRE_FALSE(slash.ok());
+  CHECK(all_errors(slash).find("se/cret") == std::string::npos);
+  CHECK(all_errors(slash).find("cret") == std::string::npos);
+  // IPv6 hosts, several hosts and ports are what they look like.
+  auto hosts = load_config(write_config(
+      dir,
+      replace(valid_config_yaml(), "database: queue.db\n",
+              "database: \"postgresql://bulkmail@[::1]:5432,db2.example.com:5433/bulkmail\"\n")));
+  CHECK_MESSAGE(hosts.ok(), all_errors(hosts));
 }
 
 TEST_CASE("every problem is reported at once") {

@@ -38,6 +38,15 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
+def received_addresses(out):
+    """The recipients smtp_server.py took messages for (its --out folder), in order."""
+    path = os.path.join(out, "received.log")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.split()[0] for line in f if line.strip()]
+
+
 class Env:
     """A temp folder with a config, a relay port, and helpers for the CLI, daemon and database."""
 
@@ -159,11 +168,7 @@ categories:
         return dict(self.rows("SELECT state, count(*) FROM messages GROUP BY state"))
 
     def received(self):
-        path = os.path.join(self.out, "received.log")
-        if not os.path.exists(path):
-            return []
-        with open(path) as f:
-            return [line.split()[0] for line in f if line.strip()]
+        return received_addresses(self.out)
 
 
 class DaemonTest(unittest.TestCase):

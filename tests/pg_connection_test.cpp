@@ -173,6 +173,7 @@ TEST_CASE("pg: connection failures say what happened and never show the password
   // The server ends the session (a restart, a failover): the next statement says the connection
   // is lost, so the caller reconnects rather than giving up.
   Scratch s;
+  s.c.prepare("count", "SELECT count(*) FROM t WHERE id > $1");
   pg::Connection admin(test_postgres_uri());
   admin.exec("SELECT pg_terminate_backend($1::int)", pg::Params().add(s.c.backend_pid()));
   try {
@@ -182,4 +183,23 @@ TEST_CASE("pg: connection failures say what happened and never show the password
     CHECK(e.connection_lost());
   }
   CHECK_FALSE(s.c.ok());
+  // The next statement reconnects first, and what was prepared is prepared again.
+  CHECK(s.c.run("count", pg::Params().add(0)).int64(0, 0) == 0);
+  CHECK(s.c.reconnects() == 1);
+  CHECK(s.c.ok());
+  // Inside a transaction it never reconnects: what the transaction did is gone, and it says so.
+  {
+    pg::Transaction tx(s.c);
+    s.c.exec("INSERT INTO t (id) VALUES (1)");
+    admin.exec("SELECT pg_terminate_backend($1::int)", pg::Params().add(s.c.backend_pid()));
+    CHECK_THROWS_AS(s.c.exec("INSERT INTO t (id) VALUES (2)"), pg::Error);
+    try {
+      s.c.exec("INSERT INTO t (id) VALUES (3)");
+      FAIL("a statement ran on after the transaction's connection was lost");
+    } catch (const pg::Error& e) {
+      CHECK(e.connection_lost());
+    }
+  }
+  CHECK(s.c.run("count", pg::Params().add(0)).int64(0, 0) == 0);  // nothing of it was kept
+  CHECK(s.c.reconnects() == 2);
 }

@@ -195,6 +195,52 @@ TEST_CASE_TEMPLATE(
   for (const auto& m : next) CHECK(m.attempts == (m.id == claimed[0].id ? 2 : 1));
 }
 
+TEST_CASE_TEMPLATE("a live daemon renews its leases, a dead one's run out and are rescued", B,
+                   BULKMAIL_STORE_BACKENDS) {
+  auto db = B::make();
+  auto alive = db->open();
+  auto other = db->open();  // a second daemon on the same database
+  std::vector<NewMessage> batch = {msg("a@example.com"), msg("b@example.com"),
+                                   msg("c@example.com")};
+  alive->enqueue(batch, "test", 0);
+  auto mine = alive->claim_due("host-a:1:x", 2, 10, 1000);
+  auto theirs = other->claim_due("host-b:2:y", 2, 10, 1000);
+  REQUIRE(mine.size() == 2);
+  REQUIRE(theirs.size() == 1);
+  // The heartbeat: only this daemon's messages still being sent, and never a lease shortened.
+  CHECK(alive->renew_leases("host-a:1:x", 5000) == 2);
+  CHECK(alive->renew_leases("host-a:1:x", 4000) == 0);
+  alive->record_outcomes(std::vector<Outcome>{{mine[0].id, MessageState::sent, 250, "250 ok", 0, "",
+                                               BounceClass::unknown}},
+                         600);
+  CHECK(alive->renew_leases("host-a:1:x", 6000) == 1);
+  // At 1000 host-b has stopped renewing: its message is rescued, host-a's are not.
+  auto rescued = alive->recover_leases(1000, 1000, std::nullopt);
+  CHECK(rescued.possible_duplicates == std::vector<MessageId>{theirs[0].id});
+  CHECK(other->renew_leases("host-b:2:y", 7000) == 0);  // too late: it is not host-b's any more
+  auto next = other->claim_due("host-b:2:y", 10, 1001, 9000);
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].id == theirs[0].id);
+  // The first claim's sender was not dead after all: its late outcome ends no claim that still
+  // holds the message, so it changes nothing; the second claim's outcome is the one recorded.
+  Outcome late{theirs[0].id,
+               MessageState::deferred,
+               451,
+               "451 late",
+               2000,
+               "",
+               BounceClass::unknown,
+               theirs[0].lease_owner,
+               theirs[0].attempts};
+  alive->record_outcomes(std::vector<Outcome>{late}, 1100);
+  CHECK(other->renew_leases("host-b:2:y", 9500) == 1);  // still leased to the second claim
+  Outcome done{next[0].id,          MessageState::sent, 250, "250 ok", 0, "", BounceClass::unknown,
+               next[0].lease_owner, next[0].attempts};
+  other->record_outcomes(std::vector<Outcome>{done}, 1200);
+  CHECK(alive->find_message(next[0].id)->state == MessageState::sent);
+  CHECK(alive->history("c@example.com").back().type == "sent");
+}
+
 TEST_CASE_TEMPLATE("cancel and retry a campaign", B, BULKMAIL_STORE_BACKENDS) {
   auto db = B::make();
   auto store = db->open();
@@ -602,6 +648,30 @@ TEST_CASE_TEMPLATE("forget erases an address but keeps its suppressions under a 
   // And the evidence kept under the key is kept against retention too.
   store->prune(std::nullopt, 1'000'000, 100);
   CHECK(store->history("mia@example.com").size() >= 1);
+}
+
+TEST_CASE_TEMPLATE("a second forget keeps the person's own opt-out over an older weaker record", B,
+                   BULKMAIL_STORE_BACKENDS) {
+  auto db = B::make();
+  auto store = db->open();
+  // Forgotten once with a manual suppression of the newsletter kept under the key.
+  Suppression manual{"kim@example.com", "news", SuppressionReason::manual, "cli", 1000};
+  store->suppress({&manual, 1}, 1000);
+  store->forget("kim@example.com", "test", 2000);
+  // Mailed again (another category), then her own unsubscribe from the newsletter: in clear,
+  // since a message holds the address.
+  enqueue_one(*store, msg("kim@example.com", "promo", "customer-update"), 3000);
+  Suppression own{"kim@example.com", "news", SuppressionReason::unsubscribe, "one-click", 4000};
+  store->suppress({&own, 1}, 4000);
+  // Forgotten again: her unsubscribe is what stays, with the first time the newsletter stopped.
+  auto r = store->forget("kim@example.com", "test", 5000);
+  REQUIRE(r.suppressions.size() == 1);
+  CHECK(r.suppressions[0].reason == SuppressionReason::unsubscribe);
+  CHECK(r.suppressions[0].source == "one-click");
+  CHECK(r.suppressions[0].created_at == 1000);
+  auto found = store->find_suppression("kim@example.com", "news");
+  REQUIRE(found);
+  CHECK(found->reason == SuppressionReason::unsubscribe);
 }
 
 TEST_CASE_TEMPLATE("forget says which of the messages it erased were being sent", B,

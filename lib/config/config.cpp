@@ -203,6 +203,31 @@ DatabaseConfig database_in_text(const fs::path& file) {
 }  // namespace
 
 Result<void> check_postgresql_uri(const std::string& uri) {
+  // The authority, [user[:password]@]host[:port][,host[:port]...], up to the first '/', '?' or
+  // '#'. A password holding one of those ends it early, and libpq would read the rest as a host
+  // and a port, then quote that "port" in its error: so a host's port must be digits.
+  std::string_view rest = uri;
+  rest.remove_prefix(rest.find("://") + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  std::size_t at = authority.rfind('@');
+  bool password =
+      at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos;
+  std::string_view hosts = at == std::string_view::npos ? authority : authority.substr(at + 1);
+  bool bad_port = false;
+  while (!hosts.empty()) {
+    std::string_view host = hosts.substr(0, hosts.find(','));
+    hosts.remove_prefix(std::min(hosts.size(), host.size() + 1));
+    if (host.starts_with('[')) host.remove_prefix(std::min(host.size(), host.find(']') + 1));
+    std::size_t colon = host.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view port = host.substr(colon + 1);
+    bad_port |= port.empty() || port.find_first_not_of("0123456789") != std::string_view::npos;
+  }
+  if (bad_port && !password) {
+    return make_error(
+        "the URI's host part is not host:port (a password with '/', '?' or '#' in it?): keep the "
+        "password out of the config, in a libpq passfile");
+  }
   char* parse_error = nullptr;
   PQconninfoOption* options = PQconninfoParse(uri.c_str(), &parse_error);
   if (!options) {
@@ -212,7 +237,6 @@ Result<void> check_postgresql_uri(const std::string& uri) {
         "not a PostgreSQL connection URI libpq can read "
         "(postgresql://user@host:port/dbname?sslmode=verify-full)");
   }
-  bool password = false;
   for (PQconninfoOption* o = options; o->keyword; ++o) {
     if (std::string_view(o->keyword) == "password" && o->val && *o->val) password = true;
   }

@@ -282,8 +282,8 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   if (stopping_ || closed_) {
     for (auto& m : messages) {
       ++stats_.released;
-      store_.release(
-          {m.id, MessageState::queued, 0, "shutting down", wall_now(), "", BounceClass::unknown});
+      store_.release({m.id, MessageState::queued, 0, "shutting down", wall_now(), "",
+                      BounceClass::unknown, m.lease_owner, m.attempts});
     }
     update_horizon();
     finish_if_drained();
@@ -318,8 +318,8 @@ void Dispatcher::arm_idle_poll() {
 
 void Dispatcher::release(const Job& job, UnixMillis next_attempt_at, const std::string& why) {
   ++stats_.released;
-  store_.release(
-      {job.message.id, MessageState::queued, 0, why, next_attempt_at, "", BounceClass::unknown});
+  store_.release({job.message.id, MessageState::queued, 0, why, next_attempt_at, "",
+                  BounceClass::unknown, job.message.lease_owner, job.message.attempts});
   settled(job.claimed_at);
 }
 

@@ -7,7 +7,8 @@ namespace bulkmail {
 Outcome outcome_for(const JobResult& r, const RetryConfig& retry, UnixMillis now, double jitter,
                     UnixMillis relay_retry_at) {
   const ClaimedMessage& m = r.message;
-  Outcome o{m.id, MessageState::sent, 0, "", 0, r.message_id_header, BounceClass::unknown};
+  Outcome o{m.id,          MessageState::sent, 0, "", 0, r.message_id_header, BounceClass::unknown,
+            m.lease_owner, m.attempts};
   switch (r.kind) {
     case JobResult::Kind::suppressed:
       o.state = MessageState::suppressed;

@@ -1,6 +1,6 @@
 // The queue store: the one interface through which bulkmail reads and changes its durable state
-// (messages, suppressions, events). SQLite (sqlite_store.h) is the embedded default; a PostgreSQL
-// backend for several daemons on several machines implements the same interface later.
+// (messages, suppressions, events). SQLite (sqlite_store.h) is the embedded default; PostgreSQL
+// (postgres/pg_store.h), for several daemons on several machines, implements the same interface.
 //
 // Every call is one transaction: it happens whole or not at all. Callers pass `now`, so the logic
 // behind the interface never reads a clock of its own. Addresses are passed normalized
@@ -105,6 +105,7 @@ struct ClaimedMessage {
   std::string vars_json;
   int attempts = 0;  // including this one
   UnixMillis created_at = 0;
+  std::string lease_owner;  // the daemon the claim leased it to
 };
 
 // What became of one claimed message.
@@ -119,6 +120,12 @@ struct Outcome {
   // What a refusal said of the message (delivery/smtp_reply.h): hard (a dead address: suppress it
   // for all mail), policy (counted in the campaign's block rate), soft; unknown for the rest.
   BounceClass bounce_class = BounceClass::unknown;
+  // The claim this outcome ends (ClaimedMessage::lease_owner and attempts): recorded only while
+  // that claim still holds the message. Where several daemons share the database, a message whose
+  // lease ran out may have been rescued and claimed again by another; the late outcome of the
+  // first claim must not overwrite the second's. Empty: whichever claim holds it.
+  std::string lease_owner = {};
+  int claimed_attempts = 0;
 };
 
 struct RecoveredLeases {
@@ -340,6 +347,12 @@ class Store {
   // A daemon that holds the database alone passes a time past every lease.
   virtual RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
                                          const std::optional<std::vector<MessageId>>& started) = 0;
+
+  // Extends to `lease_until` the leases `owner` holds on messages still `sending`: a daemon's
+  // heartbeat. Where several daemons share the database, another rescues a message
+  // (recover_leases) only once its lease ran out, which a live daemon never lets happen. Returns
+  // how many leases were extended.
+  virtual std::int64_t renew_leases(const std::string& owner, UnixMillis lease_until) = 0;
 
   // How many messages reached `sent` at or after `since` (the daily limit after a restart), those
   // bounced or complained about since included.

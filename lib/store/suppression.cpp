@@ -86,6 +86,24 @@ int rank(SuppressionReason r) {
 
 bool stronger_reason(SuppressionReason a, SuppressionReason b) { return rank(a) > rank(b); }
 
+namespace {
+// rank() of the reason in `column`, as SQL.
+std::string rank_sql(const std::string& column) {
+  std::string out = "(CASE " + column;
+  for (auto r : kAllReasons) {
+    out += " WHEN '" + std::string(to_string(r)) + "' THEN " + std::to_string(rank(r));
+  }
+  return out + " ELSE 0 END)";
+}
+}  // namespace
+
+std::string keep_stronger_suppression_sql() {
+  return "ON CONFLICT (address, category) DO UPDATE SET reason = excluded.reason, source = "
+         "excluded.source, created_at = CASE WHEN excluded.created_at < suppressions.created_at "
+         "THEN excluded.created_at ELSE suppressions.created_at END WHERE " +
+         rank_sql("excluded.reason") + " > " + rank_sql("suppressions.reason");
+}
+
 nlohmann::json suppression_json(const Suppression& s) {
   return {{"email", s.address},
           {"category", s.category.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.category)},

@@ -33,6 +33,11 @@ bool is_recipient_choice(SuppressionReason r);
 // person's own word over anything recorded on their behalf (a hard or soft bounce, manual, an
 // import), a hard bounce over a soft one.
 bool stronger_reason(SuppressionReason a, SuppressionReason b);
+// An insert's ON CONFLICT clause, in SQL both backends read, for a suppression that may meet one
+// of the same address and category: the stronger reason (stronger_reason) and its source are
+// kept, with the older time. So moving suppressions together (under a forgotten address's key)
+// never lets a weaker record hide a person's own request.
+std::string keep_stronger_suppression_sql();
 
 struct Suppression {
   std::string address;   // normalized (see address.h)

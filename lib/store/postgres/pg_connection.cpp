@@ -98,15 +98,15 @@ std::int64_t Result::affected() const {
 
 std::int64_t Result::int64(int row, int col) const {
   if (is_null(row, col)) {
-    throw Error("", "column " + std::to_string(col) + " of row " + std::to_string(row) +
-                        " is NULL where a number was expected");
+    throw Error("22P02", "column " + std::to_string(col) + " of row " + std::to_string(row) +
+                             " is NULL where a number was expected");
   }
   std::string_view t = text(row, col);
   std::int64_t v = 0;
   auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
   if (ec != std::errc() || end != t.data() + t.size()) {
-    throw Error("", "column " + std::to_string(col) + " of row " + std::to_string(row) +
-                        " is not a whole number");
+    throw Error("22P02", "column " + std::to_string(col) + " of row " + std::to_string(row) +
+                             " is not a whole number");
   }
   return v;
 }
@@ -114,14 +114,14 @@ std::int64_t Result::int64(int row, int col) const {
 std::string Result::bytes(int row, int col) const {
   std::string_view t = text(row, col);
   if (!t.starts_with("\\x")) {
-    throw Error("", "column " + std::to_string(col) + " is not bytea in hex form");
+    throw Error("22P02", "column " + std::to_string(col) + " is not bytea in hex form");
   }
   t.remove_prefix(2);
   std::string out;
   out.reserve(t.size() / 2);
   for (std::size_t i = 0; i + 1 < t.size(); i += 2) {
     int hi = hex_value(t[i]), lo = hex_value(t[i + 1]);
-    if (hi < 0 || lo < 0) throw Error("", "column " + std::to_string(col) + " has bad hex");
+    if (hi < 0 || lo < 0) throw Error("22P02", "column " + std::to_string(col) + " has bad hex");
     out += static_cast<char>(hi << 4 | lo);
   }
   return out;
@@ -165,21 +165,41 @@ Result Connection::checked(PGresult* r) {
   }
 }
 
+void Connection::ensure() {
+  if (PQstatus(conn_.get()) == CONNECTION_OK) return;
+  if (in_transaction_) {
+    throw Error("08006", "the connection to PostgreSQL was lost inside a transaction");
+  }
+  PQreset(conn_.get());
+  if (PQstatus(conn_.get()) != CONNECTION_OK) {
+    throw Error("08006", "cannot reconnect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
+  }
+  ++reconnects_;
+  for (const auto& [name, sql] : prepared_) {
+    checked(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr));
+  }
+}
+
 Result Connection::exec(const std::string& sql) {
+  ensure();
   return checked(PQexec(conn_.get(), sql.c_str()));
 }
 
 Result Connection::exec(const std::string& sql, const Params& params) {
+  ensure();
   auto p = params.pointers();
   return checked(PQexecParams(conn_.get(), sql.c_str(), params.size(), nullptr, p.data(), nullptr,
                               nullptr, 0));
 }
 
 void Connection::prepare(const std::string& name, const std::string& sql) {
+  ensure();
   checked(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr));
+  prepared_.emplace_back(name, sql);
 }
 
 Result Connection::run(const std::string& name, const Params& params) {
+  ensure();
   auto p = params.pointers();
   return checked(
       PQexecPrepared(conn_.get(), name.c_str(), params.size(), p.data(), nullptr, nullptr, 0));
@@ -187,6 +207,7 @@ Result Connection::run(const std::string& name, const Params& params) {
 
 std::int64_t Connection::copy_in(const std::string& sql,
                                  const std::function<bool(std::string&)>& rows) {
+  ensure();
   checked(PQexec(conn_.get(), sql.c_str()));  // PGRES_COPY_IN
   auto finish = [&](const char* failure) {
     PQputCopyEnd(conn_.get(), failure);
@@ -209,7 +230,14 @@ std::int64_t Connection::copy_in(const std::string& sql,
       more = rows(buffer);
       if (!buffer.empty() &&
           PQputCopyData(conn_.get(), buffer.data(), static_cast<int>(buffer.size())) != 1) {
-        throw error_of(conn_.get(), nullptr);
+        // The server refused a row and ended the copy: its own error is among the results.
+        Error local = error_of(conn_.get(), nullptr);
+        std::optional<Error> server;
+        while (PGresult* r = PQgetResult(conn_.get())) {
+          if (!server && PQresultStatus(r) == PGRES_FATAL_ERROR) server = error_of(conn_.get(), r);
+          PQclear(r);
+        }
+        throw server ? *server : local;
       }
     }
   } catch (...) {
@@ -225,11 +253,15 @@ bool Connection::ok() const {
   return t != PQTRANS_INERROR && t != PQTRANS_UNKNOWN;
 }
 
-Transaction::Transaction(Connection& c, const char* begin) : c_(c) { c_.exec(begin); }
+Transaction::Transaction(Connection& c, const char* begin) : c_(c) {
+  c_.exec(begin);
+  c_.in_transaction_ = true;
+}
 
 void Transaction::commit() {
   done_ = true;
-  Result r = c_.exec("COMMIT");
+  c_.in_transaction_ = false;  // whatever COMMIT answers, the transaction is over
+  Result r = c_.checked(PQexec(c_.get(), "COMMIT"));
   // COMMIT of a transaction a failed statement aborted answers ROLLBACK, not an error.
   if (std::strcmp(PQcmdStatus(r.get()), "ROLLBACK") == 0) {
     throw Error("25P02", "the transaction was rolled back: a statement in it failed");
@@ -237,7 +269,9 @@ void Transaction::commit() {
 }
 
 Transaction::~Transaction() {
-  if (done_ || PQstatus(c_.get()) != CONNECTION_OK) return;
+  if (done_) return;
+  c_.in_transaction_ = false;
+  if (PQstatus(c_.get()) != CONNECTION_OK) return;
   PQclear(PQexec(c_.get(), "ROLLBACK"));  // errors ignored: the connection may be failing
 }
 

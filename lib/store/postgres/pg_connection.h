@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace bulkmail::pg {
@@ -29,7 +30,8 @@ class Error : public std::runtime_error {
       : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
   const std::string& sqlstate() const { return sqlstate_; }
   // Whether the connection is gone (class 08, an administrator's shutdown 57P01..57P03, or no
-  // SQLSTATE at all): the caller reconnects and tries again; nothing it did was committed.
+  // SQLSTATE at all): the next statement reconnects. What the transaction under way did is gone,
+  // unless the connection was lost during its COMMIT, whose outcome is then unknown.
   bool connection_lost() const;
   // Whether the transaction lost a race it may simply retry: serialization failure (40001) or
   // deadlock (40P01).
@@ -119,6 +121,10 @@ class Result {
   std::unique_ptr<PGresult, Clear> r_;
 };
 
+// A connection that comes back: when the server went away (a restart, a failover, a network cut),
+// the next statement outside a transaction reconnects first, and prepares again what was
+// prepared. Inside a transaction it never does (the statements before would be lost unseen): the
+// statement throws with connection_lost(), the transaction is over, and the caller tries again.
 class Connection {
  public:
   // Connects with libpq's own conventions: a URI (postgresql://...) or key=value words, and
@@ -143,6 +149,8 @@ class Connection {
 
   // Whether the connection is still usable (CONNECTION_OK, not in a failed transaction).
   bool ok() const;
+  // How many times the connection was made again after the server went away.
+  int reconnects() const { return reconnects_; }
   // The server process behind the connection (pg_backend_pid).
   int backend_pid() const { return PQbackendPID(conn_.get()); }
   int socket() const { return PQsocket(conn_.get()); }
@@ -150,13 +158,20 @@ class Connection {
 
  private:
   friend class Pipeline;
+  friend class Transaction;
   // Turns a finished result into a Result, or throws pg::Error for a failed one.
   Result checked(PGresult* r);
+  // Before a statement: reconnects (and prepares again) when the connection is gone and no
+  // transaction of ours is open; throws when it cannot.
+  void ensure();
 
   struct Finish {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
   std::unique_ptr<PGconn, Finish> conn_;
+  std::vector<std::pair<std::string, std::string>> prepared_;  // name, SQL: made again on reconnect
+  bool in_transaction_ = false;
+  int reconnects_ = 0;
 };
 
 // One transaction on a connection: BEGIN when made (or `begin`, such as "BEGIN ISOLATION LEVEL

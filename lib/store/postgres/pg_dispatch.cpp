@@ -44,6 +44,11 @@ constexpr const char* kMarkSuppressed =
     "UPDATE messages SET state = 'suppressed', last_reply = $1, updated_at = $2, "
     "lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - 1 WHERE id = $3";
 
+// The start of a statement that holds (FOR SHARE) the campaigns of the messages a condition
+// names, in name order (so that two daemons never wait for each other); the caller ends it.
+constexpr const char* kHoldCampaigns =
+    "SELECT name FROM campaigns WHERE name IN (SELECT campaign FROM messages WHERE ";
+
 constexpr const char* kEvent =
     "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -51,11 +56,12 @@ constexpr const char* kEvent =
 // One outcome in one statement: the update of a message still leased, and its event ($9 type,
 // $10 detail), so that a pipeline of them needs no answer in between (an outcome that finds its
 // lease recovered writes no event either). $1 state, $2 reply code, $3 reply, $4 next attempt,
-// $5 Message-ID, $6 now, $7 id, $8 feedback. Its one column: 1 when it was recorded.
+// $5 Message-ID, $6 now, $7 id, $8 feedback, $11 and $12 the claim it ends (Outcome::lease_owner
+// and claimed_attempts; '' for any). Its one column: 1 when it was recorded.
 //
 // A hard bounce (`hard`) also suppresses the address for all mail and records that when the
 // suppression is new. That event reads `outcome`, so it takes the later id, as in SQLite; the
-// change is announced to every daemon ($11, the channel) when the transaction commits.
+// change is announced to every daemon ($13, the channel) when the transaction commits.
 std::string record_sql(bool hard) {
   std::string sql =
       "WITH rec AS (UPDATE messages SET state = $1::text, last_reply_code = $2, last_reply = $3, "
@@ -64,7 +70,8 @@ std::string record_sql(bool hard) {
       " ELSE 0 END, message_id = coalesce($5::text, message_id), lease_owner = NULL, "
       "lease_expires_at = NULL, updated_at = $6::bigint, attempts = CASE WHEN $1::text = "
       "'queued' THEN attempts - 1 ELSE attempts END, feedback = coalesce($8::text, feedback) "
-      "WHERE id = $7 AND state = 'sending' RETURNING id, recipient, category, "
+      "WHERE id = $7 AND state = 'sending' AND ($11::text = '' OR (lease_owner = $11::text AND "
+      "attempts = $12::int)) RETURNING id, recipient, category, "
       "coalesce(campaign, '') AS campaign), "
       "outcome AS (INSERT INTO events (at, type, address, message, category, campaign, source, "
       "detail) SELECT $6::bigint, $9::text, recipient, id, category, campaign, 'dispatcher', "
@@ -79,7 +86,7 @@ std::string record_sql(bool hard) {
          "rec.campaign, 'smtp', 'hard-bounce (all mail): ' || $10::text FROM rec, added, outcome "
          "RETURNING id) "
          "SELECT (SELECT count(*) FROM outcome), "
-         "(SELECT count(*) FROM evidence, pg_notify($11::text, evidence.id::text))";
+         "(SELECT count(*) FROM evidence, pg_notify($13::text, evidence.id::text))";
 }
 
 // One statement, one snapshot: the newest event id, then the changes up to it. (Event ids come
@@ -156,6 +163,7 @@ std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, s
     m.vars_json = r.string(row, 4);
     m.attempts = static_cast<int>(r.int64(row, 5));
     m.created_at = r.int64(row, 6);
+    m.lease_owner = owner;
     // The opt-out check that matters: made in the claim itself, the last moment before the
     // message is handed to a sender, so a suppression committed while the message waited always
     // wins. (The senders' SuppressionWatch covers the time between the claim and the delivery.)
@@ -183,6 +191,21 @@ std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, s
 std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outcome> outcomes,
                                                            UnixMillis now) {
   pg::Transaction tx(c_);
+  // A message put back to wait (deferred, released) is due after kPausedOffset while its campaign
+  // is paused, decided from the campaign row: held FOR SHARE, so that a pause or resume committing
+  // meanwhile waits for this transaction and then moves these messages too (it moves the waiting
+  // ones it sees; without the lock it would miss these, still `sending` in its snapshot, and a
+  // resumed campaign would keep a message due in the year 36 million).
+  std::vector<std::int64_t> waiting;
+  for (const Outcome& o : outcomes) {
+    if (o.state == MessageState::queued || o.state == MessageState::deferred) {
+      waiting.push_back(o.id);
+    }
+  }
+  if (!waiting.empty()) {
+    c_.exec(std::string(kHoldCampaigns) + "id = ANY($1::bigint[])) ORDER BY name FOR SHARE",
+            pg::Params().add_array(waiting));
+  }
   // The group commit in one round trip: each outcome is one statement (its update, its event and,
   // for a hard bounce, the suppression), so none waits for the answer to the one before.
   std::vector<pg::Result> results;
@@ -205,6 +228,7 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
         params.add(o.reply).add(o.next_attempt_at ? o.next_attempt_at : now);
         params.add_or_null(o.message_id_header).add(now).add(o.id);
         params.add_or_null(feedback_name(o.bounce_class)).add(type).add(detail);
+        params.add(o.lease_owner).add(o.claimed_attempts);  // the claim it ends
         if (o.bounce_class == BounceClass::hard) {
           params.add(pgsql::kSuppressionChannel);
           p.run("dispatch_record_hard", params);
@@ -277,6 +301,11 @@ std::vector<CampaignPaused> PostgresStore::pause_tripped_campaigns(UnixMillis no
 RecoveredLeases PostgresStore::recover_leases(
     UnixMillis expired_by, UnixMillis now, const std::optional<std::vector<MessageId>>& started) {
   pg::Transaction tx(c_);
+  // The campaigns of the messages going back to the queue, held as record_outcomes holds them.
+  c_.exec(std::string(kHoldCampaigns) +
+              "state = 'sending' AND lease_expires_at <= $1) ORDER BY "
+              "name FOR SHARE",
+          pg::Params().add(expired_by));
   // Only leases that ended, locked first: a message whose sender is recording it right now, or
   // that another daemon is taking back, is skipped, so no message is counted twice. A message
   // that was never tried gets its attempt back in the same statement ($3: those that may have
@@ -359,14 +388,14 @@ ForgetResult PostgresStore::forget(const std::string& address, const std::string
   c_.run("store_lock_address", pg::Params().add(address));
   // The suppressions move under the key in one statement, one snapshot: a suppression committed
   // meanwhile is either moved or left where it is, never deleted unseen (then its evidence is
-  // kept, the schema's trigger refuses this forget, and the caller may try again). One already kept
-  // there, from an earlier forget, keeps its older record. Then no suppression names the address,
-  // and its evidence may go.
+  // kept, the schema's trigger refuses this forget, and the caller may try again). Meeting one kept
+  // there by an earlier forget, the stronger reason and the older time stay. Then no suppression
+  // names the address, and its evidence may go.
   pg::Result moved = c_.exec(
       "WITH dropped AS (DELETE FROM suppressions WHERE address = $2 RETURNING category, reason, "
       "source, created_at), kept AS (INSERT INTO suppressions (address, category, reason, source, "
-      "created_at) SELECT $1, category, reason, source, created_at FROM dropped "
-      "ON CONFLICT DO NOTHING) SELECT count(*) FROM dropped",
+      "created_at) SELECT $1, category, reason, source, created_at FROM dropped " +
+          keep_stronger_suppression_sql() + ") SELECT count(*) FROM dropped",
       pg::Params().add(r.key).add(address));
   // Counted from what was deleted, not read before: a message another daemon claimed meanwhile
   // is waited for, and counted as in flight.
@@ -520,6 +549,17 @@ PruneResult PostgresStore::prune(std::optional<UnixMillis> messages_before,
   }
   tx.commit();
   return r;
+}
+
+std::int64_t PostgresStore::renew_leases(const std::string& owner, UnixMillis lease_until) {
+  // One statement; a lease another daemon rescued meanwhile (state no longer sending, or another
+  // owner) is not this daemon's to extend.
+  return c_
+      .exec(
+          "UPDATE messages SET lease_expires_at = $1 WHERE state = 'sending' AND lease_owner = $2 "
+          "AND lease_expires_at < $1",
+          pg::Params().add(lease_until).add(owner))
+      .affected();
 }
 
 std::int64_t PostgresStore::count_sent_since(UnixMillis since) {

@@ -150,7 +150,8 @@ struct SqliteStore::Statements {
                    " ELSE 0 END, message_id = COALESCE(?5, message_id), lease_owner = NULL, "
                    "lease_expires_at = NULL, updated_at = ?6, "
                    "attempts = CASE WHEN ?1 = 'queued' THEN attempts - 1 ELSE attempts END, "
-                   "feedback = COALESCE(?8, feedback) WHERE id = ?7 AND state = 'sending'"),
+                   "feedback = COALESCE(?8, feedback) WHERE id = ?7 AND state = 'sending' AND "
+                   "(?9 = '' OR (lease_owner = ?9 AND attempts = ?10))"),
         // The outcome's event, its address and names read from the row the UPDATE just wrote
         // (cheaper than UPDATE ... RETURNING, which buffers its rows in a temporary table).
         record_event(db,
@@ -678,6 +679,7 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
     m.vars_json = st.getColumn(4).getString();
     m.attempts = st.getColumn(5).getInt();
     m.created_at = st.getColumn(6).getInt64();
+    m.lease_owner = owner;
     if (st.getColumn(7).getInt()) suppressed.push_back(m.id);
     leased.push_back(std::move(m));
   }
@@ -730,6 +732,8 @@ std::vector<CampaignPaused> SqliteStore::record_outcomes(std::span<const Outcome
     st.bind(6, static_cast<int64_t>(now));
     st.bind(7, static_cast<int64_t>(o.id));
     bind_optional_text(st, 8, feedback_name(o.bounce_class));
+    st.bind(9, o.lease_owner);  // the claim it ends ('' for any)
+    st.bind(10, o.claimed_attempts);
     if (st.exec() == 0) continue;  // no longer ours: the lease was recovered meanwhile
     const char* type = o.state == MessageState::queued ? "released" : to_string(o.state).data();
     // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when not.
@@ -901,12 +905,14 @@ ForgetResult SqliteStore::forget(const std::string& address, const std::string& 
     // What is deleted is overwritten, not left in free pages of the file.
     SecureDelete secure_delete(db_);
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    // The suppressions first, under the key (one already kept there, from an earlier forget,
-    // keeps its older record): then no suppression names the address, and its evidence may go.
+    // The suppressions first, under the key (meeting one kept there by an earlier forget, the
+    // stronger reason and the older time stay): then no suppression names the address, and its
+    // evidence may go.
     SQLite::Statement keep(db_,
                            "INSERT INTO suppressions (address, category, reason, source, "
                            "created_at) SELECT ?1, category, reason, source, created_at FROM "
-                           "suppressions WHERE address = ?2 ON CONFLICT DO NOTHING");
+                           "suppressions WHERE address = ?2 " +
+                               keep_stronger_suppression_sql());
     keep.bind(1, r.key);
     keep.bind(2, address);
     keep.exec();
@@ -1071,6 +1077,15 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
   }
   tx.commit();
   return r;
+}
+
+std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis lease_until) {
+  SQLite::Statement st(db_,
+                       "UPDATE messages SET lease_expires_at = ?1 WHERE state = 'sending' AND "
+                       "lease_owner = ?2 AND lease_expires_at < ?1");
+  st.bind(1, static_cast<int64_t>(lease_until));
+  st.bind(2, owner);
+  return st.exec();
 }
 
 std::int64_t SqliteStore::count_sent_since(UnixMillis since) {
