@@ -89,9 +89,8 @@ std::string record_sql(bool hard) {
          "(SELECT count(*) FROM evidence, pg_notify($13::text, evidence.id::text))";
 }
 
-// One statement, one snapshot: the newest event id, then the changes up to it. (Event ids come
-// from a sequence, taken when a row is written: between daemons, a lower id can commit after a
-// higher one was read here, and a watch that goes on from the higher one never sees it.)
+// One statement, one snapshot: the newest event id, then the changes up to it, read under
+// kSuppressionEventsReadLock (pg_sql.h), so that no change below that id is still to commit.
 constexpr const char* kSuppressionChanges =
     "SELECT coalesce(max(id), 0), 'newest', '', '', NULL, NULL, NULL FROM events "
     "UNION ALL "
@@ -205,6 +204,11 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
   if (!waiting.empty()) {
     c_.exec(std::string(kHoldCampaigns) + "id = ANY($1::bigint[])) ORDER BY name FOR SHARE",
             pg::Params().add_array(waiting));
+  }
+  // A hard bounce writes a suppression-added event in its statement: the lock comes first.
+  if (std::any_of(outcomes.begin(), outcomes.end(),
+                  [](const Outcome& o) { return o.bounce_class == BounceClass::hard; })) {
+    c_.exec(pgsql::kSuppressionEventsLock);
   }
   // The group commit in one round trip: each outcome is one statement (its update, its event and,
   // for a hard bounce, the suppression), so none waits for the answer to the one before.
@@ -574,6 +578,7 @@ std::int64_t PostgresStore::count_sent_since(UnixMillis since) {
 
 std::int64_t PostgresStore::last_event_id() {
   pg::Transaction tx(c_);
+  c_.exec(pgsql::kSuppressionEventsReadLock);  // where a watch starts: see the lock's comment
   pg::Result r = c_.exec("SELECT coalesce(max(id), 0) FROM events");
   tx.commit();
   return r.int64(0, 0);
@@ -581,6 +586,7 @@ std::int64_t PostgresStore::last_event_id() {
 
 SuppressionChanges PostgresStore::suppression_changes(std::int64_t after) {
   pg::Transaction tx(c_);
+  c_.exec(pgsql::kSuppressionEventsReadLock);  // every change below the newest id has committed
   pg::Result r = c_.run("dispatch_suppression_changes", pg::Params().add(after));
   tx.commit();
   SuppressionChanges out;

@@ -23,6 +23,17 @@ inline Suppression read_suppression(const pg::Result& r, int row, int col = 0) {
   return s;
 }
 
+// The order of suppression changes. Event ids come from a sequence when a row is written, so
+// between daemons a lower id can commit after a higher one was read, and a watch that goes on
+// from the higher one (Store::suppression_changes) would never see it. So a transaction takes
+// this lock (exclusive, until it ends) before it writes a suppression-added or -removed event,
+// and a reader of the changes takes it shared: while a reader holds it, every such event with an
+// id below the newest it sees has committed, and any not yet written will take a higher id.
+inline constexpr const char* kSuppressionEventsLock =
+    "SELECT pg_advisory_xact_lock(7092374962093188470)";  // "bm-supev" in ASCII
+inline constexpr const char* kSuppressionEventsReadLock =
+    "SELECT pg_advisory_xact_lock_shared(7092374962093188470)";
+
 // The channel every daemon LISTENs on for suppressions added or lifted (payload: the event id).
 inline constexpr const char* kSuppressionChannel = "bulkmail_suppressions";
 

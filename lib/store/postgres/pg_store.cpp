@@ -1,6 +1,7 @@
 #include "store/postgres/pg_store.h"
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -34,6 +35,10 @@ std::int64_t insert_event(pg::Connection& c, UnixMillis at, const char* type,
                           const std::string& address, std::optional<MessageId> message,
                           const std::string& category, const std::string& campaign,
                           const std::string& source, const std::string& detail) {
+  std::string_view t = type;
+  if (t == "suppression-added" || t == "suppression-removed") {
+    c.run("store_lock_suppression_events", pg::Params());  // see kSuppressionEventsLock
+  }
   pg::Result r = c.run("store_insert_event", pg::Params()
                                                  .add(at)
                                                  .add(type)
@@ -97,6 +102,7 @@ void PostgresStore::prepare_store_statements() {
              "INSERT INTO events (at, type, address, message, category, campaign, source, "
              "detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id");
   c_.prepare("store_notify_suppression", "SELECT pg_notify($1, $2)");
+  c_.prepare("store_lock_suppression_events", pgsql::kSuppressionEventsLock);
   // The address's own suppression first (all mail before its category), else its forgotten key's:
   // both in one round trip.
   c_.prepare("store_find_suppression",
