@@ -43,3 +43,21 @@ TEST_CASE("pg: a suppression change still to commit is never skipped by a watch 
   CHECK(seen.changes[0].suppression.address == "b@example.com");
   CHECK(store->suppression_changes(seen.last).changes.empty());
 }
+
+TEST_CASE("pg: an enqueue of an address waits for a forget of it under way") {
+  auto db = postgres_database();
+  auto store = db->open();
+  store->open_campaign("nov", "", 1);
+  // A forget of x@example.org in another daemon holds the address's lock until it commits.
+  pg::Connection other(db->location());
+  pg::Transaction tx(other);
+  other.exec("SELECT pg_advisory_xact_lock(1718579815, hashtext($1))",
+             pg::Params().add("x@example.org"));
+  auto enqueue = std::async(std::launch::async,
+                            [&] { return enqueue_one(*store, msg("x@example.org", "nov")); });
+  CHECK(enqueue.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);
+  // Another address is not held up.
+  CHECK(enqueue_one(*db->open(), msg("y@example.org", "nov")).status == EnqueueStatus::queued);
+  tx.commit();
+  CHECK(enqueue.get().status == EnqueueStatus::queued);
+}

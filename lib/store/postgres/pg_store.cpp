@@ -22,6 +22,9 @@ constexpr int kSuppressionBatch = 1000;
 // address in clear. So both take this transaction-level advisory lock on the address, in the
 // two-key space so it never meets the schema migration's ("forg" in ASCII, the address's hash).
 constexpr const char* kLockAddress = "SELECT pg_advisory_xact_lock(1718579815, hashtext($1))";
+// The same lock, shared, for an enqueue of the address (see PostgresStore::enqueue).
+constexpr const char* kLockAddressShared =
+    "SELECT pg_advisory_xact_lock_shared(1718579815, hashtext($1))";
 
 // A campaign row held FOR SHARE while a call writes its messages: a pause (which updates the row)
 // waits for those messages and then holds them back too, and drop_campaign_if_empty (which locks
@@ -116,6 +119,7 @@ void PostgresStore::prepare_store_statements() {
              "INSERT INTO suppressions (address, category, reason, source, created_at) VALUES "
              "($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
   c_.prepare("store_lock_address", kLockAddress);
+  c_.prepare("store_lock_address_shared", kLockAddressShared);
   c_.prepare("store_forgotten_since",
              "SELECT EXISTS (SELECT 1 FROM suppressions WHERE address = $1) AND NOT EXISTS "
              "(SELECT 1 FROM suppressions WHERE address = $2) AND NOT EXISTS (SELECT 1 FROM "
@@ -173,6 +177,10 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
       hold_campaign(c_, m.campaign, now);
       last_campaign = &m.campaign;
     }
+    // The address's lock, shared: a forget of the address (which holds it exclusive) waits for
+    // this message to commit and then erases it, or commits first and this enqueue finds the
+    // suppression under the forgotten key; never a message left in clear behind a forget.
+    c_.run("store_lock_address_shared", pg::Params().add(m.recipient));
     auto suppression = find_suppression(m.recipient, m.category);
     if (suppression && suppression->address != m.recipient) {
       // The person asked to be forgotten: their address is stored nowhere, not even here.
