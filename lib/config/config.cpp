@@ -878,6 +878,19 @@ void read_categories(Reader& r, const YAML::Node& root, Config& c) {
   }
 }
 
+// `database:`: a postgresql:// URI (checked as check_postgresql_uri says), or a SQLite path
+// relative to the config's folder; bulkmail.db beside it when absent.
+void read_database(Reader& r, const YAML::Node& root, const fs::path& base, Config& c) {
+  std::string database = r.string(root, "", "database", false).value_or("bulkmail.db");
+  if (!names_postgresql(database)) {
+    c.database.sqlite = resolve(base, database);
+  } else if (auto ok = check_postgresql_uri(database); !ok) {
+    r.error(root["database"], "database", ok.error().message);
+  } else {
+    c.database.postgresql = database;
+  }
+}
+
 void read_logging(Reader& r, const YAML::Node& root, Config& c) {
   YAML::Node n = root["logging"];
   if (!n) return;
@@ -949,16 +962,7 @@ ConfigLoad load_config(const fs::path& path) {
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
                 "bounces", "dkim", "categories", "logging", "retry", "daemon", "retention"});
-  std::string database = r.string(root, "", "database", false).value_or("bulkmail.db");
-  if (names_postgresql(database)) {
-    if (auto ok = check_postgresql_uri(database); !ok) {
-      r.error(root["database"], "database", ok.error().message);
-    } else {
-      c->database.postgresql = database;
-    }
-  } else {
-    c->database.sqlite = resolve(base, database);
-  }
+  read_database(r, root, base, *c);
   if (auto t = r.string(root, "", "templates", true)) {
     c->templates = resolve(base, *t);
     if (!fs::is_directory(c->templates, ec)) {
