@@ -105,6 +105,7 @@ struct Daemon::Opened {
   std::unique_ptr<StartedDeliveries> started;  // SQLite only
   std::unique_ptr<Store> writer, reader;
   std::unique_ptr<SqliteCheckpointer> checkpointer;  // SQLite only
+  std::unique_ptr<QuotaWorker> quota;                // PostgreSQL only: the shared throttle
 };
 
 Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
@@ -119,6 +120,8 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
       o.writer = open_store(config->database);
       rescue_expired_leases(*o.writer, now_millis());
       o.reader = open_store(config->database);
+      o.quota = std::make_unique<QuotaWorker>(
+          std::make_unique<PgClusterQuota>(config->database.postgresql));
     } catch (const std::exception& e) {
       return make_error("database " + config->database.str() + ": " + e.what());
     }
@@ -162,7 +165,9 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
               &watch_),
       reader_(std::move(opened.reader), 0),
-      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, owner_, &watch_)),
+      quota_(std::move(opened.quota)),
+      dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, owner_, &watch_,
+                                               system_time(), quota_.get())),
       senders_(
           std::move(opened.prepared), worker_, watch_, *dispatcher_,
           [](const Config& c, const std::atomic<bool>& abort) {
@@ -195,6 +200,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
 // run while the dispatcher they call back still exists.
 Daemon::~Daemon() {
   senders_.stop();
+  if (quota_) quota_->stop();  // its answers call the dispatcher back
   worker_.stop();
   reader_.stop();
 }
@@ -238,6 +244,7 @@ void Daemon::run() {
 
   http_.stop();
   senders_.stop();
+  if (quota_) quota_->stop();  // after the last exchange: slots and places handed back
   worker_.run([](Store& s) {
     s.set_dispatch_state({"stopped", "", now_millis(), ""});
     s.set_config_problem("");  // a stopped daemon runs on no config

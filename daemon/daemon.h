@@ -21,6 +21,7 @@
 #include "loop_timers.h"
 #include "notifier.h"
 #include "store/outcome_journal.h"
+#include "store/postgres/pg_quota.h"
 #include "store/postgres/pg_store.h"
 #include "store/retention.h"
 #include "store/sqlite/sqlite_checkpointer.h"
@@ -88,6 +89,9 @@ class Daemon {
   SuppressionWatch watch_;
   StoreWorker worker_;
   StoreWorker reader_;
+  // Several daemons on PostgreSQL: the shared throttle's exchanges (null on SQLite). Stopped
+  // before the dispatcher it answers goes.
+  std::unique_ptr<QuotaWorker> quota_;
   std::unique_ptr<Dispatcher> dispatcher_;
   SenderPool senders_;
   DaemonBackend backend_;

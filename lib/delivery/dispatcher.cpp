@@ -20,14 +20,16 @@ std::string domain_of(const std::string& address) { return address.substr(addres
 
 Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> config,
                        StoreWorker& store, std::string owner, SuppressionWatch* watch,
-                       TimeSource& time)
+                       TimeSource& time, QuotaWorker* quota)
     : io_(io),
       store_(store),
       owner_(std::move(owner)),
       time_(time),
+      quota_(quota),
       config_(std::move(config)),
       watch_(watch),
-      throttle_(config_->throttle, config_->smtp.max_connections, mono_now()),
+      throttle_(config_->throttle, config_->smtp.max_connections, mono_now(),
+                quota ? Throttle::Scope::shared : Throttle::Scope::daemon),
       claim_timer_(io),
       sweep_timer_(io),
       grace_timer_(io) {}
@@ -79,9 +81,11 @@ std::optional<Job> Dispatcher::next(int /*sender*/, const JobResult* finished) {
       // More may be sendable now: let another sleeping sender look.
       if (buffered_ > 0 && waiting_ > 0) work_.notify_one();
       maybe_claim();
+      maybe_ask();
       return job;
     }
     maybe_claim();
+    maybe_ask();
     ++waiting_;
     if (wake && (timed_wake_ == 0 || wake < timed_wake_ || timed_wake_ <= now)) {
       // This sender keeps the time: the others sleep until it (or a claim) wakes them.
@@ -306,6 +310,24 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
   }
 }
 
+void Dispatcher::maybe_ask(bool closing) {
+  if (!quota_) return;
+  auto ask = throttle_.ask(mono_now(), wall_now(), closing);
+  if (!ask) return;
+  quota_->exchange(std::move(*ask),
+                   [this](const QuotaAsk& asked, std::optional<QuotaAnswer> answer) {
+                     // On the quota worker's thread.
+                     std::lock_guard lock(mu_);
+                     if (answer) {
+                       throttle_.answered(asked, *answer, mono_now());
+                     } else {
+                       throttle_.ask_failed(asked, mono_now());
+                     }
+                     work_.notify_all();
+                     if (!stopping_ && !closed_) maybe_ask();
+                   });
+}
+
 void Dispatcher::arm_idle_poll() {
   claim_timer_.expires_after(kIdlePoll);
   claim_timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -347,6 +369,7 @@ void Dispatcher::sweep_paused_domains() {
     }
   }
   maybe_claim();
+  maybe_ask();  // slots idle for a second go back to the cluster
 }
 
 void Dispatcher::arm_sweep() {
@@ -396,6 +419,7 @@ void Dispatcher::shutdown(std::function<void()> done, std::function<void()> abor
   buffer_.clear();
   buffered_ = 0;
   work_.notify_all();  // sleeping senders stop
+  maybe_ask(true);     // the cluster's slots and places go back to the others
   finish_if_drained();
 }
 

@@ -27,6 +27,7 @@
 #include "delivery/circuit_breaker.h"
 #include "delivery/dispatch_stats.h"
 #include "delivery/job.h"
+#include "delivery/quota_worker.h"
 #include "delivery/throttle.h"
 #include "store/store_worker.h"
 #include "store/suppression_watch.h"
@@ -39,9 +40,12 @@ class Dispatcher final : public JobSource {
   // (its horizon). `time` drives the throttle, the breaker, the daily count and the senders'
   // timed waits; the watch's horizon and a job's claimed_at stay on steady_clock, the watch's
   // own clock.
+  // `quota`, when several daemons share the database: the throttle is the cluster's
+  // (cluster_quota.h), its grants asked for through it. It must outlive the dispatcher's last
+  // exchange: stop it before the dispatcher goes.
   Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
-             std::string owner, SuppressionWatch* watch = nullptr,
-             TimeSource& time = system_time());
+             std::string owner, SuppressionWatch* watch = nullptr, TimeSource& time = system_time(),
+             QuotaWorker* quota = nullptr);
 
   // On the loop: records that dispatch runs and makes the first claim.
   void start();
@@ -73,6 +77,8 @@ class Dispatcher final : public JobSource {
   void finish_if_drained();
   void sweep_paused_domains();
   std::size_t buffer_target() const;
+  // Shared throttle: asks the cluster for what the throttle misses (one exchange at a time).
+  void maybe_ask(bool closing = false);
   // Loop only.
   void arm_sweep();
   void arm_idle_poll();
@@ -86,6 +92,7 @@ class Dispatcher final : public JobSource {
   StoreWorker& store_;
   const std::string owner_;
   TimeSource& time_;
+  QuotaWorker* quota_;
 
   mutable std::mutex mu_;
   std::condition_variable work_;  // a job may be available, or stop

@@ -137,6 +137,73 @@ CREATE TABLE feedback_counters (
   count bigint  NOT NULL
 );
 )sql",
+    // 2: the throttle shared by every daemon (delivery/cluster_quota.h, pg_quota.cpp), and each
+    // daemon's own state for `status`.
+    //
+    // A rate is a GCRA row: the theoretical arrival time of the next token, on the server's clock
+    // (the one clock the daemons share). bulkmail_take_tokens takes up to `want` tokens of each
+    // key in one call, the rows locked in key order so that two daemons never deadlock.
+    R"sql(
+CREATE TABLE throttle_rates (
+  key    text   PRIMARY KEY,               -- "global", "domain:example.com"
+  tat_us bigint NOT NULL                   -- Unix microseconds, server clock
+);
+CREATE TABLE throttle_days (
+  day  bigint PRIMARY KEY,                 -- days since 1970-01-01, UTC
+  used bigint NOT NULL                     -- places under the daily limit taken by any daemon
+);
+CREATE TABLE daemons (
+  owner      text   PRIMARY KEY,           -- host:pid:random, as on its leases
+  state      text   NOT NULL,              -- running, paused, stopped
+  detail     text   NOT NULL DEFAULT '',
+  started_at bigint NOT NULL,              -- Unix ms
+  updated_at bigint NOT NULL               -- Unix ms: its last heartbeat or change
+);
+
+CREATE FUNCTION bulkmail_take_tokens(p_keys text[], p_rates float8[], p_bursts float8[],
+                                     p_wants integer[],
+                                     OUT o_index integer, OUT o_granted integer,
+                                     OUT o_wait_us bigint)
+RETURNS SETOF record LANGUAGE plpgsql AS $$
+DECLARE
+  now_us bigint := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+  i integer;
+  t float8;        -- microseconds between tokens
+  tol float8;      -- how far ahead of now the arrival time may run: the burst
+  tat bigint;
+  base bigint;
+BEGIN
+  FOR i IN SELECT s FROM generate_subscripts(p_keys, 1) s ORDER BY p_keys[s] LOOP
+    t := 1000000.0 / p_rates[i];
+    tol := p_bursts[i] * t;
+    INSERT INTO throttle_rates (key, tat_us) VALUES (p_keys[i], 0) ON CONFLICT (key) DO NOTHING;
+    SELECT r.tat_us INTO tat FROM throttle_rates r WHERE r.key = p_keys[i] FOR UPDATE;
+    base := greatest(tat, now_us);
+    o_index := i;
+    o_granted := least(p_wants[i], greatest(0, floor((now_us + tol - base) / t) + 1))::integer;
+    IF o_granted > 0 THEN
+      UPDATE throttle_rates SET tat_us = base + ceil(o_granted * t)::bigint
+        WHERE key = p_keys[i];
+      o_wait_us := 0;
+    ELSE
+      o_wait_us := greatest(1, ceil(base - tol - now_us))::bigint;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+CREATE FUNCTION bulkmail_take_daily(p_day bigint, p_limit bigint, p_want bigint, p_start bigint,
+                                    OUT o_granted bigint, OUT o_used bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO throttle_days (day, used) VALUES (p_day, p_start) ON CONFLICT (day) DO NOTHING;
+  SELECT d.used INTO o_used FROM throttle_days d WHERE d.day = p_day FOR UPDATE;
+  o_granted := greatest(0, least(p_want, p_limit - o_used));
+  o_used := o_used + o_granted;
+  UPDATE throttle_days SET used = o_used WHERE day = p_day;
+  DELETE FROM throttle_days WHERE day < p_day - 7;
+END $$;
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));
