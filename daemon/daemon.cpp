@@ -190,6 +190,12 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
               }
             });
           }) {
+  worker_.on_health([this](const std::string& trouble, std::chrono::milliseconds away) {
+    dispatcher_->database_health(trouble, away);
+  });
+  if (config_->database.is_postgresql()) {
+    listener_ = std::make_unique<SuppressionListener>(io_, config_->database.postgresql, worker_);
+  }
   webhook_ = std::make_unique<Webhook>(config_, backend_, std::move(opened.checker));
   config_status_.loaded_at = now_millis();
   webhook_->set_config_status(config_status_);
@@ -199,6 +205,7 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
 // stop asking for work before the store worker runs its last tasks, and those (a claim's answer)
 // run while the dispatcher they call back still exists.
 Daemon::~Daemon() {
+  if (listener_) listener_->stop();
   senders_.stop();
   if (quota_) quota_->stop();  // its answers call the dispatcher back
   worker_.stop();
@@ -229,6 +236,7 @@ void Daemon::run() {
       [policy = feedback_policy(config_->bounces)](Store& s) { s.set_feedback_policy(policy); });
   timers_.start();
   dispatcher_->start();
+  if (listener_) listener_->start();
   senders_.start();
   retention_.start();
   // After start()'s state: whatever an earlier daemon left is not true of this one's config.
@@ -243,6 +251,7 @@ void Daemon::run() {
   io_.run();
 
   http_.stop();
+  if (listener_) listener_->stop();
   senders_.stop();
   if (quota_) quota_->stop();  // after the last exchange: slots and places handed back
   worker_.run([](Store& s) {

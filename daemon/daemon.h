@@ -28,6 +28,7 @@
 #include "store/sqlite/sqlite_store.h"
 #include "store/started_deliveries.h"
 #include "store/store_worker.h"
+#include "suppression_listener.h"
 #include "web/http_server.h"
 #include "web/webhook.h"
 
@@ -93,6 +94,8 @@ class Daemon {
   // before the dispatcher it answers goes.
   std::unique_ptr<QuotaWorker> quota_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  // PostgreSQL only: other daemons' suppressions heard at once (LISTEN).
+  std::unique_ptr<SuppressionListener> listener_;
   SenderPool senders_;
   DaemonBackend backend_;
   ConfigStatus config_status_;

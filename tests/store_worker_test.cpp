@@ -7,9 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
@@ -315,4 +317,51 @@ TEST_CASE("opt-outs past the queue's bound are told to try again at once") {
   release.set_value();
   worker.stop();
   CHECK(recorded == static_cast<int>(StoreWorker::kMaxQueued));
+}
+
+TEST_CASE("the database stopping and answering again are told once each, however long it fails") {
+  ClaimedQueue q;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::chrono::milliseconds>> told;
+  worker.on_health([&](const std::string& trouble, std::chrono::milliseconds away) {
+    std::lock_guard lock(mu);
+    told.emplace_back(trouble, away);
+  });
+  SQLite::Database db(q.path, SQLite::OPEN_READWRITE);
+  db.exec("ALTER TABLE messages RENAME TO messages_gone");
+  // Not journaled: the sender waits for the commit, which keeps failing and being retried.
+  CHECK_FALSE(worker.record(
+      {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    std::lock_guard lock(mu);
+    REQUIRE(told.size() == 1);
+    CHECK(told[0].first.find("recording outcomes failed") == 0);
+  }
+  db.exec("ALTER TABLE messages_gone RENAME TO messages");
+  worker.wait_committed(0, 1);  // the retry commits it
+  std::lock_guard lock(mu);
+  REQUIRE(told.size() == 2);
+  CHECK(told[1].first.empty());
+  CHECK(told[1].second >= std::chrono::milliseconds(250));
+}
+
+TEST_CASE("a poke reads the event log at once, without waiting for the poll") {
+  ClaimedQueue q;
+  SuppressionWatch watch;
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, nullptr, &watch);
+  worker.set_watch_interval(std::chrono::seconds(30));  // as with LISTEN up: the poll is rare
+  watch.set_horizon(SuppressionWatch::Clock::now());
+  std::promise<void> ran;
+  worker.run([&](Store&) { ran.set_value(); });
+  ran.get_future().get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // past its refresh after a write
+  SqliteStore cli(q.path);
+  Suppression s{"sam@example.com", "", SuppressionReason::manual, "cli", 0};
+  cli.suppress({&s, 1}, 5000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_FALSE(watch.find("sam@example.com", "x").suppression);  // not polled yet
+  worker.poke_watch();                                          // another daemon's NOTIFY
+  CHECK(eventually([&] { return watch.find("sam@example.com", "x").suppression.has_value(); }));
 }

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 
 #include <chrono>
+#include <cstdio>
 
 #include "base/log.h"
 
@@ -163,7 +164,7 @@ void Dispatcher::account(const JobResult& r, Micros now) {
       }
     } else {
       breaker_.record_success();
-      if (stats_.paused && !held_by_daily_limit_) set_paused(false, "");
+      if (stats_.paused && !held_by_daily_limit_ && !database_away_) set_paused(false, "");
     }
     temporary = c.verdict == Verdict::deferred && c.code >= 400 && c.code < 500;
     if (c.verdict == Verdict::bounced) {
@@ -308,6 +309,28 @@ void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {
     work_.notify_all();
     maybe_claim();
   }
+}
+
+void Dispatcher::database_health(const std::string& trouble, std::chrono::milliseconds away) {
+  std::lock_guard lock(mu_);
+  if (!trouble.empty()) {
+    database_away_ = true;
+    set_paused(true, "the database is not answering (" + trouble +
+                         "); deliveries under way finish and their outcomes wait in memory; "
+                         "reconnecting");
+    return;
+  }
+  database_away_ = false;
+  if (held_by_daily_limit_) {
+    set_paused(true, daily_limit_text());
+  } else {
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(away.count()) / 1000);
+    set_paused(false, std::string("the database was not answering for ") + seconds + " s, until " +
+                          format_iso8601(wall_now()));
+  }
+  queue_empty_ = false;
+  maybe_claim();
 }
 
 void Dispatcher::maybe_ask(bool closing) {

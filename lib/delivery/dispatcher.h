@@ -60,6 +60,11 @@ class Dispatcher final : public JobSource {
 
   DispatchStats stats() const;
 
+  // The store worker's word on the database (StoreWorker::on_health): `trouble` when it stopped
+  // answering, empty once it answers again after `away`. Dispatch shows as paused meanwhile (in
+  // `status` once it can be written, and /healthz), and claims again at once when it is back.
+  void database_health(const std::string& trouble, std::chrono::milliseconds away);
+
  private:
   // All below with mu_ held.
   void account(const JobResult& result, Micros now);
@@ -112,6 +117,7 @@ class Dispatcher final : public JobSource {
   Micros timed_wake_ = 0;  // the deadline one of them sleeps until, 0 if none does
   bool claim_pending_ = false;
   bool held_by_daily_limit_ = false;
+  bool database_away_ = false;
   bool queue_empty_ = false;  // the last claim found nothing due
   bool stopping_ = false;
   bool closed_ = false;

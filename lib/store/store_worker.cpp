@@ -1,6 +1,7 @@
 #include "store/store_worker.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "base/log.h"
@@ -75,7 +76,15 @@ bool StoreWorker::add(const Outcome& outcome, const std::optional<SenderTicket>&
 void StoreWorker::wait_committed(int sender, std::uint64_t seq) { durability_.wait(sender, seq); }
 
 bool StoreWorker::watch_due(TimePoint now) const {
-  return watch_ && watch_->watching() && now >= watched_at_ + kApplyInterval;
+  return watch_ && watch_->watching() && now >= watched_at_ + watch_interval_;
+}
+
+void StoreWorker::set_watch_interval(std::chrono::milliseconds interval) {
+  {
+    std::lock_guard lock(mu_);
+    watch_interval_ = interval;
+  }
+  wake_.notify_one();
 }
 
 void StoreWorker::refresh_watch() {
@@ -90,10 +99,54 @@ void StoreWorker::refresh_watch() {
       }
     }
     watch_cursor_ = changes.last;
+    database_answered();
   } catch (const std::exception& e) {
-    log_warning(std::string("reading suppression changes failed: ") + e.what());
+    database_failed("reading suppression changes", e);
   }
   watched_at_ = std::chrono::steady_clock::now();
+}
+
+void StoreWorker::poke_watch() {
+  {
+    std::lock_guard lock(mu_);
+    watch_poked_ = true;
+  }
+  wake_.notify_one();
+}
+
+void StoreWorker::on_health(HealthFn fn) {
+  std::lock_guard lock(mu_);
+  on_health_ = std::move(fn);
+}
+
+void StoreWorker::database_failed(const char* what, const std::exception& e) {
+  if (away_since_) return;  // said already
+  away_since_ = std::chrono::steady_clock::now();
+  log_error(std::string(what) + " failed: " + e.what() +
+            "; the database is not answering: claiming waits, outcomes wait in memory, and it is "
+            "tried again");
+  HealthFn fn;
+  {
+    std::lock_guard lock(mu_);
+    fn = on_health_;
+  }
+  if (fn) fn(std::string(what) + " failed: " + e.what(), {});
+}
+
+void StoreWorker::database_answered() {
+  if (!away_since_) return;
+  auto away = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - *away_since_);
+  away_since_.reset();
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(away.count()) / 1000);
+  log_info(std::string("the database is back after ") + seconds + " s");
+  HealthFn fn;
+  {
+    std::lock_guard lock(mu_);
+    fn = on_health_;
+  }
+  if (fn) fn("", away);
 }
 
 bool StoreWorker::outcomes_due(TimePoint now) const {
@@ -120,9 +173,10 @@ void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixM
       auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
       got = claimed.size();
       for (auto& m : claimed) so_far.push_back(std::move(m));
+      database_answered();
     } catch (const std::exception& e) {
       // Busy or failing database: report what was claimed; the dispatcher asks again later.
-      log_warning(std::string("claiming messages failed: ") + e.what());
+      database_failed("claiming messages", e);
     }
     if (got == chunk && so_far.size() < limit) {
       return claim_chunk(owner, limit, lease_ms, std::move(so_far), std::move(done));
@@ -181,6 +235,7 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
       for (const CampaignPaused& p : store_->record_outcomes(batch.outcomes, now_millis())) {
         log_warning(describe_pause(p));
       }
+      database_answered();
       return true;
     } catch (const std::exception& e) {
       if (is_stopping() && attempt >= kStopRetries) {
@@ -189,8 +244,9 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
                   " (journaled ones are recorded at the next start)");
         return false;
       }
-      if (attempt == 0 || attempt % 60 == 0)
-        log_error(std::string("recording outcomes failed, retrying: ") + e.what());
+      database_failed("recording outcomes", e);
+      if (attempt > 0 && attempt % 60 == 0)
+        log_error(std::string("recording outcomes still fails, retrying: ") + e.what());
       std::this_thread::sleep_for(
           std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 6))));
     }
@@ -253,8 +309,11 @@ void StoreWorker::commit_opt_outs(std::vector<OptOut>& ready) {
   bool ok = true;
   try {
     store_->suppress(suppressions, now_millis());
+    database_answered();
   } catch (const std::exception& e) {
-    log_error(std::string("recording opt-outs failed: ") + e.what());
+    log_error(std::string("recording opt-outs failed (the people were told to try again): ") +
+              e.what());
+    database_failed("recording opt-outs", e);
     ok = false;
   }
   if (watch_) {
@@ -303,9 +362,12 @@ StoreWorker::Next StoreWorker::wait_for_work(std::unique_lock<std::mutex>& lock)
     auto until = TimePoint::max();
     for (const auto& o : waiting_opt_outs_) until = std::min(until, o.give_up_at);
     if (now >= until) return Next::work;
-    if (watch_due(now)) return Next::poll_watch;
+    if (watch_poked_ || watch_due(now)) {
+      watch_poked_ = false;
+      return Next::poll_watch;
+    }
     if (!pending_.empty()) until = std::min(until, pending_.first_at + kApplyInterval);
-    if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + kApplyInterval);
+    if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + watch_interval_);
     if (until == TimePoint::max()) {
       wake_.wait(lock);
     } else {
@@ -357,7 +419,8 @@ void StoreWorker::run_task(const std::function<void(Store&)>& task) {
   try {
     task(*store_);
   } catch (const std::exception& e) {
-    log_error(std::string("store operation failed: ") + e.what());
+    // While the database is away, the failure was said once already.
+    if (!away_since_) log_error(std::string("store operation failed: ") + e.what());
   }
 }
 

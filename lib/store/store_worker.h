@@ -83,6 +83,19 @@ class StoreWorker {
   // Stops after everything queued so far is done.
   void stop();
 
+  // Told on the worker's thread when the database stops answering (a claim, a commit of
+  // outcomes or opt-outs, or a read of the event log failed: `trouble` says what) and when it
+  // answers again (`trouble` empty, `away` how long it was gone). Each change is logged once,
+  // whoever listens; outcomes wait in memory meanwhile, and their senders with them.
+  using HealthFn = std::function<void(const std::string& trouble, std::chrono::milliseconds away)>;
+  void on_health(HealthFn fn);
+  // Looks at the event log for suppressions made elsewhere now, not at the next poll (another
+  // daemon announced one: LISTEN). From any thread.
+  void poke_watch();
+  // How often the event log is read while the watch is watching: kApplyInterval unless changed
+  // (where the database announces changes, the poll is only the fallback).
+  void set_watch_interval(std::chrono::milliseconds interval);
+
  private:
   using TimePoint = std::chrono::steady_clock::time_point;
   // Outcomes recorded and not yet committed, committed together.
@@ -127,12 +140,15 @@ class StoreWorker {
   void commit_opt_outs(std::vector<OptOut>& ready);
   void run_task(const std::function<void(Store&)>& task);
   bool outcomes_due(TimePoint now) const;  // with mu_ held
-  bool watch_due(TimePoint now) const;
+  bool watch_due(TimePoint now) const;     // with mu_ held
   void start_watch();
   void refresh_watch();
   // Commits `batch`, retrying while the database fails; false if it gave up (only when stopping).
   bool write_outcomes(const Batch& batch);
   bool is_stopping();  // takes mu_
+  // The database failed `what` (or answered): logs and reports each change (on_health).
+  void database_failed(const char* what, const std::exception& e);
+  void database_answered();
   void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                    std::vector<ClaimedMessage> so_far, ClaimCallback done);
 
@@ -147,14 +163,18 @@ class StoreWorker {
   std::int64_t watch_cursor_ = 0;
   TimePoint watched_at_{};
   std::vector<OptOut> waiting_opt_outs_;
-  bool remove_failed_ = false;  // a journal segment could not be deleted (logged once)
+  bool remove_failed_ = false;           // a journal segment could not be deleted (logged once)
+  std::optional<TimePoint> away_since_;  // the database stopped answering then
+  HealthFn on_health_;                   // set under mu_, called on the worker thread
   std::mutex mu_;
   std::condition_variable wake_;  // work arrived
   Batch pending_;                 // recorded, not yet taken by a round
   std::deque<std::function<void(Store&)>> tasks_;
   std::vector<OptOut> opt_outs_;
-  bool hold_ended_ = false;  // a delivery an opt-out waits for has ended
-  bool busy_ = false;        // the worker is working, not waiting
+  bool hold_ended_ = false;   // a delivery an opt-out waits for has ended
+  bool watch_poked_ = false;  // another daemon announced a suppression
+  std::chrono::milliseconds watch_interval_ = kApplyInterval;
+  bool busy_ = false;  // the worker is working, not waiting
   bool stopping_ = false;
   std::thread thread_;
 };
