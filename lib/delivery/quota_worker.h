@@ -11,7 +11,7 @@
 #include <optional>
 #include <thread>
 
-#include "delivery/cluster_quota.h"
+#include "store/cluster_quota.h"
 
 namespace bulkmail {
 

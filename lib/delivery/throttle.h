@@ -18,7 +18,7 @@
 
 #include "base/clock.h"
 #include "config/config.h"
-#include "delivery/cluster_quota.h"
+#include "store/cluster_quota.h"
 
 namespace bulkmail {
 

@@ -1,4 +1,4 @@
-// The shared throttle on PostgreSQL (delivery/cluster_quota.h): rates as GCRA rows taken several
+// The shared throttle on PostgreSQL (store/cluster_quota.h): rates as GCRA rows taken several
 // tokens at a time (bulkmail_take_tokens, pg_schema.cpp), connection slots as session advisory
 // locks on a connection of its own, and the daily limit as a counter per UTC day.
 //
@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "delivery/cluster_quota.h"
+#include "store/cluster_quota.h"
 #include "store/postgres/pg_connection.h"
 
 namespace bulkmail {

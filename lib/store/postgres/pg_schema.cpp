@@ -137,7 +137,7 @@ CREATE TABLE feedback_counters (
   count bigint  NOT NULL
 );
 )sql",
-    // 2: the throttle shared by every daemon (delivery/cluster_quota.h, pg_quota.cpp), and each
+    // 2: the throttle shared by every daemon (store/cluster_quota.h, pg_quota.cpp), and each
     // daemon's own state for `status`.
     //
     // A rate is a GCRA row: the theoretical arrival time of the next token, on the server's clock
