@@ -53,16 +53,16 @@ constexpr const char* kEvent =
     "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
-// One outcome in one statement: the update of a message still leased, and its event ($9 type,
+// A hard bounce in one statement: the update of a message still leased, and its event ($9 type,
 // $10 detail), so that a pipeline of them needs no answer in between (an outcome that finds its
 // lease recovered writes no event either). $1 state, $2 reply code, $3 reply, $4 next attempt,
 // $5 Message-ID, $6 now, $7 id, $8 feedback, $11 and $12 the claim it ends (Outcome::lease_owner
-// and claimed_attempts; '' for any). Its one column: 1 when it was recorded.
+// and claimed_attempts; '' for any). Its first column: 1 when it was recorded.
 //
-// A hard bounce (`hard`) also suppresses the address for all mail and records that when the
+// It also suppresses the address for all mail and records that when the
 // suppression is new. That event reads `outcome`, so it takes the later id, as in SQLite; the
 // change is announced to every daemon ($13, the channel) when the transaction commits.
-std::string record_sql(bool hard) {
+std::string record_hard_sql() {
   std::string sql =
       "WITH rec AS (UPDATE messages SET state = $1::text, last_reply_code = $2, last_reply = $3, "
       "next_attempt_at = $4::bigint + CASE WHEN $1::text IN ('queued', 'deferred') THEN " +
@@ -76,7 +76,6 @@ std::string record_sql(bool hard) {
       "outcome AS (INSERT INTO events (at, type, address, message, category, campaign, source, "
       "detail) SELECT $6::bigint, $9::text, recipient, id, category, campaign, 'dispatcher', "
       "$10::text FROM rec RETURNING id) ";
-  if (!hard) return sql + "SELECT count(*) FROM outcome";
   return sql +
          ", added AS (INSERT INTO suppressions (address, category, reason, source, created_at) "
          "SELECT recipient, '', 'hard-bounce', 'smtp', $6::bigint FROM rec ON CONFLICT DO "
@@ -87,6 +86,35 @@ std::string record_sql(bool hard) {
          "RETURNING id) "
          "SELECT (SELECT count(*) FROM outcome), "
          "(SELECT count(*) FROM evidence, pg_notify($13::text, evidence.id::text))";
+}
+
+// The outcomes of a group that suppress nothing (all but hard bounces), in one statement: each
+// array holds one field of every outcome, in order; the update and its event as record_sql's,
+// the events taking their ids in the outcomes' order. Returns the positions (from 1) of those
+// recorded. One statement instead of one per outcome: the server plans and runs it once.
+constexpr const char* kRecordMany =
+    "WITH o AS (SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::bigint[], "
+    "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int[]) "
+    "WITH ORDINALITY AS o (state, code, reply, next_at, header, id, feedback, type, detail, "
+    "owner, claimed, n)), "
+    "rec AS (UPDATE messages m SET state = o.state, last_reply_code = nullif(o.code, 0), "
+    "last_reply = o.reply, next_attempt_at = o.next_at + CASE WHEN o.state IN ('queued', "
+    "'deferred') THEN PAUSED_SHIFT ELSE 0 END, message_id = coalesce(nullif(o.header, ''), "
+    "m.message_id), lease_owner = NULL, lease_expires_at = NULL, updated_at = $12::bigint, "
+    "attempts = CASE WHEN o.state = 'queued' THEN m.attempts - 1 ELSE m.attempts END, "
+    "feedback = coalesce(nullif(o.feedback, ''), m.feedback) FROM o WHERE m.id = o.id AND "
+    "m.state = 'sending' AND (o.owner = '' OR (m.lease_owner = o.owner AND m.attempts = "
+    "o.claimed)) RETURNING o.n, m.id, m.recipient, m.category, coalesce(m.campaign, '') AS "
+    "campaign, o.type, o.detail), "
+    "ev AS (INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
+    "SELECT $12::bigint, type, recipient, id, category, campaign, 'dispatcher', detail FROM rec "
+    "ORDER BY n) "
+    "SELECT n FROM rec";
+
+std::string record_many_sql() {
+  std::string sql = kRecordMany;
+  sql.replace(sql.find("PAUSED_SHIFT"), 12, paused_shift("m.campaign"));
+  return sql;
 }
 
 // One statement, one snapshot: the newest event id, then the changes up to it, read under
@@ -139,8 +167,8 @@ void PostgresStore::prepare_dispatch_statements() {
   c_.prepare("dispatch_claim", kClaim);
   c_.prepare("dispatch_mark_suppressed", kMarkSuppressed);
   c_.prepare("dispatch_event", kEvent);
-  c_.prepare("dispatch_record", record_sql(false));
-  c_.prepare("dispatch_record_hard", record_sql(true));
+  c_.prepare("dispatch_record_hard", record_hard_sql());
+  c_.prepare("dispatch_record_many", record_many_sql());
   c_.prepare("dispatch_suppression_changes", kSuppressionChanges);
 }
 
@@ -187,6 +215,39 @@ std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, s
   return claimed;
 }
 
+namespace {
+
+// kRecordMany's arrays, one field of every outcome each.
+struct Columns {
+  std::vector<std::string> state, reply, header, feedback, type, detail, owner;
+  std::vector<std::int64_t> code, next_at, id, claimed;
+  std::vector<std::size_t> index;  // each one's position among the outcomes
+
+  void add(const Outcome& o, UnixMillis now, std::string detail_text, std::size_t i) {
+    state.emplace_back(to_string(o.state));
+    type.push_back(o.state == MessageState::queued ? "released" : state.back());
+    code.push_back(o.reply_code);
+    reply.push_back(o.reply);
+    next_at.push_back(o.next_attempt_at ? o.next_attempt_at : now);
+    header.push_back(o.message_id_header);
+    id.push_back(o.id);
+    feedback.push_back(feedback_name(o.bounce_class));
+    detail.push_back(std::move(detail_text));
+    owner.push_back(o.lease_owner);
+    claimed.push_back(o.claimed_attempts);
+    index.push_back(i);
+  }
+  pg::Params params(UnixMillis now) const {
+    pg::Params p;
+    p.add_array(state).add_array(code).add_array(reply).add_array(next_at).add_array(header);
+    p.add_array(id).add_array(feedback).add_array(type).add_array(detail).add_array(owner);
+    p.add_array(claimed).add(now);
+    return p;
+  }
+};
+
+}  // namespace
+
 std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outcome> outcomes,
                                                            UnixMillis now) {
   pg::Transaction tx(c_);
@@ -210,18 +271,34 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
                   [](const Outcome& o) { return o.bounce_class == BounceClass::hard; })) {
     c_.exec(pgsql::kSuppressionEventsLock);
   }
-  // The group commit in one round trip: each outcome is one statement (its update, its event and,
-  // for a hard bounce, the suppression), so none waits for the answer to the one before.
+  // The group commit in one round trip: the outcomes that suppress nothing in one statement
+  // (kRecordMany), each hard bounce in one of its own (its update, its event, the suppression),
+  // all pipelined, so none waits for the answer to the one before.
+  std::vector<bool> recorded(outcomes.size(), false);
+  std::vector<std::size_t> hard;  // positions in `outcomes` of the hard bounces
+  Columns many;
+  auto detail_of = [](const Outcome& o) {
+    // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when not.
+    std::string code = o.reply_code ? std::to_string(o.reply_code) : "";
+    return o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
+  };
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    if (o.bounce_class == BounceClass::hard) {
+      hard.push_back(i);
+      continue;
+    }
+    many.add(o, now, detail_of(o), i);
+  }
   std::vector<pg::Result> results;
   if (!outcomes.empty()) {
     results = pipelined(c_, [&](pg::Pipeline& p) {
-      for (const Outcome& o : outcomes) {
+      if (!many.index.empty()) p.run("dispatch_record_many", many.params(now));
+      for (std::size_t i : hard) {
+        const Outcome& o = outcomes[i];
         std::string state(to_string(o.state));
         std::string type = o.state == MessageState::queued ? "released" : state;
-        // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when
-        // not.
-        std::string code = o.reply_code ? std::to_string(o.reply_code) : "";
-        std::string detail = o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
+        std::string detail = detail_of(o);
         pg::Params params;
         params.add(state);
         if (o.reply_code) {
@@ -233,20 +310,24 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
         params.add_or_null(o.message_id_header).add(now).add(o.id);
         params.add_or_null(feedback_name(o.bounce_class)).add(type).add(detail);
         params.add(o.lease_owner).add(o.claimed_attempts);  // the claim it ends
-        if (o.bounce_class == BounceClass::hard) {
-          params.add(pgsql::kSuppressionChannel);
-          p.run("dispatch_record_hard", params);
-        } else {
-          p.run("dispatch_record", params);
-        }
+        params.add(pgsql::kSuppressionChannel);
+        p.run("dispatch_record_hard", params);
       }
     });
   }
+  // Those not recorded: their lease was recovered meanwhile, another claim holds them.
+  std::size_t next = 0;
+  if (!many.index.empty()) {
+    const pg::Result& r = results[next++];
+    for (int row = 0; row < r.rows(); ++row) {
+      recorded[many.index[static_cast<std::size_t>(r.int64(row, 0) - 1)]] = true;
+    }
+  }
+  for (std::size_t i : hard) recorded[i] = results[next++].int64(0, 0) > 0;
   std::vector<MessageId> refused;  // hard bounces and blocks: they may trip a campaign's pause
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const Outcome& o = outcomes[i];
-    bool recorded = results[i].int64(0, 0) > 0;  // else the lease was recovered meanwhile
-    if (recorded &&
+    if (recorded[i] &&
         (o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy)) {
       refused.push_back(o.id);
     }
