@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "process.h"
+#include "store/postgres/pg_store.h"
 #include "test_config.h"
 #include "test_store.h"
 
@@ -54,8 +55,10 @@ TEST_CASE("postgresql: bulkmaild --check creates the tables, bulkmailctl never d
   CHECK_MESSAGE(r.err.find("bulkmaild --check") != std::string::npos, r.err);
   r = run_process({bin_dir() + "/bulkmaild", "--check", "--config", cli.config});
   REQUIRE_MESSAGE(r.status == 0, r.err);
-  CHECK(r.out.find("is at schema version 1") != std::string::npos);
-  CHECK(cli.db->scalar("SELECT version FROM schema_version") == "1");
+  // This build's version, whichever it is.
+  std::string version = std::to_string(PostgresStore::schema_version());
+  CHECK(r.out.find("is at schema version " + version) != std::string::npos);
+  CHECK(cli.db->scalar("SELECT version FROM schema_version") == version);
   r = run_process({bin_dir() + "/bulkmaild", "--check", "--config", cli.config});
   CHECK_MESSAGE(r.status == 0, r.err);  // again: nothing to do
 }

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <future>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "store/postgres/pg_sql.h"
 #include "store_helpers.h"
@@ -60,4 +62,55 @@ TEST_CASE("pg: an enqueue of an address waits for a forget of it under way") {
   CHECK(enqueue_one(*db->open(), msg("y@example.org", "nov")).status == EnqueueStatus::queued);
   tx.commit();
   CHECK(enqueue.get().status == EnqueueStatus::queued);
+}
+
+TEST_CASE("pg: two imports of the same people at once, in opposite orders, never deadlock") {
+  auto db = postgres_database();
+  db->open()->open_campaign("nov", "", 1);
+  std::vector<NewMessage> forward, backward;
+  for (int i = 0; i < 500; ++i) {
+    forward.push_back(msg("p" + std::to_string(i) + "@example.org", "nov"));
+  }
+  backward.assign(forward.rbegin(), forward.rend());
+  for (int round = 0; round < 3; ++round) {
+    db->execute("DELETE FROM events");
+    db->execute("DELETE FROM messages");
+    auto a = db->open(), b = db->open();
+    // Each in batches of 100, as an import sends them: the two interleave.
+    auto import = [](Store& s, const std::vector<NewMessage>& all) {
+      std::size_t queued = 0;
+      for (std::size_t at = 0; at < all.size(); at += 100) {
+        std::span<const NewMessage> batch(all.data() + at, 100);
+        for (const EnqueueResult& r : s.enqueue(batch, "import", 2000)) {
+          queued += r.status == EnqueueStatus::queued;
+        }
+      }
+      return queued;
+    };
+    auto one = std::async(std::launch::async, [&] { return import(*a, forward); });
+    auto two = std::async(std::launch::async, [&] { return import(*b, backward); });
+    // A deadlock would throw (PostgreSQL ends one of them): each person is queued once, by either.
+    CHECK(one.get() + two.get() == 500);
+    CHECK(db->scalar("SELECT count(*) FROM messages") == "500");
+    CHECK(db->scalar("SELECT count(*) FROM events WHERE type = 'enqueued'") == "500");
+  }
+}
+
+TEST_CASE("pg: an enqueue's messages take ids in the batch's order, events beside them") {
+  auto db = postgres_database();
+  auto store = db->open();
+  std::vector<NewMessage> batch = {msg("zed@example.org", "nov"), msg("amy@example.org", "nov"),
+                                   msg("zed@example.org", "nov"), msg("bob@example.org", "")};
+  auto r = store->enqueue(batch, "import", 1000);
+  REQUIRE(r.size() == 4);
+  CHECK(r[0].status == EnqueueStatus::queued);
+  CHECK(r[1].status == EnqueueStatus::queued);
+  CHECK(r[2].status == EnqueueStatus::already_queued);
+  CHECK(r[3].status == EnqueueStatus::queued);
+  CHECK(r[0].id < r[1].id);
+  CHECK(r[1].id < r[3].id);
+  CHECK(db->scalar("SELECT recipient FROM messages WHERE id = $1", {std::to_string(r[1].id)}) ==
+        "amy@example.org");
+  CHECK(db->scalar("SELECT string_agg(address, ' ' ORDER BY id) FROM events") ==
+        "zed@example.org amy@example.org bob@example.org");
 }

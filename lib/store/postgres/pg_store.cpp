@@ -168,48 +168,143 @@ std::optional<Suppression> PostgresStore::exact_suppression(const std::string& a
 
 std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> messages,
                                                   const std::string& source, UnixMillis now) {
-  std::vector<EnqueueResult> results;
-  results.reserve(messages.size());
+  // A batch in a few round trips whatever its size: the messages go in by COPY to a table of the
+  // session's own, then every step is one statement over all of them.
+  std::vector<EnqueueResult> results(messages.size(), {EnqueueStatus::already_queued, 0});
+  if (messages.empty()) return results;
   pg::Transaction tx(c_);
-  const std::string* last_campaign = nullptr;  // a batch is most often one campaign's
+  c_.exec(
+      "CREATE TEMP TABLE IF NOT EXISTS enqueue_batch (n integer PRIMARY KEY, campaign text, "
+      "category text NOT NULL, recipient text NOT NULL, vars text NOT NULL, key text NOT NULL) "
+      "ON COMMIT DELETE ROWS");
+  // Each address's forgotten key (its salt read from the database once), before the COPY holds
+  // the connection.
+  std::vector<std::string> keys;
+  keys.reserve(messages.size());
+  for (const NewMessage& m : messages) keys.push_back(forgotten_key(m.recipient));
+  std::size_t next = 0;
+  c_.copy_in("COPY enqueue_batch (n, campaign, category, recipient, vars, key) FROM STDIN",
+             [&](std::string& out) {
+               for (int rows = 0; next < messages.size() && rows < 1000; ++next, ++rows) {
+                 const NewMessage& m = messages[next];
+                 out += std::to_string(next) + '\t';
+                 out += m.campaign.empty() ? std::string("\\N") : pg::copy_text(m.campaign);
+                 out += '\t' + pg::copy_text(m.category) + '\t' + pg::copy_text(m.recipient) +
+                        '\t' + pg::copy_text(m.vars_json) + '\t' + pg::copy_text(keys[next]) + '\n';
+               }
+               return next < messages.size();
+             });
+  // The campaigns first, one by one (most often there is one): created if new, held FOR SHARE.
+  std::vector<std::string> held;
   for (const NewMessage& m : messages) {
-    if (!m.campaign.empty() && (!last_campaign || *last_campaign != m.campaign)) {
+    if (!m.campaign.empty() && std::find(held.begin(), held.end(), m.campaign) == held.end()) {
       hold_campaign(c_, m.campaign, now);
-      last_campaign = &m.campaign;
+      held.push_back(m.campaign);
     }
-    // The address's lock, shared: a forget of the address (which holds it exclusive) waits for
-    // this message to commit and then erases it, or commits first and this enqueue finds the
-    // suppression under the forgotten key; never a message left in clear behind a forget.
-    c_.run("store_lock_address_shared", pg::Params().add(m.recipient));
-    auto suppression = find_suppression(m.recipient, m.category);
-    if (suppression && suppression->address != m.recipient) {
+  }
+  // Each address's lock, shared (in one order, so that two imports never deadlock): a forget of
+  // the address (which holds it exclusive) waits for this batch to commit and then erases its
+  // messages, or commits first and the statement after this one finds the suppression under the
+  // forgotten key; never a message left in clear behind a forget.
+  //
+  // And each campaign's recipient's lock, exclusive, in the order of the locks themselves: two
+  // imports of the same people into one campaign take turns, where waiting on each other's rows
+  // (ON CONFLICT below, in the batch's order) could deadlock.
+  c_.exec(
+      "SELECT count(pg_advisory_xact_lock_shared(1718579815, h)) FROM (SELECT DISTINCT "
+      "hashtext(recipient) AS h FROM enqueue_batch ORDER BY h) r; "
+      "SELECT count(pg_advisory_xact_lock(1718579816, h)) FROM (SELECT DISTINCT "
+      "hashtext(campaign || '/' || recipient) AS h FROM enqueue_batch WHERE campaign IS NOT NULL "
+      "ORDER BY h) r");
+  // What stops each message, found the way find_suppression() finds it (all-mail first).
+  pg::Result stopped = c_.exec(
+      "SELECT b.n, s.address, s.category, s.reason, s.source, s.created_at FROM enqueue_batch b "
+      "CROSS JOIN LATERAL (SELECT address, category, reason, source, created_at FROM "
+      "suppressions WHERE address IN (b.recipient, b.key) AND category IN ('', b.category) "
+      "ORDER BY address = b.recipient DESC, category LIMIT 1) s ORDER BY b.n");
+  std::vector<std::string> suppressed_n, suppressed_detail;  // stored as `suppressed`
+  std::vector<std::string> forgotten_n;                      // stored nowhere
+  for (int row = 0; row < stopped.rows(); ++row) {
+    auto n = static_cast<std::size_t>(stopped.int64(row, 0));
+    Suppression sup = pgsql::read_suppression(stopped, row, 1);
+    const NewMessage& m = messages[n];
+    results[n] = {EnqueueStatus::suppressed, 0};
+    if (sup.address != m.recipient) {
       // The person asked to be forgotten: their address is stored nowhere, not even here.
-      add_event(now, "suppressed", suppression->address, std::nullopt, m.category, m.campaign,
-                source, "not queued (" + suppression_summary(*suppression) + ")");
-      results.push_back({EnqueueStatus::suppressed, 0});
-      continue;
-    }
-    pg::Result inserted =
-        c_.run("store_insert_message", pg::Params()
-                                           .add_or_null(m.campaign)
-                                           .add(m.category)
-                                           .add(m.recipient)
-                                           .add(m.vars_json)
-                                           .add(suppression ? "suppressed" : "queued")
-                                           .add(now));
-    if (inserted.empty()) {
-      results.push_back({EnqueueStatus::already_queued, 0});
-      continue;
-    }
-    MessageId id = inserted.int64(0, 0);
-    if (suppression) {
-      add_event(now, "suppressed", m.recipient, id, m.category, m.campaign, source,
-                "suppressed when queued (" + suppression_summary(*suppression) + ")");
-      results.push_back({EnqueueStatus::suppressed, id});
+      add_event(now, "suppressed", sup.address, std::nullopt, m.category, m.campaign, source,
+                "not queued (" + suppression_summary(sup) + ")");
+      forgotten_n.push_back(std::to_string(n));
     } else {
-      add_event(now, "enqueued", m.recipient, id, m.category, m.campaign, source, "");
-      results.push_back({EnqueueStatus::queued, id});
+      suppressed_n.push_back(std::to_string(n));
+      suppressed_detail.push_back("suppressed when queued (" + suppression_summary(sup) + ")");
     }
+  }
+  // The rest in one statement, in the batch's order (the order they are sent in): a campaign's
+  // recipient it holds already is left out (ON CONFLICT), the first of a pair in the batch stored.
+  pg::Result stored = c_.exec(
+      "INSERT INTO messages (campaign, category, recipient, vars, state, next_attempt_at, "
+      "created_at, updated_at) SELECT b.campaign, b.category, b.recipient, b.vars, CASE WHEN b.n "
+      "= ANY($1::text[]::integer[]) THEN 'suppressed' ELSE 'queued' END, $3::bigint + " +
+          paused_shift("b.campaign") +
+          ", $3, $3 FROM enqueue_batch b WHERE b.n <> ALL($2::text[]::integer[]) ORDER BY b.n "
+          "ON CONFLICT (campaign, recipient) DO NOTHING RETURNING id, campaign IS NULL, "
+          "coalesce(campaign, ''), recipient",
+      pg::Params().add_array(suppressed_n).add_array(forgotten_n).add(now));
+  // Ids come from the sequence as the rows go in: in the batch's order.
+  std::unordered_map<std::string, MessageId> by_campaign;  // campaign NUL recipient -> id
+  std::vector<MessageId> no_campaign;
+  for (int r = 0; r < stored.rows(); ++r) {
+    if (stored.boolean(r, 1)) {
+      no_campaign.push_back(stored.int64(r, 0));
+    } else {
+      by_campaign.emplace(stored.string(r, 2) + '\0' + stored.string(r, 3), stored.int64(r, 0));
+    }
+  }
+  std::sort(no_campaign.begin(), no_campaign.end());
+  // Each message stored gets its event; one not stored stays already_queued.
+  std::vector<std::string> ev_type, ev_address, ev_category, ev_campaign, ev_detail;
+  std::vector<std::int64_t> ev_message;
+  std::size_t next_plain = 0, detail = 0;
+  for (std::size_t n = 0; n < messages.size(); ++n) {
+    const NewMessage& m = messages[n];
+    if (std::find(forgotten_n.begin(), forgotten_n.end(), std::to_string(n)) != forgotten_n.end())
+      continue;
+    bool suppressed = results[n].status == EnqueueStatus::suppressed;
+    std::string sup_detail = suppressed ? suppressed_detail[detail++] : std::string();
+    std::optional<MessageId> id;
+    if (m.campaign.empty()) {
+      if (next_plain < no_campaign.size()) id = no_campaign[next_plain++];
+    } else if (auto it = by_campaign.find(m.campaign + '\0' + m.recipient);
+               it != by_campaign.end()) {
+      id = it->second;
+      by_campaign.erase(it);  // a second one in the batch was not stored
+    }
+    if (!id) {
+      results[n] = {EnqueueStatus::already_queued, 0};  // its campaign holds it already
+      continue;
+    }
+    results[n] = {suppressed ? EnqueueStatus::suppressed : EnqueueStatus::queued, *id};
+    ev_type.push_back(suppressed ? "suppressed" : "enqueued");
+    ev_address.push_back(m.recipient);
+    ev_message.push_back(*id);
+    ev_category.push_back(m.category);
+    ev_campaign.push_back(m.campaign);
+    ev_detail.push_back(std::move(sup_detail));
+  }
+  if (!ev_message.empty()) {
+    c_.exec(
+        "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
+        "SELECT $1, t, a, m, c, k, $2, d FROM unnest($3::text[], $4::text[], $5::bigint[], "
+        "$6::text[], $7::text[], $8::text[]) AS e (t, a, m, c, k, d) ORDER BY m",
+        pg::Params()
+            .add(now)
+            .add(source)
+            .add_array(ev_type)
+            .add_array(ev_address)
+            .add_array(ev_message)
+            .add_array(ev_category)
+            .add_array(ev_campaign)
+            .add_array(ev_detail));
   }
   tx.commit();
   return results;
