@@ -12,7 +12,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 namespace {
-constexpr auto kFallbackPoll = 1000ms;  // the event log, read while LISTEN is up
 constexpr auto kFirstRetry = 500ms;
 constexpr auto kMaxRetry = 10'000ms;
 }  // namespace
@@ -74,7 +73,7 @@ void SuppressionListener::connected(std::shared_ptr<pg::Listener> listener) {
   }
   listener_ = std::move(listener);
   socket_.emplace(io_, listener_->socket());
-  worker_.set_watch_interval(kFallbackPoll);
+  worker_.set_changes_announced(true);
   worker_.poke_watch();  // what was announced before the LISTEN
   arm();
 }
@@ -96,7 +95,7 @@ void SuppressionListener::lost(const std::string& why) {
   log_warning("LISTEN for suppressions lost its connection (" + why +
               "); reading the event log every " +
               std::to_string(StoreWorker::kApplyInterval.count()) + " ms and reconnecting");
-  worker_.set_watch_interval(StoreWorker::kApplyInterval);
+  worker_.set_changes_announced(false);
   socket_->release();
   socket_.reset();
   listener_.reset();

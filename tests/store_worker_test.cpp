@@ -351,7 +351,9 @@ TEST_CASE("a poke reads the event log at once, without waiting for the poll") {
   ClaimedQueue q;
   SuppressionWatch watch;
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, nullptr, &watch);
-  worker.set_watch_interval(std::chrono::seconds(30));  // as with LISTEN up: the poll is rare
+  // As with LISTEN up: the poll is only the fallback (a minute here, so that it cannot be what
+  // finds the change below).
+  worker.set_changes_announced(true, std::chrono::minutes(1));
   watch.set_horizon(SuppressionWatch::Clock::now());
   std::promise<void> ran;
   worker.run([&](Store&) { ran.set_value(); });

@@ -79,10 +79,11 @@ bool StoreWorker::watch_due(TimePoint now) const {
   return watch_ && watch_->watching() && now >= watched_at_ + watch_interval_;
 }
 
-void StoreWorker::set_watch_interval(std::chrono::milliseconds interval) {
+void StoreWorker::set_changes_announced(bool announced, std::chrono::milliseconds fallback) {
   {
     std::lock_guard lock(mu_);
-    watch_interval_ = interval;
+    announced_ = announced;
+    watch_interval_ = announced ? fallback : kApplyInterval;
   }
   wake_.notify_one();
 }
@@ -410,8 +411,14 @@ void StoreWorker::work(Round& r) {
   if (!r.batch.empty()) commit_batch(r);
   if (r.task) run_task(r.task);
   // After every write: a task may have added or lifted suppressions (the API), and outcomes
-  // may have suppressed a hard-bounced address.
-  refresh_watch();
+  // may have suppressed a hard-bounced address. Unless the database announces those changes:
+  // then the announcement pokes the watch.
+  bool announced;
+  {
+    std::lock_guard lock(mu_);
+    announced = announced_;
+  }
+  if (!announced) refresh_watch();
   r.task = nullptr;
 }
 

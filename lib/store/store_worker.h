@@ -92,9 +92,12 @@ class StoreWorker {
   // Looks at the event log for suppressions made elsewhere now, not at the next poll (another
   // daemon announced one: LISTEN). From any thread.
   void poke_watch();
-  // How often the event log is read while the watch is watching: kApplyInterval unless changed
-  // (where the database announces changes, the poll is only the fallback).
-  void set_watch_interval(std::chrono::milliseconds interval);
+  // Whether the database announces every suppression change (LISTEN/NOTIFY: each one pokes the
+  // watch, this daemon's own included). While it does, the event log is read only on a poke and
+  // once every `fallback` as the fallback; while it does not (SQLite, or the LISTEN
+  // connection lost), after every write of the worker and every kApplyInterval.
+  void set_changes_announced(bool announced, std::chrono::milliseconds fallback = kAnnouncedPoll);
+  static constexpr std::chrono::milliseconds kAnnouncedPoll{1000};
 
  private:
   using TimePoint = std::chrono::steady_clock::time_point;
@@ -174,7 +177,8 @@ class StoreWorker {
   bool hold_ended_ = false;   // a delivery an opt-out waits for has ended
   bool watch_poked_ = false;  // another daemon announced a suppression
   std::chrono::milliseconds watch_interval_ = kApplyInterval;
-  bool busy_ = false;  // the worker is working, not waiting
+  bool announced_ = false;  // set_changes_announced; under mu_
+  bool busy_ = false;       // the worker is working, not waiting
   bool stopping_ = false;
   std::thread thread_;
 };
