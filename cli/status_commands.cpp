@@ -123,6 +123,10 @@ void print_dispatch(Context& ctx) {
   } else {
     std::cout << "dispatch: not running (no bulkmaild has run on this database yet)\n";
   }
+  // Several daemons on one database: each one's own word.
+  for (const std::string& line : daemon_lines(ctx.db().daemons(), now_millis())) {
+    std::cout << line << "\n";
+  }
 }
 
 void status_report(Context& ctx, const std::string& campaign, bool json) {
@@ -134,7 +138,7 @@ void status_report(Context& ctx, const std::string& campaign, bool json) {
     auto dispatch = ctx.db().dispatch_state();
     bool running = ctx.daemon_may_run();
     std::cout << (one ? campaign_status_json(*one, dispatch, running)
-                      : status_json(c, dispatch, running))
+                      : status_json(c, dispatch, running, ctx.db().daemons(), now_millis()))
                      .dump()
               << "\n";
     return;

@@ -191,6 +191,9 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
             });
           }) {
   worker_.on_health([this](const std::string& trouble, std::chrono::milliseconds away) {
+    // While the database is away, nobody's leases are renewed: once it is back, no daemon
+    // rescues another's until every one has had a lease's time to renew its own.
+    database_back_at_ = trouble.empty() ? now_millis() : std::numeric_limits<UnixMillis>::max();
     dispatcher_->database_health(trouble, away);
   });
   if (config_->database.is_postgresql()) {
@@ -214,10 +217,14 @@ Daemon::~Daemon() {
 
 void Daemon::tend_leases() {
   UnixMillis lease = UnixMillis{config_->daemon.lease_seconds} * 1000;
-  worker_.try_run([owner = owner_, lease, shared = config_->database.is_postgresql()](Store& s) {
+  UnixMillis back_at = database_back_at_;
+  bool may_rescue = config_->database.is_postgresql() &&
+                    back_at != std::numeric_limits<UnixMillis>::max() &&
+                    now_millis() - back_at >= lease;
+  worker_.try_run([owner = owner_, lease, may_rescue](Store& s) {
     UnixMillis now = now_millis();
-    s.renew_leases(owner, now + lease);
-    if (shared) rescue_expired_leases(s, now);
+    s.renew_leases(owner, now, now + lease);
+    if (may_rescue) rescue_expired_leases(s, now);
   });
 }
 
@@ -254,8 +261,8 @@ void Daemon::run() {
   if (listener_) listener_->stop();
   senders_.stop();
   if (quota_) quota_->stop();  // after the last exchange: slots and places handed back
-  worker_.run([](Store& s) {
-    s.set_dispatch_state({"stopped", "", now_millis(), ""});
+  worker_.run([owner = owner_](Store& s) {
+    s.set_dispatch_state({"stopped", "", now_millis(), "", owner});
     s.set_config_problem("");  // a stopped daemon runs on no config
   });
   worker_.stop();

@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 
@@ -68,7 +69,8 @@ class Daemon {
   void stop();
   std::string status_line() const;
   // Every few seconds: this daemon's leases renewed (its heartbeat); on PostgreSQL, other daemons'
-  // expired ones rescued.
+  // expired ones rescued, unless the database came back less than a lease ago (an outage stops
+  // every daemon's renewals alike: a lease it let run out is no sign its daemon died).
   void tend_leases();
 
   std::filesystem::path path_;
@@ -103,6 +105,8 @@ class Daemon {
   boost::asio::signal_set signals_;
   LoopTimers timers_;
   bool stopping_ = false;
+  // When the database last came back (0: it never went; max: it is away now), for tend_leases.
+  std::atomic<UnixMillis> database_back_at_{0};
 };
 
 }  // namespace bulkmail

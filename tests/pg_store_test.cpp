@@ -114,3 +114,26 @@ TEST_CASE("pg: an enqueue's messages take ids in the batch's order, events besid
   CHECK(db->scalar("SELECT string_agg(address, ' ' ORDER BY id) FROM events") ==
         "zed@example.org amy@example.org bob@example.org");
 }
+
+TEST_CASE("pg: each daemon's own word and heartbeat are kept beside the cluster's last word") {
+  auto db = postgres_database();
+  auto store = db->open();
+  store->set_dispatch_state({"running", "", 1000, "", "mail1:41:aa"});
+  store->set_dispatch_state({"paused", "relay down", 2000, "", "mail2:42:bb"});
+  store->renew_leases("mail1:41:aa", 5000, 65'000);  // mail1's heartbeat
+  auto d = store->daemons();
+  REQUIRE(d.size() == 2);
+  CHECK(d[0].owner == "mail1:41:aa");
+  CHECK(d[0].state == "running");
+  CHECK(d[0].since == 1000);
+  CHECK(d[0].seen_at == 5000);
+  CHECK(d[1].owner == "mail2:42:bb");
+  CHECK(d[1].detail == "relay down");
+  CHECK(d[1].seen_at == 2000);
+  CHECK(store->dispatch_state()->state == "paused");  // the last word of any
+  // A daemon not seen for a week is forgotten when another says something.
+  store->set_dispatch_state({"running", "", 10'000 + 7 * 86'400'000, "", "mail2:42:bb"});
+  d = store->daemons();
+  REQUIRE(d.size() == 1);
+  CHECK(d[0].owner == "mail2:42:bb");
+}

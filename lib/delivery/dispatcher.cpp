@@ -52,7 +52,7 @@ void Dispatcher::start() {
   UnixMillis now = wall_now();
   store_.run([this, day_start = now / 86'400'000 * 86'400'000, now](Store& s) {
     std::int64_t sent_today = s.count_sent_since(day_start);
-    s.set_dispatch_state({"running", "", now, ""});
+    s.set_dispatch_state({"running", "", now, "", owner_});
     std::lock_guard lock(mu_);
     throttle_.set_sent_today(sent_today, now);
     maybe_claim();
@@ -413,7 +413,7 @@ void Dispatcher::set_paused(bool paused, const std::string& reason) {
   stats_.paused = paused;
   stats_.pause_reason = reason;
   UnixMillis now = wall_now();
-  DispatchState st{paused ? "paused" : "running", reason, now, ""};
+  DispatchState st{paused ? "paused" : "running", reason, now, "", owner_};
   if (paused) {
     log_warning("dispatch paused: " + reason);
   } else {

@@ -13,7 +13,8 @@ void add_counts(nlohmann::json& j, const StateCounts& counts) {
 }  // namespace
 
 nlohmann::json status_json(const StateCounts& counts, const std::optional<DispatchState>& dispatch,
-                           bool daemon_running) {
+                           bool daemon_running, const std::vector<DaemonState>& daemons,
+                           UnixMillis now) {
   nlohmann::json j = nlohmann::json::object();
   add_counts(j, counts);
   nlohmann::json d = nlohmann::json::object();
@@ -32,7 +33,47 @@ nlohmann::json status_json(const StateCounts& counts, const std::optional<Dispat
     }
   }
   j["dispatch"] = std::move(d);
+  if (!daemons.empty()) j["daemons"] = daemons_json(daemons, now);
   return j;
+}
+
+namespace {
+bool alive(const DaemonState& d, UnixMillis now) {
+  return d.state != "stopped" && now - d.seen_at < kDaemonSilentMs;
+}
+}  // namespace
+
+nlohmann::json daemons_json(const std::vector<DaemonState>& daemons, UnixMillis now) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const DaemonState& d : daemons) {
+    out.push_back({{"owner", d.owner},
+                   {"state", d.state},
+                   {"detail", d.detail},
+                   {"since", format_iso8601(d.since)},
+                   {"seen", format_iso8601(d.seen_at)},
+                   {"alive", alive(d, now)}});
+  }
+  return out;
+}
+
+std::vector<std::string> daemon_lines(const std::vector<DaemonState>& daemons, UnixMillis now) {
+  std::vector<std::string> lines;
+  for (const DaemonState& d : daemons) {
+    std::string line = "daemon " + d.owner + ": ";
+    if (d.state == "stopped") {
+      line += "stopped at " + format_iso8601(d.since);
+    } else if (!alive(d, now)) {
+      line += "not seen since " + format_iso8601(d.seen_at) + " (it last said " + d.state +
+              "): dead, or cut off from the database; its messages go back to the queue as "
+              "their leases run out";
+    } else {
+      line += d.state + (d.detail.empty() ? "" : " (" + d.detail + ")") + " since " +
+              format_iso8601(d.since) + ", seen " + std::to_string((now - d.seen_at) / 1000) +
+              " s ago";
+    }
+    lines.push_back(std::move(line));
+  }
+  return lines;
 }
 
 nlohmann::json campaign_json(const Campaign& c) {

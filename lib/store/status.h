@@ -21,8 +21,22 @@ namespace bulkmail {
 // each a number. `dispatch` is what the daemon last said; when no daemon is running
 // (`daemon_running` false) its state is "not running", whatever the last one said (the last word
 // kept in "last_state").
+// Where several daemons share the database (Store::daemons), "daemons" lists each one's word:
+// daemons_json.
 nlohmann::json status_json(const StateCounts& counts, const std::optional<DispatchState>& dispatch,
-                           bool daemon_running);
+                           bool daemon_running, const std::vector<DaemonState>& daemons = {},
+                           UnixMillis now = 0);
+
+// A daemon that has not renewed its heartbeat for this long is taken for dead or cut off from
+// the database (it renews every 5 s while it runs).
+inline constexpr UnixMillis kDaemonSilentMs = 30'000;
+
+// [{"owner": "mail1:4242:9f3a", "state": "running", "detail": "", "since": "...", "seen":
+//  "...", "alive": true}, ...]: each daemon's own word and when it was last seen; "alive" false
+// for one stopped, or silent for kDaemonSilentMs at `now`.
+nlohmann::json daemons_json(const std::vector<DaemonState>& daemons, UnixMillis now);
+// The same as `bulkmailctl status` prints it, a line a daemon.
+std::vector<std::string> daemon_lines(const std::vector<DaemonState>& daemons, UnixMillis now);
 
 // {"name": "november", "origin": "/srv/lists/november.csv", "created": "2026-11-29T03:44:00.317Z",
 //  "last_activity": "...", "paused": true, "paused_since": "...", "pause_reason": "complaint rate

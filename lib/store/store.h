@@ -123,10 +123,17 @@ struct Outcome {
   // The claim this outcome ends (ClaimedMessage::lease_owner and attempts): recorded only while
   // that claim still holds the message. Where several daemons share the database, a message whose
   // lease ran out may have been rescued and claimed again by another; the late outcome of the
-  // first claim must not overwrite the second's. Empty: whichever claim holds it.
+  // first claim must not overwrite the second's. Empty: whichever claim holds it. The outcome's
+  // event names the daemon (outcome_source) as its source.
   std::string lease_owner = {};
   int claimed_attempts = 0;
 };
+
+// Who an outcome's event says did it: the daemon whose claim it ends (its owner, host:pid:random),
+// or "dispatcher" when the outcome names no claim.
+inline std::string outcome_source(const Outcome& o) {
+  return o.lease_owner.empty() ? "dispatcher" : o.lease_owner;
+}
 
 struct RecoveredLeases {
   std::vector<MessageId> possible_duplicates;  // their delivery may have begun
@@ -160,6 +167,18 @@ struct DispatchState {
   // Set while the daemon runs on an older config because the file failed to reload
   // (ConfigStatus::describe()); kept by set_dispatch_state, changed by set_config_problem.
   std::string config_problem;
+  // The daemon that says it (its lease owner, host:pid:random). Where several share the database
+  // each has its own word too (Store::daemons); empty: not said by a daemon.
+  std::string daemon = {};
+};
+
+// One daemon's own word, where several share the database (PostgreSQL).
+struct DaemonState {
+  std::string owner;  // host:pid:random, as on its leases
+  std::string state;  // running, paused, stopped
+  std::string detail;
+  UnixMillis since = 0;    // when it said so
+  UnixMillis seen_at = 0;  // its last heartbeat (Store::renew_leases, every few seconds)
 };
 
 // What Store::prune removed.
@@ -351,8 +370,9 @@ class Store {
   // Extends to `lease_until` the leases `owner` holds on messages still `sending`: a daemon's
   // heartbeat. Where several daemons share the database, another rescues a message
   // (recover_leases) only once its lease ran out, which a live daemon never lets happen. Returns
-  // how many leases were extended.
-  virtual std::int64_t renew_leases(const std::string& owner, UnixMillis lease_until) = 0;
+  // how many leases were extended. `now` is the heartbeat Store::daemons shows.
+  virtual std::int64_t renew_leases(const std::string& owner, UnixMillis now,
+                                    UnixMillis lease_until) = 0;
 
   // How many messages reached `sent` at or after `since` (the daily limit after a restart), those
   // bounced or complained about since included.
@@ -370,6 +390,10 @@ class Store {
   // Sets (or, empty, clears) DispatchState::config_problem.
   virtual void set_config_problem(const std::string& problem) = 0;
   virtual std::optional<DispatchState> dispatch_state() = 0;
+  // Each daemon's own word and heartbeat, by owner, those seen in the last week: where several
+  // daemons share the database. Empty on SQLite, where one daemon runs and dispatch_state() is
+  // its word.
+  virtual std::vector<DaemonState> daemons() = 0;
 };
 
 }  // namespace bulkmail

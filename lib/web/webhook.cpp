@@ -386,8 +386,9 @@ void Webhook::api_status(const ApiCall& call) {
       // The daemon answering this is the one running.
       if (!campaign) {
         StateCounts counts = store.counts(std::nullopt);
-        return respond(json_response(*req, http::status::ok,
-                                     status_json(counts, store.dispatch_state(), true)));
+        return respond(json_response(
+            *req, http::status::ok,
+            status_json(counts, store.dispatch_state(), true, store.daemons(), now_millis())));
       }
       auto c = store.campaign(*campaign);
       if (!c) return respond(unknown_campaign(*req, *campaign));

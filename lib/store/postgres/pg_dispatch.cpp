@@ -74,7 +74,8 @@ std::string record_hard_sql() {
       "attempts = $12::int)) RETURNING id, recipient, category, "
       "coalesce(campaign, '') AS campaign), "
       "outcome AS (INSERT INTO events (at, type, address, message, category, campaign, source, "
-      "detail) SELECT $6::bigint, $9::text, recipient, id, category, campaign, 'dispatcher', "
+      "detail) SELECT $6::bigint, $9::text, recipient, id, category, campaign, "
+      "coalesce(nullif($11::text, ''), 'dispatcher'), "
       "$10::text FROM rec RETURNING id) ";
   return sql +
          ", added AS (INSERT INTO suppressions (address, category, reason, source, created_at) "
@@ -105,9 +106,10 @@ constexpr const char* kRecordMany =
     "feedback = coalesce(nullif(o.feedback, ''), m.feedback) FROM o WHERE m.id = o.id AND "
     "m.state = 'sending' AND (o.owner = '' OR (m.lease_owner = o.owner AND m.attempts = "
     "o.claimed)) RETURNING o.n, m.id, m.recipient, m.category, coalesce(m.campaign, '') AS "
-    "campaign, o.type, o.detail), "
+    "campaign, o.type, o.detail, o.owner), "
     "ev AS (INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
-    "SELECT $12::bigint, type, recipient, id, category, campaign, 'dispatcher', detail FROM rec "
+    "SELECT $12::bigint, type, recipient, id, category, campaign, coalesce(nullif(owner, ''), "
+    "'dispatcher'), detail FROM rec "
     "ORDER BY n) "
     "SELECT n FROM rec";
 
@@ -169,7 +171,6 @@ void PostgresStore::prepare_dispatch_statements() {
   c_.prepare("dispatch_event", kEvent);
   c_.prepare("dispatch_record_hard", record_hard_sql());
   c_.prepare("dispatch_record_many", record_many_sql());
-  c_.prepare("dispatch_suppression_changes", kSuppressionChanges);
 }
 
 std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, std::size_t limit,
@@ -636,15 +637,16 @@ PruneResult PostgresStore::prune(std::optional<UnixMillis> messages_before,
   return r;
 }
 
-std::int64_t PostgresStore::renew_leases(const std::string& owner, UnixMillis lease_until) {
+std::int64_t PostgresStore::renew_leases(const std::string& owner, UnixMillis now,
+                                         UnixMillis lease_until) {
   // One statement; a lease another daemon rescued meanwhile (state no longer sending, or another
-  // owner) is not this daemon's to extend.
-  return c_
-      .exec(
-          "UPDATE messages SET lease_expires_at = $1 WHERE state = 'sending' AND lease_owner = $2 "
-          "AND lease_expires_at < $1",
-          pg::Params().add(lease_until).add(owner))
-      .affected();
+  // owner) is not this daemon's to extend. The daemon's heartbeat beside it.
+  pg::Result r = c_.exec(
+      "WITH beat AS (UPDATE daemons SET seen_at = $3 WHERE owner = $2) "
+      "UPDATE messages SET lease_expires_at = $1 WHERE state = 'sending' AND lease_owner = $2 "
+      "AND lease_expires_at < $1",
+      pg::Params().add(lease_until).add(owner).add(now));
+  return r.affected();
 }
 
 std::int64_t PostgresStore::count_sent_since(UnixMillis since) {
@@ -668,7 +670,10 @@ std::int64_t PostgresStore::last_event_id() {
 SuppressionChanges PostgresStore::suppression_changes(std::int64_t after) {
   pg::Transaction tx(c_);
   c_.exec(pgsql::kSuppressionEventsReadLock);  // every change below the newest id has committed
-  pg::Result r = c_.run("dispatch_suppression_changes", pg::Params().add(after));
+  // Planned for this `after` each time, not prepared: a prepared statement's generic plan cannot
+  // tell that `id > $1` names the last few events, and scans the whole log (5 ms a call at 40,000
+  // events, and the daemon calls it after every write).
+  pg::Result r = c_.exec(kSuppressionChanges, pg::Params().add(after));
   tx.commit();
   SuppressionChanges out;
   out.last = after;
@@ -699,7 +704,27 @@ void PostgresStore::set_dispatch_state(const DispatchState& state) {
       "ON CONFLICT (id) DO UPDATE SET state = excluded.state, detail = excluded.detail, "
       "updated_at = excluded.updated_at",
       pg::Params().add(state.state).add(state.detail).add(state.updated_at));
+  if (!state.daemon.empty()) {
+    // The daemon's own row; those not seen for a week (stopped long ago) go.
+    c_.exec(
+        "INSERT INTO daemons (owner, state, detail, since, seen_at) VALUES ($1, $2, $3, $4, $4) "
+        "ON CONFLICT (owner) DO UPDATE SET state = excluded.state, detail = excluded.detail, "
+        "since = excluded.since, seen_at = excluded.seen_at",
+        pg::Params().add(state.daemon).add(state.state).add(state.detail).add(state.updated_at));
+    c_.exec("DELETE FROM daemons WHERE seen_at < $1",
+            pg::Params().add(state.updated_at - 7 * 86'400'000));
+  }
   tx.commit();
+}
+
+std::vector<DaemonState> PostgresStore::daemons() {
+  pg::Result r = c_.exec("SELECT owner, state, detail, since, seen_at FROM daemons ORDER BY owner");
+  std::vector<DaemonState> out;
+  for (int row = 0; row < r.rows(); ++row) {
+    out.push_back(
+        {r.string(row, 0), r.string(row, 1), r.string(row, 2), r.int64(row, 3), r.int64(row, 4)});
+  }
+  return out;
 }
 
 void PostgresStore::set_config_problem(const std::string& problem) {

@@ -153,11 +153,11 @@ CREATE TABLE throttle_days (
   used bigint NOT NULL                     -- places under the daily limit taken by any daemon
 );
 CREATE TABLE daemons (
-  owner      text   PRIMARY KEY,           -- host:pid:random, as on its leases
-  state      text   NOT NULL,              -- running, paused, stopped
-  detail     text   NOT NULL DEFAULT '',
-  started_at bigint NOT NULL,              -- Unix ms
-  updated_at bigint NOT NULL               -- Unix ms: its last heartbeat or change
+  owner   text   PRIMARY KEY,              -- host:pid:random, as on its leases
+  state   text   NOT NULL,                 -- running, paused, stopped
+  detail  text   NOT NULL DEFAULT '',
+  since   bigint NOT NULL,                 -- Unix ms: when it said so
+  seen_at bigint NOT NULL                  -- Unix ms: its last heartbeat
 );
 
 CREATE FUNCTION bulkmail_take_tokens(p_keys text[], p_rates float8[], p_bursts float8[],

@@ -80,7 +80,8 @@ class PostgresStore final : public Store {
   ForgetResult forget(const std::string& address, const std::string& source,
                       UnixMillis now) override;
   std::string forgotten_key(const std::string& address) override;
-  std::int64_t renew_leases(const std::string& owner, UnixMillis lease_until) override;
+  std::int64_t renew_leases(const std::string& owner, UnixMillis now,
+                            UnixMillis lease_until) override;
   std::int64_t count_sent_since(UnixMillis since) override;
   std::int64_t last_event_id() override;
   SuppressionChanges suppression_changes(std::int64_t after) override;
@@ -95,6 +96,7 @@ class PostgresStore final : public Store {
   void set_dispatch_state(const DispatchState& state) override;
   void set_config_problem(const std::string& problem) override;
   std::optional<DispatchState> dispatch_state() override;
+  std::vector<DaemonState> daemons() override;
 
   // The connection, for the tests that look at what the store wrote.
   pg::Connection& connection() { return c_; }

@@ -157,7 +157,7 @@ struct SqliteStore::Statements {
         record_event(db,
                      "INSERT INTO events (at, type, address, message, category, campaign, source, "
                      "detail) SELECT ?1, ?2, recipient, id, category, COALESCE(campaign, ''), "
-                     "'dispatcher', ?3 FROM messages WHERE id = ?4"),
+                     "?5, ?3 FROM messages WHERE id = ?4"),
         suppression_changes(
             db,
             // One statement, one snapshot: the newest event id, then the changes up to it.
@@ -745,6 +745,7 @@ std::vector<CampaignPaused> SqliteStore::record_outcomes(std::span<const Outcome
     ev.bind(2, type);
     ev.bind(3, detail);
     ev.bind(4, static_cast<int64_t>(o.id));
+    ev.bind(5, outcome_source(o));
     ev.exec();
     if (o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy) {
       refused.push_back(o.id);
@@ -1079,7 +1080,10 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
   return r;
 }
 
-std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis lease_until) {
+std::vector<DaemonState> SqliteStore::daemons() { return {}; }  // one daemon: dispatch_state()
+
+std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis /*now*/,
+                                       UnixMillis lease_until) {
   SQLite::Statement st(db_,
                        "UPDATE messages SET lease_expires_at = ?1 WHERE state = 'sending' AND "
                        "lease_owner = ?2 AND lease_expires_at < ?1");
