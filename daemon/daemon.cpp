@@ -106,6 +106,7 @@ struct Daemon::Opened {
   std::unique_ptr<Store> writer, reader;
   std::unique_ptr<SqliteCheckpointer> checkpointer;  // SQLite only
   std::unique_ptr<QuotaWorker> quota;                // PostgreSQL only: the shared throttle
+  std::unique_ptr<Store> claims;                     // PostgreSQL only: the claims' connection
 };
 
 Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
@@ -120,6 +121,7 @@ Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
       o.writer = open_store(config->database);
       rescue_expired_leases(*o.writer, now_millis());
       o.reader = open_store(config->database);
+      o.claims = open_store(config->database);
       o.quota = std::make_unique<QuotaWorker>(
           std::make_unique<PgClusterQuota>(config->database.postgresql));
     } catch (const std::exception& e) {
@@ -165,9 +167,11 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
               &watch_),
       reader_(std::move(opened.reader), 0),
+      claimer_(opened.claims ? std::make_unique<StoreWorker>(std::move(opened.claims), 0)
+                             : nullptr),
       quota_(std::move(opened.quota)),
       dispatcher_(std::make_unique<Dispatcher>(io_, config_, worker_, owner_, &watch_,
-                                               system_time(), quota_.get())),
+                                               system_time(), quota_.get(), claimer_.get())),
       senders_(
           std::move(opened.prepared), worker_, watch_, *dispatcher_,
           [](const Config& c, const std::atomic<bool>& abort) {
@@ -211,6 +215,7 @@ Daemon::~Daemon() {
   if (listener_) listener_->stop();
   senders_.stop();
   if (quota_) quota_->stop();  // its answers call the dispatcher back
+  if (claimer_) claimer_->stop();
   worker_.stop();
   reader_.stop();
 }
@@ -265,6 +270,7 @@ void Daemon::run() {
     s.set_dispatch_state({"stopped", "", now_millis(), "", owner});
     s.set_config_problem("");  // a stopped daemon runs on no config
   });
+  if (claimer_) claimer_->stop();
   worker_.stop();
   reader_.stop();
   log_info("stopped: " + status_line());

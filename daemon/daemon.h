@@ -92,6 +92,9 @@ class Daemon {
   SuppressionWatch watch_;
   StoreWorker worker_;
   StoreWorker reader_;
+  // PostgreSQL only: the dispatcher's claims, on a connection of their own (null on SQLite, where
+  // the writer claims).
+  std::unique_ptr<StoreWorker> claimer_;
   // Several daemons on PostgreSQL: the shared throttle's exchanges (null on SQLite). Stopped
   // before the dispatcher it answers goes.
   std::unique_ptr<QuotaWorker> quota_;

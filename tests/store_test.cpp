@@ -207,13 +207,15 @@ TEST_CASE_TEMPLATE("a live daemon renews its leases, a dead one's run out and ar
   auto theirs = other->claim_due("host-b:2:y", 2, 10, 1000);
   REQUIRE(mine.size() == 2);
   REQUIRE(theirs.size() == 1);
-  // The heartbeat: only this daemon's messages still being sent, and never a lease shortened.
+  // The heartbeat: only this daemon's messages still being sent, and never a lease shortened;
+  // only those with less than half the new lease left.
   CHECK(alive->renew_leases("host-a:1:x", 1, 5000) == 2);
   CHECK(alive->renew_leases("host-a:1:x", 1, 4000) == 0);
+  CHECK(alive->renew_leases("host-a:1:x", 10, 8000) == 0);  // 5000 is more than half of it away
   alive->record_outcomes(std::vector<Outcome>{{mine[0].id, MessageState::sent, 250, "250 ok", 0, "",
                                                BounceClass::unknown}},
                          600);
-  CHECK(alive->renew_leases("host-a:1:x", 1, 6000) == 1);
+  CHECK(alive->renew_leases("host-a:1:x", 4500, 6000) == 1);
   // At 1000 host-b has stopped renewing: its message is rescued, host-a's are not.
   auto rescued = alive->recover_leases(1000, 1000, std::nullopt);
   CHECK(rescued.possible_duplicates == std::vector<MessageId>{theirs[0].id});
@@ -233,7 +235,7 @@ TEST_CASE_TEMPLATE("a live daemon renews its leases, a dead one's run out and ar
                theirs[0].lease_owner,
                theirs[0].attempts};
   alive->record_outcomes(std::vector<Outcome>{late}, 1100);
-  CHECK(other->renew_leases("host-b:2:y", 1, 9500) == 1);  // still leased to the second claim
+  CHECK(other->renew_leases("host-b:2:y", 8600, 9500) == 1);  // still leased to the second claim
   Outcome done{next[0].id,          MessageState::sent, 250, "250 ok", 0, "", BounceClass::unknown,
                next[0].lease_owner, next[0].attempts};
   other->record_outcomes(std::vector<Outcome>{done}, 1200);

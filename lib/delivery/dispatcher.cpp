@@ -21,9 +21,10 @@ std::string domain_of(const std::string& address) { return address.substr(addres
 
 Dispatcher::Dispatcher(asio::io_context& io, std::shared_ptr<const Config> config,
                        StoreWorker& store, std::string owner, SuppressionWatch* watch,
-                       TimeSource& time, QuotaWorker* quota)
+                       TimeSource& time, QuotaWorker* quota, StoreWorker* claimer)
     : io_(io),
       store_(store),
+      claimer_(claimer ? *claimer : store),
       owner_(std::move(owner)),
       time_(time),
       quota_(quota),
@@ -276,8 +277,8 @@ void Dispatcher::maybe_claim() {
   claim_pending_ = true;
   claim_asked_at_ = steady_now();
   update_horizon();
-  store_.claim(owner_, want, UnixMillis{config_->daemon.lease_seconds} * 1000,
-               [this](std::vector<ClaimedMessage> claimed) { on_claimed(std::move(claimed)); });
+  claimer_.claim(owner_, want, UnixMillis{config_->daemon.lease_seconds} * 1000,
+                 [this](std::vector<ClaimedMessage> claimed) { on_claimed(std::move(claimed)); });
 }
 
 void Dispatcher::on_claimed(std::vector<ClaimedMessage> messages) {

@@ -42,10 +42,12 @@ class Dispatcher final : public JobSource {
   // own clock.
   // `quota`, when several daemons share the database: the throttle is the cluster's
   // (cluster_quota.h), its grants asked for through it. It must outlive the dispatcher's last
-  // exchange: stop it before the dispatcher goes.
+  // exchange: stop it before the dispatcher goes. `claimer`, when given, makes the claims on a
+  // connection of its own (PostgreSQL), so that a claim never holds up the commit of outcomes
+  // the senders wait for; by default `store` claims too (SQLite has one writer).
   Dispatcher(boost::asio::io_context& io, std::shared_ptr<const Config> config, StoreWorker& store,
              std::string owner, SuppressionWatch* watch = nullptr, TimeSource& time = system_time(),
-             QuotaWorker* quota = nullptr);
+             QuotaWorker* quota = nullptr, StoreWorker* claimer = nullptr);
 
   // On the loop: records that dispatch runs and makes the first claim.
   void start();
@@ -95,6 +97,7 @@ class Dispatcher final : public JobSource {
 
   boost::asio::io_context& io_;
   StoreWorker& store_;
+  StoreWorker& claimer_;
   const std::string owner_;
   TimeSource& time_;
   QuotaWorker* quota_;

@@ -367,10 +367,13 @@ class Store {
   virtual RecoveredLeases recover_leases(UnixMillis expired_by, UnixMillis now,
                                          const std::optional<std::vector<MessageId>>& started) = 0;
 
-  // Extends to `lease_until` the leases `owner` holds on messages still `sending`: a daemon's
-  // heartbeat. Where several daemons share the database, another rescues a message
-  // (recover_leases) only once its lease ran out, which a live daemon never lets happen. Returns
-  // how many leases were extended. `now` is the heartbeat Store::daemons shows.
+  // Extends to `lease_until` the leases `owner` holds on messages still `sending` that have less
+  // than half of that time left (expiring before now + (lease_until - now) / 2): a daemon's
+  // heartbeat. A message is mostly delivered long before, so most leases are never rewritten
+  // (each renewal is a row write that would contend with the message's own outcome). Where
+  // several daemons share the database, another rescues a message (recover_leases) only once its
+  // lease ran out, which a live daemon never lets happen. Returns how many leases were extended.
+  // `now` is the heartbeat Store::daemons shows.
   virtual std::int64_t renew_leases(const std::string& owner, UnixMillis now,
                                     UnixMillis lease_until) = 0;
 

@@ -285,6 +285,7 @@ Transaction::~Transaction() {
 }
 
 Pipeline::Pipeline(Connection& c) : c_(c) {
+  c_.ensure();  // outside a transaction, a lost connection is made again first
   if (PQenterPipelineMode(c_.get()) != 1) throw error_of(c_.get(), nullptr);
   open_ = true;
 }

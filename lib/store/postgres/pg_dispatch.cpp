@@ -218,6 +218,13 @@ std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, s
 
 namespace {
 
+// An outcome's event detail: the relay's reply line, which starts with its code already ("250
+// 2.0.0 Ok"); the code added when not.
+std::string outcome_detail(const Outcome& o) {
+  std::string code = o.reply_code ? std::to_string(o.reply_code) : "";
+  return o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
+}
+
 // kRecordMany's arrays, one field of every outcome each.
 struct Columns {
   std::vector<std::string> state, reply, header, feedback, type, detail, owner;
@@ -251,6 +258,21 @@ struct Columns {
 
 std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outcome> outcomes,
                                                            UnixMillis now) {
+  if (outcomes.empty()) return {};
+  // Most groups are all delivered (or failed, or suppressed): nothing to lock, suppress or pause.
+  // Their one statement goes alone in a pipeline, which is a transaction of its own (the
+  // statements before a sync commit together): one round trip, no BEGIN and COMMIT around it.
+  if (std::none_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) {
+        return o.state == MessageState::queued || o.state == MessageState::deferred ||
+               o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy;
+      })) {
+    Columns all;
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      all.add(outcomes[i], now, outcome_detail(outcomes[i]), i);
+    }
+    pipelined(c_, [&](pg::Pipeline& p) { p.run("dispatch_record_many", all.params(now)); });
+    return {};
+  }
   pg::Transaction tx(c_);
   // A message put back to wait (deferred, released) is due after kPausedOffset while its campaign
   // is paused, decided from the campaign row: held FOR SHARE, so that a pause or resume committing
@@ -278,18 +300,13 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
   std::vector<bool> recorded(outcomes.size(), false);
   std::vector<std::size_t> hard;  // positions in `outcomes` of the hard bounces
   Columns many;
-  auto detail_of = [](const Outcome& o) {
-    // A relay's reply line starts with its code already ("250 2.0.0 Ok"): add it only when not.
-    std::string code = o.reply_code ? std::to_string(o.reply_code) : "";
-    return o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
-  };
   for (std::size_t i = 0; i < outcomes.size(); ++i) {
     const Outcome& o = outcomes[i];
     if (o.bounce_class == BounceClass::hard) {
       hard.push_back(i);
       continue;
     }
-    many.add(o, now, detail_of(o), i);
+    many.add(o, now, outcome_detail(o), i);
   }
   std::vector<pg::Result> results;
   if (!outcomes.empty()) {
@@ -299,7 +316,7 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
         const Outcome& o = outcomes[i];
         std::string state(to_string(o.state));
         std::string type = o.state == MessageState::queued ? "released" : state;
-        std::string detail = detail_of(o);
+        std::string detail = outcome_detail(o);
         pg::Params params;
         params.add(state);
         if (o.reply_code) {
@@ -644,8 +661,8 @@ std::int64_t PostgresStore::renew_leases(const std::string& owner, UnixMillis no
   pg::Result r = c_.exec(
       "WITH beat AS (UPDATE daemons SET seen_at = $3 WHERE owner = $2) "
       "UPDATE messages SET lease_expires_at = $1 WHERE state = 'sending' AND lease_owner = $2 "
-      "AND lease_expires_at < $1",
-      pg::Params().add(lease_until).add(owner).add(now));
+      "AND lease_expires_at < $4",
+      pg::Params().add(lease_until).add(owner).add(now).add(now + (lease_until - now) / 2));
   return r.affected();
 }
 

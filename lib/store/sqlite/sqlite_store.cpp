@@ -1082,13 +1082,14 @@ PruneResult SqliteStore::prune(std::optional<UnixMillis> messages_before,
 
 std::vector<DaemonState> SqliteStore::daemons() { return {}; }  // one daemon: dispatch_state()
 
-std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis /*now*/,
+std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis now,
                                        UnixMillis lease_until) {
   SQLite::Statement st(db_,
                        "UPDATE messages SET lease_expires_at = ?1 WHERE state = 'sending' AND "
-                       "lease_owner = ?2 AND lease_expires_at < ?1");
+                       "lease_owner = ?2 AND lease_expires_at < ?3");
   st.bind(1, static_cast<int64_t>(lease_until));
   st.bind(2, owner);
+  st.bind(3, static_cast<int64_t>(now + (lease_until - now) / 2));
   return st.exec();
 }
 
