@@ -105,8 +105,18 @@ void cmd_status(Context& ctx, const std::string& campaign, bool json) {
   if (code != 0) throw ExitCode{code};
 }
 
-// What the daemon is doing, as its last word and the instance lock tell it.
+// What the daemon is doing, as its last word and the instance lock tell it; where several share
+// the database, what they do together and each one's word.
 void print_dispatch(Context& ctx) {
+  std::vector<DaemonState> daemons = ctx.db().daemons();
+  if (!daemons.empty()) {
+    UnixMillis now = now_millis();
+    DispatchState c = cluster_dispatch(daemons, now);
+    std::cout << "dispatch: " << c.state << " (" << c.detail << ") since "
+              << format_iso8601(c.updated_at) << "\n";
+    for (const std::string& line : daemon_lines(daemons, now)) std::cout << line << "\n";
+    return;
+  }
   if (auto d = ctx.db().dispatch_state()) {
     if (d->state != "stopped" && !ctx.daemon_may_run()) {
       // What the database says is what a daemon said before it died: the lock tells the truth.
@@ -123,10 +133,6 @@ void print_dispatch(Context& ctx) {
   } else {
     std::cout << "dispatch: not running (no bulkmaild has run on this database yet)\n";
   }
-  // Several daemons on one database: each one's own word.
-  for (const std::string& line : daemon_lines(ctx.db().daemons(), now_millis())) {
-    std::cout << line << "\n";
-  }
 }
 
 void status_report(Context& ctx, const std::string& campaign, bool json) {
@@ -137,8 +143,11 @@ void status_report(Context& ctx, const std::string& campaign, bool json) {
   if (json) {
     auto dispatch = ctx.db().dispatch_state();
     bool running = ctx.daemon_may_run();
+    std::vector<DaemonState> daemons = ctx.db().daemons();
+    UnixMillis now = now_millis();
+    if (!daemons.empty()) dispatch = cluster_dispatch(daemons, now);
     std::cout << (one ? campaign_status_json(*one, dispatch, running)
-                      : status_json(c, dispatch, running, ctx.db().daemons(), now_millis()))
+                      : status_json(c, dispatch, running, daemons, now))
                      .dump()
               << "\n";
     return;

@@ -194,12 +194,16 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
               }
             });
           }) {
-  worker_.on_health([this](const std::string& trouble, std::chrono::milliseconds away) {
+  // The writer's and the claimer's word on the database alike: either one failing is the
+  // database away.
+  auto health = [this](const std::string& trouble, std::chrono::milliseconds away) {
     // While the database is away, nobody's leases are renewed: once it is back, no daemon
     // rescues another's until every one has had a lease's time to renew its own.
     database_back_at_ = trouble.empty() ? now_millis() : std::numeric_limits<UnixMillis>::max();
     dispatcher_->database_health(trouble, away);
-  });
+  };
+  worker_.on_health(health);
+  if (claimer_) claimer_->on_health(health);
   if (config_->database.is_postgresql()) {
     listener_ = std::make_unique<SuppressionListener>(io_, config_->database.postgresql, worker_);
   }
@@ -226,9 +230,20 @@ void Daemon::tend_leases() {
   bool may_rescue = config_->database.is_postgresql() &&
                     back_at != std::numeric_limits<UnixMillis>::max() &&
                     now_millis() - back_at >= lease;
-  worker_.try_run([owner = owner_, lease, may_rescue](Store& s) {
+  worker_.try_run([this, owner = owner_, lease, may_rescue](Store& s) {
     UnixMillis now = now_millis();
-    s.renew_leases(owner, now, now + lease);
+    try {
+      s.renew_leases(owner, now, now + lease);
+    } catch (...) {
+      // The heartbeat failed: the database is away for the rescue's purpose too, even while no
+      // other write noticed (an idle daemon).
+      database_back_at_ = std::numeric_limits<UnixMillis>::max();
+      throw;
+    }
+    if (database_back_at_ == std::numeric_limits<UnixMillis>::max()) {
+      database_back_at_ = now;  // back: the rescue waits a lease from now
+      return;
+    }
     if (may_rescue) rescue_expired_leases(s, now);
   });
 }

@@ -46,3 +46,22 @@ TEST_CASE("status: the JSON lists daemons only where several share the database"
   REQUIRE(j.contains("daemons"));
   CHECK(j["daemons"][0]["state"] == "running");
 }
+
+TEST_CASE("status: the cluster's line is what its daemons do together, not the last word") {
+  std::vector<DaemonState> daemons = {
+      {"mail1:41:aa", "stopped", "", kNow - 1'000, kNow - 1'000},
+      {"mail2:42:bb", "running", "", kNow - 60'000, kNow - 2'000},
+      {"mail3:43:cc", "paused", "relay down", kNow - 5'000, kNow - 4'000},
+      {"mail4:44:dd", "running", "", kNow - 900'000, kNow - 600'000},
+  };
+  DispatchState c = cluster_dispatch(daemons, kNow);
+  CHECK(c.state == "running");  // one stopping is not the cluster stopping
+  CHECK(c.detail == "4 daemons: 1 running, 1 paused, 1 not seen, 1 stopped");
+  CHECK(c.updated_at == kNow - 5'000);
+  daemons[1].state = "stopped";
+  c = cluster_dispatch(daemons, kNow);
+  CHECK(c.state == "paused");
+  daemons[2].state = "stopped";
+  CHECK(cluster_dispatch(daemons, kNow).state == "stopped");
+  CHECK(cluster_dispatch({daemons[0]}, kNow).detail == "1 daemon: 1 stopped");
+}

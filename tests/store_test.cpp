@@ -208,10 +208,10 @@ TEST_CASE_TEMPLATE("a live daemon renews its leases, a dead one's run out and ar
   REQUIRE(mine.size() == 2);
   REQUIRE(theirs.size() == 1);
   // The heartbeat: only this daemon's messages still being sent, and never a lease shortened;
-  // only those with less than half the new lease left.
+  // only those with less than two thirds of the new lease left.
   CHECK(alive->renew_leases("host-a:1:x", 1, 5000) == 2);
   CHECK(alive->renew_leases("host-a:1:x", 1, 4000) == 0);
-  CHECK(alive->renew_leases("host-a:1:x", 10, 8000) == 0);  // 5000 is more than half of it away
+  CHECK(alive->renew_leases("host-a:1:x", 10, 6000) == 0);  // 5000: over two thirds of it away
   alive->record_outcomes(std::vector<Outcome>{{mine[0].id, MessageState::sent, 250, "250 ok", 0, "",
                                                BounceClass::unknown}},
                          600);

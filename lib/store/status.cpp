@@ -1,5 +1,6 @@
 #include "store/status.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace bulkmail {
@@ -42,6 +43,38 @@ bool alive(const DaemonState& d, UnixMillis now) {
   return d.state != "stopped" && now - d.seen_at < kDaemonSilentMs;
 }
 }  // namespace
+
+DispatchState cluster_dispatch(const std::vector<DaemonState>& daemons, UnixMillis now) {
+  int running = 0, paused = 0, stopped = 0, silent = 0;
+  UnixMillis since = 0;
+  for (const DaemonState& d : daemons) {
+    if (d.state == "stopped") {
+      ++stopped;
+    } else if (!alive(d, now)) {
+      ++silent;
+    } else {
+      ++(d.state == "paused" ? paused : running);
+      since = std::max(since, d.since);
+    }
+  }
+  DispatchState c;
+  c.state = running ? "running" : paused ? "paused" : "stopped";
+  if (!running && !paused) {
+    for (const DaemonState& d : daemons) since = std::max(since, d.since);
+  }
+  c.updated_at = since;
+  c.detail = std::to_string(daemons.size()) + (daemons.size() == 1 ? " daemon: " : " daemons: ");
+  std::string parts;
+  auto part = [&](int n, const char* what) {
+    if (n) parts += (parts.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+  };
+  part(running, "running");
+  part(paused, "paused");
+  part(silent, "not seen");
+  part(stopped, "stopped");
+  c.detail += parts;
+  return c;
+}
 
 nlohmann::json daemons_json(const std::vector<DaemonState>& daemons, UnixMillis now) {
   nlohmann::json out = nlohmann::json::array();

@@ -35,6 +35,12 @@ inline constexpr UnixMillis kDaemonSilentMs = 30'000;
 //  "...", "alive": true}, ...]: each daemon's own word and when it was last seen; "alive" false
 // for one stopped, or silent for kDaemonSilentMs at `now`.
 nlohmann::json daemons_json(const std::vector<DaemonState>& daemons, UnixMillis now);
+// What the daemons sharing the database do together, for the "dispatch" line and key: running
+// while any live one runs (else paused while any live one is paused, else stopped), its detail
+// the count by state ("3 daemons: 2 running, 1 paused"), since the newest word among them. Not
+// the last word any one of them wrote (DispatchState), which one stopping would turn into
+// "stopped" for all.
+DispatchState cluster_dispatch(const std::vector<DaemonState>& daemons, UnixMillis now);
 // The same as `bulkmailctl status` prints it, a line a daemon.
 std::vector<std::string> daemon_lines(const std::vector<DaemonState>& daemons, UnixMillis now);
 

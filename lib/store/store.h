@@ -368,8 +368,9 @@ class Store {
                                          const std::optional<std::vector<MessageId>>& started) = 0;
 
   // Extends to `lease_until` the leases `owner` holds on messages still `sending` that have less
-  // than half of that time left (expiring before now + (lease_until - now) / 2): a daemon's
-  // heartbeat. A message is mostly delivered long before, so most leases are never rewritten
+  // than two thirds of that time left (expiring before now + 2 (lease_until - now) / 3): a
+  // daemon's heartbeat. With the shortest lease (30 s) and a heartbeat every 5 s, a lease is
+  // renewed with 15 s or more to spare. A message is mostly delivered long before, so most leases are never rewritten
   // (each renewal is a row write that would contend with the message's own outcome). Where
   // several daemons share the database, another rescues a message (recover_leases) only once its
   // lease ran out, which a live daemon never lets happen. Returns how many leases were extended.

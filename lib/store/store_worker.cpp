@@ -412,13 +412,15 @@ void StoreWorker::work(Round& r) {
   if (r.task) run_task(r.task);
   // After every write: a task may have added or lifted suppressions (the API), and outcomes
   // may have suppressed a hard-bounced address. Unless the database announces those changes:
-  // then the announcement pokes the watch.
-  bool announced;
+  // then only when an announcement poked the watch, or the fallback poll is due. (A busy worker
+  // goes from round to round without passing wait_for_work's poll: it looks here.)
+  bool refresh;
   {
     std::lock_guard lock(mu_);
-    announced = announced_;
+    refresh = !announced_ || watch_poked_ || watch_due(std::chrono::steady_clock::now());
+    watch_poked_ = false;
   }
-  if (!announced) refresh_watch();
+  if (refresh) refresh_watch();
   r.task = nullptr;
 }
 

@@ -386,9 +386,12 @@ void Webhook::api_status(const ApiCall& call) {
       // The daemon answering this is the one running.
       if (!campaign) {
         StateCounts counts = store.counts(std::nullopt);
-        return respond(json_response(
-            *req, http::status::ok,
-            status_json(counts, store.dispatch_state(), true, store.daemons(), now_millis())));
+        // Several daemons on the database: what they do together (status.h).
+        std::vector<DaemonState> daemons = store.daemons();
+        UnixMillis now = now_millis();
+        auto dispatch = daemons.empty() ? store.dispatch_state() : cluster_dispatch(daemons, now);
+        return respond(json_response(*req, http::status::ok,
+                                     status_json(counts, dispatch, true, daemons, now)));
       }
       auto c = store.campaign(*campaign);
       if (!c) return respond(unknown_campaign(*req, *campaign));

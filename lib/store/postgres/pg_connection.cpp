@@ -141,17 +141,15 @@ Connection::Connection(const std::string& conninfo) {
   PQconninfoFree(parsed);
   // expand_dbname: `conninfo` is a whole connection string; libpq's PG* variables, passfile and
   // service file fill in what it leaves out. The server's process list names bulkmail. Before
-  // it, bulkmail's defaults, which the string overrides: a connect that gives up after 10 s, and
-  // TCP keepalives that notice a cut network within about 30 s rather than the system's 2 hours
-  // (a daemon waiting on a dead server pauses, and says so, instead of hanging).
-  const char* keys[] = {"connect_timeout",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "dbname",
-                        "fallback_application_name",
-                        nullptr};
-  const char* values[] = {"10", "15", "5", "3", conninfo.c_str(), "bulkmail", nullptr};
+  // it, bulkmail's defaults, which the string overrides: a connect that gives up after 10 s, TCP
+  // keepalives that notice a cut network within about 30 s rather than the system's 2 hours
+  // while the connection is idle, and a 30 s limit on data sent and not acknowledged, for a
+  // statement under way when the network is cut (else TCP retries for about 15 minutes): a
+  // daemon waiting on a dead server pauses, and says so, instead of hanging.
+  const char* keys[] = {
+      "connect_timeout",  "keepalives_idle", "keepalives_interval",       "keepalives_count",
+      "tcp_user_timeout", "dbname",          "fallback_application_name", nullptr};
+  const char* values[] = {"10", "15", "5", "3", "30000", conninfo.c_str(), "bulkmail", nullptr};
   conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (!conn_) throw Error("", "out of memory connecting to PostgreSQL");
   if (PQstatus(conn_.get()) != CONNECTION_OK) {

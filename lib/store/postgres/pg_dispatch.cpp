@@ -662,7 +662,7 @@ std::int64_t PostgresStore::renew_leases(const std::string& owner, UnixMillis no
       "WITH beat AS (UPDATE daemons SET seen_at = $3 WHERE owner = $2) "
       "UPDATE messages SET lease_expires_at = $1 WHERE state = 'sending' AND lease_owner = $2 "
       "AND lease_expires_at < $4",
-      pg::Params().add(lease_until).add(owner).add(now).add(now + (lease_until - now) / 2));
+      pg::Params().add(lease_until).add(owner).add(now).add(now + 2 * (lease_until - now) / 3));
   return r.affected();
 }
 

@@ -74,17 +74,34 @@ QuotaAnswer PgClusterQuota::exchange(const QuotaAsk& ask) {
     c_.run("return_daily", pg::Params().add(ask.day).add(ask.daily_return));
   }
   take_tokens(ask, answer);
-  std::vector<int> taken_in_session;
-  for (const SlotAsk& s : ask.slots) {
-    answer.slots.push_back(take_slots(s));
-    taken_in_session.push_back(c_.reconnects());
-  }
   if (ask.daily_want > 0) {
     pg::Result r = c_.run(
         "take_daily",
         pg::Params().add(ask.day).add(ask.daily_limit).add(ask.daily_want).add(ask.sent_today));
     answer.daily_granted = r.int64(0, 0);
     answer.daily_used = r.int64(0, 1);
+  }
+  // Slots last: should a statement fail after some were taken, the caller learns nothing of this
+  // exchange, so those go back now (on a session still alive), or this session would hold them
+  // unknown to anyone.
+  std::vector<int> taken_in_session;
+  try {
+    for (const SlotAsk& s : ask.slots) {
+      answer.slots.push_back(take_slots(s));
+      taken_in_session.push_back(c_.reconnects());
+    }
+  } catch (...) {
+    for (std::size_t i = 0; i < answer.slots.size() && c_.ok(); ++i) {
+      if (taken_in_session[i] != c_.reconnects()) continue;
+      for (int slot : answer.slots[i]) {
+        try {
+          c_.run("release_slot", pg::Params().add(ask.slots[i].domain).add(slot));
+        } catch (...) {
+          break;  // the session is going, and its locks with it
+        }
+      }
+    }
+    throw;
   }
   // A reconnect loses the session's locks: those taken before it are gone (the caller drops
   // what it held when `session` changes).

@@ -20,11 +20,14 @@ constexpr int kSuppressionBatch = 1000;
 // While a suppression decides whether an address was forgotten (under_forgotten_key) and stores
 // it, a forget of that address must wait, or the forget would miss the new row and leave the
 // address in clear. So both take this transaction-level advisory lock on the address, in the
-// two-key space so it never meets the schema migration's ("forg" in ASCII, the address's hash).
-constexpr const char* kLockAddress = "SELECT pg_advisory_xact_lock(1718579815, hashtext($1))";
+// two-key space so it never meets the schema migration's ("forg" in ASCII, then one of 1,024
+// buckets of the address's hash: an import of 10,000 people holds at most 1,024 of them, where
+// one lock a person would overflow the server's lock table).
+constexpr const char* kLockAddress =
+    "SELECT pg_advisory_xact_lock(1718579815, hashtext($1) & 1023)";
 // The same lock, shared, for an enqueue of the address (see PostgresStore::enqueue).
 constexpr const char* kLockAddressShared =
-    "SELECT pg_advisory_xact_lock_shared(1718579815, hashtext($1))";
+    "SELECT pg_advisory_xact_lock_shared(1718579815, hashtext($1) & 1023)";
 
 // A campaign row held FOR SHARE while a call writes its messages: a pause (which updates the row)
 // waits for those messages and then holds them back too, and drop_campaign_if_empty (which locks
@@ -194,28 +197,28 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
                }
                return next < messages.size();
              });
-  // The campaigns first, one by one (most often there is one): created if new, held FOR SHARE.
+  // The campaigns first, one by one (most often there is one), by name so that two batches
+  // naming the same new campaigns never wait for each other: created if new, held FOR SHARE.
   std::vector<std::string> held;
   for (const NewMessage& m : messages) {
-    if (!m.campaign.empty() && std::find(held.begin(), held.end(), m.campaign) == held.end()) {
-      hold_campaign(c_, m.campaign, now);
-      held.push_back(m.campaign);
-    }
+    if (!m.campaign.empty()) held.push_back(m.campaign);
   }
+  std::sort(held.begin(), held.end());
+  held.erase(std::unique(held.begin(), held.end()), held.end());
+  for (const std::string& name : held) hold_campaign(c_, name, now);
   // Each address's lock, shared (in one order, so that two imports never deadlock): a forget of
   // the address (which holds it exclusive) waits for this batch to commit and then erases its
   // messages, or commits first and the statement after this one finds the suppression under the
   // forgotten key; never a message left in clear behind a forget.
   //
-  // And each campaign's recipient's lock, exclusive, in the order of the locks themselves: two
-  // imports of the same people into one campaign take turns, where waiting on each other's rows
-  // (ON CONFLICT below, in the batch's order) could deadlock.
+  // And each campaign's lock, exclusive, in the order of the locks themselves: two imports into
+  // one campaign take turns, batch by batch, where waiting on each other's rows (ON CONFLICT
+  // below, in the batch's order) could deadlock.
   c_.exec(
       "SELECT count(pg_advisory_xact_lock_shared(1718579815, h)) FROM (SELECT DISTINCT "
-      "hashtext(recipient) AS h FROM enqueue_batch ORDER BY h) r; "
+      "hashtext(recipient) & 1023 AS h FROM enqueue_batch ORDER BY h) r; "
       "SELECT count(pg_advisory_xact_lock(1718579816, h)) FROM (SELECT DISTINCT "
-      "hashtext(campaign || '/' || recipient) AS h FROM enqueue_batch WHERE campaign IS NOT NULL "
-      "ORDER BY h) r");
+      "hashtext(campaign) AS h FROM enqueue_batch WHERE campaign IS NOT NULL ORDER BY h) r");
   // What stops each message, found the way find_suppression() finds it (all-mail first).
   pg::Result stopped = c_.exec(
       "SELECT b.n, s.address, s.category, s.reason, s.source, s.created_at FROM enqueue_batch b "

@@ -1089,7 +1089,7 @@ std::int64_t SqliteStore::renew_leases(const std::string& owner, UnixMillis now,
                        "lease_owner = ?2 AND lease_expires_at < ?3");
   st.bind(1, static_cast<int64_t>(lease_until));
   st.bind(2, owner);
-  st.bind(3, static_cast<int64_t>(now + (lease_until - now) / 2));
+  st.bind(3, static_cast<int64_t>(now + 2 * (lease_until - now) / 3));
   return st.exec();
 }
 
