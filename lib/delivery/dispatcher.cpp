@@ -348,7 +348,9 @@ void Dispatcher::maybe_ask(bool closing) {
                        throttle_.ask_failed(asked, mono_now());
                      }
                      work_.notify_all();
-                     if (!stopping_ && !closed_) maybe_ask();
+                     // Shutting down: what the closing ask could not take back (an exchange was
+                     // under way) goes back now.
+                     maybe_ask(stopping_ || closed_);
                    });
 }
 
