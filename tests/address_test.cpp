@@ -169,6 +169,10 @@ TEST_CASE("addresses quoted inside text from outside are masked, the rest kept")
            Row{"\"quoted name\"@example.com", "\"quoted n***@example.com"},
            Row{"no address here @ all, user@ nor @host", "no address here @ all, u***@ nor @host"},
            Row{"j***@example.com", "j***@example.com"},  // masking again changes nothing
+           // A URI's login is no one's address: the database a daemon names stays readable.
+           Row{"database postgresql://bulkmail@db.example.com:5432/bulkmail: cannot connect",
+               "database postgresql://bulkmail@db.example.com:5432/bulkmail: cannot connect"},
+           Row{"mailto:pat@example.com", "mailto:p***@example.com"},
            Row{"", ""},
        }) {
     CAPTURE(r.in);

@@ -236,7 +236,19 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
        "database: the URI's host part is not host:port"},
       {"a PostgreSQL URI libpq cannot read", "database: queue.db\n",
        "database: postgresql://db.example.com/bulkmail?sslmode\n",
-       "database: not a PostgreSQL connection URI libpq can read"},
+       "database: not a PostgreSQL connection string libpq can read"},
+      {"libpq key=value words holding a password", "database: queue.db\n",
+       "database: \"host=db.example.com dbname=bulkmail password=hunter2\"\n",
+       "database: the URI holds a password"},
+      {"a client key's passphrase", "database: queue.db\n",
+       "database: postgresql://db.example.com/bulkmail?sslpassword=hunter2\n",
+       "database: the URI holds a password"},
+      {"a scheme in capitals, which libpq does not take", "database: queue.db\n",
+       "database: POSTGRESQL://u:hunter2@db.example.com/bulkmail\n",
+       "database: not a PostgreSQL connection string libpq can read"},
+      {"a scheme missing a slash", "database: queue.db\n",
+       "database: postgresql:/u:hunter2@db.example.com/bulkmail\n",
+       "database: not a PostgreSQL connection string libpq can read"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.name);
@@ -248,6 +260,7 @@ TEST_CASE("bad configs are refused naming the file, line and key") {
     std::string errors = all_errors(load);
     CHECK_MESSAGE(errors.find(c.expected) != std::string::npos, errors);
     CHECK_MESSAGE(errors.rfind(path, 0) == 0, "errors start with the file name: " << errors);
+    CHECK_MESSAGE(errors.find("hunter2") == std::string::npos, "a secret is never repeated");
   }
 }
 
@@ -255,7 +268,8 @@ TEST_CASE("database: a path is a SQLite file, a postgresql:// URI a PostgreSQL d
   TempDir dir;
   for (const char* uri :
        {"postgresql://bulkmail@db.example.com:5433/bulkmail?sslmode=verify-full",
-        "postgres:///bulkmail?host=/run/postgresql&passfile=/etc/bulkmail/pgpass"}) {
+        "postgres:///bulkmail?host=/run/postgresql&passfile=/etc/bulkmail/pgpass",
+        "host=db.example.com dbname=bulkmail user=bulkmail sslmode=verify-full"}) {
     CAPTURE(uri);
     auto load = load_config(write_config(dir, replace(valid_config_yaml(), "database: queue.db\n",
                                                       std::string("database: \"") + uri + "\"\n")));

@@ -131,8 +131,8 @@ TEST_CASE("pg: each daemon's own word and heartbeat are kept beside the cluster'
   CHECK(d[1].detail == "relay down");
   CHECK(d[1].seen_at == 2000);
   CHECK(store->dispatch_state()->state == "paused");  // the last word of any
-  // A daemon not seen for a week is forgotten when another says something.
-  store->set_dispatch_state({"running", "", 10'000 + 7 * 86'400'000, "", "mail2:42:bb"});
+  // A daemon not seen for a day is forgotten when another says something.
+  store->set_dispatch_state({"running", "", 10'000 + 86'400'000, "", "mail2:42:bb"});
   d = store->daemons();
   REQUIRE(d.size() == 1);
   CHECK(d[0].owner == "mail2:42:bb");

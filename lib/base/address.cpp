@@ -234,6 +234,10 @@ std::string mask_addresses_in(std::string_view text) {
     std::size_t end = at + 1;
     while (end < text.size() && domain_char(static_cast<unsigned char>(text[end]))) ++end;
     if (start == at) continue;  // nothing before the @: not an address
+    // A URI's user ("postgresql://bulkmail@db.example.com"): a login, not a person's address.
+    std::size_t user = start;
+    while (user < at && text[user] == '/') ++user;
+    if (user >= 3 && text.substr(user - 3, 3) == "://") continue;
     // Trailing dots and colons are punctuation around the address, not part of it.
     while (end > at + 1 && (text[end - 1] == '.' || text[end - 1] == ':')) --end;
     out.append(text, copied, start - copied);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -176,7 +177,19 @@ class Reader {
 }  // namespace
 
 bool names_postgresql(std::string_view value) {
-  return value.starts_with("postgresql://") || value.starts_with("postgres://");
+  // A URI, its scheme in any case (libpq takes it only in lower case: the check below then says
+  // it cannot read it, rather than a SQLite file being made under that name), or libpq's
+  // key=value words ("host=db.example.com dbname=bulkmail"). A SQLite path is neither.
+  auto lower_starts = [&](std::string_view prefix) {
+    if (value.size() < prefix.size()) return false;
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+      if (std::tolower(static_cast<unsigned char>(value[i])) != prefix[i]) return false;
+    }
+    return true;
+  };
+  if (lower_starts("postgresql:") || lower_starts("postgres:")) return true;
+  static const std::regex kKeyword(R"(^\s*[A-Za-z_]+\s*=)");
+  return std::regex_search(value.begin(), value.end(), kKeyword);
 }
 
 namespace {
@@ -207,7 +220,10 @@ Result<void> check_postgresql_uri(const std::string& uri) {
   // '#'. A password holding one of those ends it early, and libpq would read the rest as a host
   // and a port, then quote that "port" in its error: so a host's port must be digits.
   std::string_view rest = uri;
-  rest.remove_prefix(rest.find("://") + 3);
+  std::size_t scheme = rest.find("://");
+  // Key=value words have no authority: libpq's parse below reads them.
+  rest = scheme == std::string_view::npos || uri.find('=') < scheme ? std::string_view()
+                                                                    : rest.substr(scheme + 3);
   std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   std::size_t at = authority.rfind('@');
   bool password =
@@ -234,11 +250,14 @@ Result<void> check_postgresql_uri(const std::string& uri) {
     // libpq's message may quote the part it could not read: not repeated here.
     PQfreemem(parse_error);
     return make_error(
-        "not a PostgreSQL connection URI libpq can read "
-        "(postgresql://user@host:port/dbname?sslmode=verify-full)");
+        "not a PostgreSQL connection string libpq can read "
+        "(postgresql://user@host:port/dbname?sslmode=verify-full, the scheme in lower case, or "
+        "key=value words)");
   }
   for (PQconninfoOption* o = options; o->keyword; ++o) {
-    if (std::string_view(o->keyword) == "password" && o->val && *o->val) password = true;
+    // The password, and the passphrase of a client key: secrets, kept out of the config too.
+    std::string_view key = o->keyword;
+    if ((key == "password" || key == "sslpassword") && o->val && *o->val) password = true;
   }
   PQconninfoFree(options);
   if (password) {

@@ -394,7 +394,7 @@ class Store {
   // Sets (or, empty, clears) DispatchState::config_problem.
   virtual void set_config_problem(const std::string& problem) = 0;
   virtual std::optional<DispatchState> dispatch_state() = 0;
-  // Each daemon's own word and heartbeat, by owner, those seen in the last week: where several
+  // Each daemon's own word and heartbeat, by owner, those seen in the last day: where several
   // daemons share the database. Empty on SQLite, where one daemon runs and dispatch_state() is
   // its word.
   virtual std::vector<DaemonState> daemons() = 0;

@@ -1,5 +1,7 @@
 #include "store/postgres/pg_connection.h"
 
+#include <poll.h>
+
 #include <charconv>
 #include <cstring>
 
@@ -173,6 +175,18 @@ Result Connection::checked(PGresult* r) {
 }
 
 void Connection::ensure() {
+  if (PQstatus(conn_.get()) == CONNECTION_OK && !in_transaction_) {
+    // A server that ended the session while it sat idle (a restart, an administrator) has said
+    // so on the socket already: read that now, so that the statement goes to a new session
+    // rather than failing on the old one (which would look like a second, short outage).
+    // (Its last words, then the close a moment later: once words came on an idle connection,
+    // wait a few milliseconds for the close. Nothing comes at all in the usual case: one poll.)
+    for (int reads = 0; reads < 4 && PQstatus(conn_.get()) == CONNECTION_OK; ++reads) {
+      pollfd p{PQsocket(conn_.get()), POLLIN, 0};
+      if (p.fd < 0 || ::poll(&p, 1, reads == 0 ? 0 : 20) <= 0) break;
+      if (PQconsumeInput(conn_.get()) != 1) break;
+    }
+  }
   if (PQstatus(conn_.get()) == CONNECTION_OK) return;
   if (in_transaction_) {
     throw Error("08006", "the connection to PostgreSQL was lost inside a transaction");

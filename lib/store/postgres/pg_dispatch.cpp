@@ -722,14 +722,14 @@ void PostgresStore::set_dispatch_state(const DispatchState& state) {
       "updated_at = excluded.updated_at",
       pg::Params().add(state.state).add(state.detail).add(state.updated_at));
   if (!state.daemon.empty()) {
-    // The daemon's own row; those not seen for a week (stopped long ago) go.
+    // The daemon's own row; those not seen for a day (stopped, or dead, long ago) go.
     c_.exec(
         "INSERT INTO daemons (owner, state, detail, since, seen_at) VALUES ($1, $2, $3, $4, $4) "
         "ON CONFLICT (owner) DO UPDATE SET state = excluded.state, detail = excluded.detail, "
         "since = excluded.since, seen_at = excluded.seen_at",
         pg::Params().add(state.daemon).add(state.state).add(state.detail).add(state.updated_at));
     c_.exec("DELETE FROM daemons WHERE seen_at < $1",
-            pg::Params().add(state.updated_at - 7 * 86'400'000));
+            pg::Params().add(state.updated_at - 86'400'000));
   }
   tx.commit();
 }
