@@ -83,10 +83,11 @@ void recover(OutcomeJournal& journal, Store& store, const StartedDeliveries& sta
 
 void rescue_expired_leases(Store& store, UnixMillis now) {
   auto rescued = store.recover_leases(now, now, std::nullopt);
-  for (MessageId id : rescued.possible_duplicates) {
-    log_warning("message " + std::to_string(id) +
-                ": the daemon sending it stopped renewing its lease; queued again (it may "
-                "already have been delivered: possible duplicate)");
+  for (std::size_t i = 0; i < rescued.possible_duplicates.size(); ++i) {
+    log_warning("message " + std::to_string(rescued.possible_duplicates[i]) +
+                ": the daemon sending it (" + rescued.owners[i] +
+                ") stopped renewing its lease; queued again (it may already have been "
+                "delivered: possible duplicate)");
   }
 }
 

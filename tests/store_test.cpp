@@ -219,6 +219,12 @@ TEST_CASE_TEMPLATE("a live daemon renews its leases, a dead one's run out and ar
   // At 1000 host-b has stopped renewing: its message is rescued, host-a's are not.
   auto rescued = alive->recover_leases(1000, 1000, std::nullopt);
   CHECK(rescued.possible_duplicates == std::vector<MessageId>{theirs[0].id});
+  // Whose lease ran out is said, and kept in the message's history: whom to ask about it.
+  CHECK(rescued.owners == std::vector<std::string>{"host-b:2:y"});
+  auto expired = alive->history(theirs[0].recipient);
+  REQUIRE_FALSE(expired.empty());
+  CHECK(expired.back().type == "lease-expired");
+  CHECK(expired.back().detail.find("(host-b:2:y)") != std::string::npos);
   CHECK(other->renew_leases("host-b:2:y", 1, 7000) == 0);  // too late: it is not host-b's any more
   auto next = other->claim_due("host-b:2:y", 10, 1001, 9000);
   REQUIRE(next.size() == 1);

@@ -138,7 +138,16 @@ inline std::string outcome_source(const Outcome& o) {
 struct RecoveredLeases {
   std::vector<MessageId> possible_duplicates;  // their delivery may have begun
   std::size_t never_tried = 0;                 // queued again as if never claimed
+  // The daemon whose lease ran out, for each of possible_duplicates (its owner, host:pid:random),
+  // also named in each one's `lease-expired` event: whom to ask about a duplicate.
+  std::vector<std::string> owners = {};
 };
+
+// A `lease-expired` event's detail: the message went back to the queue after `owner` stopped.
+inline std::string lease_expired_detail(const std::string& owner) {
+  return "requeued after its daemon (" + owner +
+         ") stopped: possibly delivered already (duplicate risk)";
+}
 
 // What Store::suppress did with one suppression.
 enum class SuppressOutcome {
@@ -370,11 +379,11 @@ class Store {
   // Extends to `lease_until` the leases `owner` holds on messages still `sending` that have less
   // than two thirds of that time left (expiring before now + 2 (lease_until - now) / 3): a
   // daemon's heartbeat. With the shortest lease (30 s) and a heartbeat every 5 s, a lease is
-  // renewed with 15 s or more to spare. A message is mostly delivered long before, so most leases are never rewritten
-  // (each renewal is a row write that would contend with the message's own outcome). Where
-  // several daemons share the database, another rescues a message (recover_leases) only once its
-  // lease ran out, which a live daemon never lets happen. Returns how many leases were extended.
-  // `now` is the heartbeat Store::daemons shows.
+  // renewed with 15 s or more to spare. A message is mostly delivered long before, so most leases
+  // are never rewritten (each renewal is a row write that would contend with the message's own
+  // outcome). Where several daemons share the database, another rescues a message (recover_leases)
+  // only once its lease ran out, which a live daemon never lets happen. Returns how many leases
+  // were extended. `now` is the heartbeat Store::daemons shows.
   virtual std::int64_t renew_leases(const std::string& owner, UnixMillis now,
                                     UnixMillis lease_until) = 0;
 

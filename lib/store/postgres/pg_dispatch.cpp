@@ -421,7 +421,7 @@ RecoveredLeases PostgresStore::recover_leases(
     params.add_null();
   }
   pg::Result r = c_.exec(
-      "WITH expired AS (SELECT id FROM messages WHERE state = 'sending' AND "
+      "WITH expired AS (SELECT id, lease_owner FROM messages WHERE state = 'sending' AND "
       "lease_expires_at <= $2 FOR UPDATE SKIP LOCKED) "
       "UPDATE messages m SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
       "updated_at = $1, next_attempt_at = m.next_attempt_at + CASE WHEN "
@@ -429,7 +429,8 @@ RecoveredLeases PostgresStore::recover_leases(
           std::to_string(kPausedOffset) + " THEN " + paused_shift("m.campaign") +
           " ELSE 0 END, attempts = CASE WHEN $3::bigint[] IS NULL OR m.id = ANY($3::bigint[]) "
           "THEN m.attempts ELSE greatest(m.attempts - 1, 0) END FROM expired WHERE m.id = "
-          "expired.id RETURNING m.id, m.recipient, m.category, coalesce(m.campaign, '')",
+          "expired.id RETURNING m.id, m.recipient, m.category, coalesce(m.campaign, ''), "
+          "coalesce(expired.lease_owner, '')",
       params);
   // RETURNING follows no particular order: by id, as SQLite's come.
   std::vector<int> rows(static_cast<std::size_t>(r.rows()));
@@ -446,10 +447,10 @@ RecoveredLeases PostgresStore::recover_leases(
             !started || std::find(started->begin(), started->end(), id) != started->end();
         if (may_have_started) {
           out.possible_duplicates.push_back(id);
+          out.owners.push_back(r.string(row, 4));
           p.run("dispatch_event",
                 event_params(now, "lease-expired", address, id, category, campaign, "recovery",
-                             "requeued after its sender stopped: possibly delivered already "
-                             "(duplicate risk)"));
+                             lease_expired_detail(r.string(row, 4))));
         } else {
           ++out.never_tried;
           p.run("dispatch_event",

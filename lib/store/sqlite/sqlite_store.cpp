@@ -813,6 +813,15 @@ std::vector<CampaignPaused> SqliteStore::pause_tripped_campaigns(UnixMillis now)
 RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis now,
                                             const std::optional<std::vector<MessageId>>& started) {
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
+  // The daemons whose leases run out, read before the update forgets them.
+  std::unordered_map<MessageId, std::string> owner_of;
+  {
+    SQLite::Statement who(db_,
+                          "SELECT id, COALESCE(lease_owner, '') FROM messages WHERE state = "
+                          "'sending' AND lease_expires_at <= ?1");
+    who.bind(1, static_cast<int64_t>(expired_by));
+    while (who.executeStep()) owner_of[who.getColumn(0).getInt64()] = who.getColumn(1).getString();
+  }
   SQLite::Statement st(db_,
                        "UPDATE messages SET state = 'queued', lease_owner = NULL, "
                        "lease_expires_at = NULL, updated_at = ?1, next_attempt_at = "
@@ -838,8 +847,9 @@ RecoveredLeases SqliteStore::recover_leases(UnixMillis expired_by, UnixMillis no
         !started || std::find(started->begin(), started->end(), *e.message) != started->end();
     if (may_have_started) {
       r.possible_duplicates.push_back(*e.message);
+      r.owners.push_back(owner_of[*e.message]);
       add_event(now, "lease-expired", e.address, e.message, e.category, e.campaign, e.source,
-                "requeued after its sender stopped: possibly delivered already (duplicate risk)");
+                lease_expired_detail(r.owners.back()));
     } else {
       ++r.never_tried;
       give_back.reset();
