@@ -225,6 +225,25 @@ std::string outcome_detail(const Outcome& o) {
   return o.reply.rfind(code, 0) == 0 ? o.reply : code + " " + o.reply;
 }
 
+// dispatch_record_hard's parameters (record_hard_sql) for one hard bounce.
+pg::Params hard_bounce_params(const Outcome& o, UnixMillis now) {
+  std::string state(to_string(o.state));
+  pg::Params params;
+  params.add(state);
+  if (o.reply_code) {
+    params.add(o.reply_code);
+  } else {
+    params.add_null();
+  }
+  params.add(o.reply).add(o.next_attempt_at ? o.next_attempt_at : now);
+  params.add_or_null(o.message_id_header).add(now).add(o.id);
+  params.add_or_null(feedback_name(o.bounce_class));
+  params.add(o.state == MessageState::queued ? "released" : state).add(outcome_detail(o));
+  params.add(o.lease_owner).add(o.claimed_attempts);  // the claim it ends
+  params.add(pgsql::kSuppressionChannel);
+  return params;
+}
+
 // kRecordMany's arrays, one field of every outcome each.
 struct Columns {
   std::vector<std::string> state, reply, header, feedback, type, detail, owner;
@@ -256,24 +275,7 @@ struct Columns {
 
 }  // namespace
 
-std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outcome> outcomes,
-                                                           UnixMillis now) {
-  if (outcomes.empty()) return {};
-  // Most groups are all delivered (or failed, or suppressed): nothing to lock, suppress or pause.
-  // Their one statement goes alone in a pipeline, which is a transaction of its own (the
-  // statements before a sync commit together): one round trip, no BEGIN and COMMIT around it.
-  if (std::none_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) {
-        return o.state == MessageState::queued || o.state == MessageState::deferred ||
-               o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy;
-      })) {
-    Columns all;
-    for (std::size_t i = 0; i < outcomes.size(); ++i) {
-      all.add(outcomes[i], now, outcome_detail(outcomes[i]), i);
-    }
-    pipelined(c_, [&](pg::Pipeline& p) { p.run("dispatch_record_many", all.params(now)); });
-    return {};
-  }
-  pg::Transaction tx(c_);
+void PostgresStore::lock_for_outcomes(std::span<const Outcome> outcomes) {
   // A message put back to wait (deferred, released) is due after kPausedOffset while its campaign
   // is paused, decided from the campaign row: held FOR SHARE, so that a pause or resume committing
   // meanwhile waits for this transaction and then moves these messages too (it moves the waiting
@@ -294,6 +296,27 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
                   [](const Outcome& o) { return o.bounce_class == BounceClass::hard; })) {
     c_.exec(pgsql::kSuppressionEventsLock);
   }
+}
+
+std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outcome> outcomes,
+                                                           UnixMillis now) {
+  if (outcomes.empty()) return {};
+  // Most groups are all delivered (or failed, or suppressed): nothing to lock, suppress or pause.
+  // Their one statement goes alone in a pipeline, which is a transaction of its own (the
+  // statements before a sync commit together): one round trip, no BEGIN and COMMIT around it.
+  if (std::none_of(outcomes.begin(), outcomes.end(), [](const Outcome& o) {
+        return o.state == MessageState::queued || o.state == MessageState::deferred ||
+               o.bounce_class == BounceClass::hard || o.bounce_class == BounceClass::policy;
+      })) {
+    Columns all;
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+      all.add(outcomes[i], now, outcome_detail(outcomes[i]), i);
+    }
+    pipelined(c_, [&](pg::Pipeline& p) { p.run("dispatch_record_many", all.params(now)); });
+    return {};
+  }
+  pg::Transaction tx(c_);
+  lock_for_outcomes(outcomes);
   // The group commit in one round trip: the outcomes that suppress nothing in one statement
   // (kRecordMany), each hard bounce in one of its own (its update, its event, the suppression),
   // all pipelined, so none waits for the answer to the one before.
@@ -308,31 +331,10 @@ std::vector<CampaignPaused> PostgresStore::record_outcomes(std::span<const Outco
     }
     many.add(o, now, outcome_detail(o), i);
   }
-  std::vector<pg::Result> results;
-  if (!outcomes.empty()) {
-    results = pipelined(c_, [&](pg::Pipeline& p) {
-      if (!many.index.empty()) p.run("dispatch_record_many", many.params(now));
-      for (std::size_t i : hard) {
-        const Outcome& o = outcomes[i];
-        std::string state(to_string(o.state));
-        std::string type = o.state == MessageState::queued ? "released" : state;
-        std::string detail = outcome_detail(o);
-        pg::Params params;
-        params.add(state);
-        if (o.reply_code) {
-          params.add(o.reply_code);
-        } else {
-          params.add_null();
-        }
-        params.add(o.reply).add(o.next_attempt_at ? o.next_attempt_at : now);
-        params.add_or_null(o.message_id_header).add(now).add(o.id);
-        params.add_or_null(feedback_name(o.bounce_class)).add(type).add(detail);
-        params.add(o.lease_owner).add(o.claimed_attempts);  // the claim it ends
-        params.add(pgsql::kSuppressionChannel);
-        p.run("dispatch_record_hard", params);
-      }
-    });
-  }
+  std::vector<pg::Result> results = pipelined(c_, [&](pg::Pipeline& p) {
+    if (!many.index.empty()) p.run("dispatch_record_many", many.params(now));
+    for (std::size_t i : hard) p.run("dispatch_record_hard", hard_bounce_params(outcomes[i], now));
+  });
   // Those not recorded: their lease was recovered meanwhile, another claim holds them.
   std::size_t next = 0;
   if (!many.index.empty()) {

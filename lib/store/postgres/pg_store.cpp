@@ -66,6 +66,38 @@ void announce_suppression_change(pg::Connection& c, std::int64_t event) {
 
 // Creates the campaign when it does not exist and holds its row FOR SHARE (kShareCampaign) until
 // the transaction ends. A drop committed between the two statements leaves no row: create it again.
+// Events of one enqueue, one array a field, written in one statement in the order of their
+// messages.
+struct EventColumns {
+  std::vector<std::string> type, address, category, campaign, detail;
+  std::vector<std::int64_t> message;
+
+  void add(const char* t, const NewMessage& m, MessageId id, std::string d) {
+    type.emplace_back(t);
+    address.push_back(m.recipient);
+    message.push_back(id);
+    category.push_back(m.category);
+    campaign.push_back(m.campaign);
+    detail.push_back(std::move(d));
+  }
+  void insert(pg::Connection& c, const std::string& source, UnixMillis now) const {
+    if (message.empty()) return;
+    c.exec(
+        "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
+        "SELECT $1, t, a, m, c, k, $2, d FROM unnest($3::text[], $4::text[], $5::bigint[], "
+        "$6::text[], $7::text[], $8::text[]) AS e (t, a, m, c, k, d) ORDER BY m",
+        pg::Params()
+            .add(now)
+            .add(source)
+            .add_array(type)
+            .add_array(address)
+            .add_array(message)
+            .add_array(category)
+            .add_array(campaign)
+            .add_array(detail));
+  }
+};
+
 void hold_campaign(pg::Connection& c, const std::string& name, UnixMillis now) {
   for (;;) {
     c.run("store_insert_campaign", pg::Params().add(name).add("").add(now));
@@ -176,6 +208,15 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
   std::vector<EnqueueResult> results(messages.size(), {EnqueueStatus::already_queued, 0});
   if (messages.empty()) return results;
   pg::Transaction tx(c_);
+  copy_batch(messages);
+  lock_batch(messages, now);
+  StoppedInBatch stopped = stopped_in_batch(messages, source, now, results);
+  store_batch(messages, stopped, source, now, results);
+  tx.commit();
+  return results;
+}
+
+void PostgresStore::copy_batch(std::span<const NewMessage> messages) {
   c_.exec(
       "CREATE TEMP TABLE IF NOT EXISTS enqueue_batch (n integer PRIMARY KEY, campaign text, "
       "category text NOT NULL, recipient text NOT NULL, vars text NOT NULL, key text NOT NULL) "
@@ -197,6 +238,9 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
                }
                return next < messages.size();
              });
+}
+
+void PostgresStore::lock_batch(std::span<const NewMessage> messages, UnixMillis now) {
   // The campaigns first, one by one (most often there is one), by name so that two batches
   // naming the same new campaigns never wait for each other: created if new, held FOR SHARE.
   std::vector<std::string> held;
@@ -213,35 +257,48 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
   //
   // And each campaign's lock, exclusive, in the order of the locks themselves: two imports into
   // one campaign take turns, batch by batch, where waiting on each other's rows (ON CONFLICT
-  // below, in the batch's order) could deadlock.
+  // in store_batch, in the batch's order) could deadlock.
   c_.exec(
       "SELECT count(pg_advisory_xact_lock_shared(1718579815, h)) FROM (SELECT DISTINCT "
       "hashtext(recipient) & 1023 AS h FROM enqueue_batch ORDER BY h) r; "
       "SELECT count(pg_advisory_xact_lock(1718579816, h)) FROM (SELECT DISTINCT "
       "hashtext(campaign) AS h FROM enqueue_batch WHERE campaign IS NOT NULL ORDER BY h) r");
+}
+
+PostgresStore::StoppedInBatch PostgresStore::stopped_in_batch(std::span<const NewMessage> messages,
+                                                              const std::string& source,
+                                                              UnixMillis now,
+                                                              std::vector<EnqueueResult>& results) {
   // What stops each message, found the way find_suppression() finds it (all-mail first).
-  pg::Result stopped = c_.exec(
+  pg::Result r = c_.exec(
       "SELECT b.n, s.address, s.category, s.reason, s.source, s.created_at FROM enqueue_batch b "
       "CROSS JOIN LATERAL (SELECT address, category, reason, source, created_at FROM "
       "suppressions WHERE address IN (b.recipient, b.key) AND category IN ('', b.category) "
       "ORDER BY address = b.recipient DESC, category LIMIT 1) s ORDER BY b.n");
-  std::vector<std::string> suppressed_n, suppressed_detail;  // stored as `suppressed`
-  std::vector<std::string> forgotten_n;                      // stored nowhere
-  for (int row = 0; row < stopped.rows(); ++row) {
-    auto n = static_cast<std::size_t>(stopped.int64(row, 0));
-    Suppression sup = pgsql::read_suppression(stopped, row, 1);
+  StoppedInBatch stopped;
+  stopped.forgotten.assign(messages.size(), false);
+  for (int row = 0; row < r.rows(); ++row) {
+    auto n = static_cast<std::size_t>(r.int64(row, 0));
+    Suppression sup = pgsql::read_suppression(r, row, 1);
     const NewMessage& m = messages[n];
     results[n] = {EnqueueStatus::suppressed, 0};
     if (sup.address != m.recipient) {
       // The person asked to be forgotten: their address is stored nowhere, not even here.
       add_event(now, "suppressed", sup.address, std::nullopt, m.category, m.campaign, source,
                 "not queued (" + suppression_summary(sup) + ")");
-      forgotten_n.push_back(std::to_string(n));
+      stopped.forgotten[n] = true;
+      stopped.forgotten_n.push_back(std::to_string(n));
     } else {
-      suppressed_n.push_back(std::to_string(n));
-      suppressed_detail.push_back("suppressed when queued (" + suppression_summary(sup) + ")");
+      stopped.suppressed_n.push_back(std::to_string(n));
+      stopped.details.push_back("suppressed when queued (" + suppression_summary(sup) + ")");
     }
   }
+  return stopped;
+}
+
+void PostgresStore::store_batch(std::span<const NewMessage> messages, const StoppedInBatch& stopped,
+                                const std::string& source, UnixMillis now,
+                                std::vector<EnqueueResult>& results) {
   // The rest in one statement, in the batch's order (the order they are sent in): a campaign's
   // recipient it holds already is left out (ON CONFLICT), the first of a pair in the batch stored.
   pg::Result stored = c_.exec(
@@ -252,7 +309,7 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
           ", $3, $3 FROM enqueue_batch b WHERE b.n <> ALL($2::text[]::integer[]) ORDER BY b.n "
           "ON CONFLICT (campaign, recipient) DO NOTHING RETURNING id, campaign IS NULL, "
           "coalesce(campaign, ''), recipient",
-      pg::Params().add_array(suppressed_n).add_array(forgotten_n).add(now));
+      pg::Params().add_array(stopped.suppressed_n).add_array(stopped.forgotten_n).add(now));
   // Ids come from the sequence as the rows go in: in the batch's order.
   std::unordered_map<std::string, MessageId> by_campaign;  // campaign NUL recipient -> id
   std::vector<MessageId> no_campaign;
@@ -265,15 +322,13 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
   }
   std::sort(no_campaign.begin(), no_campaign.end());
   // Each message stored gets its event; one not stored stays already_queued.
-  std::vector<std::string> ev_type, ev_address, ev_category, ev_campaign, ev_detail;
-  std::vector<std::int64_t> ev_message;
+  EventColumns events;
   std::size_t next_plain = 0, detail = 0;
   for (std::size_t n = 0; n < messages.size(); ++n) {
     const NewMessage& m = messages[n];
-    if (std::find(forgotten_n.begin(), forgotten_n.end(), std::to_string(n)) != forgotten_n.end())
-      continue;
+    if (stopped.forgotten[n]) continue;
     bool suppressed = results[n].status == EnqueueStatus::suppressed;
-    std::string sup_detail = suppressed ? suppressed_detail[detail++] : std::string();
+    std::string sup_detail = suppressed ? stopped.details[detail++] : std::string();
     std::optional<MessageId> id;
     if (m.campaign.empty()) {
       if (next_plain < no_campaign.size()) id = no_campaign[next_plain++];
@@ -287,30 +342,9 @@ std::vector<EnqueueResult> PostgresStore::enqueue(std::span<const NewMessage> me
       continue;
     }
     results[n] = {suppressed ? EnqueueStatus::suppressed : EnqueueStatus::queued, *id};
-    ev_type.push_back(suppressed ? "suppressed" : "enqueued");
-    ev_address.push_back(m.recipient);
-    ev_message.push_back(*id);
-    ev_category.push_back(m.category);
-    ev_campaign.push_back(m.campaign);
-    ev_detail.push_back(std::move(sup_detail));
+    events.add(suppressed ? "suppressed" : "enqueued", m, *id, std::move(sup_detail));
   }
-  if (!ev_message.empty()) {
-    c_.exec(
-        "INSERT INTO events (at, type, address, message, category, campaign, source, detail) "
-        "SELECT $1, t, a, m, c, k, $2, d FROM unnest($3::text[], $4::text[], $5::bigint[], "
-        "$6::text[], $7::text[], $8::text[]) AS e (t, a, m, c, k, d) ORDER BY m",
-        pg::Params()
-            .add(now)
-            .add(source)
-            .add_array(ev_type)
-            .add_array(ev_address)
-            .add_array(ev_message)
-            .add_array(ev_category)
-            .add_array(ev_campaign)
-            .add_array(ev_detail));
-  }
-  tx.commit();
-  return results;
+  events.insert(c_, source, now);
 }
 
 std::vector<UpdateStatus> PostgresStore::update_vars(std::span<const NewMessage> messages,

@@ -125,10 +125,27 @@ class PostgresStore final : public Store {
   // every daemon (NOTIFY bulkmail_suppressions) when the transaction commits.
   SuppressOutcome suppress_one(const Suppression& s, UnixMillis now,
                                std::optional<MessageId> message, const std::string& campaign);
+  // enqueue's steps, inside its transaction: the batch into the session's table enqueue_batch by
+  // COPY; its campaigns held and its locks taken; what stops each message (its result set to
+  // suppressed; a forgotten address's event written); the rest stored, with their events.
+  struct StoppedInBatch {
+    std::vector<std::string> suppressed_n, details;  // stored as suppressed, and why
+    std::vector<std::string> forgotten_n;            // stored nowhere
+    std::vector<bool> forgotten;                     // by position in the batch
+  };
+  void copy_batch(std::span<const NewMessage> messages);
+  void lock_batch(std::span<const NewMessage> messages, UnixMillis now);
+  StoppedInBatch stopped_in_batch(std::span<const NewMessage> messages, const std::string& source,
+                                  UnixMillis now, std::vector<EnqueueResult>& results);
+  void store_batch(std::span<const NewMessage> messages, const StoppedInBatch& stopped,
+                   const std::string& source, UnixMillis now, std::vector<EnqueueResult>& results);
   // Moves the campaign's waiting messages past kPausedOffset (hold) or back; how many moved.
   std::int64_t shift_campaign(const std::string& name, bool hold);
 
   // --- pg_dispatch.cpp ---
+  // record_outcomes' locks, inside its transaction: the campaigns of messages going back to wait
+  // (FOR SHARE), and the suppression events' order when a hard bounce suppresses.
+  void lock_for_outcomes(std::span<const Outcome> outcomes);
   // record_outcomes' automatic pause: the campaigns of `refused` whose rates trip the policy.
   std::vector<CampaignPaused> pause_refused(std::span<const MessageId> refused, UnixMillis now);
 
