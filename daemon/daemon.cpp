@@ -15,6 +15,9 @@
 namespace bulkmail {
 namespace {
 
+// How long a sender's outcome may wait on PostgreSQL for others to share its commit.
+constexpr std::chrono::microseconds kPostgresGroupWindow{4000};
+
 HttpLimits http_limits(const WebhookConfig& w) {
   HttpLimits limits;
   limits.max_connections = static_cast<std::size_t>(w.max_connections);
@@ -207,6 +210,10 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
   if (claimer_) claimer_->on_health(health);
   if (config_->database.is_postgresql()) {
     listener_ = std::make_unique<SuppressionListener>(io_, config_->database.postgresql, worker_);
+    // The server's work per commit, not the disk, bounds a daemon on PostgreSQL (BENCHMARKS.md):
+    // half the senders' outcomes, or 4 ms, make a group.
+    worker_.set_group_commit(
+        {static_cast<std::size_t>(config_->smtp.max_connections) / 2, kPostgresGroupWindow});
   }
   webhook_ = std::make_unique<Webhook>(config_, backend_, std::move(opened.checker));
   config_status_.loaded_at = now_millis();

@@ -367,3 +367,46 @@ TEST_CASE("a poke reads the event log at once, without waiting for the poll") {
   worker.poke_watch();                                          // another daemon's NOTIFY
   CHECK(eventually([&] { return watch.find("sam@example.com", "x").suppression.has_value(); }));
 }
+
+TEST_CASE("a group commit waits for its outcomes, or for its window, and no longer") {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  std::vector<MessageId> ids;
+  {
+    SqliteStore s(path);
+    std::vector<NewMessage> m;
+    for (int i = 0; i < 3; ++i)
+      m.push_back({"", "customer-update", "p" + std::to_string(i) + "@example.com", "{}"});
+    for (const auto& e : s.enqueue(m, "test", 1000)) ids.push_back(e.id);
+    REQUIRE(s.claim_due("me", 3, 2000, 60'000).size() == 3);
+  }
+  auto sent = [&](std::size_t i) {
+    return Outcome{ids[i], MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown};
+  };
+  auto count_sent = [&] { return SqliteStore(path).counts(std::nullopt)[MessageState::sent]; };
+  StoreWorker worker(std::make_unique<SqliteStore>(path), 3);
+  SUBCASE("a group of two: the first waits for the second") {
+    worker.set_group_commit({2, std::chrono::seconds(30)});
+    CHECK_FALSE(worker.record(sent(0), 0, 1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(count_sent() == 0);  // alone, well within its window: not yet
+    CHECK_FALSE(worker.record(sent(1), 1, 1));
+    worker.wait_committed(0, 1);
+    worker.wait_committed(1, 1);
+    CHECK(count_sent() == 2);
+  }
+  SUBCASE("the window ends a group that stays short") {
+    worker.set_group_commit({3, std::chrono::milliseconds(5)});
+    CHECK_FALSE(worker.record(sent(0), 0, 1));
+    worker.wait_committed(0, 1);  // would hang until the worker stops were the window ignored
+    CHECK(count_sent() == 1);
+  }
+  SUBCASE("a stopping worker commits a short group at once") {
+    worker.set_group_commit({3, std::chrono::seconds(30)});
+    CHECK_FALSE(worker.record(sent(2), 2, 1));
+    auto started = std::chrono::steady_clock::now();
+    worker.stop();
+    CHECK(count_sent() == 1);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(20));
+  }
+}

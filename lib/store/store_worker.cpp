@@ -66,8 +66,9 @@ bool StoreWorker::add(const Outcome& outcome, const std::optional<SenderTicket>&
     // A busy worker picks it up with its next group. A journaled outcome waits for the interval,
     // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
     // nothing pending, it has none).
-    wake = !busy_ &&
-           (!durable || pending_.outcomes.size() == 1 || pending_.outcomes.size() >= kApplyBatch);
+    // An outcome only a commit makes durable wakes it when it completes a group.
+    wake = !busy_ && (pending_.outcomes.size() == 1 || pending_.outcomes.size() >= kApplyBatch ||
+                      (!durable && pending_.not_durable >= group_.outcomes));
   }
   if (wake) wake_.notify_one();
   return durable;
@@ -151,9 +152,20 @@ void StoreWorker::database_answered() {
 }
 
 bool StoreWorker::outcomes_due(TimePoint now) const {
-  return !pending_.empty() &&
-         (pending_.not_durable > 0 || stopping_ || pending_.outcomes.size() >= kApplyBatch ||
-          now >= pending_.first_at + kApplyInterval);
+  return !pending_.empty() && (stopping_ || pending_.outcomes.size() >= kApplyBatch ||
+                               pending_.not_durable >= group_.outcomes || now >= due_at());
+}
+
+StoreWorker::TimePoint StoreWorker::due_at() const {
+  if (pending_.not_durable == 0) return pending_.first_at + kApplyInterval;
+  return pending_.first_at +
+         std::chrono::duration_cast<std::chrono::steady_clock::duration>(group_.window);
+}
+
+void StoreWorker::set_group_commit(GroupCommit g) {
+  std::lock_guard lock(mu_);
+  group_ = {std::max<std::size_t>(1, g.outcomes), g.window};
+  wake_.notify_one();
 }
 
 void StoreWorker::claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
@@ -367,7 +379,7 @@ StoreWorker::Next StoreWorker::wait_for_work(std::unique_lock<std::mutex>& lock)
       watch_poked_ = false;
       return Next::poll_watch;
     }
-    if (!pending_.empty()) until = std::min(until, pending_.first_at + kApplyInterval);
+    if (!pending_.empty()) until = std::min(until, due_at());
     if (watch_ && watch_->watching()) until = std::min(until, watched_at_ + watch_interval_);
     if (until == TimePoint::max()) {
       wake_.wait(lock);

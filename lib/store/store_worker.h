@@ -80,6 +80,18 @@ class StoreWorker {
   static constexpr std::chrono::milliseconds kApplyInterval{20};
   static constexpr std::size_t kApplyBatch = 1000;
 
+  // When outcomes that only a commit makes durable are committed: once `outcomes` of them wait,
+  // or the first of them has waited `window`. The default commits each group at once. Where a
+  // commit costs the database more than a sender's short wait costs the daemon (PostgreSQL, whose
+  // every transaction and every statement the server plans and logs), gathering the senders'
+  // outcomes into fewer, larger groups takes the load off the server. Senders still wait for their
+  // own outcome before the next delivery, so what a crash can resend is unchanged.
+  struct GroupCommit {
+    std::size_t outcomes = 1;
+    std::chrono::microseconds window{0};
+  };
+  void set_group_commit(GroupCommit g);  // from any thread
+
   // Stops after everything queued so far is done.
   void stop();
 
@@ -143,6 +155,7 @@ class StoreWorker {
   void commit_opt_outs(std::vector<OptOut>& ready);
   void run_task(const std::function<void(Store&)>& task);
   bool outcomes_due(TimePoint now) const;  // with mu_ held
+  TimePoint due_at() const;                // with mu_ held and outcomes pending: when they are due
   bool watch_due(TimePoint now) const;     // with mu_ held
   void start_watch();
   void refresh_watch();
@@ -178,6 +191,7 @@ class StoreWorker {
   bool watch_poked_ = false;  // another daemon announced a suppression
   std::chrono::milliseconds watch_interval_ = kApplyInterval;
   bool announced_ = false;  // set_changes_announced; under mu_
+  GroupCommit group_;       // under mu_
   bool busy_ = false;       // the worker is working, not waiting
   bool stopping_ = false;
   std::thread thread_;
