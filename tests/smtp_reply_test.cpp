@@ -188,3 +188,18 @@ TEST_CASE("a refusal to RCPT TO means what it would in a bounce report") {
   CHECK(data.verdict == Verdict::rejected);
   CHECK(data.bounce_class == BounceClass::policy);
 }
+
+TEST_CASE("a relay's reply is recorded as one printable line, whatever bytes it held") {
+  CHECK(reply_line("250 2.0.0 Ok: queued\r\n") == "250 2.0.0 Ok: queued");
+  CHECK(reply_line("550 5.1.1 no\rFAKE 250 ok\x1b[2J\tuser") ==
+        "550 5.1.1 no?FAKE 250 ok?[2J\tuser");
+  CHECK(reply_line(std::string(600, 'x')).size() == kMaxReplyLine);
+  // Through the classification too: the reply or libcurl's error text, either way one line.
+  AttemptResult a;
+  a.curl_code = CURLE_SEND_ERROR;
+  a.error_text = "RCPT failed: 550";
+  a.last_reply = "550 5.1.1 gone\r\nX-Injected: yes";
+  auto c = classify_attempt(a);
+  CHECK(c.reply.find_first_of("\r\n") == std::string::npos);
+  CHECK(c.reply.rfind("550 5.1.1 gone", 0) == 0);
+}

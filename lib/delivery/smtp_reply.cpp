@@ -20,8 +20,8 @@ int code_in(const std::string& text, const char* marker) {
 }
 
 std::string reply_for(int code, const AttemptResult& a) {
-  if (a.last_reply.rfind(std::to_string(code), 0) == 0) return a.last_reply;
-  return std::to_string(code) + (a.error_text.empty() ? "" : " (" + a.error_text + ")");
+  if (a.last_reply.rfind(std::to_string(code), 0) == 0) return reply_line(a.last_reply);
+  return std::to_string(code) + (a.error_text.empty() ? "" : " (" + reply_line(a.error_text) + ")");
 }
 
 // A 5xx, judged as a bounce report's recipient is (bounce_class.h), so that a refusal means the
@@ -115,6 +115,17 @@ Classification classify_attempt(const AttemptResult& a) {
       break;
   }
   return c;
+}
+
+std::string reply_line(std::string_view received) {
+  while (!received.empty() && (received.back() == '\n' || received.back() == '\r'))
+    received.remove_suffix(1);
+  std::string line(received.substr(0, kMaxReplyLine));
+  for (char& c : line) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) c = '?';
+  }
+  return line;
 }
 
 }  // namespace bulkmail

@@ -43,4 +43,10 @@ struct Classification {
 
 Classification classify_attempt(const AttemptResult& attempt);
 
+// One line as libcurl hands it over (a reply line, an error text) made fit to record: without its
+// line end, at most kMaxReplyLine bytes, and every other control character shown as '?', so that a
+// relay's reply can never break a line of the history, a log or a terminal.
+std::string reply_line(std::string_view received);
+inline constexpr std::size_t kMaxReplyLine = 512;
+
 }  // namespace bulkmail

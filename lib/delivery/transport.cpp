@@ -63,11 +63,9 @@ void CurlTransport::setup() {
   curl_easy_setopt(
       e, CURLOPT_HEADERFUNCTION, +[](char* buf, size_t size, size_t n, void* self) -> size_t {
         auto* t = static_cast<CurlTransport*>(self);
-        std::string_view line(buf, size * n);
-        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-        if (line.size() > 512) line = line.substr(0, 512);
+        std::string line = reply_line(std::string_view(buf, size * n));
         // After a refusal libcurl sends QUIT; its "221" answer is not the reply that matters.
-        if (line.rfind("221", 0) != 0) t->last_reply_.assign(line);
+        if (line.rfind("221", 0) != 0) t->last_reply_ = std::move(line);
         return size * n;
       });
   // Aborting: interrupt() shuts the socket down under libcurl's feet, which fails the transfer

@@ -19,6 +19,7 @@
 
 #include "base/log.h"
 #include "base/text.h"
+#include "web/http_framing.h"
 
 namespace bulkmail {
 
@@ -28,55 +29,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-// Boost 1.74's Beast hands out boost::string_view.
-std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
-
-// Why a request's header alone means it is not served, or nullopt.
-struct Refusal {
-  http::status status;
-  std::string text;
-};
-
-// RFC 9112 framing, where Beast is lenient: it reads a body only for a final "chunked" and takes
-// any other Transfer-Encoding as no body at all, so the body's bytes would be read as the next
-// request; and it accepts Content-Length after a Transfer-Encoding that is not chunked, and equal
-// Content-Lengths twice. Each of those is refused here, as is an HTTP/1.1 request without exactly
-// one Host (RFC 9112 3.2), and one with two Content-Types.
-std::optional<Refusal> header_problem(const HttpRequest& req) {
-  auto bad = [](std::string text) { return Refusal{http::status::bad_request, std::move(text)}; };
-  std::size_t hosts = req.count(http::field::host);
-  if (hosts > 1) return bad("more than one Host header\n");
-  if (hosts == 0 && req.version() >= 11) return bad("an HTTP/1.1 request needs a Host header\n");
-  // Two media types for one body: which one a route reads must not depend on their order.
-  if (req.count(http::field::content_type) > 1) return bad("more than one Content-Type\n");
-  std::size_t lengths = req.count(http::field::content_length);
-  if (lengths > 1 || sv(req[http::field::content_length]).find(',') != std::string_view::npos)
-    return bad("more than one Content-Length\n");
-  if (req.count(http::field::transfer_encoding) == 0) return std::nullopt;
-  if (lengths > 0) return bad("both Content-Length and Transfer-Encoding\n");
-  if (req.version() < 11) return bad("Transfer-Encoding in an HTTP/1.0 request\n");
-  // Every Transfer-Encoding line, as one list in order.
-  std::vector<std::string> codings;
-  auto [begin, end] = req.equal_range(http::field::transfer_encoding);
-  for (auto field = begin; field != end; ++field) {
-    std::string_view list = sv(field->value());
-    while (!list.empty()) {
-      std::size_t comma = list.find(',');
-      std::string_view coding = trim(list.substr(0, comma));
-      if (!coding.empty()) codings.push_back(to_lower_ascii(coding));
-      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    }
-  }
-  if (codings.empty() || codings.back() != "chunked")
-    return bad("the last Transfer-Encoding must be chunked\n");
-  if (std::count(codings.begin(), codings.end(), "chunked") > 1)
-    return bad("chunked more than once in Transfer-Encoding\n");
-  if (codings.size() > 1)
-    return Refusal{http::status::not_implemented,
-                   "transfer coding " + codings.front() + " is not supported\n"};
-  return std::nullopt;
-}
 
 HttpResponse plain(http::status status, std::string text) {
   HttpResponse res{status, 11};
@@ -191,7 +143,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
 
   void on_header(beast::error_code ec) {
     if (ec || timed_out_) return on_read_error(ec);
-    if (auto problem = header_problem(parser_->get())) {
+    if (auto problem = framing_problem(parser_->get())) {
       return send(plain(problem->status, std::move(problem->text)), /*close=*/true);
     }
     // curl and others wait for "100 Continue" before sending a larger body.
