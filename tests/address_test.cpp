@@ -184,3 +184,11 @@ TEST_CASE("addresses quoted inside text from outside are masked, the rest kept")
   CHECK(masked.find("a.b@") == std::string::npos);
   CHECK(masked.find("'o''r'@") == std::string::npos);
 }
+
+TEST_CASE("a domain IDNA maps to nothing is refused, not read past its end") {
+  // U+034F COMBINING GRAPHEME JOINER: IDNA's mapping removes it (found by fuzz_address).
+  auto a = parse_address("\"\"@\xcd\x8f");
+  REQUIRE_FALSE(a);
+  CHECK(a.error().message == "the domain after '@' maps to nothing (IDNA)");
+  CHECK_FALSE(parse_domain("\xc2\xad"));  // a soft hyphen alone
+}

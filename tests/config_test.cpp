@@ -616,3 +616,30 @@ TEST_CASE("a bounce domain without DKIM is a warning: the CFBL-Address would go 
   REQUIRE_MESSAGE(signed_load.ok(), all_errors(signed_load));
   for (const auto& w : signed_load.warnings) CHECK(w.str().find("bounces") == std::string::npos);
 }
+
+TEST_CASE("a config error is one printable line, whatever bytes the file held") {
+  ConfigError e{"bulkmail.yaml", 4, 1, "\x1b[31mkey\x1b[0m", "unknown key\r\nforged line"};
+  CHECK(e.str() == "bulkmail.yaml:4:1: ?[31mkey?[0m: unknown key??forged line");
+}
+
+TEST_CASE(
+    "a config holding itself through an alias, or nested too deep, is an error, not a crash") {
+  TempDir dir;
+  auto load = [&](const std::string& text) {
+    auto path = dir.path() / "bulkmail.yaml";
+    std::ofstream(path) << text;
+    return load_config(path);
+  };
+  auto cycle = load("x: &a [*a]\n");
+  REQUIRE_FALSE(cycle.ok());
+  CHECK(cycle.errors.front().str().find("holds itself through an alias") != std::string::npos);
+  std::string deep = "x: " + std::string(40, '[') + std::string(40, ']') + "\n";
+  CHECK(load(deep).errors.front().str().find("nested more than 32 levels") != std::string::npos);
+  // Aliases repeating a part: 10^6 values from a few lines.
+  auto laughs = load(
+      "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+      "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, "
+      "*c]\n"
+      "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n");
+  CHECK(laughs.errors.front().str().find("larger than 100000 values") != std::string::npos);
+}

@@ -179,3 +179,19 @@ TEST_CASE("CSV: the email column whatever its case, and a header without one is 
   CHECK(got.error == "the header row has no 'email' column (the recipient's address)");
   CHECK_FALSE(n->next());  // one error for the file, not one per row
 }
+
+TEST_CASE(
+    "a key quoted in an error is printable: an import file cannot send the terminal an escape") {
+  std::istringstream in("{\"evil\\u001b[2J\\nkey\":[1]}\n{\"dup\\r\":1,\"dup\\r\":2}\n");
+  auto reader = RowReader::open(in, ImportFormat::jsonl);
+  auto first = reader->next();
+  REQUIRE(first);
+  REQUIRE_FALSE(*first);
+  CHECK(first->error().message ==
+        "field 'evil?[2J?key' holds an object or array; only text, numbers and true/false are "
+        "allowed");
+  auto second = reader->next();
+  REQUIRE(second);
+  REQUIRE_FALSE(*second);
+  CHECK(second->error().message == "key 'dup?' is given twice (a row names each key once)");
+}

@@ -203,3 +203,14 @@ TEST_CASE("a relay's reply is recorded as one printable line, whatever bytes it 
   CHECK(c.reply.find_first_of("\r\n") == std::string::npos);
   CHECK(c.reply.rfind("550 5.1.1 gone", 0) == 0);
 }
+
+TEST_CASE("a transfer libcurl calls done without a 2xx records no made-up reply code") {
+  AttemptResult a;
+  a.curl_code = CURLE_OK;
+  a.response_code = 5;  // not a reply code: recorded as none
+  auto c = classify_attempt(a);
+  CHECK(c.verdict == Verdict::deferred);
+  CHECK(c.code == 0);
+  a.response_code = 354;
+  CHECK(classify_attempt(a).code == 354);
+}

@@ -113,6 +113,8 @@ Result<std::string> parse_domain(std::string_view domain) {
       return make_error(std::string("the international domain is not valid: ") + idn2_strerror(rc));
     }
     lowered = to_lower_ascii(out);
+    // IDNA maps some characters to nothing (U+034F, the soft hyphen): all of them, none left.
+    if (lowered.empty()) return make_error("the domain after '@' maps to nothing (IDNA)");
   }
   if (lowered.size() > kMaxDomain) return make_error("the domain is longer than 253 octets");
   if (lowered.back() == '.') return make_error("the domain ends with a dot");

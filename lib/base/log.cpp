@@ -58,10 +58,7 @@ void append_log_text(std::string& out, std::string_view message, bool mask_addre
   // One event, one line: a value with a line break must not forge a second log entry.
   // Nor may it send a terminal escape (file names, relays' replies and reports are anyone's
   // bytes): every other control character but the tab shows as '?'.
-  for (char c : message) {
-    auto u = static_cast<unsigned char>(c);
-    out += (c == '\n' || c == '\r') ? ' ' : ((u < 0x20 && c != '\t') || u == 0x7f) ? '?' : c;
-  }
+  append_printable_line(out, message, ' ');
 }
 
 std::string log_text(std::string_view message) {

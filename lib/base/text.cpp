@@ -124,4 +124,18 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
+void append_printable_line(std::string& out, std::string_view s, char line_break) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    out += (c == '\n' || c == '\r') ? line_break : ((u < 0x20 && c != '\t') || u == 0x7f) ? '?' : c;
+  }
+}
+
+std::string printable_line(std::string_view s, char line_break) {
+  std::string out;
+  out.reserve(s.size());
+  append_printable_line(out, s, line_break);
+  return out;
+}
+
 }  // namespace bulkmail

@@ -20,6 +20,11 @@ int hex_digit_value(char c);
 // True when s holds CR, LF, NUL, any other C0 control character but TAB, or DEL. Such a value is
 // refused wherever it could reach a header.
 bool has_control_chars(std::string_view s);
+// `s` fit for one line of a terminal, a log or a history: CR and LF (the line breaks) become
+// `line_break`, every other control character but TAB '?'. For anyone's bytes (file names, keys
+// of a config, relays' replies) on their way to a person.
+std::string printable_line(std::string_view s, char line_break = '?');
+void append_printable_line(std::string& out, std::string_view s, char line_break = '?');
 
 // Whether `s` may stand in a header: valid UTF-8, no line break, no control character but TAB.
 // The error is a predicate without a subject, for the caller to name the value: "holds a line

@@ -40,12 +40,24 @@ class Reader {
 
   // Reports every key given twice in one mapping, at any depth. YAML keeps only the first, so the
   // settings under the second (say, a whole `sender:` block appended later) would silently be
-  // ignored.
-  void check_duplicates(const YAML::Node& n, const std::string& prefix) {
+  // ignored. An alias is walked as what it stands for, so a tree nested too deep, or holding
+  // itself through an alias (`x: &a [*a]`), or repeating a part through aliases until it is huge,
+  // is an error of its own, and the walk stops there.
+  void check_duplicates(const YAML::Node& n, const std::string& prefix, int depth = 0) {
+    if (walk_stopped_) return;
+    if (depth > kMaxDepth || ++walked_ > kMaxValues) {
+      walk_stopped_ = true;
+      error(n, prefix,
+            depth > kMaxDepth ? "is nested more than " + std::to_string(kMaxDepth) +
+                                    " levels deep, or holds itself through an alias"
+                              : "makes the config larger than " + std::to_string(kMaxValues) +
+                                    " values (an alias counts as often as it is used)");
+      return;
+    }
     if (n.IsSequence()) {
       std::size_t i = 0;
       for (auto it = n.begin(); it != n.end(); ++it, ++i)
-        check_duplicates(*it, prefix + "[" + std::to_string(i) + "]");
+        check_duplicates(*it, prefix + "[" + std::to_string(i) + "]", depth + 1);
       return;
     }
     if (!n.IsMap()) return;
@@ -62,9 +74,11 @@ class Reader {
                     std::to_string(line) + ": only the first would be used; keep one");
         }
       }
-      check_duplicates(it->second, key);
+      check_duplicates(it->second, key, depth + 1);
     }
   }
+  // Whether check_duplicates stopped at a tree too deep or too large: nothing else may walk it.
+  bool walk_stopped() const { return walk_stopped_; }
 
   // Reports keys of `map` that are not in `allowed`: a typo must not silently become a default.
   void check_keys(const YAML::Node& map, const std::string& prefix, std::set<std::string> allowed) {
@@ -172,6 +186,12 @@ class Reader {
   std::string file_;
   std::vector<ConfigError>& errors_;
   std::vector<ConfigError>& warnings_;
+  // No bulkmail setting is nested more than four levels deep, nor needs more than a few hundred
+  // values: these bounds are for hostile or broken files only.
+  static constexpr int kMaxDepth = 32;
+  static constexpr std::size_t kMaxValues = 100'000;
+  std::size_t walked_ = 0;
+  bool walk_stopped_ = false;
 };
 
 }  // namespace
@@ -936,7 +956,8 @@ std::string ConfigError::str() const {
   if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
   s += ": ";
   if (!key.empty()) s += key + ": ";
-  return s + message;
+  // A key or a value quoted from the file is the file's bytes: never a terminal escape.
+  return printable_line(s + message);
 }
 
 ConfigLoad load_config(const fs::path& path) {
@@ -978,6 +999,7 @@ ConfigLoad load_config(const fs::path& path) {
   c->file = file;
   fs::path base = file.parent_path();
   r.check_duplicates(root, "");
+  if (r.walk_stopped()) return out;  // the error says why: reading such a tree is not safe
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
                 "bounces", "dkim", "categories", "logging", "retry", "daemon", "retention"});

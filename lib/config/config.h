@@ -191,6 +191,8 @@ struct ConfigError {
   int column = 0;   // 1-based
   std::string key;  // dotted path, e.g. "throttle.messages_per_second"
   std::string message;
+  // The line an operator reads: control characters the file held (in a key, a quoted value)
+  // shown as '?', so that no config can send their terminal an escape.
   std::string str() const;
 };
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "base/text.h"
 #include "bounce/bounce_class.h"
 
 namespace bulkmail {
@@ -52,7 +53,9 @@ Classification classify_attempt(const AttemptResult& a) {
       c.reply = reply_for(c.code, a);
     } else {
       c.verdict = Verdict::deferred;
-      c.code = static_cast<int>(a.response_code);
+      // Only a reply code is recorded as one: libcurl's 0 (no reply) is none.
+      if (a.response_code >= 200 && a.response_code <= 599)
+        c.code = static_cast<int>(a.response_code);
       c.reply = "no 2xx reply to the message";
       c.drop_connection = true;
     }
@@ -91,8 +94,8 @@ Classification classify_attempt(const AttemptResult& a) {
   // No reply we can trust: the connection failed, timed out or was dropped.
   c.verdict = Verdict::deferred;
   c.drop_connection = true;
-  c.reply =
-      a.error_text.empty() ? curl_easy_strerror(static_cast<CURLcode>(a.curl_code)) : a.error_text;
+  c.reply = reply_line(a.error_text.empty() ? curl_easy_strerror(static_cast<CURLcode>(a.curl_code))
+                                            : a.error_text);
   if (!a.reached_transfer) {
     // Failed while setting up the connection: the relay's trouble, not this message's.
     c.relay_trouble = true;
@@ -120,12 +123,7 @@ Classification classify_attempt(const AttemptResult& a) {
 std::string reply_line(std::string_view received) {
   while (!received.empty() && (received.back() == '\n' || received.back() == '\r'))
     received.remove_suffix(1);
-  std::string line(received.substr(0, kMaxReplyLine));
-  for (char& c : line) {
-    auto u = static_cast<unsigned char>(c);
-    if ((u < 0x20 && c != '\t') || u == 0x7f) c = '?';
-  }
-  return line;
+  return printable_line(received.substr(0, kMaxReplyLine));
 }
 
 }  // namespace bulkmail

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "base/address.h"
+#include "base/text.h"
 #include "intake/submission.h"
 
 namespace bulkmail {
@@ -101,7 +102,7 @@ Result<Submission> submission_from_row(const Row& row, const std::string& catego
     if (k == "email") {
       s.to = v;
     } else if (auto named = check_var_name(k); !named) {
-      return make_error("column '" + k + "': " + named.error().message);
+      return make_error("column '" + printable_line(k) + "': " + named.error().message);
     } else {
       s.vars.emplace(k, v);
     }
@@ -196,7 +197,7 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
     Suppression s{a->str(), "", SuppressionReason::import, source, 0};
     if (const std::string* c = row.field("category"); c && !c->empty()) {
       if (!config.category(*c)) {
-        reject(sum, options, row.line, "category: unknown category '" + *c + "'");
+        reject(sum, options, row.line, "category: unknown category '" + printable_line(*c) + "'");
         return true;
       }
       s.category = *c;
@@ -205,7 +206,7 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
       auto reason = parse_suppression_reason(*r);
       if (!reason) {
         reject(sum, options, row.line,
-               "reason: '" + *r + "' is not one of " + suppression_reason_list());
+               "reason: '" + printable_line(*r) + "' is not one of " + suppression_reason_list());
         return true;
       }
       s.reason = *reason;

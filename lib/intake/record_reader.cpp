@@ -66,7 +66,7 @@ class CsvRowReader final : public RowReader {
       // The recipient's column however a spreadsheet spelled it: Email, EMAIL, email.
       if (to_lower_ascii(n) == "email") n = "email";
       if (!seen.insert(n).second)
-        return stop(csv_.line(), "the header row names column '" + n + "' twice");
+        return stop(csv_.line(), "the header row names column '" + printable_line(n) + "' twice");
       header_.push_back(std::move(n));
     }
     if (!seen.count("email")) {
@@ -129,7 +129,8 @@ class JsonlRowReader final : public RowReader {
     if (!parsed) {
       const std::string& duplicate = parsed.error().field;
       if (duplicate.empty()) return make_error("not valid JSON");
-      return make_error("key '" + duplicate + "' is given twice (a row names each key once)");
+      return make_error("key '" + printable_line(duplicate) +
+                        "' is given twice (a row names each key once)");
     }
     const nlohmann::json& j = *parsed;
     if (!j.is_object()) return make_error("not a JSON object");
@@ -139,7 +140,7 @@ class JsonlRowReader final : public RowReader {
       if (v.is_null()) continue;
       auto text = json_scalar_text(v);
       if (!text) {
-        return make_error("field '" + k +
+        return make_error("field '" + printable_line(k) +
                           "' holds an object or array; only text, numbers and true/false are "
                           "allowed");
       }

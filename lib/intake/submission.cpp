@@ -1,5 +1,6 @@
 #include "intake/submission.h"
 
+#include "base/text.h"
 #include "compose/composer.h"
 
 namespace bulkmail {
@@ -19,8 +20,8 @@ Result<NewMessage> validate_submission(const Config& config, const Submission& s
   if (!config.category(s.category)) {
     std::string known;
     for (const auto& [name, _] : config.categories) known += (known.empty() ? "" : ", ") + name;
-    return field_error("category",
-                       "unknown category '" + s.category + "' (configured: " + known + ")");
+    return field_error("category", "unknown category '" + printable_line(s.category) +
+                                       "' (configured: " + known + ")");
   }
   auto address = parse_address(s.to);
   if (!address) return field_error("to", address.error().message);
