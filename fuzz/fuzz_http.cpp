@@ -23,6 +23,7 @@
 #include "sandbox.h"
 #include "store/sqlite/sqlite_store.h"
 #include "web/http_framing.h"
+#include "web/http_server.h"
 #include "web/webhook.h"
 
 using namespace bulkmail;
@@ -37,21 +38,27 @@ bool authorized(const HttpRequest& req) {
   return req[http::field::authorization] == "Bearer " + std::string(fuzz::kApiToken);
 }
 
+// The request's path, without its query, as the webhook splits it.
+std::string_view path_of(const HttpRequest& req) {
+  std::string_view target(req.target().data(), req.target().size());
+  return target.substr(0, target.find('?'));
+}
+
 // Answers at once, on the caller's thread, from the sandbox's queue file.
 class Backend : public WebhookBackend {
  public:
+  // Only a link's opt-out comes here (the API suppresses through write()): whatever else the
+  // request carries, the token in its path must verify, for this address and category.
   void opt_out(Suppression s, std::function<void(bool)> done) override {
     FUZZ_CHECK(current != nullptr);
-    if (!authorized(*current)) {
-      // A one-click or page opt-out: the link's token names the address.
-      static const TokenCodec codec(fuzz::sandbox_config()->unsubscribe.keys, 0);
-      std::string_view target(current->target().data(), current->target().size());
-      std::string_view token = target.substr(target.rfind('/') + 1);
-      token = token.substr(0, token.find('?'));
-      TokenCheck check = codec.verify(token, now_millis());
-      FUZZ_CHECK(check.status == TokenStatus::valid);
-      FUZZ_CHECK(check.claims.address == s.address);
-    }
+    const UnsubscribeConfig& u = fuzz::sandbox_config()->unsubscribe;
+    static const TokenCodec codec(u.keys, u.token_expiry_days);
+    std::string_view path = path_of(*current);
+    FUZZ_CHECK(path.substr(0, u.path.size() + 1) == u.path + "/");
+    TokenCheck check = codec.verify(path.substr(u.path.size() + 1), now_millis());
+    FUZZ_CHECK(check.status == TokenStatus::valid);
+    FUZZ_CHECK(check.claims.address == s.address);
+    FUZZ_CHECK(s.category.empty() || s.category == check.claims.category);
     store().suppress({&s, 1}, now_millis());
     done(true);
   }
@@ -59,7 +66,13 @@ class Backend : public WebhookBackend {
     FUZZ_CHECK(current != nullptr && authorized(*current));
     fn(store());
   }
-  void read(std::function<void(Store&)> fn) override { fn(store()); }
+  // The API's reads need its token; /healthz and /metrics are for anyone.
+  void read(std::function<void(Store&)> fn) override {
+    FUZZ_CHECK(current != nullptr);
+    std::string_view path = path_of(*current);
+    FUZZ_CHECK(authorized(*current) || path == "/healthz" || path == "/metrics");
+    fn(store());
+  }
   void dispatch_stats(std::function<void(DispatchStats)> done) override { done(DispatchStats{}); }
 
   // A fresh queue now and then, so that what the API queues does not pile up over a campaign.
@@ -96,8 +109,9 @@ void check_answer(const HttpRequest& req, const std::optional<HttpResponse>& ans
 // would answer it itself (400, 413, 431, 501), wait for more, or close the connection.
 std::optional<HttpRequest> read_request(std::string_view& bytes) {
   http::request_parser<http::string_body> parser;
-  parser.header_limit(8 * 1024);
-  parser.body_limit(64 * 1024);
+  static const HttpLimits limits;  // the server's defaults, as bulkmaild runs with them
+  parser.header_limit(static_cast<std::uint32_t>(limits.header_bytes));
+  parser.body_limit(limits.body_bytes);
   parser.eager(true);
   bool checked = false;
   while (!parser.is_done()) {

@@ -2,8 +2,9 @@
 //
 // Properties: any bytes give a report or an error, never an exception or a crash, within the
 // limits' bounds; every text the report hands on (to the store, the history, the logs) is valid
-// UTF-8 on one line and a few KiB at most; a bounce names a failed recipient, a delay none; only
-// a complaint has a feedback type.
+// UTF-8 on one line and a few KiB at most; a bounce names a failed recipient, a delay a delayed
+// one and no failed one; only a complaint has a feedback type, and names no recipient but its
+// Original-Rcpt-To.
 #include <string>
 
 #include "base/text.h"
@@ -45,13 +46,17 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   if (r.kind == ReportKind::bounce) FUZZ_CHECK(failed);
   if (r.kind == ReportKind::delay) FUZZ_CHECK(delayed && !failed);
   if (r.kind != ReportKind::complaint) FUZZ_CHECK(r.feedback_type.empty());
-  for (const std::string& s : r.original_rcpt_to) check_text(s);
+  if (r.kind == ReportKind::complaint) FUZZ_CHECK(r.recipients.empty());
+  for (const auto* list : {&r.original_rcpt_to, &r.reported_domains, &r.original.list_unsubscribe})
+    for (const std::string& s : *list) check_text(s);
   for (std::string_view s :
        {std::string_view(r.reporting_mta), std::string_view(r.feedback_type),
         std::string_view(r.original_mail_from), std::string_view(r.original.message_id),
         std::string_view(r.original.return_path), std::string_view(r.original.to),
         std::string_view(r.original.from), std::string_view(r.original.subject),
-        std::string_view(r.original.list_id), std::string_view(r.note)})
+        std::string_view(r.original.list_id), std::string_view(r.note),
+        std::string_view(r.user_agent), std::string_view(r.version),
+        std::string_view(r.arrival_date), std::string_view(r.source_ip)})
     check_text(s);
   return 0;
 }

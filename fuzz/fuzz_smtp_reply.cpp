@@ -5,12 +5,14 @@
 //
 // Properties: only a transfer libcurl says worked, with a 2xx, is `sent`; a suppressing bounce is
 // a 5xx to RCPT TO and nothing else; a code recorded is a reply code (200-599) and 421 drops the
-// connection; what is recorded is one line (it goes into the history, and into logs).
+// connection; what is recorded is one printable line of bounded length (it goes into the
+// history, and into logs).
 #include <curl/curl.h>
 
 #include <charconv>
 #include <string>
 
+#include "base/text.h"
 #include "delivery/smtp_reply.h"
 #include "fuzz_check.h"
 
@@ -47,6 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, std::size_t siz
   }
   FUZZ_CHECK(c.code == 0 || (c.code >= 200 && c.code < 600));
   if (c.code == 421) FUZZ_CHECK(c.drop_connection);
-  FUZZ_CHECK(!fuzz::has_line_break(c.reply));
+  FUZZ_CHECK(!has_control_chars(c.reply));
+  FUZZ_CHECK(c.reply.size() <= 2 * kMaxReplyLine);  // a code and libcurl's text, each bounded
   return 0;
 }

@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -19,25 +18,39 @@ void write_file(const fs::path& path, std::string_view text) {
   FUZZ_CHECK(out.good());
 }
 
+namespace {
+
+// The folder, removed with everything in it when the process exits.
+struct Folder {
+  fs::path path;
+  ~Folder() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+Folder make_sandbox() {
+  std::string d = (fs::temp_directory_path() / "bulkmail-fuzz-XXXXXX").string();
+  FUZZ_CHECK(mkdtemp(d.data()) != nullptr);
+  fs::path p(d);
+  for (const char* name : {"customer-update", "research-invitation"}) {
+    fs::create_directories(p / "templates" / name);
+    write_file(p / "templates" / name / "subject", "News for {{first_name}}\n");
+    write_file(p / "templates" / name / "text", "Hello {{first_name}}.\n");
+    write_file(p / "templates" / name / "html", "<p>Hello {{first_name}}.</p>\n");
+  }
+  write_file(p / "unsubscribe.key", "a secret of thirty-two characters at least, for fuzzing\n");
+  write_file(p / "api.token", std::string(kApiToken) + "\n");
+  chmod((p / "unsubscribe.key").c_str(), 0600);
+  chmod((p / "api.token").c_str(), 0600);
+  return {p};
+}
+
+}  // namespace
+
 const fs::path& sandbox() {
-  static const fs::path dir = [] {
-    std::string d = (fs::temp_directory_path() / "bulkmail-fuzz-XXXXXX").string();
-    FUZZ_CHECK(mkdtemp(d.data()) != nullptr);
-    fs::path p(d);
-    for (const char* name : {"customer-update", "research-invitation"}) {
-      fs::create_directories(p / "templates" / name);
-      write_file(p / "templates" / name / "subject", "News for {{first_name}}\n");
-      write_file(p / "templates" / name / "text", "Hello {{first_name}}.\n");
-      write_file(p / "templates" / name / "html", "<p>Hello {{first_name}}.</p>\n");
-    }
-    write_file(p / "unsubscribe.key", "a secret of thirty-two characters at least, for fuzzing\n");
-    write_file(p / "api.token", std::string(kApiToken) + "\n");
-    chmod((p / "unsubscribe.key").c_str(), 0600);
-    chmod((p / "api.token").c_str(), 0600);
-    std::atexit([] { fs::remove_all(sandbox()); });
-    return p;
-  }();
-  return dir;
+  static const Folder folder = make_sandbox();
+  return folder.path;
 }
 
 std::shared_ptr<const Config> sandbox_config() {

@@ -18,7 +18,8 @@ const std::filesystem::path& sandbox();
 void write_file(const std::filesystem::path& path, std::string_view text);
 
 // A config that loads from the sandbox: both categories, the API on with kApiToken, the
-// unsubscribe links under https://mail.example.com/unsubscribe, the queue in the sandbox's q.db.
+// unsubscribe links under https://mail.bulkmail-fuzz.net/unsubscribe, the queue in the sandbox's
+// q.db.
 std::shared_ptr<const Config> sandbox_config();
 inline constexpr std::string_view kApiToken = "an api token of thirty-two characters at least";
 

@@ -391,15 +391,22 @@ TEST_CASE("a group commit waits for its outcomes, or for its window, and no long
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     CHECK(count_sent() == 0);  // alone, well within its window: not yet
     CHECK_FALSE(worker.record(sent(1), 1, 1));
+    auto completed = std::chrono::steady_clock::now();
     worker.wait_committed(0, 1);
     worker.wait_committed(1, 1);
     CHECK(count_sent() == 2);
+    // At the second outcome, not at the end of the 30 s window: the group woke the worker.
+    CHECK(std::chrono::steady_clock::now() - completed < std::chrono::seconds(10));
   }
-  SUBCASE("the window ends a group that stays short") {
-    worker.set_group_commit({3, std::chrono::milliseconds(5)});
+  SUBCASE("the window ends a group that stays short, not sooner") {
+    worker.set_group_commit({3, std::chrono::milliseconds(300)});
+    auto recorded = std::chrono::steady_clock::now();
     CHECK_FALSE(worker.record(sent(0), 0, 1));
-    worker.wait_committed(0, 1);  // would hang until the worker stops were the window ignored
+    worker.wait_committed(0, 1);
+    auto waited = std::chrono::steady_clock::now() - recorded;
     CHECK(count_sent() == 1);
+    CHECK(waited >= std::chrono::milliseconds(290));  // it waited for the window...
+    CHECK(waited < std::chrono::seconds(10));         // ...and not for the stop
   }
   SUBCASE("a stopping worker commits a short group at once") {
     worker.set_group_commit({3, std::chrono::seconds(30)});

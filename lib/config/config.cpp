@@ -999,7 +999,10 @@ ConfigLoad load_config(const fs::path& path) {
   c->file = file;
   fs::path base = file.parent_path();
   r.check_duplicates(root, "");
-  if (r.walk_stopped()) return out;  // the error says why: reading such a tree is not safe
+  if (r.walk_stopped()) {  // the error says why: reading such a tree is not safe
+    out.database = database_in_text(file);
+    return out;
+  }
   r.check_keys(root, "",
                {"database", "templates", "sender", "smtp", "throttle", "unsubscribe", "webhook",
                 "bounces", "dkim", "categories", "logging", "retry", "daemon", "retention"});

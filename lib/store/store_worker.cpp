@@ -67,8 +67,11 @@ bool StoreWorker::add(const Outcome& outcome, const std::optional<SenderTicket>&
     // but the first of a group wakes an idle worker so that it sets its deadline (asleep with
     // nothing pending, it has none).
     // An outcome only a commit makes durable wakes it when it completes a group.
-    wake = !busy_ && (pending_.outcomes.size() == 1 || pending_.outcomes.size() >= kApplyBatch ||
-                      (!durable && pending_.not_durable >= group_.outcomes));
+    // (and when it is the group's first: behind journaled ones, the worker may be waiting for
+    // the longer kApplyInterval).
+    wake = !busy_ &&
+           (pending_.outcomes.size() == 1 || pending_.outcomes.size() >= kApplyBatch ||
+            (!durable && (pending_.not_durable == 1 || pending_.not_durable >= group_.outcomes)));
   }
   if (wake) wake_.notify_one();
   return durable;
