@@ -72,3 +72,12 @@ TEST_CASE("the length of a UTF-8 sequence, and hex digits, for every reader that
   CHECK(hex_digit_value('F') == 15);
   for (char c : {'g', 'G', ' ', '/', ':', '@', '`', '\0'}) CHECK(hex_digit_value(c) == -1);
 }
+
+TEST_CASE("a stranger's bytes become one printable line") {
+  CHECK(printable_line("ok\ttab") == "ok\ttab");
+  CHECK(printable_line("a\r\nb\x1b[31mc\x7f") == "a??b?[31mc?");
+  CHECK(printable_line("a\nb", ' ') == "a b");
+  std::string out = "kept: ";
+  append_printable_line(out, std::string_view("x\0z", 3));  // NUL is a control character too
+  CHECK(out == "kept: x?z");
+}

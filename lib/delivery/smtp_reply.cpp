@@ -120,10 +120,17 @@ Classification classify_attempt(const AttemptResult& a) {
   return c;
 }
 
-std::string reply_line(std::string_view received) {
+void assign_reply_line(std::string& out, std::string_view received) {
   while (!received.empty() && (received.back() == '\n' || received.back() == '\r'))
     received.remove_suffix(1);
-  return printable_line(received.substr(0, kMaxReplyLine));
+  out.clear();
+  append_printable_line(out, received.substr(0, kMaxReplyLine));
+}
+
+std::string reply_line(std::string_view received) {
+  std::string line;
+  assign_reply_line(line, received);
+  return line;
 }
 
 }  // namespace bulkmail

@@ -47,6 +47,9 @@ Classification classify_attempt(const AttemptResult& attempt);
 // line end, at most kMaxReplyLine bytes, and every other control character shown as '?', so that a
 // relay's reply can never break a line of the history, a log or a terminal.
 std::string reply_line(std::string_view received);
+// As reply_line, into `out` (replacing what it held, keeping its capacity): for libcurl's header
+// callback, which sees every reply line of every message.
+void assign_reply_line(std::string& out, std::string_view received);
 inline constexpr std::size_t kMaxReplyLine = 512;
 
 }  // namespace bulkmail

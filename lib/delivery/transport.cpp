@@ -63,9 +63,9 @@ void CurlTransport::setup() {
   curl_easy_setopt(
       e, CURLOPT_HEADERFUNCTION, +[](char* buf, size_t size, size_t n, void* self) -> size_t {
         auto* t = static_cast<CurlTransport*>(self);
-        std::string line = reply_line(std::string_view(buf, size * n));
+        std::string_view line(buf, size * n);
         // After a refusal libcurl sends QUIT; its "221" answer is not the reply that matters.
-        if (line.rfind("221", 0) != 0) t->last_reply_ = std::move(line);
+        if (line.rfind("221", 0) != 0) assign_reply_line(t->last_reply_, line);
         return size * n;
       });
   // Aborting: interrupt() shuts the socket down under libcurl's feet, which fails the transfer
