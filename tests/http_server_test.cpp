@@ -1,18 +1,29 @@
-// The connection budget's arithmetic. What the server does with it (503 and close, loopback
-// clients past a full budget) runs against the real daemon in tests/webhook_test.py; IPv6 clients
-// other than ::1 cannot be had on loopback, so their /64 grouping is checked here.
+// The connection budget's arithmetic, and the server on its own threads with many clients at
+// once (also run under ThreadSanitizer: thread_tests). What the server does with the budget (503
+// and close, loopback clients past a full budget) runs against the real daemon in
+// tests/webhook_test.py; IPv6 clients other than ::1 cannot be had on loopback, so their /64
+// grouping is checked here.
 #include "web/http_server.h"
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace bulkmail;
 using boost::asio::ip::make_address;
@@ -26,6 +37,75 @@ HttpLimits limits(std::size_t total, std::size_t per_client, std::size_t reserve
   l.max_connections_per_client = per_client;
   l.loopback_reserve = reserve;
   return l;
+}
+
+// Answers handed to a thread of its own, as the webhook's opt-outs are answered from the store
+// worker's thread once their transaction commits.
+class AnsweringThread {
+ public:
+  AnsweringThread() : thread_([this] { run(); }) {}
+  ~AnsweringThread() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard lock(mu_);
+      work_.push_back(std::move(f));
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || !work_.empty(); });
+      if (work_.empty()) return;
+      auto f = std::move(work_.front());
+      work_.pop_front();
+      lock.unlock();
+      f();
+      lock.lock();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> work_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+namespace http = boost::beast::http;
+using tcp = boost::asio::ip::tcp;
+
+// A client's connection to the server under test, blocking.
+struct Client {
+  boost::asio::io_context io;
+  tcp::socket socket{io};
+  boost::beast::flat_buffer buffer;
+  explicit Client(std::uint16_t port) { socket.connect({make_address("127.0.0.1"), port}); }
+  void send(const std::string& bytes) { boost::asio::write(socket, boost::asio::buffer(bytes)); }
+  HttpResponse read() {
+    HttpResponse res;
+    http::read(socket, buffer, res);
+    return res;
+  }
+  // True once the server has closed the connection (within the socket's own wait).
+  bool closed() {
+    char byte;
+    boost::system::error_code ec;
+    boost::asio::read(socket, boost::asio::buffer(&byte, 1), ec);
+    return ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset;
+  }
+};
+
+std::string get(const std::string& target) {
+  return "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
 }
 
 }  // namespace
@@ -123,4 +203,77 @@ TEST_CASE(
     http.stop();
   }  // main_loop, then http: the queued answer's session is released while the server lives
   CHECK(asked);
+}
+
+TEST_CASE(
+    "many clients at once, answers from three threads: each request answered once, in order") {
+  // The server's two threads, a thread of answers (the store worker's part) and the clients'
+  // threads all meet in the server's sessions: ThreadSanitizer's run of this test looks at each.
+  AnsweringThread answers;
+  std::atomic<int> handled{0};
+  HttpLimits l;
+  l.read_timeout = std::chrono::milliseconds(3000);
+  auto server = std::make_unique<HttpServer>(l, [&](HttpRequest req, Responder respond) {
+    ++handled;
+    std::string target(req.target());
+    auto answer = [target, respond = std::move(respond)] {
+      HttpResponse res{http::status::ok, 11};
+      res.body() = target;
+      res.prepare_payload();
+      respond(std::move(res));
+    };
+    // Some answered at once on the server's thread, the rest from the other thread.
+    if (target.back() % 2 == 0)
+      answer();
+    else
+      answers.post(std::move(answer));
+  });
+  REQUIRE(server->listen("127.0.0.1", 0));
+  server->start(2);
+  const int kClients = 6, kRequests = 40;
+  std::atomic<int> right{0}, wrong{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      Client client(server->port());
+      // Half of them one request at a time, the other half all pipelined in one write.
+      std::string pipelined;
+      for (int i = 0; i < kRequests; ++i) {
+        std::string target = "/c" + std::to_string(c) + "/r" + std::to_string(i);
+        if (c % 2 == 0) {
+          client.send(get(target));
+          (client.read().body() == target ? right : wrong)++;
+        } else {
+          pipelined += get(target);
+        }
+      }
+      if (c % 2 == 0) return;
+      client.send(pipelined);
+      for (int i = 0; i < kRequests; ++i)
+        (client.read().body() == "/c" + std::to_string(c) + "/r" + std::to_string(i) ? right
+                                                                                     : wrong)++;
+    });
+  }
+  // Meanwhile: garbage (400 and closed), a client gone before its answer, and one that sends
+  // half a request and is still there when the server stops.
+  Client garbage(server->port());
+  garbage.send("\x16\x03\x01 not http at all\r\n\r\n");
+  CHECK(garbage.read().result() == http::status::bad_request);
+  CHECK(garbage.closed());
+  {
+    Client gone(server->port());
+    gone.send(get("/gone1"));
+  }
+  Client half(server->port());
+  half.send("GET /half HTTP/1.1\r\nHost: loc");
+  for (auto& t : clients) t.join();
+  CHECK(right == kClients * kRequests);
+  CHECK(wrong == 0);
+  // Every full request reached the handler once: the clients', and the one whose client left.
+  for (int i = 0; i < 100 && handled < kClients * kRequests + 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(handled == kClients * kRequests + 1);
+  server->stop();
+  server.reset();  // the half request's connection is closed with the server's loop
+  CHECK(half.closed());
 }

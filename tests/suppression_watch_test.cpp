@@ -3,6 +3,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
 
 using namespace bulkmail;
 using namespace std::chrono_literals;
@@ -131,4 +134,54 @@ TEST_CASE("a sender's hold: the look, the hold, and an opt-out told when it ends
   w.look_and_hold(1, "tom@example.com", "customer-update");
   w.end_hold(1);
   CHECK(ended == 1);
+}
+
+TEST_CASE("senders look and hold while opt-outs are added and the horizon moves") {
+  // The watch from every side at once, as in the daemon (also run under ThreadSanitizer): four
+  // senders' looks and holds, the store worker adding opt-outs and asking for holds, the
+  // dispatcher moving the horizon.
+  SuppressionWatch w;
+  w.set_horizon(SuppressionWatch::Clock::now() - 60s);  // messages are out: entries are kept
+  std::atomic<int> hold_endings{0};
+  w.on_hold_ended([&] { ++hold_endings; });
+  const int kPeople = 100;
+  std::vector<std::atomic<bool>> added(kPeople);
+  std::atomic<bool> done{false};
+  std::atomic<int> missed{0}, stopped{0};
+  std::vector<std::thread> senders;
+  for (int sender = 0; sender < 4; ++sender) {
+    senders.emplace_back([&, sender] {
+      for (int i = 0; !done; ++i) {
+        int who = (i * 7 + sender) % kPeople;
+        bool was_added = added[who];  // before the look: the look must see it
+        auto look =
+            w.look_and_hold(sender, "p" + std::to_string(who) + "@example.com", "customer-update");
+        if (look.suppression) {
+          ++stopped;
+          continue;
+        }
+        if (was_added) ++missed;
+        w.end_hold(sender);
+      }
+    });
+  }
+  std::thread horizon([&] {
+    while (!done) {
+      w.set_horizon(SuppressionWatch::Clock::now() - 60s);
+      std::this_thread::yield();
+    }
+  });
+  for (int who = 0; who < kPeople; ++who) {
+    std::string address = "p" + std::to_string(who) + "@example.com";
+    w.held(address, "customer-update");
+    w.add(made(address, "customer-update"));
+    added[who] = true;
+  }
+  while (stopped < 1000) std::this_thread::yield();
+  done = true;
+  for (auto& t : senders) t.join();
+  horizon.join();
+  CHECK(missed == 0);
+  CHECK(w.size() == static_cast<std::size_t>(kPeople));
+  MESSAGE(hold_endings.load() << " holds ended while an opt-out waited for them");
 }
