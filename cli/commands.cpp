@@ -80,12 +80,12 @@ int run_command(const Commands& commands, const Options& opts) {
   } catch (const ExitCode& e) {
     return e.code;
   } catch (const SQLite::Exception& e) {
-    std::cerr << "bulkmailctl: database error: " << e.what() << "\n";
+    std::cerr << "bulkmailctl: database error: " << e.what() << ctx.full_disk_note() << "\n";
     return kExitFailure;
   } catch (const std::runtime_error& e) {
     // Before the store is open, the failure is not the database's (an OpenSSL call, say).
     std::cerr << "bulkmailctl: " << (ctx.store_open() ? "database error: " : "") << e.what()
-              << "\n";
+              << (ctx.store_open() ? ctx.full_disk_note() : "") << "\n";
     return kExitFailure;
   }
   std::cout.flush();

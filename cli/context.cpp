@@ -6,6 +6,7 @@
 #include <system_error>
 #include <utility>
 
+#include "base/disk_space.h"
 #include "store/instance_lock.h"
 #include "store/postgres/pg_store.h"
 #include "store/sqlite/sqlite_store.h"
@@ -87,10 +88,17 @@ Store& Context::db() {
                                                SqliteOpen::existing);
       }
     } catch (const std::exception& e) {
-      fail("database " + d.str() + ": " + e.what());
+      fail("database " + d.str() + ": " + e.what() + full_disk_note());
     }
   }
   return *store_;
+}
+
+std::string Context::full_disk_note() {
+  DatabaseConfig d = database();
+  if (d.is_postgresql() || !no_space_left(d.sqlite)) return "";
+  return " (the file system holding " + d.sqlite.parent_path().string() +
+         " has no space left: free some, and try again)";
 }
 
 }  // namespace bulkmail::ctl

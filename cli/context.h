@@ -60,6 +60,9 @@ class Context {
   // The store, opened on first use (it must exist already); a failure to open it fails the run.
   Store& db();
 
+  // " (the file system holding FOLDER has no space left ...)" when the SQLite database's disk is
+  // full, to follow what SQLite said about a failure; "" otherwise.
+  std::string full_disk_note();
   // Whether db() has opened the store: before that, no failure can be the database's.
   bool store_open() const { return store_ != nullptr; }
 

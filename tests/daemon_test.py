@@ -154,7 +154,7 @@ categories:
         self.ctl("import", "--category", "customer-update", "--campaign", campaign, path)
 
     def rows(self, sql, *params):
-        db = sqlite3.connect(os.path.join(self.dir, "queue.db"), timeout=10)
+        db = sqlite3.connect(getattr(self, "db_path", os.path.join(self.dir, "queue.db")), timeout=10)
         try:
             return db.execute(sql, params).fetchall()
         finally:

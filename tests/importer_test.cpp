@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "file_size_limit.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
 
@@ -86,6 +87,44 @@ TEST_CASE("re-running the same import is a no-op") {
   CHECK(again.queued == 0);
   CHECK(again.already_queued == 3);
   CHECK(f.store->counts(std::nullopt)[MessageState::queued] == 3);
+}
+
+TEST_CASE("an import the disk cannot hold stops at the batch that failed, rolled back, named") {
+  Fixture f;
+  f.opts.batch_size = 50;
+  std::vector<std::string> rows;
+  for (int i = 0; i < 2000; ++i) rows.push_back("p" + std::to_string(i) + "@example.com,Pat");
+  std::string csv = update_csv(rows);
+  std::string db = f.config->database.sqlite.string();
+  auto size = [&](const std::string& p) {
+    std::error_code ec;
+    auto n = std::filesystem::file_size(p, ec);
+    return ec ? 0 : n;
+  };
+  ImportSummary cut;
+  {
+    // Room for some batches, not all 40: the disk fills mid-import.
+    FileSizeLimit full(std::max(size(db), size(db + "-wal")) + 96 * 1024);
+    cut = f.run(csv);
+  }
+  INFO(cut.fatal);
+  REQUIRE_FALSE(cut.fatal.empty());
+  CHECK(cut.queued > 0);
+  CHECK(cut.queued < 2000);
+  CHECK(cut.queued % 50 == 0);  // whole batches only
+  // The failed batch is named by its lines (the header is line 1), with SQLite's reason.
+  std::size_t first = static_cast<std::size_t>(cut.queued) + 2;
+  CHECK(cut.fatal.find("lines " + std::to_string(first) + "-" + std::to_string(first + 49) +
+                       ": the database could not record them (") == 0);
+  CHECK(cut.fatal.find("rolled back") != std::string::npos);
+  // Nothing half: what the summary says was queued is exactly what the queue holds.
+  CHECK(f.store->counts(std::nullopt)[MessageState::queued] == cut.queued);
+  // Space is back: the same import again adds the rest, and nobody twice.
+  auto rest = f.run(csv);
+  CHECK(rest.fatal.empty());
+  CHECK(rest.queued == 2000 - cut.queued);
+  CHECK(rest.already_queued == cut.queued);
+  CHECK(f.store->counts(std::nullopt)[MessageState::queued] == 2000);
 }
 
 TEST_CASE("a dry run checks every row and reports, queuing nothing") {

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "captured_stderr.h"
 #include "temp_dir.h"
 
 using namespace bulkmail;
@@ -20,20 +21,7 @@ namespace {
 // What log() wrote to stderr while `fn` ran.
 template <typename Fn>
 std::string logged(Fn fn) {
-  TempDir dir;
-  auto path = dir.path() / "stderr";
-  std::fflush(stderr);
-  int saved = ::dup(STDERR_FILENO);
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  ::dup2(::fileno(f), STDERR_FILENO);
-  fn();
-  ::dup2(saved, STDERR_FILENO);
-  ::close(saved);
-  std::fclose(f);
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return captured_stderr(fn);
 }
 
 }  // namespace

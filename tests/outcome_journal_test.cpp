@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "file_size_limit.h"
 #include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
@@ -241,4 +242,36 @@ TEST_CASE("a segment that cannot be deleted is reported") {
   REQUIRE(problem);
   CHECK(problem->find("cannot delete") != std::string::npos);
   CHECK_FALSE((*j)->remove({}));
+}
+
+TEST_CASE("a full disk leaves no empty segments behind, and the journal works again after a seal") {
+  TempDir dir;
+  auto db = dir / "q.db";
+  auto opened = OutcomeJournal::open(db);
+  REQUIRE(opened);
+  OutcomeJournal& journal = **opened;
+  auto segments = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+      n += e.path().filename().string().rfind("q.db-outcomes.", 0) == 0;
+    return n;
+  };
+  REQUIRE(journal.append(sample(1)));
+  auto first = journal.seal();  // committed, say, but not yet deleted
+  {
+    // No file may grow at all: the next segment is created, cannot take its first record, and
+    // goes; the outcomes after it are not tried. (The dispatcher hands back hundreds of buffered
+    // messages at once when the database fails, each an outcome.)
+    FileSizeLimit full(0);
+    for (MessageId id = 2; id < 500; ++id) CHECK_FALSE(journal.append(sample(id)));
+  }
+  CHECK(segments() == 1);  // the first, holding message 1
+  // The disk has room again, but until a commit the journal is not tried.
+  CHECK_FALSE(journal.append(sample(500)));
+  CHECK(journal.seal().empty());
+  CHECK(journal.append(sample(501)));
+  CHECK(segments() == 2);
+  CHECK_FALSE(journal.remove(journal.seal()));
+  CHECK_FALSE(journal.remove(first));
+  CHECK(segments() == 0);
 }

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "captured_stderr.h"
+#include "file_size_limit.h"
 #include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
@@ -79,4 +81,39 @@ TEST_CASE("a reader holding an old snapshot makes the RESTART back off, not retr
     CHECK(checkpointer.restart_attempts() <= 10);
     CHECK(checkpointer.restart_attempts() >= 1);
   }
+}
+
+TEST_CASE(
+    "checkpoints that cannot write are logged once as they start failing and once as they work") {
+  TempDir dir;
+  std::string path = (dir.path() / "q.db").string();
+  SqliteStore writer(path, /*checkpoints=*/false);
+  write_many(writer, 2000, 0);  // in the log, not yet in the database file
+  auto limit = std::max<std::uintmax_t>(std::filesystem::file_size(path), 64 * 1024);
+  std::size_t failed = 0, runs = 0;
+  std::string log = captured_stderr([&] {
+    // No file may grow past the database file's size now: each checkpoint's write into it fails,
+    // as on a full disk, until the limit is lifted.
+    FileSizeLimit full(limit);
+    SqliteCheckpointer checkpointer(path, std::chrono::milliseconds(5));
+    for (int i = 0; i < 1000 && checkpointer.failures() < 20; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    full.lift();
+    failed = checkpointer.failures();
+    for (int i = 0; i < 1000 && checkpointer.runs() < failed + 5; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    runs = checkpointer.runs();
+  });
+  CAPTURE(log);
+  CHECK(failed >= 20);
+  CHECK(runs >= failed + 5);
+  auto count = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("checkpointing the database failed") == 1);
+  CHECK(count("checkpointing the database works again") == 1);
+  // And the log did reach the database file.
+  CHECK(std::filesystem::file_size(path) > limit);
 }

@@ -255,10 +255,11 @@ TEST_CASE("an opt-out waits for the delivery under way to its recipient, at most
   CHECK(SqliteStore(path).find_suppression("pat@example.com", "customer-update"));
 }
 
-TEST_CASE("an outcome journaled after one that could not be is durable only with it") {
+TEST_CASE(
+    "after an outcome the journal could not take, the rest of its group wait for the commit") {
   ClaimedQueue q;
-  // Segment 1 cannot be created (a folder holds its name): the first append fails, the second
-  // goes to segment 2.
+  // Segment 1 cannot be created (a folder holds its name): the first append fails, and the
+  // journal is not tried again until the group is taken for its commit.
   auto journal = q.journal();
   std::filesystem::create_directory(q.dir.path() / "q.db-outcomes.1");
   StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1, std::move(journal));
@@ -270,11 +271,12 @@ TEST_CASE("an outcome journaled after one that could not be is durable only with
   busy.get_future().get();
   CHECK_FALSE(worker.record(
       {q.id, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 1));
-  CHECK(worker.record(
+  CHECK_FALSE(worker.record(
       {q.id + 1000, MessageState::sent, 250, "2.0.0 Ok", 0, "", BounceClass::unknown}, 0, 2));
-  // Waiting for the second is waiting for the first: after a crash now, both would be lost.
+  // Waiting for the second is waiting for the commit of both.
   worker.wait_committed(0, 2);
   CHECK(q.count(MessageState::sent) == 1);
+  CHECK_FALSE(std::filesystem::exists(q.dir.path() / "q.db-outcomes.2"));
 }
 
 TEST_CASE("a stopping worker gives up on a database that keeps failing instead of hanging") {

@@ -52,6 +52,7 @@ class InlineBackend : public WebhookBackend {
   bool fail_reads = false;
   bool fail_opt_outs = false;
   bool throw_on_opt_out = false;  // as a bug would, on the calling thread
+  DispatchStats stats;            // what the dispatcher says
 
   void opt_out(Suppression s, std::function<void(bool)> done) override {
     if (throw_on_opt_out) throw std::logic_error("a bug");
@@ -65,7 +66,7 @@ class InlineBackend : public WebhookBackend {
     if (!failing_) failing_ = failing_store(path_ + ".failing");
     fn(*failing_);
   }
-  void dispatch_stats(std::function<void(DispatchStats)> done) override { done(DispatchStats{}); }
+  void dispatch_stats(std::function<void(DispatchStats)> done) override { done(stats); }
   SqliteStore& store() { return store_; }
 
  private:
@@ -158,6 +159,21 @@ TEST_CASE("healthz and metrics answer 503 when the database fails a query, 200 w
   // The body says what the database said.
   CHECK(health.body() == "database: no such table: dispatch_state\n");
   CHECK(f.call(http::verb::get, "/metrics").result() == http::status::service_unavailable);
+}
+
+TEST_CASE("healthz answers 503 while the database cannot record, though it answers reads") {
+  // A full disk: queries work, commits fail, and the dispatcher has paused for it.
+  Fixture f;
+  f.backend->stats.paused = true;
+  f.backend->stats.pause_reason = "the database is not answering (database or disk is full)";
+  auto paused_for_other_reasons = f.call(http::verb::get, "/healthz");
+  CHECK(paused_for_other_reasons.result() == http::status::ok);
+  CHECK(paused_for_other_reasons.body() ==
+        "ok (sending paused: the database is not answering (database or disk is full))\n");
+  f.backend->stats.database_away = true;
+  auto health = f.call(http::verb::get, "/healthz");
+  CHECK(health.result() == http::status::service_unavailable);
+  CHECK(health.body() == "database: the database is not answering (database or disk is full)\n");
 }
 
 TEST_CASE("an opt-out the database could not record is 503 with Retry-After, never 200") {

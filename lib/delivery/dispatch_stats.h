@@ -20,6 +20,8 @@ struct DispatchStats {
   double latency_sum_ms = 0;
   bool paused = false;
   std::string pause_reason;
+  // The store worker cannot record (the database is away, or its disk full): paused for that.
+  bool database_away = false;
   std::int64_t sent_today = 0;   // accepted by the relay since 00:00 UTC (the daily limit's count)
   std::int64_t daily_limit = 0;  // throttle.daily_limit; 0: none
 };

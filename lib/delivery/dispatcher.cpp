@@ -45,6 +45,7 @@ DispatchStats Dispatcher::stats() const {
   std::lock_guard lock(mu_);
   DispatchStats s = stats_;
   s.buffered = static_cast<std::int64_t>(buffered_);
+  s.database_away = database_away_;
   return s;
 }
 

@@ -45,7 +45,10 @@ void SenderPool::start() {
 }
 
 void SenderPool::abort_in_flight() {
-  abort_ = true;
+  abort_ = true;  // first: a sender that stops waiting below sees it, and delivers nothing
+  // A sender may be waiting for its last outcome's commit before its next delivery, which a
+  // database that cannot write never gives.
+  services_.store.give_up_waits();
   for (auto& s : senders_) s->interrupt();
 }
 

@@ -1,5 +1,7 @@
 #include "intake/importer.h"
 
+#include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "base/address.h"
@@ -32,6 +34,33 @@ void for_each_row(RowReader& rows, ImportSummary& sum, const ImportOptions& o, s
     }
     if (!fn(**row)) return;
   }
+}
+
+// The lines of the batch being gathered, from its first row's to its last's.
+struct BatchLines {
+  std::size_t first = 0, last = 0;
+  void add(std::size_t line) {
+    if (first == 0) first = line;
+    last = line;
+  }
+};
+
+// Writes a batch in its one transaction. When the database fails (its disk full, say) the
+// transaction is rolled back: `fatal` names the batch's lines and the cause, and false stops the
+// import there. What earlier batches wrote stays, so the same import again adds only the rest.
+template <class Write>
+bool write_or_stop(ImportSummary& sum, BatchLines& lines, Write&& write) {
+  BatchLines batch = std::exchange(lines, {});
+  try {
+    write();
+  } catch (const std::runtime_error& e) {
+    sum.fatal = "lines " + std::to_string(batch.first) + "-" + std::to_string(batch.last) +
+                ": the database could not record them (" + printable_line(e.what()) +
+                "), so their transaction was rolled back and the import stopped; importing the "
+                "same file again once the database can write adds only what is missing";
+    return false;
+  }
+  return true;
 }
 
 // Whether any row of a CSV file with these columns can be queued; the error says why none can.
@@ -119,15 +148,19 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
   batch.reserve(options.batch_size);
   std::int64_t seen = 0;
   bool columns_checked = false;
+  BatchLines lines;
   auto flush = [&] {
-    if (batch.empty()) return;
-    if (options.dry_run) {
-      count_dry_run(store, batch, sum);
-    } else {
-      write_batch(store, batch, source, options.update, sum);
-    }
+    if (batch.empty()) return true;
+    bool written = write_or_stop(sum, lines, [&] {
+      if (options.dry_run) {
+        count_dry_run(store, batch, sum);
+      } else {
+        write_batch(store, batch, source, options.update, sum);
+      }
+    });
     batch.clear();
-    if (options.on_progress) options.on_progress(seen);
+    if (written && options.on_progress) options.on_progress(seen);
+    return written;
   };
 
   for_each_row(rows, sum, options, seen, [&](Row& row) {
@@ -158,8 +191,8 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
       return true;
     }
     batch.push_back(std::move(m.value()));
-    if (batch.size() >= options.batch_size) flush();
-    return true;
+    lines.add(row.line);
+    return batch.size() < options.batch_size || flush();
   });
   flush();
   return sum;
@@ -170,18 +203,22 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
   ImportSummary sum;
   std::vector<Suppression> batch;
   std::int64_t seen = 0;
+  BatchLines lines;
   auto flush = [&] {
-    if (batch.empty()) return;
-    for (SuppressOutcome o : store.suppress(batch, now_millis())) {
-      // Raised: the row was a person's own opt-out over a weaker suppression; it changed it.
-      if (o == SuppressOutcome::added || o == SuppressOutcome::raised) {
-        ++sum.queued;
-      } else {
-        ++sum.already_queued;
+    if (batch.empty()) return true;
+    bool written = write_or_stop(sum, lines, [&] {
+      for (SuppressOutcome o : store.suppress(batch, now_millis())) {
+        // Raised: the row was a person's own opt-out over a weaker suppression; it changed it.
+        if (o == SuppressOutcome::added || o == SuppressOutcome::raised) {
+          ++sum.queued;
+        } else {
+          ++sum.already_queued;
+        }
       }
-    }
+    });
     batch.clear();
-    if (options.on_progress) options.on_progress(seen);
+    if (written && options.on_progress) options.on_progress(seen);
+    return written;
   };
   for_each_row(rows, sum, options, seen, [&](Row& row) {
     const std::string* email = row.field("email");
@@ -212,8 +249,8 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
       s.reason = *reason;
     }
     batch.push_back(std::move(s));
-    if (batch.size() >= options.batch_size) flush();
-    return true;
+    lines.add(row.line);
+    return batch.size() < options.batch_size || flush();
   });
   flush();
   return sum;

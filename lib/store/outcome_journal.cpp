@@ -210,12 +210,20 @@ void OutcomeJournal::drop_recovered() {
 }
 
 bool OutcomeJournal::append(const Outcome& o) {
+  // After a write failed (a full disk), every outcome until the next commit goes without the
+  // journal: trying again for each would only create a file the next write cannot fill.
+  if (failing_) return false;
+  bool fresh = false;
   if (!fd_) {
     std::uint64_t n = next_++;
     fd_.reset(
         ::open(segment_path(n).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600));
-    if (!fd_) return false;
+    if (!fd_) {
+      failing_ = true;
+      return false;
+    }
     written_.push_back(n);
+    fresh = true;
   }
   encode_outcome(o, buffer_);
   std::string_view left = buffer_;
@@ -224,8 +232,15 @@ bool OutcomeJournal::append(const Outcome& o) {
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       // A partial record may now end the segment: close it, so nothing follows the damage. The
-      // segment stays until the store has committed everything appended to it.
+      // segment stays until the store has committed everything appended to it, unless this was
+      // its first record: then it holds nothing of use, and goes.
       fd_.reset();
+      failing_ = true;
+      if (fresh) {
+        std::error_code ignored;
+        std::filesystem::remove(segment_path(written_.back()), ignored);
+        written_.pop_back();
+      }
       return false;
     }
     left.remove_prefix(static_cast<std::size_t>(w));
@@ -235,6 +250,7 @@ bool OutcomeJournal::append(const Outcome& o) {
 
 std::vector<std::uint64_t> OutcomeJournal::seal() {
   fd_.reset();
+  failing_ = false;
   std::vector<std::uint64_t> sealed;
   sealed.swap(written_);
   return sealed;

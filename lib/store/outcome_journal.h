@@ -48,7 +48,9 @@ class OutcomeJournal {
   void drop_recovered();
 
   // Appends `o`. True once it is in the file; false if it could not be written (disk full, file
-  // gone): then only the store's commit makes it durable, and the caller must wait for that.
+  // gone), and then for every outcome until the next seal(), without trying: only the store's
+  // commit makes those durable, and the caller must wait for that. A segment whose first record
+  // could not be written is deleted at once, so a full disk does not fill with empty segments.
   // Not thread-safe: the store worker serializes appends with its own bookkeeping.
   bool append(const Outcome& o);
   // Closes the open segment and returns the numbers of the segments written since the last seal
@@ -68,6 +70,7 @@ class OutcomeJournal {
   std::uint64_t next_ = 1;              // number of the next segment to open
   std::vector<std::uint64_t> written_;  // segments appended to since the last seal
   UniqueFd fd_;                         // the open segment, if any
+  bool failing_ = false;                // a write failed since the last seal: do not try again
   std::string buffer_;
   std::vector<Outcome> recovered_;
   std::vector<std::uint64_t> recovered_segments_;

@@ -79,6 +79,8 @@ bool StoreWorker::add(const Outcome& outcome, const std::optional<SenderTicket>&
 
 void StoreWorker::wait_committed(int sender, std::uint64_t seq) { durability_.wait(sender, seq); }
 
+void StoreWorker::give_up_waits() { durability_.stop(); }
+
 bool StoreWorker::watch_due(TimePoint now) const {
   return watch_ && watch_->watching() && now >= watched_at_ + watch_interval_;
 }
@@ -104,7 +106,7 @@ void StoreWorker::refresh_watch() {
       }
     }
     watch_cursor_ = changes.last;
-    database_answered();
+    // Not a sign the database is back: a full disk still answers reads. Writes say so.
   } catch (const std::exception& e) {
     database_failed("reading suppression changes", e);
   }

@@ -53,8 +53,12 @@ class StoreWorker {
   // no sender's: it takes no sender's place, and no one waits for it.
   void release(const Outcome& outcome);
   // Blocks until sender `sender`'s outcome `seq` is durable (at once for 0: none yet), or the
-  // worker stops. A sender out of range throws std::out_of_range.
+  // worker stops, or give_up_waits() was called. A sender out of range throws std::out_of_range.
   void wait_committed(int sender, std::uint64_t seq);
+  // Every wait_committed() returns at once, now and from now on: the daemon's shutdown grace
+  // period is over and no sender may start another delivery, so none needs to wait for a
+  // database that cannot record (a full disk) before it gives its job back.
+  void give_up_waits();
 
   // Claims messages; `done` runs on the worker thread with the result.
   void claim(const std::string& owner, std::size_t limit, UnixMillis lease_ms, ClaimCallback done);

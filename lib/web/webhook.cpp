@@ -564,6 +564,12 @@ void Webhook::health(const HttpRequest& req, Responder respond) {
                               std::string("database: ") + e.what() + "\n"));
     }
     backend_.dispatch_stats([this, shared_req, respond](DispatchStats stats) {
+      // A database that answers reads but cannot record (its disk full) fails too: opt-outs
+      // cannot be honoured, and nothing is sent.
+      if (stats.database_away)
+        return respond(response(*shared_req, http::status::service_unavailable,
+                                "text/plain; charset=utf-8",
+                                "database: " + stats.pause_reason + "\n"));
       // Degraded, not failing (200): the daemon sends and honours opt-outs on the config it has,
       // but the file an operator edited is not what runs.
       std::string problem = config_status().describe();

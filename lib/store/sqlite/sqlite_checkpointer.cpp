@@ -59,12 +59,28 @@ void SqliteCheckpointer::checkpoint() {
       next_restart_ = {};
     }
   }
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-    log_warning(std::string("checkpointing the database failed: ") + sqlite3_errstr(rc));
+  // A full disk fails every checkpoint until space returns: said once when it starts, once when
+  // it ends, never at every interval.
+  bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+  if (failed) {
+    if (failed_tries_++ == 0)
+      log_warning(std::string("checkpointing the database failed: ") + sqlite3_errstr(rc) +
+                  "; the write-ahead log grows until it works again (tried every " +
+                  std::to_string(interval_.count()) + " ms)");
+  } else if (rc == SQLITE_OK && failed_tries_ > 0) {
+    log_info("checkpointing the database works again, after " + std::to_string(failed_tries_) +
+             " failed tries");
+    failed_tries_ = 0;
   }
   std::lock_guard lock(mu_);
   ++runs_;
   if (tried_restart) ++restart_attempts_;
+  if (failed) ++failures_;
+}
+
+std::size_t SqliteCheckpointer::failures() const {
+  std::lock_guard lock(mu_);
+  return failures_;
 }
 
 std::size_t SqliteCheckpointer::restart_attempts() const {

@@ -24,9 +24,12 @@ class SqliteCheckpointer {
                      int restart_frames = kDefaultRestartFrames);
   ~SqliteCheckpointer();  // one last checkpoint, then stops
 
-  // How many checkpoints have run, and how many of them tried a RESTART (for tests).
+  // How many checkpoints have run, how many of them tried a RESTART, and how many failed for a
+  // reason other than a busy database (a full disk), for tests. A run of failures is logged
+  // once as it starts and once as it ends.
   std::size_t runs() const;
   std::size_t restart_attempts() const;
+  std::size_t failures() const;
 
   // A RESTART that found a reader holding an old snapshot (a long `suppress export`, say) is not
   // tried again at every interval: each one holds the writer back for the busy wait, so the
@@ -47,6 +50,9 @@ class SqliteCheckpointer {
   bool stopping_ = false;
   std::size_t runs_ = 0;
   std::size_t restart_attempts_ = 0;
+  std::size_t failures_ = 0;
+  // Checkpointer thread only: failures since the last checkpoint that worked.
+  std::size_t failed_tries_ = 0;
   // Checkpointer thread only: when a RESTART may be tried again, and the wait after the last
   // busy one.
   std::chrono::steady_clock::time_point next_restart_{};
