@@ -393,14 +393,35 @@ class DaemonTest(unittest.TestCase):
             wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "a pause")
             wait_for(lambda: e.state(m2)[0] != "sending", 5, "the message handed back")  # see test_smtp_auth
             self.assertEqual(e.state(m2)[:2], ("queued", 0))
+            # The operator is told why, where they look: status, and the message's history.
+            self.assertIn("dispatch: paused (the relay is not accepting mail (SSL certificate problem",
+                          e.ctl("status").stdout.decode())
+            self.assertRegex(e.ctl("history", "unverified@example.com").stdout.decode(),
+                             r"released .* SSL certificate problem")
             e.daemon.send_signal(signal.SIGTERM)
             self.assertEqual(e.daemon.wait(10), 0)
 
-            # A relay that offers no STARTTLS is refused when TLS is required.
+            # A relay that offers no STARTTLS (or a man in the middle who strips it from the EHLO
+            # answer) is refused when TLS is required.
             e.stop_server()
             e.start_server()
             e.start_daemon()
-            time.sleep(3)
+            wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "a pause")
+            self.assertIn("(STARTTLS not supported.)", e.ctl("status").stdout.decode())
+            self.assertEqual(e.state(m2)[:2], ("queued", 0))
+            e.daemon.send_signal(signal.SIGTERM)
+            self.assertEqual(e.daemon.wait(10), 0)
+
+            # One that offers STARTTLS and then refuses it (454): nothing goes in clear either.
+            e.stop_server()
+            with open(e.config, "w") as f:
+                f.write(plain_cfg.replace("  connect_timeout_seconds: 2\n",
+                                          tls + "  ca_file: %s\n" % os.path.join(d, "ca.pem")))
+            e.start_server("--tls", os.path.join(d, "relay.pem") + ":" + os.path.join(d, "relay.key"),
+                           "--refuse-starttls")
+            e.start_daemon()
+            wait_for(lambda: e.rows("SELECT state FROM dispatch_state") == [("paused",)], 20, "a pause")
+            self.assertIn("(STARTTLS denied, code 454)", e.ctl("status").stdout.decode())
             self.assertEqual(e.state(m2)[:2], ("queued", 0))
             self.assertEqual(e.received(), ["secure@example.com"])
 

@@ -9,6 +9,7 @@ What it answers depends on the recipient's local part:
 --data-delay MS waits before answering every end of DATA (a slow relay).
 --auth USER:PASSWORD requires AUTH (PLAIN or LOGIN, allowed without TLS on loopback) before MAIL.
 --tls CERT:KEY offers STARTTLS with that certificate.
+--refuse-starttls offers STARTTLS (with --tls) but answers it 454, as a relay whose TLS broke does.
 It prints "ready PORT" once listening and runs until terminated.
 """
 import argparse
@@ -19,6 +20,7 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class Handler:
@@ -62,6 +64,18 @@ class Handler:
         return "250 2.0.0 Ok: queued as %d" % n
 
 
+class RefusingStartTLS(SMTP):
+    """Offers STARTTLS in its EHLO answer, then refuses it."""
+
+    async def smtp_STARTTLS(self, arg):
+        await self.push("454 4.7.0 TLS not available due to temporary reason")
+
+
+class RefusingStartTLSController(Controller):
+    def factory(self):
+        return RefusingStartTLS(self.handler, **self.SMTP_kwargs)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
@@ -69,6 +83,7 @@ def main():
     p.add_argument("--data-delay", type=int, default=0)
     p.add_argument("--auth", default="")
     p.add_argument("--tls", default="")
+    p.add_argument("--refuse-starttls", action="store_true")
     a = p.parse_args()
     if a.out:
         os.makedirs(a.out, exist_ok=True)
@@ -95,8 +110,9 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         kwargs["tls_context"] = context
-    controller = Controller(Handler(a.out, a.data_delay), hostname="127.0.0.1", port=port,
-                            data_size_limit=10 * 1024 * 1024, decode_data=False, **kwargs)
+    controller_class = RefusingStartTLSController if a.refuse_starttls else Controller
+    controller = controller_class(Handler(a.out, a.data_delay), hostname="127.0.0.1", port=port,
+                                  data_size_limit=10 * 1024 * 1024, decode_data=False, **kwargs)
     controller.start()
     print("ready %d" % port, flush=True)
     stop = threading.Event()
