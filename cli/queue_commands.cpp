@@ -142,7 +142,14 @@ void cmd_import(Context& ctx, const std::string& category, std::string campaign,
                                     "import:" + fs::path(file).filename().string(), options);
   // A file refused whole (or holding no row that was stored) leaves no campaign behind, so that
   // its corrected copy, wherever it is, can take the name.
-  if (created) ctx.db().drop_campaign_if_empty(campaign);
+  if (created) {
+    try {
+      ctx.db().drop_campaign_if_empty(campaign);
+    } catch (const std::runtime_error&) {
+      // The database that stopped the import may refuse this too: what stopped it is the news.
+      if (s.fatal.empty()) throw;
+    }
+  }
   if (isatty(STDERR_FILENO)) std::cerr << "\r";
   if (dry_run) {
     std::cout << "campaign " << campaign << " (dry run, nothing queued): would queue " << s.queued

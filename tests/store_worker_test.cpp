@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "file_size_limit.h"
 #include "store/sqlite/sqlite_store.h"
 #include "temp_dir.h"
 
@@ -277,6 +278,44 @@ TEST_CASE(
   worker.wait_committed(0, 2);
   CHECK(q.count(MessageState::sent) == 1);
   CHECK_FALSE(std::filesystem::exists(q.dir.path() / "q.db-outcomes.2"));
+}
+
+TEST_CASE("after a write failed, a claim that found nothing does not say the database is back") {
+  // A full disk: writes fail, but a claim with nothing due writes nothing and commits.
+  ClaimedQueue q;  // its one message is leased: nothing is due
+  StoreWorker worker(std::make_unique<SqliteStore>(q.path), 1);
+  std::mutex mu;
+  std::vector<std::string> said;  // each health report's trouble ("": back)
+  worker.on_health([&](const std::string& trouble, std::chrono::milliseconds) {
+    std::lock_guard lock(mu);
+    said.push_back(trouble);
+  });
+  auto opt_out = [&](const std::string& who) {
+    std::promise<bool> answered;
+    worker.opt_out({who, "", SuppressionReason::unsubscribe, "one-click", 0},
+                   [&](bool ok) { answered.set_value(ok); });
+    return answered.get_future().get();
+  };
+  auto claim = [&] {
+    std::promise<std::size_t> got;
+    worker.claim("me", 10, 60'000, [&](std::vector<ClaimedMessage> m) { got.set_value(m.size()); });
+    return got.get_future().get();
+  };
+  {
+    FileSizeLimit full(0);  // no write to any file works
+    CHECK_FALSE(opt_out("pat@example.com"));
+    CHECK(claim() == 0);
+  }
+  {
+    std::lock_guard lock(mu);
+    REQUIRE(said.size() == 1);
+    CHECK(said[0].find("recording opt-outs failed") == 0);
+  }
+  // Space is back: the next write says so.
+  CHECK(opt_out("pat@example.com"));
+  std::lock_guard lock(mu);
+  REQUIRE(said.size() == 2);
+  CHECK(said[1].empty());
 }
 
 TEST_CASE("a stopping worker gives up on a database that keeps failing instead of hanging") {

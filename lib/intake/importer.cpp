@@ -45,22 +45,45 @@ struct BatchLines {
   }
 };
 
-// Writes a batch in its one transaction. When the database fails (its disk full, say) the
-// transaction is rolled back: `fatal` names the batch's lines and the cause, and false stops the
-// import there. What earlier batches wrote stays, so the same import again adds only the rest.
+// A batch whose new rows were committed but whose second step, updating the rows the campaign
+// already held (--update), failed.
+struct PartlyWritten : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Writes a batch (or, for a dry run, looks it up). When the database fails (its disk full, say)
+// the batch's transaction is rolled back and its counts with it: `fatal` names the batch's lines
+// and the cause, and false stops the import there. What earlier batches wrote stays, so the same
+// import again adds only the rest.
 template <class Write>
-bool write_or_stop(ImportSummary& sum, BatchLines& lines, Write&& write) {
+bool write_or_stop(ImportSummary& sum, BatchLines& lines, bool dry_run, Write&& write) {
   BatchLines batch = std::exchange(lines, {});
+  std::string where = "lines " + std::to_string(batch.first) + "-" + std::to_string(batch.last);
+  ImportSummary before = sum;
+  std::string stopped;
   try {
     write();
+    return true;
+  } catch (const PartlyWritten& e) {
+    stopped = where + ": " + printable_line(e.what());
   } catch (const std::runtime_error& e) {
-    sum.fatal = "lines " + std::to_string(batch.first) + "-" + std::to_string(batch.last) +
-                ": the database could not record them (" + printable_line(e.what()) +
-                "), so their transaction was rolled back and the import stopped; importing the "
-                "same file again once the database can write adds only what is missing";
-    return false;
+    sum = before;
+    stopped = where +
+              (dry_run ? ": the database could not be read ("
+                       : ": the database could not "
+                         "record them (") +
+              printable_line(e.what()) +
+              (dry_run ? "), so the dry run stopped"
+                       : "), so their transaction was rolled back and the import stopped");
   }
-  return true;
+  if (!dry_run) {
+    stopped +=
+        "; importing the same file again once the database can write adds only what is "
+        "missing";
+  }
+  // A read error before this batch's last row stays the first thing said.
+  sum.fatal = sum.fatal.empty() ? stopped : sum.fatal + "; then " + stopped;
+  return false;
 }
 
 // Whether any row of a CSV file with these columns can be queued; the error says why none can.
@@ -113,7 +136,16 @@ void write_batch(Store& store, std::vector<NewMessage>& batch, const std::string
     }
   }
   if (held.empty()) return;
-  for (UpdateStatus u : store.update_vars(held, source, now_millis())) {
+  std::vector<UpdateStatus> updates;
+  try {
+    updates = store.update_vars(held, source, now_millis());
+  } catch (const std::runtime_error& e) {
+    throw PartlyWritten("the new rows were queued, but the " + std::to_string(held.size()) +
+                        " the campaign already held were not updated: the database could not "
+                        "record them (" +
+                        e.what() + ")");
+  }
+  for (UpdateStatus u : updates) {
     if (u == UpdateStatus::updated) {
       ++sum.updated;
     } else {
@@ -151,7 +183,7 @@ ImportSummary import_messages(RowReader& rows, const ComposeCheck& check,
   BatchLines lines;
   auto flush = [&] {
     if (batch.empty()) return true;
-    bool written = write_or_stop(sum, lines, [&] {
+    bool written = write_or_stop(sum, lines, options.dry_run, [&] {
       if (options.dry_run) {
         count_dry_run(store, batch, sum);
       } else {
@@ -206,7 +238,7 @@ ImportSummary import_suppressions(RowReader& rows, const Config& config, Store& 
   BatchLines lines;
   auto flush = [&] {
     if (batch.empty()) return true;
-    bool written = write_or_stop(sum, lines, [&] {
+    bool written = write_or_stop(sum, lines, /*dry_run=*/false, [&] {
       for (SuppressOutcome o : store.suppress(batch, now_millis())) {
         // Raised: the row was a person's own opt-out over a weaker suppression; it changed it.
         if (o == SuppressOutcome::added || o == SuppressOutcome::raised) {

@@ -54,7 +54,7 @@ class OutcomeJournal {
   // Not thread-safe: the store worker serializes appends with its own bookkeeping.
   bool append(const Outcome& o);
   // Closes the open segment and returns the numbers of the segments written since the last seal
-  // (usually one; more after a failed write); the next append starts a new segment.
+  // (at most one); the next append starts a new segment.
   std::vector<std::uint64_t> seal();
   // Deletes sealed segments: every outcome in them is committed to the store. Returns what could
   // not be deleted, if anything (a segment left behind is replayed at the next start, where only

@@ -108,7 +108,7 @@ void StoreWorker::refresh_watch() {
     watch_cursor_ = changes.last;
     // Not a sign the database is back: a full disk still answers reads. Writes say so.
   } catch (const std::exception& e) {
-    database_failed("reading suppression changes", e);
+    database_failed("reading suppression changes", e, /*wrote=*/false);
   }
   watched_at_ = std::chrono::steady_clock::now();
 }
@@ -126,8 +126,12 @@ void StoreWorker::on_health(HealthFn fn) {
   on_health_ = std::move(fn);
 }
 
-void StoreWorker::database_failed(const char* what, const std::exception& e) {
-  if (away_since_) return;  // said already
+void StoreWorker::database_failed(const char* what, const std::exception& e, bool wrote) {
+  if (away_since_) {
+    away_on_write_ = away_on_write_ || wrote;
+    return;  // said already
+  }
+  away_on_write_ = wrote;
   away_since_ = std::chrono::steady_clock::now();
   log_error(std::string(what) + " failed: " + e.what() +
             "; the database is not answering: claiming waits, outcomes wait in memory, and it is "
@@ -140,8 +144,8 @@ void StoreWorker::database_failed(const char* what, const std::exception& e) {
   if (fn) fn(std::string(what) + " failed: " + e.what(), {});
 }
 
-void StoreWorker::database_answered() {
-  if (!away_since_) return;
+void StoreWorker::database_answered(bool wrote) {
+  if (!away_since_ || (away_on_write_ && !wrote)) return;
   auto away = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - *away_since_);
   away_since_.reset();
@@ -191,10 +195,10 @@ void StoreWorker::claim_chunk(const std::string& owner, std::size_t limit, UnixM
       auto claimed = s.claim_due(owner, chunk, now, now + lease_ms);
       got = claimed.size();
       for (auto& m : claimed) so_far.push_back(std::move(m));
-      database_answered();
+      database_answered(/*wrote=*/got > 0);
     } catch (const std::exception& e) {
       // Busy or failing database: report what was claimed; the dispatcher asks again later.
-      database_failed("claiming messages", e);
+      database_failed("claiming messages", e, /*wrote=*/false);
     }
     if (got == chunk && so_far.size() < limit) {
       return claim_chunk(owner, limit, lease_ms, std::move(so_far), std::move(done));
@@ -253,7 +257,7 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
       for (const CampaignPaused& p : store_->record_outcomes(batch.outcomes, now_millis())) {
         log_warning(describe_pause(p));
       }
-      database_answered();
+      database_answered(/*wrote=*/true);
       return true;
     } catch (const std::exception& e) {
       if (is_stopping() && attempt >= kStopRetries) {
@@ -262,7 +266,7 @@ bool StoreWorker::write_outcomes(const Batch& batch) {
                   " (journaled ones are recorded at the next start)");
         return false;
       }
-      database_failed("recording outcomes", e);
+      database_failed("recording outcomes", e, /*wrote=*/true);
       if (attempt > 0 && attempt % 60 == 0)
         log_error(std::string("recording outcomes still fails, retrying: ") + e.what());
       std::this_thread::sleep_for(
@@ -327,11 +331,11 @@ void StoreWorker::commit_opt_outs(std::vector<OptOut>& ready) {
   bool ok = true;
   try {
     store_->suppress(suppressions, now_millis());
-    database_answered();
+    database_answered(/*wrote=*/true);
   } catch (const std::exception& e) {
     log_error(std::string("recording opt-outs failed (the people were told to try again): ") +
               e.what());
-    database_failed("recording opt-outs", e);
+    database_failed("recording opt-outs", e, /*wrote=*/true);
     ok = false;
   }
   if (watch_) {

@@ -167,8 +167,11 @@ class StoreWorker {
   bool write_outcomes(const Batch& batch);
   bool is_stopping();  // takes mu_
   // The database failed `what` (or answered): logs and reports each change (on_health).
-  void database_failed(const char* what, const std::exception& e);
-  void database_answered();
+  // `wrote`: the failure was a write's, or the success wrote something. A claim that found
+  // nothing due writes nothing, so it commits even on a full disk: it clears only a failure of
+  // claims, never one of recording.
+  void database_failed(const char* what, const std::exception& e, bool wrote);
+  void database_answered(bool wrote);
   void claim_chunk(const std::string& owner, std::size_t limit, UnixMillis lease_ms,
                    std::vector<ClaimedMessage> so_far, ClaimCallback done);
 
@@ -185,6 +188,7 @@ class StoreWorker {
   std::vector<OptOut> waiting_opt_outs_;
   bool remove_failed_ = false;           // a journal segment could not be deleted (logged once)
   std::optional<TimePoint> away_since_;  // the database stopped answering then
+  bool away_on_write_ = false;           // ... and a write said so
   HealthFn on_health_;                   // set under mu_, called on the worker thread
   std::mutex mu_;
   std::condition_variable wake_;  // work arrived
