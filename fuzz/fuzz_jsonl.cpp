@@ -1,8 +1,9 @@
 // JSON Lines imports (`bulkmailctl import list.jsonl`): one JSON object a line.
 //
 // Properties: it ends, with rows in line order; a row names each key once and holds only text;
-// written back out as JSON, a row reads back the same; an error text has no control character (it
-// is printed to the operator's terminal, and a key is a stranger's text).
+// written back out as JSON, a row reads back the same; an error text has no control character but
+// the tab (it is printed to the operator's terminal, and a key is a stranger's text; printable_line
+// keeps tabs, which move a terminal's cursor and nothing else).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -19,7 +20,7 @@ namespace {
 
 bool printable(std::string_view s) {
   for (unsigned char c : s)
-    if (c < 0x20 || c == 0x7f) return false;
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
   return true;
 }
 
