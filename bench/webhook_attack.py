@@ -9,9 +9,10 @@ What it does at once, until stopped (asyncio, one thread):
   big bodies     POSTs declaring and sending a 10 MB body
   random bytes   connections sending random bytes
   pipelined      a valid request, garbage, then another valid request, in one write
-  forged         one-click POSTs with random tokens, at a set rate, pipelined on keep-alive
-                 connections: every answer is counted by status, and a 200 is a forged token
-                 accepted
+  forged         one-click POSTs with forged tokens shaped like a real one (its version byte and
+                 length, so each reaches the signature check; one in ten a real token with one bit
+                 flipped), paced by the clock, pipelined on keep-alive connections: every answer
+                 is counted by status, and a 200 is a forged token accepted
 
 And what a genuine provider does meanwhile (genuine_one_clicks): one-click POSTs with real
 tokens, a new connection each, each timed from connect to the whole answer.
@@ -40,27 +41,52 @@ def raise_fd_limit(n):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def forged_token():
-    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-    return "".join(random.choice(alphabet) for _ in range(random.choice((22, 64, 86, 90))))
+def b64url_decode(text):
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def one_click_request(path):
-    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: mail.example.com\r\n"
+def b64url_encode(data):
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def forger(like):
+    """Forged tokens shaped like the real token `like` (its version byte and length, so that each
+    reaches the signature check): nine in ten random, one in ten `like` with one bit flipped."""
+    real = b64url_decode(like)
+
+    def forge():
+        if random.random() < 0.1:
+            bit = random.randrange(len(real) * 8)
+            tampered = bytearray(real)
+            tampered[bit // 8] ^= 1 << (bit % 8)
+            return b64url_encode(bytes(tampered))
+        return b64url_encode(real[:1] + os.urandom(len(real) - 1))
+    return forge
+
+
+def one_click_request(path, close=False):
+    return (b"POST " + path.encode() + b" HTTP/1.1\r\nHost: mail.example.com\r\n" +
+            (b"Connection: close\r\n" if close else b"") +
             b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
             % len(ONE_CLICK) + ONE_CLICK)
 
 
 class Attack:
-    def __init__(self, port, slowloris=2000, forged_per_second=10000, sources=40, prefix="/unsubscribe"):
+    def __init__(self, port, like, slowloris=2000, forged_per_second=10000, sources=40, prefix="/unsubscribe"):
         self.port = port
+        self.forge = forger(like)
         self.slowloris_n = slowloris
         self.forged_rate = forged_per_second
         self.sources = ["127.0.0.%d" % (2 + i) for i in range(sources)]
         self.prefix = prefix
-        self.stats = {"slowloris connects": 0, "slowloris cut off": 0, "big headers": {}, "big bodies": {},
+        self.stats = {"slowloris connects": 0, "slowloris cut off": 0, "slowloris open at most": 0,
+                      "slowloris answers": {}, "big headers": {}, "big bodies": {},
                       "random bytes": {}, "pipelined": {}, "forged sent": 0, "forged answers": {}}
         self.running = True
+        self.slowloris_open = 0
+        self.forged_seconds = 0.0
 
     def source(self, i):
         return (self.sources[i % len(self.sources)], 0)
@@ -91,21 +117,29 @@ class Attack:
                 await asyncio.sleep(0.5)
                 continue
             self.stats["slowloris connects"] += 1
-            cut = False
+            self.slowloris_open += 1
+            self.stats["slowloris open at most"] = max(self.stats["slowloris open at most"], self.slowloris_open)
+            answer = asyncio.ensure_future(reader.read(4096))  # whatever the server says, when it does
             try:
                 for b in header:
-                    if not self.running:
+                    if not self.running or answer.done():
                         break
                     writer.write(bytes([b]))
                     await writer.drain()
                     await asyncio.sleep(1)
-                    if reader.at_eof():
-                        cut = True
-                        break
             except OSError:
-                cut = True
-            if cut:
+                pass
+            if answer.done():
                 self.stats["slowloris cut off"] += 1
+                try:
+                    m = STATUS.match(answer.result())
+                    status = m.group(1).decode() if m else "closed"
+                except OSError:
+                    status = "reset"
+                self.count("slowloris answers", status)
+            else:
+                answer.cancel()
+            self.slowloris_open -= 1
             writer.close()
             await asyncio.sleep(0.1)
 
@@ -155,8 +189,26 @@ class Attack:
         await self.one_shot("random bytes", i, os.urandom(4096))
 
     async def pipelined(self, i):
-        await self.one_shot("pipelined", i, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512) +
-                            b"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        """A valid request, garbage and another valid request in one write: the first is answered,
+        the garbage gets 400 and the connection closes, the third is never answered."""
+        try:
+            reader, writer = await self.connect(i)
+        except OSError:
+            self.count("pipelined", "refused")
+            return
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + b"\x00\x01garbage " + os.urandom(512) +
+                     b"\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = await asyncio.wait_for(reader.read(65536), 15)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, asyncio.TimeoutError):
+            pass
+        self.count("pipelined", ",".join(m.group(1).decode() for m in STATUS.finditer(data)) or "none")
+        writer.close()
 
     async def forged_connection(self, i, share):
         """Keeps one keep-alive connection sending its `share` of the forged rate, pipelined."""
@@ -167,19 +219,21 @@ class Attack:
                 await asyncio.sleep(0.2)
                 continue
             answers = asyncio.ensure_future(self.read_answers(reader))
-            tick = 0.02
+            last = time.monotonic()
             owed = 0.0
             try:
                 while self.running and not answers.done():
-                    owed += share * tick
+                    await asyncio.sleep(0.02)
+                    now = time.monotonic()
+                    owed += share * (now - last)  # by the clock: a late tick sends what it owes
+                    last = now
                     n = int(owed)
                     owed -= n
                     if n:
-                        writer.write(b"".join(one_click_request(self.prefix + "/" + forged_token())
+                        writer.write(b"".join(one_click_request(self.prefix + "/" + self.forge())
                                               for _ in range(n)))
                         self.stats["forged sent"] += n
                         await writer.drain()
-                    await asyncio.sleep(tick)
             except OSError:
                 pass
             writer.close()
@@ -192,11 +246,12 @@ class Attack:
             if not data:
                 return
             data = rest + data
+            end = 0
             for m in STATUS.finditer(data):
                 s = m.group(1).decode()
                 self.stats["forged answers"][s] = self.stats["forged answers"].get(s, 0) + 1
-            rest = data[-16:]  # a status line cut between two reads is found next time
-            rest = rest[rest.rfind(b"\n") + 1:] if b"\n" in rest else rest
+                end = m.end()
+            rest = data[end:][-16:]  # a status line cut between two reads is found next time
 
     async def run(self, seconds):
         raise_fd_limit(self.slowloris_n + 1000)
@@ -208,7 +263,10 @@ class Attack:
                   asyncio.ensure_future(self.every(2.0, self.big_body)),
                   asyncio.ensure_future(self.every(0.2, self.random_bytes)),
                   asyncio.ensure_future(self.every(0.2, self.pipelined))]
+        started = time.monotonic()
         await asyncio.sleep(seconds)
+        self.forged_seconds = time.monotonic() - started
+        self.stats["forged per second"] = round(self.stats["forged sent"] / self.forged_seconds)
         self.running = False
         await asyncio.sleep(1.2)
         for t in tasks:
@@ -217,31 +275,28 @@ class Attack:
 
 
 async def genuine_one_clicks(port, paths, per_second, seconds):
-    """Real tokens' one-clicks, a new connection each, from 127.0.0.1; returns [(status, ms)]."""
+    """Real tokens' one-clicks, a new connection each, from 127.0.0.1, at fixed times (start + k /
+    per_second); each timed from when it was due to the whole answer. Returns [(status, ms)]."""
     results = []
-    interval = 1.0 / per_second
-    end = time.monotonic() + seconds
     paths = list(paths)
+    start = time.monotonic()
+    count = min(len(paths), int(per_second * seconds))
 
-    async def one(path):
-        t0 = time.monotonic()
+    async def one(path, due):
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(one_click_request(path))
+            writer.write(one_click_request(path, close=True))  # one request, as a provider sends
             await writer.drain()
-            data = await asyncio.wait_for(reader.read(4096), 10)
+            data = await asyncio.wait_for(reader.read(), 10)  # the answer, to its end
             writer.close()
             m = STATUS.match(data)
             status = m.group(1).decode() if m else "garbled"
         except (OSError, asyncio.TimeoutError) as e:
             status = type(e).__name__
-        results.append((status, (time.monotonic() - t0) * 1000))
+        results.append((status, (time.monotonic() - due) * 1000))
 
-    pending = []
-    while time.monotonic() < end and paths:
-        pending.append(asyncio.ensure_future(one(paths.pop())))
-        await asyncio.sleep(interval)
-    await asyncio.gather(*pending)
+    await asyncio.gather(*(one(paths[k], start + k / per_second) for k in range(count)))
     return results
 
 
@@ -255,16 +310,28 @@ def rss_kib(pid):
         return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
 
 
-def under_attack(port, attack_seconds, genuine_paths, genuine_per_second, slowloris=2000, forged_per_second=10000):
+def under_attack(port, attack_seconds, genuine_paths, genuine_per_second, slowloris=2000, forged_per_second=10000,
+                 mark=None):
     """Runs the attack (a process of its own, so that its work never delays the genuine client's)
-    and genuine one-clicks together for `attack_seconds`; returns (attack stats, genuine
+    and genuine one-clicks together; `mark`, if given, is called as the genuine one-clicks start
+    and again as they end, the attack under way all along. Returns (attack stats, genuine
     results)."""
+    like = genuine_paths[0].rsplit("/", 1)[1]
     attacker = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--port", str(port),
-                                 "--seconds", str(attack_seconds), "--slowloris", str(slowloris),
-                                 "--forged", str(forged_per_second)], stdout=subprocess.PIPE)
-    time.sleep(1)  # the attack under way first
-    genuine = asyncio.run(genuine_one_clicks(port, genuine_paths, genuine_per_second, attack_seconds - 1))
-    out, _ = attacker.communicate(timeout=attack_seconds + 60)
+                                 "--seconds", str(attack_seconds + 2), "--slowloris", str(slowloris),
+                                 "--forged", str(forged_per_second), "--like", like], stdout=subprocess.PIPE)
+    try:
+        time.sleep(1)  # the attack under way first
+        if mark:
+            mark()
+        genuine = asyncio.run(genuine_one_clicks(port, genuine_paths[1:], genuine_per_second, attack_seconds))
+        if mark:
+            mark()
+        out, _ = attacker.communicate(timeout=attack_seconds + 60)
+    finally:
+        if attacker.poll() is None:
+            attacker.kill()
+            attacker.wait()
     if attacker.returncode != 0:
         raise RuntimeError("the attacker failed")
     return json.loads(out), genuine
@@ -288,8 +355,9 @@ def main():
     ap.add_argument("--seconds", type=float, required=True)
     ap.add_argument("--slowloris", type=int, default=2000)
     ap.add_argument("--forged", type=int, default=10000)
+    ap.add_argument("--like", required=True, help="a real token, whose shape the forged ones take")
     a = ap.parse_args()
-    attack = Attack(a.port, slowloris=a.slowloris, forged_per_second=a.forged)
+    attack = Attack(a.port, a.like, slowloris=a.slowloris, forged_per_second=a.forged)
     asyncio.run(attack.run(a.seconds))
     json.dump(attack.stats, sys.stdout)
 
