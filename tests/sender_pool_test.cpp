@@ -102,8 +102,10 @@ struct Pipeline {
   std::unique_ptr<ClockDriver> time;
   std::thread loop;
 
-  Pipeline(const std::vector<std::string>& recipients, const std::string& throttle,
-           int connections) {
+  // `held`: deliveries to this address wait in the relay from the start (FakeRelay::hold).
+  Pipeline(const std::vector<std::string>& recipients, const std::string& throttle, int connections,
+           const std::string& held = "") {
+    if (!held.empty()) relay.hold(held);
     std::string yaml = valid_config_yaml();
     auto replace = [&](const std::string& from, const std::string& to) {
       auto at = yaml.find(from);
@@ -147,6 +149,7 @@ struct Pipeline {
   }
   ~Pipeline() {
     time.reset();
+    relay.release();  // a test that failed while the relay held a delivery ends, not hangs
     senders->stop();
     io.stop();
     loop.join();
@@ -200,8 +203,8 @@ TEST_CASE("an opt-out stops a message claimed before it, however long the messag
 }
 
 TEST_CASE("an opt-out answered while its recipient's delivery is under way comes after it") {
-  Pipeline p({"held@example.com"}, "throttle:\n  messages_per_second: 100\n", 1);
-  p.relay.hold("held@example.com");
+  Pipeline p({"held@example.com"}, "throttle:\n  messages_per_second: 100\n", 1,
+             "held@example.com");
   REQUIRE(p.relay.wait_started("held@example.com", 5s));
   // The recipient opts out while the relay is receiving their message; the relay finishes a
   // moment later, well within the second an opt-out may wait for it.
@@ -230,12 +233,18 @@ TEST_CASE(
   // A full disk: the relay took the first message, but its outcome cannot be recorded, so the
   // sender waits before it delivers the next. A shutdown's abort must end that wait.
   Pipeline p({"first@example.com", "second@example.com"}, "throttle:\n  messages_per_second: 100\n",
-             1);
-  p.relay.hold("first@example.com");
+             1, "first@example.com");
   REQUIRE(p.relay.wait_started("first@example.com", 5s));
+  // Both claimed: the first at the relay, the second in the buffer.
+  auto claimed = [&] {
+    auto st = p.dispatcher->stats();
+    return st.in_flight + st.buffered;
+  };
+  for (int i = 0; i < 500 && claimed() < 2; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(claimed() == 2);
   {
     // From now on every commit fails, as when the disk is full.
-    SQLite::Database db(p.db, SQLite::OPEN_READWRITE);
+    SQLite::Database db(p.db, SQLite::OPEN_READWRITE, 10'000);  // the worker may be writing
     db.exec("ALTER TABLE messages RENAME TO messages_gone");
   }
   p.relay.release();
