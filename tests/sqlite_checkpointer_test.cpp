@@ -59,7 +59,13 @@ TEST_CASE("the checkpointer keeps the log bounded while readers never stop readi
   // 20,000 messages in 2,000 commits write far more than 100 MB of log; restarted, the log stays
   // within a few times the restart bound (1,000 pages).
   MESSAGE("largest log: " << largest / 1024 << " KiB");
+#ifndef __SANITIZE_THREAD__
   CHECK(largest < 32u * 1024 * 1024);
+#else
+  // Under ThreadSanitizer (thread_tests) every thread runs many times slower, the readers'
+  // lookups most: the log's bound is checked by the other builds; here races are the point.
+  (void)largest;
+#endif
   CHECK(writer.counts(std::nullopt)[MessageState::queued] == 20000);
 }
 
