@@ -20,7 +20,8 @@ import time
 import unittest
 import urllib.parse
 
-from daemon_test import SECRET, free_port, received_addresses, wait_for
+from daemon_test import SECRET, received_addresses, wait_for
+from ports import free_port
 from postgres_server import PostgresServer
 
 BIN = os.environ["BULKMAIL_BIN_DIR"]
@@ -95,6 +96,11 @@ categories:
     def log(self, i):
         with open(self.logs[i], errors="replace") as f:
             return f.read()
+
+    def exited(self):
+        """What each daemon that has exited said last (for a failure's message)."""
+        return "".join("\ndaemon %d exited (%s); its log ends:\n%s" % (i, d.returncode, self.log(i)[-3000:])
+                       for i, d in enumerate(self.daemons) if d and d.poll() is not None)
 
     def import_many(self, n):
         path = os.path.join(self.dir, "batch.csv")
@@ -323,7 +329,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(c.sql("SELECT DISTINCT source FROM suppressions WHERE address IN (%s)"
                                % ",".join("'%s'" % r for r in addresses)), "one-click")
         for i in (a, b):
-            self.assertIsNone(c.daemons[i].poll())
+            self.assertIsNone(c.daemons[i].poll(), c.exited())
 
     def test_postgresql_restarted_mid_drain_the_daemons_pause_reconnect_and_lose_nothing(self):
         total, daemons, connections = 4000, 3, 4
@@ -377,7 +383,7 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(set(received), expected, "every message delivered")
         self.assertEqual(len(received), total, "no message delivered twice")
         self.assertEqual([d.poll() is None for d in c.daemons], [True] * daemons,
-                         "every daemon still running")
+                         "every daemon still running" + c.exited())
         status_after = c.ctl("status").stdout.decode()
         print("status after:\n" + status_after)
         self.assertRegex(status_after, r"the database was not answering for [0-9.]+ s")
@@ -419,7 +425,7 @@ class ClusterTest(unittest.TestCase):
         self.assertGreaterEqual(after, 300 * 5 * 0.9, "the others did not take up the share")
         self.assertLessEqual(after, 300 * 5 * 1.05)
         for i in (1, 2):
-            self.assertIsNone(c.daemons[i].poll())
+            self.assertIsNone(c.daemons[i].poll(), c.exited())
 
 
 if __name__ == "__main__":

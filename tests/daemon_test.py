@@ -11,6 +11,8 @@ import tempfile
 import time
 import unittest
 
+from ports import free_port
+
 BIN = os.environ["BULKMAIL_BIN_DIR"]
 SRC = os.environ["BULKMAIL_SOURCE_DIR"]
 SERVER = os.path.join(SRC, "tests", "smtp_server.py")
@@ -19,14 +21,6 @@ VARS = ["--var", "first_name=Pat", "--var", "headline=Your plan is changing", "-
 RESEARCH_VARS = ["--var", "first_name=Pat", "--var", "study_name=Plans study", "--var", "duration_minutes=20",
                  "--var", "study_format=a video call", "--var", "incentive=a $25 gift card",
                  "--var", "closes_on=December 12", "--var", "study_url=https://research.example.com/s/1"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(predicate, timeout, what):

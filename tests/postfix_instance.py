@@ -108,6 +108,8 @@ import subprocess
 import time
 import weakref
 
+from ports import free_port
+
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
 POSTCONF = "/usr/sbin/postconf"
@@ -139,13 +141,6 @@ def available() -> bool:
     """True when a private instance can run here: root, and Postfix's programs installed."""
     return (os.geteuid() == 0
             and all(os.access(p, os.X_OK) for p in (POSTFIX, POSTQUEUE, POSTCONF, POSTSUPER)))
-
-
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
@@ -252,7 +247,7 @@ class PostfixInstance:
         attempts = 1 if self._fixed_port else 3
         try:
             for attempt in range(attempts):
-                self.port = self._fixed_port or _free_port()
+                self.port = self._fixed_port or free_port()
                 self._write_config()
                 try:
                     self._postfix("start", timeout=60)

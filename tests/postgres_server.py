@@ -25,11 +25,12 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from ports import free_port
 
 
 def _bindir():
@@ -40,12 +41,6 @@ def _bindir():
     return os.path.dirname(found[-1])
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class PostgresServer:
     def __init__(self, folder=None, port=None):
         self.bindir = _bindir()
@@ -53,7 +48,7 @@ class PostgresServer:
         self.folder = folder or tempfile.mkdtemp(prefix="bulkmail-pg-")
         self.data = os.path.join(self.folder, "data")
         self.log = os.path.join(self.folder, "server.log")
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.uri = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
 
     def _run(self, argv, **kw):
@@ -83,7 +78,7 @@ class PostgresServer:
             except subprocess.CalledProcessError:
                 if attempt == 2:
                     raise RuntimeError("PostgreSQL did not start:\n" + self.log_text())
-                self.port = _free_port()  # taken meanwhile by someone else
+                self.port = free_port()  # taken meanwhile by someone else
                 self.uri = "postgresql://postgres@127.0.0.1:%d/postgres" % self.port
 
     def stop(self, mode="fast"):
