@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "captured_stderr.h"
 #include "simulated_clock.h"
 #include "store/sqlite/sqlite_store.h"
 #include "test_config.h"
@@ -287,4 +288,90 @@ TEST_CASE("the daily limit: held in the open, handed back as such, and lifted by
   sender.join();
   CHECK(third_future.get());
   CHECK_FALSE(rig.dispatcher->stats().paused);
+}
+
+namespace {
+
+// The simulated time a sender waits for the next message to a domain after a 4xx for the one
+// before; `recipient_only` as classify_attempt says for a 4xx to RCPT TO.
+Micros wait_after_4xx(bool recipient_only) {
+  Rig rig({"a1@a.example", "a2@a.example", "a3@a.example"}, "", 1);
+  auto job = rig.dispatcher->next(0, nullptr);
+  REQUIRE(job);
+  JobResult r = Rig::sent(0, *job);
+  r.classification.verdict = Verdict::deferred;
+  r.classification.code = 451;
+  r.classification.reply = "451 4.7.1 try again later";
+  r.classification.recipient_only = recipient_only;
+  r.recorded_state = MessageState::deferred;
+  Micros before = rig.clock.now_micros();
+  {
+    // Simulated time at 5x real time: the store's real work in between stays a few simulated ms.
+    ClockDriver time(rig.clock, 1ms, 200us);
+    auto next = std::async(std::launch::async, [&] { return rig.dispatcher->next(0, &r); });
+    if (next.wait_for(5s) == std::future_status::timeout) rig.dispatcher->close();
+    job = next.get();
+  }
+  REQUIRE(job);
+  Micros waited = rig.clock.now_micros() - before;
+  rig.dispatcher->close();
+  JobResult done = Rig::sent(0, *job);
+  CHECK_FALSE(rig.dispatcher->next(0, &done));  // accounted for; the rig ends at once
+  return waited;
+}
+
+}  // namespace
+
+TEST_CASE("a 4xx about one recipient defers it only, a 4xx about the session pauses the domain") {
+  // Greylisting one recipient: the next message to the domain goes at the rate's pace (100/s).
+  CHECK(wait_after_4xx(true) < 500'000);
+  // 451 to MAIL FROM or DATA: the domain pauses for a second.
+  CHECK(wait_after_4xx(false) >= 1'000'000);
+}
+
+TEST_CASE("a pause holds while deliveries begun before it end well, and is logged once") {
+  // A relay that refuses new connections but takes mail on those it has: three senders that had
+  // to reconnect are refused, a fourth on an old connection delivers. Dispatch stays paused (the
+  // probe, after the delay, decides) instead of resuming and pausing again on every result.
+  std::vector<std::string> to;
+  for (int i = 0; i < 8; ++i) to.push_back("u" + std::to_string(i) + "@example.com");
+  Rig rig(to, "", 4);
+  std::vector<Job> jobs;
+  for (int i = 0; i < 4; ++i) {
+    auto job = rig.dispatcher->next(i, nullptr);
+    REQUIRE(job);
+    jobs.push_back(*job);
+  }
+  auto paused_within = [&](std::chrono::milliseconds bound) {
+    for (auto waited = 0ms; waited < bound; waited += 10ms) {
+      if (rig.dispatcher->stats().paused) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return rig.dispatcher->stats().paused;
+  };
+  std::vector<std::future<std::optional<Job>>> asks;
+  std::string said = captured_stderr([&] {
+    for (int i = 0; i < 3; ++i) {
+      JobResult r = relay_refused(i, jobs[i]);
+      asks.push_back(
+          std::async(std::launch::async, [&rig, i, r] { return rig.dispatcher->next(i, &r); }));
+    }
+    REQUIRE(paused_within(5s));
+    JobResult ok = Rig::sent(3, jobs[3]);
+    asks.push_back(
+        std::async(std::launch::async, [&rig, ok] { return rig.dispatcher->next(3, &ok); }));
+    for (auto waited = 0ms; rig.dispatcher->stats().sent == 0 && waited < 5s; waited += 10ms)
+      std::this_thread::sleep_for(10ms);
+  });
+  CHECK(rig.dispatcher->stats().sent == 1);
+  CHECK(rig.dispatcher->stats().paused);
+  auto lines_with = [&](const std::string& what) {
+    std::size_t n = 0;
+    for (auto at = said.find(what); at != std::string::npos; at = said.find(what, at + 1)) ++n;
+    return n;
+  };
+  CHECK(lines_with("dispatch paused") == 1);
+  CHECK(lines_with("dispatch resumed") == 0);
+  rig.dispatcher->close();
+  for (auto& a : asks) a.get();
 }

@@ -214,3 +214,14 @@ TEST_CASE("a transfer libcurl calls done without a 2xx records no made-up reply 
   a.response_code = 354;
   CHECK(classify_attempt(a).code == 354);
 }
+
+TEST_CASE("a 4xx to RCPT TO is about that recipient, other 4xx and 421 about the server") {
+  auto recipient_only = [](AttemptResult a) { return classify_attempt(a).recipient_only; };
+  CHECK(recipient_only({CURLE_SEND_ERROR, 451, "RCPT failed: 451", "451 4.7.1 Greylisted"}));
+  CHECK(recipient_only({CURLE_SEND_ERROR, 450, "RCPT failed: 450", "450 4.2.1 Mailbox busy"}));
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 421, "RCPT failed: 421", "421 4.7.0 Too busy"}));
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 451, "MAIL failed: 451", "451 4.3.0 Try later"}));
+  CHECK_FALSE(recipient_only({CURLE_WEIRD_SERVER_REPLY, 452, "", "452 4.3.1 No storage"}));
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 550, "RCPT failed: 550", "550 5.1.1 No user"}));
+  CHECK_FALSE(recipient_only({CURLE_RECV_ERROR, 250, "Connection died", ""}));
+}

@@ -23,19 +23,22 @@ bool CircuitBreaker::allow(Micros now) {
   return true;
 }
 
-void CircuitBreaker::record_success() {
+void CircuitBreaker::record_success(Micros now, bool probe) {
+  if (!probe && state(now) != State::closed) return;
   failures_ = 0;
   delay_ = 0;
   probing_ = false;
   reason_.clear();
 }
 
-void CircuitBreaker::record_failure(Micros now, const std::string& reason) {
-  probing_ = false;
+bool CircuitBreaker::record_failure(Micros now, const std::string& reason, bool probe) {
+  if (probe) probing_ = false;
+  if (!probe && state(now) != State::closed) return false;
   reason_ = reason;
-  if (++failures_ < threshold_) return;
+  if (++failures_ < threshold_) return false;
   delay_ = delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
   open_until_ = now + delay_;
+  return true;
 }
 
 }  // namespace bulkmail

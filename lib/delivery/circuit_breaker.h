@@ -1,7 +1,11 @@
 // Stops dispatch while the relay is down (connections refused, 421 to everything) instead of
 // spending every queued message's attempts, and resumes by itself: after `threshold` failures in
-// a row it opens for a delay that doubles up to a maximum, then lets one probe through
-// (half-open); a success closes it. Pure: time comes in as an argument.
+// a row it opens for a delay, then lets one probe through (half-open); the probe's success closes
+// it, its failure opens it again for twice the delay, up to a maximum. While it is not closed only
+// the probe speaks: deliveries that began before it opened end on connections opened before the
+// trouble (a relay that refuses new connections still takes mail on the ones it has), so their
+// successes would close it at once and their failures pile up its delay. Pure: time comes in as
+// an argument.
 #pragma once
 
 #include <cstdint>
@@ -22,11 +26,14 @@ class CircuitBreaker {
   // May a delivery start? In half-open, only one probe at a time: a granted probe is out until
   // it is settled by record_success, record_failure or cancel_probe.
   bool allow(Micros now);
-  void record_success();
+  // A delivery ended with the relay taking part; `probe` when it was the probe allow() granted.
+  void record_success(Micros now, bool probe);
+  // A delivery met relay trouble (`reason`). True when this failure opened the breaker (from
+  // closed: the threshold reached; from half-open: the probe failed).
+  bool record_failure(Micros now, const std::string& reason, bool probe);
   // The probe allow() granted ended without telling whether the relay works (it was never used,
   // or its message was suppressed, could not be composed or was aborted): another one may go.
   void cancel_probe() { probing_ = false; }
-  void record_failure(Micros now, const std::string& reason);
   // Whether a probe is out.
   bool probing() const { return probing_; }
 

@@ -159,16 +159,22 @@ void Dispatcher::account(const JobResult& r, Micros now) {
       ++b;
     ++stats_.latency_buckets[b];
     stats_.latency_sum_ms += ms;
+    bool probe = probe_ && m.id == probe_;
     if (c.relay_trouble) {
-      breaker_.record_failure(now, c.reply);
-      if (breaker_.state(now) == CircuitBreaker::State::open) {
+      // Logged and recorded once a pause: a failed probe, or a delivery begun before the breaker
+      // opened, changes nothing an operator needs to read.
+      if (breaker_.record_failure(now, c.reply, probe) && !stats_.paused) {
         set_paused(true, "the relay is not accepting mail (" + c.reply + "); retrying by itself");
       }
     } else {
-      breaker_.record_success();
-      if (stats_.paused && !held_by_daily_limit_ && !database_away_) set_paused(false, "");
+      breaker_.record_success(now, probe);
+      if (stats_.paused && !held_by_daily_limit_ && !database_away_ &&
+          breaker_.state(now) == CircuitBreaker::State::closed) {
+        set_paused(false, "");
+      }
     }
-    temporary = c.verdict == Verdict::deferred && c.code >= 400 && c.code < 500;
+    temporary =
+        c.verdict == Verdict::deferred && c.code >= 400 && c.code < 500 && !c.recipient_only;
     if (c.verdict == Verdict::bounced) {
       ++stats_.bounced;
       log_info("hard bounce from " + log_address(m.recipient) + ": " + c.reply);

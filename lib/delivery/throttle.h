@@ -55,7 +55,8 @@ class Throttle {
   Gate check(const std::string& domain, Micros now, UnixMillis wall_now);
   // A message to `domain` starts: takes the tokens and a connection slot.
   void started(const std::string& domain, Micros now, UnixMillis wall_now);
-  // It ended; `temporary_failure` for a 4xx from that domain; `accepted` when the relay took it
+  // It ended; `temporary_failure` for a 4xx that asks the domain's sender to slow down (421, or a
+  // 4xx to MAIL FROM or DATA; not one about a single recipient); `accepted` when the relay took it
   // (what the daily limit counts).
   void finished(const std::string& domain, bool temporary_failure, bool accepted, Micros now,
                 UnixMillis wall_now);
