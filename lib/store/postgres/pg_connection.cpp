@@ -27,8 +27,15 @@ Error error_of(PGconn* conn, const PGresult* r) {
   return Error(state ? state : "", message);
 }
 
-// NOTICEs (an IF NOT EXISTS that skipped, say) are not bulkmail's to print on stderr.
-void ignore_notice(void*, const char*) {}
+// NOTICEs (an IF NOT EXISTS that skipped, say) are not bulkmail's to print on stderr. A FATAL
+// one is the server ending the session (57P01 for a restart or pg_terminate_backend): noted in
+// the connection's `ended` flag.
+void on_notice(void* ended, const PGresult* notice) {
+  const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0)) {
+    *static_cast<bool*>(ended) = true;
+  }
+}
 
 char hex_digit(unsigned v) { return static_cast<char>(v < 10 ? '0' + v : 'a' + (v - 10)); }
 
@@ -157,7 +164,7 @@ Connection::Connection(const std::string& conninfo) {
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     throw Error("", "cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
   }
-  PQsetNoticeProcessor(conn_.get(), ignore_notice, nullptr);
+  PQsetNoticeReceiver(conn_.get(), on_notice, ended_.get());
 }
 
 Result Connection::checked(PGresult* r) {
@@ -179,15 +186,17 @@ void Connection::ensure() {
     // A server that ended the session while it sat idle (a restart, an administrator) has said
     // so on the socket already: read that now, so that the statement goes to a new session
     // rather than failing on the old one (which would look like a second, short outage).
-    // (Its last words, then the close a moment later: once words came on an idle connection,
-    // wait a few milliseconds for the close. Nothing comes at all in the usual case: one poll.)
-    for (int reads = 0; reads < 4 && PQstatus(conn_.get()) == CONNECTION_OK; ++reads) {
+    // (Its last words, a FATAL notice, say the session is over even when the close has not
+    // come yet, as on a busy machine it may not for a while. Words without a FATAL: wait a few
+    // milliseconds for a close. Nothing comes at all in the usual case: one poll.)
+    for (int reads = 0; reads < 4 && PQstatus(conn_.get()) == CONNECTION_OK && !*ended_; ++reads) {
       pollfd p{PQsocket(conn_.get()), POLLIN, 0};
       if (p.fd < 0 || ::poll(&p, 1, reads == 0 ? 0 : 20) <= 0) break;
       if (PQconsumeInput(conn_.get()) != 1) break;
+      PQisBusy(conn_.get());  // parses what was read: a FATAL goes to the notice receiver
     }
   }
-  if (PQstatus(conn_.get()) == CONNECTION_OK) return;
+  if (PQstatus(conn_.get()) == CONNECTION_OK && !(*ended_ && !in_transaction_)) return;
   if (in_transaction_) {
     throw Error("08006", "the connection to PostgreSQL was lost inside a transaction");
   }
@@ -195,6 +204,7 @@ void Connection::ensure() {
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     throw Error("08006", "cannot reconnect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
   }
+  *ended_ = false;
   ++reconnects_;
   for (const auto& [name, sql] : prepared_) {
     checked(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr));

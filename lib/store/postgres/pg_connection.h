@@ -172,6 +172,10 @@ class Connection {
   std::vector<std::pair<std::string, std::string>> prepared_;  // name, SQL: made again on reconnect
   bool in_transaction_ = false;
   int reconnects_ = 0;
+  // Set by libpq's notice receiver when the server's last words came (a FATAL: a restart, an
+  // administrator ending the session): the session is over even before the socket closes. On
+  // the heap, so that the receiver's pointer stays good when the Connection moves.
+  std::unique_ptr<bool> ended_ = std::make_unique<bool>(false);
 };
 
 // One transaction on a connection: BEGIN when made (or `begin`, such as "BEGIN ISOLATION LEVEL

@@ -27,7 +27,7 @@ std::string trimmed(const char* message) {
 
 // 08006 (connection_failure), so that connection_lost() holds: libpq reports a closed socket
 // without a SQLSTATE, and the server's last words (57P01 on pg_terminate_backend) go to the
-// notice processor, which pg::Connection silences.
+// notice receiver, which pg::Connection keeps from stderr.
 Error lost(PGconn* conn, const char* what) {
   std::string message = trimmed(PQerrorMessage(conn));
   return Error("08006", std::string(what) + (message.empty() ? "" : ": " + message));
