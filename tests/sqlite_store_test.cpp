@@ -28,7 +28,7 @@ TEST_CASE("a new database is created in WAL mode at the current schema version")
   SQLite::Database db(path);
   CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
   CHECK(db.execAndGet("PRAGMA user_version").getInt() == SqliteStore::schema_version());
-  CHECK(SqliteStore::schema_version() == 5);
+  CHECK(SqliteStore::schema_version() == 6);
 }
 
 TEST_CASE("a database from a newer bulkmail, or another program's file, is refused") {
@@ -52,21 +52,27 @@ TEST_CASE("a database from a newer bulkmail, or another program's file, is refus
 TEST_CASE("the claim looks each recipient up by the suppressions' key, never scanning them") {
   // Scanning would cost every claim a pass over the whole suppression list per message: with
   // 20,000 one-click opt-outs arriving, claims held the writer long enough to push the opt-outs'
-  // p99 from 8 ms to 90 ms.
+  // p99 from 8 ms to 90 ms. And the due retries are found by their own index, not by walking the
+  // backlog in front of them.
   TempDir dir;
   auto path = (dir / "q.db").string();
   SqliteStore s(path);
   SQLite::Database db(path);
-  SQLite::Statement plan(db, std::string("EXPLAIN QUERY PLAN ") + kSqliteClaim);
-  std::vector<std::string> steps;
-  while (plan.executeStep()) steps.push_back(plan.getColumn(3).getString());
-  CAPTURE(steps);
-  bool keyed = false;
-  for (const auto& step : steps) {
-    CHECK(step.find("SCAN s") == std::string::npos);
-    if (step.find("SEARCH s USING PRIMARY KEY (address=?") != std::string::npos) keyed = true;
+  for (const auto& [sql, index] : {std::pair{sqlite_claim_sql(), "messages_due"},
+                                   std::pair{sqlite_claim_retries_sql(), "messages_retry_due"}}) {
+    SQLite::Statement plan(db, "EXPLAIN QUERY PLAN " + sql);
+    std::vector<std::string> steps;
+    while (plan.executeStep()) steps.push_back(plan.getColumn(3).getString());
+    CAPTURE(steps);
+    bool keyed = false, indexed = false;
+    for (const auto& step : steps) {
+      CHECK(step.find("SCAN s") == std::string::npos);
+      if (step.find("SEARCH s USING PRIMARY KEY (address=?") != std::string::npos) keyed = true;
+      if (step.find(std::string("USING INDEX ") + index + " ") != std::string::npos) indexed = true;
+    }
+    CHECK(keyed);
+    CHECK(indexed);
   }
-  CHECK(keyed);
 }
 
 TEST_CASE("the schema's evidence trigger names exactly the evidence event types the code knows") {

@@ -142,6 +142,43 @@ TEST_CASE_TEMPLATE("claim, lease and outcomes", B, BULKMAIL_STORE_BACKENDS) {
   CHECK(again[0].attempts == 2);
 }
 
+TEST_CASE_TEMPLATE("due retries are claimed ahead of a backlog due before them, up to a quarter", B,
+                   BULKMAIL_STORE_BACKENDS) {
+  // A campaign is due from its import on: in plain due order a retry would wait for all of it.
+  auto db = B::make();
+  auto store = db->open();
+  std::vector<NewMessage> batch;
+  for (int i = 0; i < 12; ++i) batch.push_back(msg("r" + std::to_string(i) + "@example.com"));
+  store->enqueue(batch, "test", 100);
+  auto first = store->claim_due("owner-1", 6, 200, 60200);
+  REQUIRE(first.size() == 6);
+  std::vector<Outcome> deferred;
+  for (const auto& m : first) {
+    deferred.push_back(
+        {m.id, MessageState::deferred, 451, "4.7.1 try later", 1000, "", BounceClass::unknown});
+  }
+  store->record_outcomes(deferred, 300);
+  std::vector<NewMessage> backlog;
+  for (int i = 0; i < 50; ++i) backlog.push_back(msg("b" + std::to_string(i) + "@example.com"));
+  store->enqueue(backlog, "test", 150);  // due at 150, before the retries (1000)
+
+  // At 1000 the six retries are due: a claim of 8 takes two of them (a quarter) and the six
+  // never claimed of the first batch (due at 100), oldest due first.
+  auto claimed = store->claim_due("owner-1", 8, 1000, 61000);
+  REQUIRE(claimed.size() == 8);
+  int retries = 0;
+  for (const auto& m : claimed) retries += m.attempts == 2 ? 1 : 0;
+  CHECK(retries == 2);
+  CHECK(claimed[0].attempts == 2);  // handed out in id order: the retries were queued first
+  // The rest: four retries and the 50 of the backlog.
+  CHECK(store->claim_due("owner-1", 100, 1000, 61000).size() == 4 + 50);
+  // With no retry due, the retries' share does not hold room back: the claim is the backlog's.
+  std::vector<NewMessage> late;
+  for (int i = 0; i < 5; ++i) late.push_back(msg("late" + std::to_string(i) + "@example.com"));
+  store->enqueue(late, "test", 2000);
+  CHECK(store->claim_due("owner-1", 4, 2000, 62000).size() == 4);
+}
+
 TEST_CASE_TEMPLATE("a suppression added while a message waits wins at claim time", B,
                    BULKMAIL_STORE_BACKENDS) {
   auto db = B::make();

@@ -131,6 +131,10 @@ struct Outcome {
 
 // Who an outcome's event says did it: the daemon whose claim it ends (its owner, host:pid:random),
 // or "dispatcher" when the outcome names no claim.
+// How many of a claim of `limit` may be due retries ahead of the backlog: a quarter (at least
+// one), so that retries go out on time and new mail still makes most of every claim.
+inline std::size_t retry_share(std::size_t limit) { return limit == 0 ? 0 : (limit + 3) / 4; }
+
 inline std::string outcome_source(const Outcome& o) {
   return o.lease_owner.empty() ? "dispatcher" : o.lease_owner;
 }
@@ -349,8 +353,10 @@ class Store {
   // --- the dispatcher's side ---
 
   // Leases up to `limit` due messages (queued, or deferred and due) to `owner` until
-  // `lease_until`, oldest due first. Messages whose recipient is suppressed by now are moved to
-  // `suppressed` in the same transaction and not returned.
+  // `lease_until`: due retries first, up to retry_share(limit), then the rest oldest due first
+  // (a backlog is due from its import on, and would otherwise hold every retry back until it is
+  // sent). Messages whose recipient is suppressed by now are moved to `suppressed` in the same
+  // transaction and not returned.
   virtual std::vector<ClaimedMessage> claim_due(const std::string& owner, std::size_t limit,
                                                 UnixMillis now, UnixMillis lease_until) = 0;
 

@@ -26,18 +26,22 @@ namespace {
 // CTE also fences the LIMIT off from the UPDATE, whose plan could otherwise change more rows than
 // it. Each row comes with the suppression that covers its recipient, if any (all-mail first, as
 // find_suppression has it), read in the claim's own snapshot: the last look before a sender.
-// Handed out in id order, as SqliteStore does.
-constexpr const char* kClaim =
-    "WITH due AS (SELECT id FROM messages WHERE state IN ('queued', 'deferred') AND "
-    "next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED), "
-    "claimed AS (UPDATE messages m SET state = 'sending', lease_owner = $1, lease_expires_at = $2, "
-    "attempts = m.attempts + 1, updated_at = $3 FROM due WHERE m.id = due.id RETURNING m.id, "
-    "m.campaign, m.category, m.recipient, m.vars, m.attempts, m.created_at) "
-    "SELECT c.id, c.campaign, c.category, c.recipient, c.vars, c.attempts, c.created_at, "
-    "s.address, s.category, s.reason, s.source, s.created_at FROM claimed c LEFT JOIN LATERAL "
-    "(SELECT address, category, reason, source, created_at FROM suppressions WHERE address = "
-    "c.recipient AND category IN ('', c.category) ORDER BY category LIMIT 1) s ON true "
-    "ORDER BY c.id";
+// Handed out in id order, as SqliteStore does. Run twice by claim_due, for `states`: due retries
+// first (store.h, retry_share), then whatever is due.
+std::string claim_sql(const char* states) {
+  return std::string("WITH due AS (SELECT id FROM messages WHERE state ") + states +
+         " AND next_attempt_at <= $3 ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP "
+         "LOCKED), "
+         "claimed AS (UPDATE messages m SET state = 'sending', lease_owner = $1, lease_expires_at "
+         "= $2, "
+         "attempts = m.attempts + 1, updated_at = $3 FROM due WHERE m.id = due.id RETURNING m.id, "
+         "m.campaign, m.category, m.recipient, m.vars, m.attempts, m.created_at) "
+         "SELECT c.id, c.campaign, c.category, c.recipient, c.vars, c.attempts, c.created_at, "
+         "s.address, s.category, s.reason, s.source, s.created_at FROM claimed c LEFT JOIN LATERAL "
+         "(SELECT address, category, reason, source, created_at FROM suppressions WHERE address = "
+         "c.recipient AND category IN ('', c.category) ORDER BY category LIMIT 1) s ON true "
+         "ORDER BY c.id";
+}
 
 // A claimed message whose recipient turned out to be suppressed: it was never attempted.
 constexpr const char* kMarkSuppressed =
@@ -166,7 +170,8 @@ std::vector<std::string> finished_states() {
 }  // namespace
 
 void PostgresStore::prepare_dispatch_statements() {
-  c_.prepare("dispatch_claim", kClaim);
+  c_.prepare("dispatch_claim", claim_sql("IN ('queued', 'deferred')"));
+  c_.prepare("dispatch_claim_retries", claim_sql("= 'deferred'"));
   c_.prepare("dispatch_mark_suppressed", kMarkSuppressed);
   c_.prepare("dispatch_event", kEvent);
   c_.prepare("dispatch_record_hard", record_hard_sql());
@@ -177,32 +182,41 @@ std::vector<ClaimedMessage> PostgresStore::claim_due(const std::string& owner, s
                                                      UnixMillis now, UnixMillis lease_until) {
   std::vector<ClaimedMessage> claimed;
   std::vector<std::pair<ClaimedMessage, std::string>> suppressed;  // and why
+  std::size_t leased = 0;
   pg::Transaction tx(c_);
-  pg::Result r = c_.run(
-      "dispatch_claim",
-      pg::Params().add(owner).add(lease_until).add(now).add(static_cast<std::int64_t>(limit)));
-  claimed.reserve(static_cast<std::size_t>(r.rows()));
-  for (int row = 0; row < r.rows(); ++row) {
-    ClaimedMessage m;
-    m.id = r.int64(row, 0);
-    m.campaign = r.string_or_empty(row, 1);
-    m.category = r.string(row, 2);
-    m.recipient = r.string(row, 3);
-    m.vars_json = r.string(row, 4);
-    m.attempts = static_cast<int>(r.int64(row, 5));
-    m.created_at = r.int64(row, 6);
-    m.lease_owner = owner;
-    // The opt-out check that matters: made in the claim itself, the last moment before the
-    // message is handed to a sender, so a suppression committed while the message waited always
-    // wins. (The senders' SuppressionWatch covers the time between the claim and the delivery.)
-    if (!r.is_null(row, 7)) {
-      Suppression s = pgsql::read_suppression(r, row, 7);
-      suppressed.emplace_back(std::move(m),
-                              "recipient suppressed (" + suppression_summary(s) + ")");
-      continue;
+  auto lease = [&](const char* statement, std::size_t n) {
+    pg::Result r =
+        c_.run(statement,
+               pg::Params().add(owner).add(lease_until).add(now).add(static_cast<std::int64_t>(n)));
+    leased += static_cast<std::size_t>(r.rows());
+    for (int row = 0; row < r.rows(); ++row) {
+      ClaimedMessage m;
+      m.id = r.int64(row, 0);
+      m.campaign = r.string_or_empty(row, 1);
+      m.category = r.string(row, 2);
+      m.recipient = r.string(row, 3);
+      m.vars_json = r.string(row, 4);
+      m.attempts = static_cast<int>(r.int64(row, 5));
+      m.created_at = r.int64(row, 6);
+      m.lease_owner = owner;
+      // The opt-out check that matters: made in the claim itself, the last moment before the
+      // message is handed to a sender, so a suppression committed while the message waited
+      // always wins. (The senders' SuppressionWatch covers the time between the claim and the
+      // delivery.)
+      if (!r.is_null(row, 7)) {
+        Suppression s = pgsql::read_suppression(r, row, 7);
+        suppressed.emplace_back(std::move(m),
+                                "recipient suppressed (" + suppression_summary(s) + ")");
+        continue;
+      }
+      claimed.push_back(std::move(m));
     }
-    claimed.push_back(std::move(m));
-  }
+  };
+  // Due retries first, up to their share; then whatever is due, oldest due first.
+  lease("dispatch_claim_retries", retry_share(limit));
+  lease("dispatch_claim", limit - leased);
+  std::sort(claimed.begin(), claimed.end(),
+            [](const ClaimedMessage& a, const ClaimedMessage& b) { return a.id < b.id; });
   if (!suppressed.empty()) {
     pipelined(c_, [&](pg::Pipeline& p) {
       for (const auto& [m, why] : suppressed) {

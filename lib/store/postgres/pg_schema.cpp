@@ -204,6 +204,10 @@ BEGIN
   DELETE FROM throttle_days WHERE day < p_day - 7;
 END $$;
 )sql",
+    // 3: retries that are due, found without walking the backlog (sqlite_schema.cpp, 6).
+    R"sql(
+CREATE INDEX messages_retry_due ON messages (next_attempt_at, id) WHERE state = 'deferred';
+)sql",
 };
 
 constexpr int kVersion = static_cast<int>(std::size(kMigrations));

@@ -107,14 +107,25 @@ std::string sql_text_list(std::span<const std::string_view> names) {
 // whether a suppression may cover its recipient. (In RETURNING, SQLite 3.40 looks the address up
 // by the suppressions' primary key only when the column is written as an expression, `+recipient`;
 // written plainly it scans every suppression for every row. A test checks the query plan.)
-const char* const kSqliteClaim =
-    "UPDATE messages SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, "
-    "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
-    "WHERE state IN ('queued','deferred') AND next_attempt_at <= ?3 "
-    "ORDER BY next_attempt_at, id LIMIT ?4) "
-    "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
-    "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = +messages.recipient AND "
-    "s.category IN ('', +messages.category))";
+namespace {
+
+// The claim, for the due messages of `states`: ?1 owner, ?2 lease end, ?3 now, ?4 limit.
+std::string sqlite_claim(const char* states) {
+  return std::string(
+             "UPDATE messages SET state = 'sending', lease_owner = ?1, lease_expires_at = ?2, "
+             "attempts = attempts + 1, updated_at = ?3 WHERE id IN (SELECT id FROM messages "
+             "WHERE state ") +
+         states +
+         " AND next_attempt_at <= ?3 ORDER BY next_attempt_at, id LIMIT ?4) "
+         "RETURNING id, campaign, category, recipient, vars, attempts, created_at, "
+         "EXISTS (SELECT 1 FROM suppressions s WHERE s.address = +messages.recipient AND "
+         "s.category IN ('', +messages.category))";
+}
+
+}  // namespace
+
+std::string sqlite_claim_retries_sql() { return sqlite_claim("= 'deferred'"); }
+std::string sqlite_claim_sql() { return sqlite_claim("IN ('queued','deferred')"); }
 
 // Prepared once per connection and reused: the hot paths (enqueue, claim, record) run these for
 // every message.
@@ -137,7 +148,8 @@ struct SqliteStore::Statements {
         insert_campaign(db,
                         "INSERT INTO campaigns (name, origin, created_at) VALUES (?,?,?) "
                         "ON CONFLICT DO NOTHING"),
-        claim(db, kSqliteClaim),
+        claim(db, sqlite_claim_sql()),
+        claim_retries(db, sqlite_claim_retries_sql()),
         // A claimed message whose recipient turned out to be suppressed: it was never attempted.
         mark_suppressed(db,
                         "UPDATE messages SET state = 'suppressed', last_reply = ?, updated_at = ?, "
@@ -174,6 +186,7 @@ struct SqliteStore::Statements {
   SQLite::Statement insert_suppression;
   SQLite::Statement insert_campaign;
   SQLite::Statement claim;
+  SQLite::Statement claim_retries;
   SQLite::Statement mark_suppressed;
   SQLite::Statement record;
   SQLite::Statement record_event;
@@ -664,26 +677,30 @@ std::vector<ClaimedMessage> SqliteStore::claim_due(const std::string& owner, std
   std::vector<ClaimedMessage> leased;
   std::vector<MessageId> suppressed;  // whose recipient the claim found suppressed
   SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-  auto& st = st_->claim;
-  st.reset();
-  st.bind(1, owner);
-  st.bind(2, static_cast<int64_t>(lease_until));
-  st.bind(3, static_cast<int64_t>(now));
-  st.bind(4, static_cast<int64_t>(limit));
-  while (st.executeStep()) {
-    ClaimedMessage m;
-    m.id = st.getColumn(0).getInt64();
-    m.campaign = text_or_empty(st.getColumn(1));
-    m.category = st.getColumn(2).getString();
-    m.recipient = st.getColumn(3).getString();
-    m.vars_json = st.getColumn(4).getString();
-    m.attempts = st.getColumn(5).getInt();
-    m.created_at = st.getColumn(6).getInt64();
-    m.lease_owner = owner;
-    if (st.getColumn(7).getInt()) suppressed.push_back(m.id);
-    leased.push_back(std::move(m));
-  }
-  st.reset();
+  auto lease = [&](SQLite::Statement& st, std::size_t n) {
+    st.reset();
+    st.bind(1, owner);
+    st.bind(2, static_cast<int64_t>(lease_until));
+    st.bind(3, static_cast<int64_t>(now));
+    st.bind(4, static_cast<int64_t>(n));
+    while (st.executeStep()) {
+      ClaimedMessage m;
+      m.id = st.getColumn(0).getInt64();
+      m.campaign = text_or_empty(st.getColumn(1));
+      m.category = st.getColumn(2).getString();
+      m.recipient = st.getColumn(3).getString();
+      m.vars_json = st.getColumn(4).getString();
+      m.attempts = st.getColumn(5).getInt();
+      m.created_at = st.getColumn(6).getInt64();
+      m.lease_owner = owner;
+      if (st.getColumn(7).getInt()) suppressed.push_back(m.id);
+      leased.push_back(std::move(m));
+    }
+    st.reset();
+  };
+  // Due retries first, up to their share; then whatever is due, oldest due first.
+  lease(st_->claim_retries, retry_share(limit));
+  lease(st_->claim, limit - leased.size());
   std::sort(suppressed.begin(), suppressed.end());
   // RETURNING follows no particular order: hand them out oldest first.
   std::sort(leased.begin(), leased.end(),

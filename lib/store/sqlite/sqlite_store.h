@@ -18,8 +18,10 @@ namespace bulkmail {
 
 struct SqliteFeedbackStatements;
 
-// The claim statement, for the test that checks how SQLite runs it.
-extern const char* const kSqliteClaim;
+// The claim statements (Store::claim_due: due retries, then whatever is due), for the test that
+// checks how SQLite runs them.
+std::string sqlite_claim_retries_sql();
+std::string sqlite_claim_sql();
 
 // How a SqliteStore treats the file it is given.
 enum class SqliteOpen {
