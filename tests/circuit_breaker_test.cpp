@@ -59,3 +59,21 @@ TEST_CASE("while open only the probe speaks: deliveries begun before say nothing
   b.record_success(1003, true);
   CHECK(b.state(1003) == S::closed);
 }
+
+TEST_CASE("opening again soon after a probe got through doubles the delay, later starts afresh") {
+  // A probe can get through on a connection the relay still serves while it refuses new ones:
+  // the next refusals are the same trouble, and must not start again at the first delay.
+  CircuitBreaker b(3, 1000, 8000);
+  for (int i = 0; i < 3; ++i) b.record_failure(0, "refused", false);
+  REQUIRE(b.open_until() == 1000);
+  REQUIRE(b.allow(1000));
+  b.record_success(1000, true);
+  for (int i = 0; i < 3; ++i) b.record_failure(1500, "refused", false);
+  CHECK(b.open_until() == 1500 + 2000);
+  REQUIRE(b.allow(3500));
+  b.record_success(3500, true);
+  // A minute closed: the next opening is a new one.
+  Micros later = 3500 + 60'000'000;
+  for (int i = 0; i < 3; ++i) b.record_failure(later, "refused", false);
+  CHECK(b.open_until() == later + 1000);
+}

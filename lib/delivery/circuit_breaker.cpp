@@ -25,8 +25,10 @@ bool CircuitBreaker::allow(Micros now) {
 
 void CircuitBreaker::record_success(Micros now, bool probe) {
   if (!probe && state(now) != State::closed) return;
+  if (state(now) != State::closed) closed_at_ = now;
+  // The delay is kept: a relay that fails again soon after a probe got through (a probe on a
+  // connection it still serves, while it refuses new ones) is the same trouble going on.
   failures_ = 0;
-  delay_ = 0;
   probing_ = false;
   reason_.clear();
 }
@@ -36,7 +38,10 @@ bool CircuitBreaker::record_failure(Micros now, const std::string& reason, bool 
   if (!probe && state(now) != State::closed) return false;
   reason_ = reason;
   if (++failures_ < threshold_) return false;
-  delay_ = delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
+  // From half-open (the probe failed), or from closed soon after the last opening ended: the
+  // delay doubles. After a while closed (the maximum delay, at least a minute) it starts afresh.
+  bool same_trouble = probe || (delay_ && now - closed_at_ < std::max(max_delay_, kForget));
+  delay_ = same_trouble && delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
   open_until_ = now + delay_;
   return true;
 }

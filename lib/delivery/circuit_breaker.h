@@ -1,11 +1,12 @@
 // Stops dispatch while the relay is down (connections refused, 421 to everything) instead of
 // spending every queued message's attempts, and resumes by itself: after `threshold` failures in
 // a row it opens for a delay, then lets one probe through (half-open); the probe's success closes
-// it, its failure opens it again for twice the delay, up to a maximum. While it is not closed only
-// the probe speaks: deliveries that began before it opened end on connections opened before the
-// trouble (a relay that refuses new connections still takes mail on the ones it has), so their
-// successes would close it at once and their failures pile up its delay. Pure: time comes in as
-// an argument.
+// it, its failure opens it again for twice the delay, up to a maximum. Opening again within a
+// minute (or the maximum delay) of closing doubles the delay too; after that it starts afresh.
+// While it is not closed only the probe speaks: deliveries that began before it opened end on
+// connections opened before the trouble (a relay that refuses new connections still takes mail on
+// the ones it has), so their successes would close it at once and their failures pile up its delay.
+// Pure: time comes in as an argument.
 #pragma once
 
 #include <cstdint>
@@ -44,8 +45,10 @@ class CircuitBreaker {
  private:
   int threshold_;
   Micros first_delay_, max_delay_;
+  static constexpr Micros kForget = 60'000'000;  // closed this long: the next opening is new
   int failures_ = 0;
   Micros delay_ = 0;
+  Micros closed_at_ = 0;  // when the probe last closed it
   Micros open_until_ = 0;
   bool probing_ = false;
   std::string reason_;

@@ -161,10 +161,12 @@ void Dispatcher::account(const JobResult& r, Micros now) {
     stats_.latency_sum_ms += ms;
     bool probe = probe_ && m.id == probe_;
     if (c.relay_trouble) {
-      // Logged and recorded once a pause: a failed probe, or a delivery begun before the breaker
-      // opened, changes nothing an operator needs to read.
-      if (breaker_.record_failure(now, c.reply, probe) && !stats_.paused) {
-        set_paused(true, "the relay is not accepting mail (" + c.reply + "); retrying by itself");
+      // Said when the breaker opens (at most once per delay, with the latest reason); a
+      // delivery begun before it opened says nothing. A pause for the database or the daily
+      // limit keeps its reason: the relay's shows when that one clears (relay_pause_or_resume).
+      if (breaker_.record_failure(now, c.reply, probe) &&
+          !(held_by_daily_limit_ || database_away_)) {
+        set_paused(true, relay_pause_text());
       }
     } else {
       breaker_.record_success(now, probe);
@@ -264,7 +266,7 @@ bool Dispatcher::hold_for_daily_limit() {
   } else if (!reached && held_by_daily_limit_) {
     // A new day, or a higher limit (SIGHUP): the messages handed back are due already.
     held_by_daily_limit_ = false;
-    set_paused(false, "");
+    relay_pause_or_resume("");
     queue_empty_ = false;
   }
   return reached;
@@ -334,8 +336,8 @@ void Dispatcher::database_health(const std::string& trouble, std::chrono::millis
   } else {
     char seconds[32];
     std::snprintf(seconds, sizeof seconds, "%.1f", static_cast<double>(away.count()) / 1000);
-    set_paused(false, std::string("the database was not answering for ") + seconds + " s, until " +
-                          format_iso8601(wall_now()));
+    relay_pause_or_resume(std::string("the database was not answering for ") + seconds +
+                          " s, until " + format_iso8601(wall_now()));
   }
   queue_empty_ = false;
   maybe_claim();
@@ -416,6 +418,19 @@ void Dispatcher::arm_sweep() {
     }
     arm_sweep();
   });
+}
+
+std::string Dispatcher::relay_pause_text() const {
+  return "the relay is not accepting mail (" + breaker_.reason() + "); retrying by itself";
+}
+
+void Dispatcher::relay_pause_or_resume(const std::string& note) {
+  // The breaker may have opened while another reason held dispatch: it still holds it.
+  if (breaker_.state(mono_now()) != CircuitBreaker::State::closed) {
+    set_paused(true, relay_pause_text());
+  } else {
+    set_paused(false, note);
+  }
 }
 
 void Dispatcher::set_paused(bool paused, const std::string& reason) {

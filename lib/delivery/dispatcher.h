@@ -81,6 +81,11 @@ class Dispatcher final : public JobSource {
   void settled(Micros claimed_at);
   void update_horizon();
   void set_paused(bool paused, const std::string& reason);
+  // "the relay is not accepting mail (...)", with the breaker's latest reason.
+  std::string relay_pause_text() const;
+  // Another reason stopped holding dispatch: paused for the relay if the breaker is not closed,
+  // else resumed with `note` as the state's detail.
+  void relay_pause_or_resume(const std::string& note);
   void finish_if_drained();
   void sweep_paused_domains();
   std::size_t buffer_target() const;
