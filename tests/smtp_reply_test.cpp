@@ -218,7 +218,21 @@ TEST_CASE("a transfer libcurl calls done without a 2xx records no made-up reply 
 TEST_CASE("a 4xx to RCPT TO is about that recipient, other 4xx and 421 about the server") {
   auto recipient_only = [](AttemptResult a) { return classify_attempt(a).recipient_only; };
   CHECK(recipient_only({CURLE_SEND_ERROR, 451, "RCPT failed: 451", "451 4.7.1 Greylisted"}));
-  CHECK(recipient_only({CURLE_SEND_ERROR, 450, "RCPT failed: 450", "450 4.2.1 Mailbox busy"}));
+  CHECK(recipient_only({CURLE_SEND_ERROR, 450, "RCPT failed: 450", "450 4.2.0 Greylisted"}));
+  CHECK(recipient_only({CURLE_SEND_ERROR, 452, "RCPT failed: 452", "452 4.2.2 Mailbox full"}));
+  CHECK(recipient_only({CURLE_SEND_ERROR, 451, "RCPT failed: 451", "451 Try again later"}));
+  // A recipient's 4xx that speaks of the server or a rate: the domain slows down.
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 450, "RCPT failed: 450",
+                              "450 4.7.1 Error: too many recipients from [192.0.2.1]"}));
+  CHECK_FALSE(recipient_only(
+      {CURLE_SEND_ERROR, 452, "RCPT failed: 452", "452 4.3.1 Insufficient system storage"}));
+  CHECK_FALSE(
+      recipient_only({CURLE_SEND_ERROR, 452, "RCPT failed: 452", "452 4.5.3 Too many recipients"}));
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 451, "RCPT failed: 451",
+                              "451 4.7.500 Server busy, please try again later"}));
+  CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 450, "RCPT failed: 450",
+                              "450 4.2.1 The user you are trying to contact is receiving mail at a "
+                              "rate that prevents additional messages"}));
   CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 421, "RCPT failed: 421", "421 4.7.0 Too busy"}));
   CHECK_FALSE(recipient_only({CURLE_SEND_ERROR, 451, "MAIL failed: 451", "451 4.3.0 Try later"}));
   CHECK_FALSE(recipient_only({CURLE_WEIRD_SERVER_REPLY, 452, "", "452 4.3.1 No storage"}));

@@ -297,4 +297,17 @@ int smtp_code_in(std::string_view text) {
   return 0;
 }
 
+bool throttles_the_sender(std::string_view reply) {
+  std::string status = enhanced_status_in(reply);
+  if (status.size() >= 3 && status[0] == '4') {
+    std::string_view subject(status.data() + 2, status.size() - 2);
+    if (subject.starts_with("3.") || subject.starts_with("4.") || subject == "5.3") return true;
+    if (subject.starts_with("7.") && subject != "7.1") return true;
+  }
+  static constexpr std::string_view kWords[] = {
+      "too many",   "rate", "rate limit",     "rate limited", "ratelimited", "throttled",
+      "throttling", "busy", "limit exceeded", "volume",       "too fast",    "slow down"};
+  return has_any(to_lower_ascii(reply), kWords);
+}
+
 }  // namespace bulkmail

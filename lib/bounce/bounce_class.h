@@ -48,6 +48,14 @@ std::string_view to_string(BounceClass c);
 BounceClass classify_bounce(std::string_view status, int smtp_code, std::string_view diagnostic,
                             std::string_view action);
 
+// A 4xx to RCPT TO that speaks for the receiving server rather than the one recipient (the
+// sender should slow down for the whole domain): an enhanced status about the system (4.3.x),
+// the network or routing (4.4.x), too many recipients (4.5.3) or a policy other than greylisting
+// (4.7.x but 4.7.1); or words of a rate or a limit, whatever the code, as Postfix's "450 4.7.1
+// Error: too many recipients from ..." has. Greylisting ("451 4.7.1 Try again later", "450 4.2.0
+// Greylisted") and a busy mailbox (4.2.x) are about the recipient.
+bool throttles_the_sender(std::string_view reply);
+
 // The first RFC 3463 enhanced status code in `text`: "5.1.1" in "550 5.1.1 <a@example.com>: user
 // unknown" or in qmail's "(#5.1.1)"; "" when there is none. The class must be 2, 4 or 5, the
 // other two numbers 1-3 digits. Part of a longer dotted run (an IP address such as 192.0.2.5 or a

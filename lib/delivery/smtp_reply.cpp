@@ -88,7 +88,7 @@ Classification classify_attempt(const AttemptResult& a) {
       refused(c, rcpt != 0);
     } else {
       c.verdict = Verdict::deferred;
-      c.recipient_only = rcpt != 0;
+      c.recipient_only = rcpt != 0 && !throttles_the_sender(c.reply);
     }
     return c;
   }

@@ -39,8 +39,9 @@ struct Classification {
   // For a 5xx, what the refusal says (classify_bounce): hard for `bounced`; policy (counted in the
   // campaign's block rate), soft or unknown for `rejected`. unknown otherwise.
   BounceClass bounce_class = BounceClass::unknown;
-  // A 4xx to RCPT TO other than 421 (greylisting, a busy mailbox): about this recipient, so the
-  // domain does not slow down for it. 421 and a 4xx to MAIL FROM or DATA speak for the server.
+  // A 4xx to RCPT TO other than 421 about this recipient (greylisting, a busy mailbox:
+  // throttles_the_sender says which), so the domain does not slow down for it. 421, a 4xx to
+  // MAIL FROM or DATA, and a recipient's 4xx that speaks of a rate or the server's state do.
   bool recipient_only = false;
 };
 
