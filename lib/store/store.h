@@ -129,12 +129,12 @@ struct Outcome {
   int claimed_attempts = 0;
 };
 
-// Who an outcome's event says did it: the daemon whose claim it ends (its owner, host:pid:random),
-// or "dispatcher" when the outcome names no claim.
 // How many of a claim of `limit` may be due retries ahead of the backlog: a quarter (at least
 // one), so that retries go out on time and new mail still makes most of every claim.
 inline std::size_t retry_share(std::size_t limit) { return limit == 0 ? 0 : (limit + 3) / 4; }
 
+// Who an outcome's event says did it: the daemon whose claim it ends (its owner, host:pid:random),
+// or "dispatcher" when the outcome names no claim.
 inline std::string outcome_source(const Outcome& o) {
   return o.lease_owner.empty() ? "dispatcher" : o.lease_owner;
 }

@@ -27,14 +27,18 @@ Error error_of(PGconn* conn, const PGresult* r) {
   return Error(state ? state : "", message);
 }
 
-// NOTICEs (an IF NOT EXISTS that skipped, say) are not bulkmail's to print on stderr. A FATAL
-// one is the server ending the session (57P01 for a restart or pg_terminate_backend): noted in
-// the connection's `ended` flag.
+// NOTICEs (an IF NOT EXISTS that skipped, say) are not bulkmail's to print on stderr. One that
+// ends the session is noted in the connection's `ended` flag: a FATAL (57P01 for a restart or
+// pg_terminate_backend), or the warning an immediate shutdown or a crash restart sends instead
+// (57P01, 57P02 crash of another process, 57P03 cannot connect now).
 void on_notice(void* ended, const PGresult* notice) {
   const char* severity = PQresultErrorField(notice, PG_DIAG_SEVERITY_NONLOCALIZED);
-  if (severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0)) {
-    *static_cast<bool*>(ended) = true;
-  }
+  const char* state = PQresultErrorField(notice, PG_DIAG_SQLSTATE);
+  bool fatal =
+      severity && (std::strcmp(severity, "FATAL") == 0 || std::strcmp(severity, "PANIC") == 0);
+  bool going = state && (std::strcmp(state, "57P01") == 0 || std::strcmp(state, "57P02") == 0 ||
+                         std::strcmp(state, "57P03") == 0);
+  if (fatal || going) *static_cast<bool*>(ended) = true;
 }
 
 char hex_digit(unsigned v) { return static_cast<char>(v < 10 ? '0' + v : 'a' + (v - 10)); }
@@ -200,15 +204,19 @@ void Connection::ensure() {
   if (in_transaction_) {
     throw Error("08006", "the connection to PostgreSQL was lost inside a transaction");
   }
-  PQreset(conn_.get());
+  reset();
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     throw Error("08006", "cannot reconnect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
   }
-  *ended_ = false;
   ++reconnects_;
   for (const auto& [name, sql] : prepared_) {
     checked(PQprepare(conn_.get(), name.c_str(), sql.c_str(), 0, nullptr));
   }
+}
+
+void Connection::reset() {
+  PQreset(conn_.get());
+  *ended_ = false;
 }
 
 Result Connection::exec(const std::string& sql) {

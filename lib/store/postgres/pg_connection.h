@@ -155,6 +155,9 @@ class Connection {
   int backend_pid() const { return PQbackendPID(conn_.get()); }
   int socket() const { return PQsocket(conn_.get()); }
   PGconn* get() const { return conn_.get(); }
+  // Connects again (PQreset, keeping the settings and the notice receiver), forgetting that the
+  // old session ended. Prepares nothing: for a caller that reconnects by itself (the listener).
+  void reset();
 
  private:
   friend class Pipeline;
@@ -168,14 +171,15 @@ class Connection {
   struct Finish {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
+  // Set by libpq's notice receiver when the server's last words came (a restart, an
+  // administrator ending the session): the session is over even before the socket closes. On
+  // the heap, so that the receiver's pointer stays good when the Connection moves; declared
+  // before the connection, so that it outlives it.
+  std::unique_ptr<bool> ended_ = std::make_unique<bool>(false);
   std::unique_ptr<PGconn, Finish> conn_;
   std::vector<std::pair<std::string, std::string>> prepared_;  // name, SQL: made again on reconnect
   bool in_transaction_ = false;
   int reconnects_ = 0;
-  // Set by libpq's notice receiver when the server's last words came (a FATAL: a restart, an
-  // administrator ending the session): the session is over even before the socket closes. On
-  // the heap, so that the receiver's pointer stays good when the Connection moves.
-  std::unique_ptr<bool> ended_ = std::make_unique<bool>(false);
 };
 
 // One transaction on a connection: BEGIN when made (or `begin`, such as "BEGIN ISOLATION LEVEL

@@ -75,9 +75,9 @@ std::vector<std::string> Listener::take_notifications() {
 }
 
 void Listener::reconnect() {
-  // PQreset keeps the connection's settings (and pg::Connection's notice processor), so the
+  // Connection::reset keeps the connection's settings (and its notice receiver), so the
   // connection string is not held twice.
-  PQreset(c_.get());
+  c_.reset();
   if (PQstatus(c_.get()) != CONNECTION_OK) {
     throw lost(c_.get(), "cannot reconnect to PostgreSQL for LISTEN");
   }

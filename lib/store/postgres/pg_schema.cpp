@@ -204,7 +204,9 @@ BEGIN
   DELETE FROM throttle_days WHERE day < p_day - 7;
 END $$;
 )sql",
-    // 3: retries that are due, found without walking the backlog (sqlite_schema.cpp, 6).
+    // 3: retries that are due, found without walking the backlog (sqlite_schema.cpp, 6). Built
+    // in the migration's transaction: on a large queue the daemons' writes wait while it builds
+    // (about a second per million messages), which the upgrade's first start takes in stride.
     R"sql(
 CREATE INDEX messages_retry_due ON messages (next_attempt_at, id) WHERE state = 'deferred';
 )sql",
