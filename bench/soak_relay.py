@@ -16,7 +16,8 @@ Each fault is drawn at random (seeded, so a run can be repeated) at the moment i
 Every message it accepts is one line in --out: "<MAIL FROM time> <accepted time> <recipient>",
 times in seconds since the epoch, written before the 250 is sent. --stats gets a JSON object of
 what it did (connections, each fault, accepted), rewritten every second and at SIGTERM.
-It prints "ready PORT" once listening.
+It prints "ready PORT" once listening, and exits 1 if it cannot listen again after a refusal
+window (give it a --port below the kernel's ephemeral range: tests/ports.py).
 """
 import argparse
 import asyncio
@@ -105,17 +106,24 @@ class Relay:
                 self.write_stats()
                 await asyncio.sleep(1)
 
+        failed = []
+
         async def refuse():
             seconds, period = (float(x) for x in self.a.refuse.split(":"))
             if seconds <= 0:
                 return
             nonlocal server
-            while True:
-                await asyncio.sleep(period - seconds)
-                server.close()
-                self.counts["refusal windows"] += 1
-                await asyncio.sleep(seconds)
-                server = await loop.create_server(factory, "127.0.0.1", port)
+            try:
+                while True:
+                    await asyncio.sleep(period - seconds)
+                    server.close()
+                    self.counts["refusal windows"] += 1
+                    await asyncio.sleep(seconds)
+                    server = await loop.create_server(factory, "127.0.0.1", port)
+            except OSError as e:  # the port taken meanwhile: say so and stop, never refuse forever
+                print("soak_relay: cannot listen on %d again: %s" % (port, e), file=sys.stderr)
+                failed.append(e)
+                stop.set()
 
         tasks = [asyncio.create_task(stats()), asyncio.create_task(refuse())]
         await stop.wait()
@@ -123,6 +131,7 @@ class Relay:
             t.cancel()
         server.close()
         self.write_stats()
+        return 1 if failed else 0
 
 
 def main():
@@ -137,7 +146,7 @@ def main():
     p.add_argument("--drop", type=float, default=0.002)
     p.add_argument("--stall", default="0.001:15")
     a = p.parse_args()
-    asyncio.run(Relay(a).run())
+    return asyncio.run(Relay(a).run())
 
 
 if __name__ == "__main__":

@@ -45,7 +45,11 @@ class Cluster:
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(SECRET + "\n")
             os.chmod(os.path.join(self.dir, name), 0o600)
-        self.http_ports = [free_port() for _ in range(n)]
+        self.http_ports = []
+        while len(self.http_ports) < n:  # n different ones
+            port = free_port()
+            if port not in self.http_ports and port != self.port:
+                self.http_ports.append(port)
         self.configs = [self.write_config(i) for i in range(n)]
         self.server = subprocess.Popen(["/usr/bin/python3", SERVER, "--port", str(self.port),
                                         "--out", self.out, "--data-delay", str(data_delay_ms)],

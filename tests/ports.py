@@ -11,11 +11,14 @@ def free_port():
     the moment between this choice and the server's bind (the server then fails to start)."""
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low = int(f.read().split()[0])
-    while True:
-        port = random.randrange(10000, max(low, 10001))
+    # A machine whose ephemeral range starts low leaves no room below it: draw from 10000-20000.
+    top = low if low > 11000 else 20000
+    for _ in range(1000):
+        port = random.randrange(10000, top)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
                 return port
             except OSError:
                 continue
+    raise RuntimeError("no free port on 127.0.0.1 between 10000 and %d" % top)
