@@ -470,7 +470,7 @@ class DaemonTest(unittest.TestCase):
         with open(path, "w") as f:
             f.write("email,first_name,headline,body\n")
             for i in range(12):
-                f.write("grey%d@slow.example,Pat,Hi,Body\n" % i)
+                f.write("throttle%d@slow.example,Pat,Hi,Body\n" % i)
         e.ctl("import", "--category", "customer-update", "--campaign", "slow", path)
         e.start_daemon()
         fast = e.enqueue("ok@fast.example")

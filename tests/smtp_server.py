@@ -4,6 +4,7 @@
 What it answers depends on the recipient's local part:
   bounce*  550 5.1.1 at RCPT TO        grey*   451 4.7.1 at RCPT TO
   busy*    421 4.7.0 at RCPT TO        spam*   554 5.7.1 after DATA
+  throttle* 450 4.7.1 too many recipients at RCPT TO (a server's rate limit: the domain slows down)
   stall*   waits 30 s after DATA       drop*   drops the connection during DATA
   anything else: 250, and the message is stored in OUT/<n>.eml with a line in OUT/received.log.
 --data-delay MS waits before answering every end of DATA (a slow relay).
@@ -36,6 +37,8 @@ class Handler:
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
         if local.startswith("grey"):
             return "451 4.7.1 <%s>: Greylisted, try again later" % address
+        if local.startswith("throttle"):
+            return "450 4.7.1 <%s>: Error: too many recipients from [127.0.0.1]" % address
         if local.startswith("busy"):
             return "421 4.7.0 Too many connections, closing"
         envelope.rcpt_tos.append(address)
