@@ -121,7 +121,7 @@ class Soak:
             f.write(SECRET + "\n")
         os.chmod(os.path.join(self.dir, "unsubscribe.key"), 0o600)
         self.config = os.path.join(self.dir, "bulkmail.yaml")
-        self.write_config(relay_port, 100000)
+        self.write_config(relay_port)
         subprocess.run([os.path.join(self.bin, "bulkmaild"), "--config", self.config, "--check"], check=True,
                        capture_output=True)
         csv = os.path.join(self.dir, "queue.csv")
@@ -140,7 +140,7 @@ class Soak:
             address, link = line.split("\t")
             self.paths[address] = "/" + link.split("/", 3)[3]
 
-    def write_config(self, relay_port, rate):
+    def write_config(self, relay_port):
         # Written whole and renamed: a SIGHUP never reads half a file.
         tmp = self.config + ".tmp"
         with open(tmp, "w") as f:
@@ -156,7 +156,7 @@ smtp:
   connect_timeout_seconds: 2
   message_timeout_seconds: {self.message_timeout}
 throttle:
-  messages_per_second: {rate}
+  messages_per_second: 100000
 retry:
   initial_delay_seconds: 2
   max_delay_seconds: 20
