@@ -27,7 +27,7 @@
 
 using namespace bulkmail;
 using boost::asio::ip::make_address;
-using Verdict = ConnectionBudget::Verdict;
+using Admission = ConnectionBudget::Verdict;
 
 namespace {
 
@@ -114,19 +114,19 @@ TEST_CASE("connections are admitted up to the per-client and the server-wide cap
   ConnectionBudget budget(limits(5, 2, 0));
   struct Step {
     const char* client;
-    Verdict verdict;
+    Admission verdict;
   };
   const Step steps[] = {
-      {"192.0.2.1", Verdict::admitted},
-      {"192.0.2.1", Verdict::admitted},
-      {"192.0.2.1", Verdict::client_full},         // its third
-      {"::ffff:192.0.2.1", Verdict::client_full},  // the same client through a dual-stack socket
-      {"192.0.2.2", Verdict::admitted},
-      {"2001:db8:1:2::10", Verdict::admitted},
-      {"2001:db8:1:2:ffff:1:2:3", Verdict::admitted},  // the same /64: its second
-      {"2001:db8:1:2::99", Verdict::client_full},      // ... and its third
-      {"2001:db8:1:3::10", Verdict::server_full},      // another /64, but five are open
-      {"198.51.100.7", Verdict::server_full},
+      {"192.0.2.1", Admission::admitted},
+      {"192.0.2.1", Admission::admitted},
+      {"192.0.2.1", Admission::client_full},         // its third
+      {"::ffff:192.0.2.1", Admission::client_full},  // the same client through a dual-stack socket
+      {"192.0.2.2", Admission::admitted},
+      {"2001:db8:1:2::10", Admission::admitted},
+      {"2001:db8:1:2:ffff:1:2:3", Admission::admitted},  // the same /64: its second
+      {"2001:db8:1:2::99", Admission::client_full},      // ... and its third
+      {"2001:db8:1:3::10", Admission::server_full},      // another /64, but five are open
+      {"198.51.100.7", Admission::server_full},
   };
   for (const Step& s : steps) {
     std::string client = s.client;
@@ -135,41 +135,41 @@ TEST_CASE("connections are admitted up to the per-client and the server-wide cap
   }
   // A place given back is free again, for that client and for everyone.
   budget.release(make_address("::ffff:192.0.2.1"));
-  CHECK(budget.admit(make_address("198.51.100.7")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::server_full);
+  CHECK(budget.admit(make_address("198.51.100.7")) == Admission::admitted);
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::server_full);
   budget.release(make_address("2001:db8:1:2::10"));
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::client_full);
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::client_full);
 }
 
 TEST_CASE("loopback clients have a reserve past a full budget, within their own cap") {
   ConnectionBudget budget(limits(2, 3, 2));
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("192.0.2.2")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("192.0.2.3")) == Verdict::server_full);
-  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("::1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("127.0.0.2")) == Verdict::server_full);  // the reserve is spent
-  CHECK(budget.admit(make_address("192.0.2.3")) == Verdict::server_full);
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("192.0.2.2")) == Admission::admitted);
+  CHECK(budget.admit(make_address("192.0.2.3")) == Admission::server_full);
+  CHECK(budget.admit(make_address("127.0.0.1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("::1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("127.0.0.2")) == Admission::server_full);  // the reserve is spent
+  CHECK(budget.admit(make_address("192.0.2.3")) == Admission::server_full);
 }
 
 TEST_CASE(
     "behind a proxy on loopback holding every connection, a local health check still gets in") {
   // The README's nginx setup: max_connections_per_client equal to max_connections.
   ConnectionBudget budget(limits(4, 4, 2));
-  for (int i = 0; i < 4; ++i) CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
+  for (int i = 0; i < 4; ++i) CHECK(budget.admit(make_address("127.0.0.1")) == Admission::admitted);
   CHECK(budget.admit(make_address("127.0.0.1")) ==
-        Verdict::admitted);  // /healthz, from the reserve
-  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("127.0.0.1")) == Verdict::client_full);  // the reserve is spent
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::server_full);
+        Admission::admitted);  // /healthz, from the reserve
+  CHECK(budget.admit(make_address("127.0.0.1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("127.0.0.1")) == Admission::client_full);  // the reserve is spent
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::server_full);
 }
 
 TEST_CASE("releasing a client that holds nothing changes nothing") {
   ConnectionBudget budget(limits(1, 1, 0));
   budget.release(make_address("192.0.2.9"));
-  CHECK(budget.admit(make_address("192.0.2.1")) == Verdict::admitted);
-  CHECK(budget.admit(make_address("192.0.2.2")) == Verdict::server_full);
+  CHECK(budget.admit(make_address("192.0.2.1")) == Admission::admitted);
+  CHECK(budget.admit(make_address("192.0.2.2")) == Admission::server_full);
 }
 
 TEST_CASE(

@@ -106,12 +106,12 @@ std::vector<std::string> in_family(const Scrape& s, const std::string& prefix) {
   return out;
 }
 
-struct Fixture {
+struct Sample {
   StateCounts counts;
   DispatchStats d;
   WebhookCounters web;
 
-  Fixture() {
+  Sample() {
     counts[MessageState::queued] = 7;
     counts[MessageState::sent] = 3;
     d.sent = 3;
@@ -137,7 +137,7 @@ struct Fixture {
 }  // namespace
 
 TEST_CASE("metrics: every family has its HELP and TYPE, and nothing else is a comment") {
-  Fixture f;
+  Sample f;
   std::string text = prometheus_text(f.counts, f.d, f.web.snapshot());
   for (const auto& fam : kFamilies) {
     std::string head = std::string("# HELP ") + fam.name + " " + fam.help + "\n# TYPE " + fam.name +
@@ -148,7 +148,7 @@ TEST_CASE("metrics: every family has its HELP and TYPE, and nothing else is a co
 }
 
 TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, webhook counters") {
-  Fixture f;
+  Sample f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   // 9 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources,
   // the 2 (route, status) pairs seen, and the store's 5 report kinds, 4 recipient classes and 6
@@ -194,7 +194,7 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
 }
 
 TEST_CASE("metrics: a family's samples are sorted by their labels, the same on every scrape") {
-  Fixture f;
+  Sample f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   CHECK(in_family(s, "bulkmail_messages") ==
         std::vector<std::string>{"{state=\"bounced\"}", "{state=\"cancelled\"}",
@@ -212,7 +212,7 @@ TEST_CASE("metrics: a family's samples are sorted by their labels, the same on e
 }
 
 TEST_CASE("metrics: counters carry their owner's totals, so a later scrape never shows less") {
-  Fixture f;
+  Sample f;
   auto before = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   ++f.d.sent;
   f.web.request("unsubscribe", 200);
@@ -224,7 +224,7 @@ TEST_CASE("metrics: counters carry their owner's totals, so a later scrape never
 }
 
 TEST_CASE("metrics: no webhook request yet leaves that family out, HELP and TYPE included") {
-  Fixture f;
+  Sample f;
   WebhookCounters none;
   std::string text = prometheus_text(f.counts, f.d, none.snapshot());
   CHECK(text.find("bulkmail_webhook_requests_total") == std::string::npos);
@@ -232,7 +232,7 @@ TEST_CASE("metrics: no webhook request yet leaves that family out, HELP and TYPE
 }
 
 TEST_CASE("metrics: a failed reload, and when the config in effect was loaded, to the ms") {
-  Fixture f;
+  Sample f;
   ConfigStatus failed;
   failed.loaded_at = 1'700'000'000'500;
   failed.reload_problem = "bulkmail.yaml:3:1: throttle: x";
@@ -251,7 +251,7 @@ TEST_CASE("metrics: a failed reload, and when the config in effect was loaded, t
 
 TEST_CASE(
     "metrics: the store's feedback counters, each in its family, and unknown names left out") {
-  Fixture f;
+  Sample f;
   const FeedbackCounters store = {
       {"auto-pause", 1},
       {"class:hard", 7},
@@ -310,7 +310,7 @@ TEST_CASE(
 }
 
 TEST_CASE("metrics: the store's counters start at 0 and carry its totals from scrape to scrape") {
-  Fixture f;
+  Sample f;
   auto none = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   CHECK(none.value["bulkmail_reports_total{kind=\"complaint\"}"] == "0");
   CHECK(none.value["bulkmail_report_recipients_total{class=\"hard\"}"] == "0");

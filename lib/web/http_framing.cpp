@@ -9,13 +9,6 @@ namespace bulkmail {
 
 namespace http = boost::beast::http;
 
-namespace {
-
-// Boost 1.74's Beast hands out boost::string_view.
-std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
-
-}  // namespace
-
 std::optional<FramingRefusal> framing_problem(const FramedRequest& req) {
   auto bad = [](std::string text) {
     return FramingRefusal{http::status::bad_request, std::move(text)};

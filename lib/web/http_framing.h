@@ -14,8 +14,12 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace bulkmail {
+
+// Boost 1.74's Beast hands out boost::string_view; bulkmail's code reads std::string_view.
+inline std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 using FramedRequest = boost::beast::http::request<boost::beast::http::string_body>;
 

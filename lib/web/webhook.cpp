@@ -18,6 +18,7 @@
 #include "store/status.h"
 #include "web/api_request.h"
 #include "web/form_data.h"
+#include "web/http_framing.h"
 #include "web/unsubscribe_page.h"
 
 namespace bulkmail {
@@ -25,9 +26,6 @@ namespace {
 
 namespace http = boost::beast::http;
 using json = nlohmann::json;
-
-// Boost 1.74's Beast hands out boost::string_view.
-std::string_view sv(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
 HttpResponse response(const HttpRequest& req, http::status status, const char* content_type,
                       std::string body) {

@@ -12,17 +12,11 @@ namespace {
 // server would otherwise fill the socket with results while libpq still writes statements.
 constexpr int kMaxPipelined = 256;
 
-std::string trimmed(const char* message) {
-  std::string s = message ? message : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // What the server said of a failed result; the connection's message when it said nothing.
 Error error_of(PGconn* conn, const PGresult* r) {
   const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
-  std::string message = trimmed(r ? PQresultErrorMessage(r) : nullptr);
-  if (message.empty()) message = trimmed(PQerrorMessage(conn));
+  std::string message = libpq_message(r ? PQresultErrorMessage(r) : nullptr);
+  if (message.empty()) message = libpq_message(PQerrorMessage(conn));
   if (message.empty()) message = "the PostgreSQL connection failed";
   return Error(state ? state : "", message);
 }
@@ -166,7 +160,7 @@ Connection::Connection(const std::string& conninfo) {
   conn_.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
   if (!conn_) throw Error("", "out of memory connecting to PostgreSQL");
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    throw Error("", "cannot connect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
+    throw Error("", "cannot connect to PostgreSQL: " + libpq_message(PQerrorMessage(conn_.get())));
   }
   PQsetNoticeReceiver(conn_.get(), on_notice, ended_.get());
 }
@@ -206,7 +200,8 @@ void Connection::ensure() {
   }
   reset();
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
-    throw Error("08006", "cannot reconnect to PostgreSQL: " + trimmed(PQerrorMessage(conn_.get())));
+    throw Error("08006",
+                "cannot reconnect to PostgreSQL: " + libpq_message(PQerrorMessage(conn_.get())));
   }
   ++reconnects_;
   for (const auto& [name, sql] : prepared_) {
@@ -389,6 +384,12 @@ std::vector<Result> Pipeline::results() {
   if (PQexitPipelineMode(c_.get()) != 1) throw error_of(c_.get(), nullptr);
   open_ = false;
   return out;
+}
+
+std::string libpq_message(const char* message) {
+  std::string s = message ? message : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
 }
 
 std::string copy_text(std::string_view s) {

@@ -221,6 +221,10 @@ class Pipeline {
   bool open_ = false;
 };
 
+// A message of libpq's (PQerrorMessage, PQresultErrorMessage) without its trailing newline; ""
+// for none.
+std::string libpq_message(const char* message);
+
 // `s` escaped for a text-format COPY row: backslash, tab, newline and carriage return.
 std::string copy_text(std::string_view s);
 

@@ -19,17 +19,11 @@ struct FreeMem {
 using Notification = std::unique_ptr<PGnotify, FreeMem>;
 using Escaped = std::unique_ptr<char, FreeMem>;
 
-std::string trimmed(const char* message) {
-  std::string s = message ? message : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 // 08006 (connection_failure), so that connection_lost() holds: libpq reports a closed socket
 // without a SQLSTATE, and the server's last words (57P01 on pg_terminate_backend) go to the
 // notice receiver, which pg::Connection keeps from stderr.
 Error lost(PGconn* conn, const char* what) {
-  std::string message = trimmed(PQerrorMessage(conn));
+  std::string message = libpq_message(PQerrorMessage(conn));
   return Error("08006", std::string(what) + (message.empty() ? "" : ": " + message));
 }
 
@@ -52,8 +46,8 @@ Listener::Listener(const std::string& conninfo, std::string channel)
 void Listener::listen() {
   Escaped name(PQescapeIdentifier(c_.get(), channel_.data(), channel_.size()));
   if (!name) {
-    throw Error("22021",
-                "the LISTEN channel name cannot be quoted: " + trimmed(PQerrorMessage(c_.get())));
+    throw Error("22021", "the LISTEN channel name cannot be quoted: " +
+                             libpq_message(PQerrorMessage(c_.get())));
   }
   c_.exec("LISTEN " + std::string(name.get()));
 }
