@@ -47,9 +47,12 @@ void SqliteCheckpointer::checkpoint() {
   if (rc == SQLITE_OK && log_frames > restart_frames_ && now >= next_restart_) {
     tried_restart = true;
     rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
-    if (rc == SQLITE_BUSY) {
-      // A reader still holds its snapshot: it will for a while. Back off instead of holding the
-      // writer back every interval while it does.
+    if (rc == SQLITE_BUSY && done < log_frames) {
+      // A reader holds an old snapshot, so not even the copying finished: it will for a while.
+      // Back off instead of holding the writer back every interval while it does. (Everything
+      // copied and only short readers in the way, seen when the machine is loaded and a reader
+      // waits for a core, the next interval tries again: backing off there let the log grow
+      // to 100 MB.)
       restart_backoff_ = restart_backoff_.count() == 0
                              ? interval_
                              : std::min(kMaxRestartBackoff, restart_backoff_ * 2);

@@ -31,9 +31,9 @@ class SqliteCheckpointer {
   std::size_t restart_attempts() const;
   std::size_t failures() const;
 
-  // A RESTART that found a reader holding an old snapshot (a long `suppress export`, say) is not
-  // tried again at every interval: each one holds the writer back for the busy wait, so the
-  // retries back off, doubling from `interval` up to this.
+  // A RESTART that found a reader holding an old snapshot (a long `suppress export`, say), so that
+  // it could not even copy the log back, is not tried again at every interval: each one holds the
+  // writer back for the busy wait, so the retries back off, doubling from `interval` up to this.
   static constexpr std::chrono::milliseconds kMaxRestartBackoff{5000};
 
  private:
