@@ -47,17 +47,19 @@ void SqliteCheckpointer::checkpoint() {
   if (rc == SQLITE_OK && log_frames > restart_frames_ && now >= next_restart_) {
     tried_restart = true;
     rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, &log_frames, &done);
-    if (rc == SQLITE_BUSY && done < log_frames) {
-      // A reader holds an old snapshot, so not even the copying finished: it will for a while.
-      // Back off instead of holding the writer back every interval while it does. (Everything
-      // copied and only short readers in the way, seen when the machine is loaded and a reader
-      // waits for a core, the next interval tries again: backing off there let the log grow
-      // to 100 MB.)
+    if (rc == SQLITE_BUSY && done >= 0 && done == busy_done_) {
+      // Busy again, and not one more page copied back since the last try: a reader holds its
+      // snapshot (a long `suppress export`, say), and will for a while. Back off instead of
+      // holding the writer back every interval while it does.
       restart_backoff_ = restart_backoff_.count() == 0
                              ? interval_
                              : std::min(kMaxRestartBackoff, restart_backoff_ * 2);
       next_restart_ = now + restart_backoff_;
     } else {
+      // Done, or busy while the copying goes on: the readers in the way are short ones, only
+      // slow to finish (a loaded machine, where a reader waits for a core), so the next interval
+      // tries again. Backing off there let the log grow to 89 MB while the writer went on.
+      busy_done_ = rc == SQLITE_BUSY ? done : -1;
       restart_backoff_ = std::chrono::milliseconds(0);
       next_restart_ = {};
     }

@@ -31,9 +31,10 @@ class SqliteCheckpointer {
   std::size_t restart_attempts() const;
   std::size_t failures() const;
 
-  // A RESTART that found a reader holding an old snapshot (a long `suppress export`, say), so that
-  // it could not even copy the log back, is not tried again at every interval: each one holds the
-  // writer back for the busy wait, so the retries back off, doubling from `interval` up to this.
+  // A RESTART that found a reader holding its snapshot (a long `suppress export`, say), so that
+  // no more of the log was copied back than the time before, is not tried again at every
+  // interval: each one holds the writer back for the busy wait, so the retries back off, doubling
+  // from `interval` up to this.
   static constexpr std::chrono::milliseconds kMaxRestartBackoff{5000};
 
  private:
@@ -53,10 +54,11 @@ class SqliteCheckpointer {
   std::size_t failures_ = 0;
   // Checkpointer thread only: failures since the last checkpoint that worked.
   std::size_t failed_tries_ = 0;
-  // Checkpointer thread only: when a RESTART may be tried again, and the wait after the last
-  // busy one.
+  // Checkpointer thread only: when a RESTART may be tried again, the wait after the last busy
+  // one, and how many pages of the log had been copied back then (-1: it was not busy).
   std::chrono::steady_clock::time_point next_restart_{};
   std::chrono::milliseconds restart_backoff_{0};
+  int busy_done_ = -1;
   std::thread thread_;
 };
 
