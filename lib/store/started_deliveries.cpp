@@ -13,7 +13,7 @@ namespace {
 
 constexpr std::size_t kSlot = 8;
 
-void put_u64(unsigned char* out, std::uint64_t v) {
+void write_slot(unsigned char* out, std::uint64_t v) {
   for (std::size_t i = 0; i < kSlot; ++i) out[i] = static_cast<unsigned char>(v >> (8 * i));
 }
 
@@ -51,7 +51,7 @@ Result<std::unique_ptr<StartedDeliveries>> StartedDeliveries::open(
 
 void StartedDeliveries::mark(int sender, MessageId id) {
   unsigned char slot[kSlot];
-  put_u64(slot, static_cast<std::uint64_t>(id));
+  write_slot(slot, static_cast<std::uint64_t>(id));
   auto off = static_cast<off_t>(kSlot * static_cast<std::size_t>(sender));
   if (::pwrite(fd_.get(), slot, kSlot, off) != static_cast<ssize_t>(kSlot) &&
       !failed_.exchange(true)) {
