@@ -164,10 +164,12 @@ Daemon::Daemon(std::filesystem::path config_path, std::shared_ptr<const Config> 
       owner_(lease_owner()),
       started_(std::move(opened.started)),
       checkpointer_(std::move(opened.checkpointer)),
-      http_(http_limits(config_->webhook),
-            [this](HttpRequest req, Responder respond) {
-              webhook_->handle(std::move(req), std::move(respond));
-            }),
+      http_(
+          http_limits(config_->webhook),
+          [this](HttpRequest req, Responder respond) {
+            webhook_->handle(std::move(req), std::move(respond));
+          },
+          [this](HttpRefusal why) { webhook_->counters().refused(why); }),
       worker_(std::move(opened.writer), config_->smtp.max_connections, std::move(opened.journal),
               &watch_),
       reader_(std::move(opened.reader), 0),

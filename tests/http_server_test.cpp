@@ -19,8 +19,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -89,6 +91,13 @@ struct Client {
   tcp::socket socket{io};
   boost::beast::flat_buffer buffer;
   explicit Client(std::uint16_t port) { socket.connect({make_address("127.0.0.1"), port}); }
+  // From another loopback address (all of 127.0.0.0/8 is this host's): another client to the
+  // connection budget.
+  Client(std::uint16_t port, const char* from) {
+    socket.open(tcp::v4());
+    socket.bind({make_address(from), 0});
+    socket.connect({make_address("127.0.0.1"), port});
+  }
   void send(const std::string& bytes) { boost::asio::write(socket, boost::asio::buffer(bytes)); }
   HttpResponse read() {
     HttpResponse res;
@@ -281,4 +290,115 @@ TEST_CASE(
   server->stop();
   server.reset();  // the half request's connection is closed with the server's loop
   CHECK(half.closed());
+}
+
+TEST_CASE("each answer the server gives on its own is counted once, by its reason") {
+  std::mutex mu;
+  std::map<HttpRefusal, int> counted;
+  auto count = [&](HttpRefusal why) {
+    std::lock_guard lock(mu);
+    ++counted[why];
+  };
+  auto seen = [&](HttpRefusal why) {
+    std::lock_guard lock(mu);
+    return counted[why];
+  };
+  // Waits for the count the server gives from its own thread, after the client has its answer.
+  auto settled = [&](HttpRefusal why, int n) {
+    for (int i = 0; i < 200 && seen(why) < n; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return seen(why);
+  };
+  HttpLimits l = limits(3, 2, 0);
+  l.read_timeout = std::chrono::milliseconds(300);
+  l.answer_timeout = std::chrono::milliseconds(100);
+  HttpServer server(
+      l,
+      [](HttpRequest req, Responder respond) {
+        if (req.target() == "/throws") throw std::runtime_error("a route's bug");
+        if (req.target() == "/silent") return;  // never answers: the server's 503
+        HttpResponse res{http::status::ok, 11};
+        res.prepare_payload();
+        respond(std::move(res));
+      },
+      count);
+  REQUIRE(server.listen("127.0.0.1", 0));
+  server.start(2);
+
+  struct Case {
+    const char* what;
+    std::string request;
+    http::status status;
+    HttpRefusal reason;
+  };
+  const Case cases[] = {
+      {"garbage", "\x16\x03\x01 not http\r\n\r\n", http::status::bad_request,
+       HttpRefusal::malformed},
+      {"Content-Length twice",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+       http::status::bad_request, HttpRefusal::malformed},
+      {"a coding before chunked",
+       "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+       http::status::not_implemented, HttpRefusal::unsupported_coding},
+      {"a 9 KB header",
+       "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n",
+       http::status::request_header_fields_too_large, HttpRefusal::header_too_large},
+      {"a 70 KB body (refused on its Content-Length)",
+       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n",
+       http::status::payload_too_large, HttpRefusal::body_too_large},
+      {"half a request", "GET / HTTP/1.1\r\nHost: x", http::status::request_timeout,
+       HttpRefusal::read_timeout},
+      {"a route that never answers", get("/silent"), http::status::service_unavailable,
+       HttpRefusal::no_answer},
+      {"a route that throws", get("/throws"), http::status::internal_server_error,
+       HttpRefusal::route_failed},
+  };
+  std::map<HttpRefusal, int> expected;
+  for (const Case& c : cases) {
+    std::string what = c.what;
+    CAPTURE(what);
+    Client client(server.port());
+    client.send(c.request);
+    CHECK(client.read().result() == c.status);
+    CHECK(client.closed());
+    int n = ++expected[c.reason];
+    CHECK(settled(c.reason, n) == n);
+  }
+  // Answered requests and an idle connection that just ends are no refusals.
+  {
+    Client fine(server.port());
+    fine.send(get("/"));
+    CHECK(fine.read().result() == http::status::ok);
+  }
+  {
+    Client idle(server.port());
+    CHECK(idle.closed());  // after the read timeout, without a word
+  }
+
+  // The connection budget: two from one client at most, three in all (no loopback reserve).
+  Client first(server.port()), second(server.port()), other(server.port(), "127.0.0.2");
+  for (Client* c : {&first, &second, &other}) {
+    c->send(get("/"));
+    CHECK(c->read().result() == http::status::ok);  // admitted and served, and still open
+  }
+  {
+    Client third(server.port());
+    CHECK(third.read().result() == http::status::service_unavailable);
+    CHECK(third.closed());
+  }
+  CHECK(settled(HttpRefusal::client_full, 1) == 1);
+  {
+    Client newcomer(server.port(), "127.0.0.3");
+    CHECK(newcomer.read().result() == http::status::service_unavailable);
+    CHECK(newcomer.closed());
+  }
+  CHECK(settled(HttpRefusal::server_full, 1) == 1);
+
+  int total = 0;
+  {
+    std::lock_guard lock(mu);
+    for (const auto& [why, n] : counted) total += n;
+  }
+  CHECK(total == static_cast<int>(std::size(cases)) + 2);
+  server.stop();
 }

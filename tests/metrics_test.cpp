@@ -43,6 +43,11 @@ const FamilyHead kFamilies[] = {
      "Opt-outs received by source (one-click, web, api) since the daemon started."},
     {"bulkmail_webhook_requests_total", "counter",
      "HTTP requests by route and status since the daemon started."},
+    {"bulkmail_http_refused_total", "counter",
+     "Answers the HTTP server gave on its own since the daemon started, by reason: malformed "
+     "(400), unsupported-coding (501), header-too-large (431), body-too-large (413), "
+     "read-timeout (408), server-full and client-full (503, the connection budget), no-answer "
+     "(503, a route too slow), route-failed (500)."},
     {"bulkmail_reports_total", "counter",
      "Reports taken in by mail by kind (bounce, delay, complaint, auto-reply, unknown), kept in "
      "the database."},
@@ -131,6 +136,9 @@ struct Sample {
     web.request("unsubscribe", 200);
     web.request("api", 401);
     web.unsubscribe("one-click");
+    web.refused(HttpRefusal::read_timeout);
+    web.refused(HttpRefusal::read_timeout);
+    web.refused(HttpRefusal::server_full);
   }
 };
 
@@ -151,9 +159,10 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
   Sample f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   // 9 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources,
-  // the 2 (route, status) pairs seen, and the store's 5 report kinds, 4 recipient classes and 6
-  // single counters (all 0 here): no sample more, none missing.
-  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 5 + 4 + 6);
+  // the 2 (route, status) pairs seen, the 9 reasons the HTTP server refuses for, and the store's
+  // 5 report kinds, 4 recipient classes and 6 single counters (all 0 here): no sample more, none
+  // missing.
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 9 + 5 + 4 + 6);
   CHECK(s.order.size() == s.value.size());
 
   CHECK(s.value["bulkmail_messages{state=\"queued\"}"] == "7");
@@ -191,6 +200,9 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
   CHECK(s.value["bulkmail_unsubscribes_total{source=\"api\"}"] == "0");
   CHECK(s.value["bulkmail_webhook_requests_total{route=\"unsubscribe\",status=\"200\"}"] == "2");
   CHECK(s.value["bulkmail_webhook_requests_total{route=\"api\",status=\"401\"}"] == "1");
+  CHECK(s.value["bulkmail_http_refused_total{reason=\"read-timeout\"}"] == "2");
+  CHECK(s.value["bulkmail_http_refused_total{reason=\"server-full\"}"] == "1");
+  CHECK(s.value["bulkmail_http_refused_total{reason=\"malformed\"}"] == "0");
 }
 
 TEST_CASE("metrics: a family's samples are sorted by their labels, the same on every scrape") {
@@ -229,6 +241,19 @@ TEST_CASE("metrics: no webhook request yet leaves that family out, HELP and TYPE
   std::string text = prometheus_text(f.counts, f.d, none.snapshot());
   CHECK(text.find("bulkmail_webhook_requests_total") == std::string::npos);
   CHECK(parse(text).value["bulkmail_unsubscribes_total{source=\"one-click\"}"] == "0");
+  // The server's refusals, though, are there from the start, every reason at 0: an alert on
+  // their rate has a series to look at before the first attack.
+  auto refused = in_family(parse(text), "bulkmail_http_refused_total");
+  CHECK(refused ==
+        std::vector<std::string>{"{reason=\"body-too-large\"}", "{reason=\"client-full\"}",
+                                 "{reason=\"header-too-large\"}", "{reason=\"malformed\"}",
+                                 "{reason=\"no-answer\"}", "{reason=\"read-timeout\"}",
+                                 "{reason=\"route-failed\"}", "{reason=\"server-full\"}",
+                                 "{reason=\"unsupported-coding\"}"});
+  for (const auto& [why, name] : kHttpRefusals) {
+    CHECK(parse(text).value["bulkmail_http_refused_total{reason=\"" + std::string(name) + "\"}"] ==
+          "0");
+  }
 }
 
 TEST_CASE("metrics: a failed reload, and when the config in effect was loaded, to the ms") {
@@ -296,7 +321,7 @@ TEST_CASE(
     CHECK(s.value[key] == value);
   }
   // Every sample the fixture has, and these: nothing of the unknown names.
-  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 5 + 4 + 6);
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 9 + 5 + 4 + 6);
   for (const char* unknown : {"digest", "transient", "quarantined", "99", "98", "97"}) {
     CAPTURE(unknown);
     CHECK(text.find(unknown) == std::string::npos);

@@ -5,11 +5,13 @@ loopback addresses (bench/webhook_attack.py), while a genuine provider's one-cli
 hold whatever the machine's speed: every genuine one-click answered 200 and recorded, no forged
 token accepted, sending goes on, memory bounded."""
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import unittest
+import urllib.request
 
 from daemon_test import BIN, SRC, Env, wait_for
 
@@ -76,6 +78,14 @@ class WebhookAbuseTest(unittest.TestCase):
         self.assertEqual(set(stats["random bytes"]), {"400"})
         self.assertGreater(sum(stats["big bodies"].values()), 0)
         self.assertTrue(set(stats["big bodies"]) <= {"413", "cut off"}, stats["big bodies"])
+        # /metrics counted the server's own answers by reason: an operator sees the attack there.
+        text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % e.http_port, timeout=10).read().decode()
+        refused = {k: float(v) for k, v in
+                   re.findall(r'^bulkmail_http_refused_total\{reason="([a-z-]+)"\} (\S+)$', text, re.M)}
+        self.assertGreaterEqual(refused["read-timeout"], stats["slowloris answers"]["408"])
+        self.assertGreaterEqual(refused["header-too-large"], stats["big headers"]["431"])
+        self.assertGreaterEqual(refused["malformed"], stats["random bytes"]["400"])
+        self.assertEqual(refused["route-failed"], 0)
         # Sending went on meanwhile, and memory stayed bounded.
         self.assertGreater(marks[1], marks[0] + 100)
         self.assertLess(largest[0], rss_before + 100 * 1024, "resident memory grew by more than 100 MB")

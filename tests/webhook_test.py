@@ -564,6 +564,28 @@ class WebhookTest(unittest.TestCase):
         self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer[:40])
         self.assertEqual(e.request("GET", "/healthz")[0], 200)  # and the server is fine
 
+    def test_the_servers_own_refusals_are_counted_by_reason_in_metrics(self):
+        e = self.env
+        prefix = 'bulkmail_http_refused_total{reason="'
+
+        def refused():
+            return {k[len(prefix):-2]: float(v) for k, v in self.metric_values().items()
+                    if k.startswith(prefix)}
+
+        before = refused()
+        self.assertEqual(set(before), {"malformed", "unsupported-coding", "header-too-large",
+                                       "body-too-large", "read-timeout", "server-full",
+                                       "client-full", "no-answer", "route-failed"})
+        self.assertTrue(e.raw(b"\x16\x03\x01 garbage\r\n\r\n").startswith(b"HTTP/1.1 400"))
+        self.assertTrue(e.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 +
+                              b"\r\n\r\n").startswith(b"HTTP/1.1 431"))
+        self.assertTrue(e.raw(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked"
+                              b"\r\n\r\n0\r\n\r\n").startswith(b"HTTP/1.1 501"))
+        self.assertEqual(e.request("GET", "/nowhere")[0], 404)  # a route's answer: not a refusal
+        after = refused()
+        changed = {k: after[k] - before[k] for k in before if after[k] != before[k]}
+        self.assertEqual(changed, {"malformed": 1, "header-too-large": 1, "unsupported-coding": 1})
+
     def test_ambiguous_framing_is_400_and_a_request_hidden_in_the_body_is_never_answered(self):
         # RFC 9112 6.3: a Transfer-Encoding that does not end in chunked, or one beside a
         # Content-Length, leaves the body's length unknown. Read as no body, the body's bytes

@@ -109,7 +109,8 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   }
 
   // No room for this connection: one short answer, then close.
-  void refuse(std::string text) {
+  void refuse(HttpRefusal why, std::string text) {
+    server_.count(why);
     asio::dispatch(stream_.get_executor(), [self = shared_from_this(), text = std::move(text)] {
       HttpResponse res = plain(http::status::service_unavailable, text);
       res.set(http::field::retry_after, "1");
@@ -144,6 +145,9 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   void on_header(beast::error_code ec) {
     if (ec || timed_out_) return on_read_error(ec);
     if (auto problem = framing_problem(parser_->get())) {
+      server_.count(problem->status == http::status::not_implemented
+                        ? HttpRefusal::unsupported_coding
+                        : HttpRefusal::malformed);
       return send(plain(problem->status, std::move(problem->text)), /*close=*/true);
     }
     // curl and others wait for "100 Continue" before sending a larger body.
@@ -172,6 +176,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       // A request begun and not finished in time hears why; an idle keep-alive connection just
       // ends.
       if (parser_ && parser_->got_some()) {
+        server_.count(HttpRefusal::read_timeout);
         return send(plain(http::status::request_timeout, "request timeout\n"), /*close=*/true);
       }
       return close();
@@ -181,12 +186,14 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec == http::error::header_limit) {
+      server_.count(HttpRefusal::header_too_large);
       return send(plain(http::status::request_header_fields_too_large,
                         "request header too large (limit " +
                             std::to_string(server_.limits_.header_bytes) + " bytes)\n"),
                   true);
     }
     if (ec == http::error::body_limit) {
+      server_.count(HttpRefusal::body_too_large);
       return send(plain(http::status::payload_too_large,
                         "request body too large (limit " +
                             std::to_string(server_.limits_.body_bytes) + " bytes)\n"),
@@ -194,6 +201,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     }
     // Anything else is a malformed request: say so and close, since the stream cannot be trusted
     // to be at the start of a next request.
+    server_.count(HttpRefusal::malformed);
     send(plain(http::status::bad_request, "malformed request: " + ec.message() + "\n"), true);
   }
 
@@ -214,6 +222,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     deadline_.expires_after(server_.limits_.answer_timeout);
     deadline_.async_wait([self = shared_from_this(), answered = answered_](beast::error_code ec) {
       if (ec || answered->exchange(true)) return;
+      self->server_.count(HttpRefusal::no_answer);
       HttpResponse res = plain(http::status::service_unavailable, "no answer in time\n");
       res.keep_alive(false);
       self->respond(std::move(res));
@@ -228,6 +237,7 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     } catch (const std::exception& e) {
       log_error(std::string("webhook request failed: ") + e.what());
       if (!answered_->exchange(true)) {
+        server_.count(HttpRefusal::route_failed);
         respond(plain(http::status::internal_server_error, "internal error\n"));
       }
     }
@@ -282,9 +292,10 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
   bool head_ = false;
 };
 
-HttpServer::HttpServer(HttpLimits limits, HttpHandler handler)
+HttpServer::HttpServer(HttpLimits limits, HttpHandler handler, RefusalCounter refused)
     : limits_(limits),
       handler_(std::move(handler)),
+      refused_(std::move(refused)),
       budget_(limits_),
       acceptor_(io_),
       accept_retry_(io_) {}
@@ -358,9 +369,9 @@ void HttpServer::serve(tcp::socket socket) {
     case ConnectionBudget::Verdict::admitted:
       return session->start();
     case ConnectionBudget::Verdict::server_full:
-      return session->refuse("too many connections\n");
+      return session->refuse(HttpRefusal::server_full, "too many connections\n");
     case ConnectionBudget::Verdict::client_full:
-      return session->refuse("too many connections from your address\n");
+      return session->refuse(HttpRefusal::client_full, "too many connections from your address\n");
   }
 }
 

@@ -12,6 +12,8 @@
 //     and an HTTP/1.1 request without exactly one Host. A coding before chunked ("gzip, chunked")
 //     gets 501. The body's bytes are never read as a next request;
 //   - a route that has not answered within the answer timeout gets 503 for it.
+// Each of these answers is counted through the RefusalCounter (/metrics:
+// bulkmail_http_refused_total); an idle connection closed is not.
 // When accept() fails (out of file descriptors), the server waits a little before accepting
 // again, logs once until accepting works again, and keeps serving the connections it has.
 // TLS is for a reverse proxy in front (README: nginx).
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "web/http_refusal.h"
 #include "web/webhook.h"
 
 namespace bulkmail {
@@ -83,10 +86,12 @@ class ConnectionBudget {
 };
 
 using HttpHandler = std::function<void(HttpRequest, Responder)>;
+// Told of each answer the server gives on its own (HttpRefusal), on one of the server's threads.
+using RefusalCounter = std::function<void(HttpRefusal)>;
 
 class HttpServer {
  public:
-  HttpServer(HttpLimits limits, HttpHandler handler);
+  HttpServer(HttpLimits limits, HttpHandler handler, RefusalCounter refused = {});
   ~HttpServer();
 
   // Binds and listens. The error names the address ("cannot listen on 127.0.0.1:8025: ...").
@@ -103,9 +108,13 @@ class HttpServer {
   void accept();
   void accept_failed(const boost::system::error_code& ec);
   void serve(boost::asio::ip::tcp::socket socket);
+  void count(HttpRefusal r) const {
+    if (refused_) refused_(r);
+  }
 
   HttpLimits limits_;
   HttpHandler handler_;
+  RefusalCounter refused_;
   // Before io_: sessions it destroys still give back their place.
   ConnectionBudget budget_;
   boost::asio::io_context io_;

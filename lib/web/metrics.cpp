@@ -24,6 +24,11 @@ void WebhookCounters::unsubscribe(std::string_view source) {
   ++counts_.unsubscribes[std::string(source)];
 }
 
+void WebhookCounters::refused(HttpRefusal why) {
+  std::lock_guard lock(mu_);
+  ++counts_.refused[static_cast<std::size_t>(why)];
+}
+
 WebhookCounters::Snapshot WebhookCounters::snapshot() const {
   std::lock_guard lock(mu_);
   return counts_;
@@ -132,6 +137,15 @@ void webhook_counters(Registry& r, const WebhookCounters::Snapshot& web) {
                             "HTTP requests by route and status since the daemon started.");
   for (const auto& [key, n] : web.requests) {
     add_total(requests, {{"route", key.first}, {"status", std::to_string(key.second)}}, n);
+  }
+  auto& refused = counters(
+      r, "bulkmail_http_refused_total",
+      "Answers the HTTP server gave on its own since the daemon started, by reason: malformed "
+      "(400), unsupported-coding (501), header-too-large (431), body-too-large (413), "
+      "read-timeout (408), server-full and client-full (503, the connection budget), no-answer "
+      "(503, a route too slow), route-failed (500).");
+  for (const auto& [why, name] : kHttpRefusals) {
+    add_total(refused, {{"reason", std::string(name)}}, web.refused[static_cast<std::size_t>(why)]);
   }
 }
 

@@ -1,7 +1,8 @@
 // GET /metrics: the Prometheus text format (version 0.0.4) of what the daemon knows: messages by
 // state and what the reports that came back by mail did (from the store), deliveries by outcome,
 // SMTP replies by class and the delivery latency histogram (from the dispatcher), unsubscribes by
-// source and webhook requests by route and status (counted here). prometheus-cpp's core (its
+// source, webhook requests by route and status, and the HTTP server's own refusals by reason
+// (counted here). prometheus-cpp's core (its
 // registry and text serializer) writes the format; bulkmail's own HTTP server answers the scrape,
 // so none of its pull or push parts is used.
 //
@@ -11,6 +12,7 @@
 // itself; `bulkmailctl campaigns` and GET /api/v1/campaigns say which, and why.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -22,19 +24,22 @@
 #include "config/config_status.h"
 #include "delivery/dispatch_stats.h"
 #include "store/store.h"
+#include "web/http_refusal.h"
 
 namespace bulkmail {
 
-// Counters the webhook's threads bump; read as a consistent copy.
+// Counters the webhook's and the HTTP server's threads bump; read as a consistent copy.
 class WebhookCounters {
  public:
   struct Snapshot {
     std::map<std::pair<std::string, int>, std::int64_t> requests;  // (route, status)
     std::map<std::string, std::int64_t> unsubscribes;              // by source
+    std::array<std::int64_t, kHttpRefusals.size()> refused{};      // by HttpRefusal
   };
 
   void request(std::string_view route, int status);
   void unsubscribe(std::string_view source);
+  void refused(HttpRefusal why);
   Snapshot snapshot() const;
 
  private:
