@@ -47,7 +47,7 @@ const FamilyHead kFamilies[] = {
      "Answers the HTTP server gave on its own since the daemon started, by reason: malformed "
      "(400), unsupported-coding (501), header-too-large (431), body-too-large (413), "
      "read-timeout (408), server-full and client-full (503, the connection budget), no-answer "
-     "(503, a route too slow), route-failed (500)."},
+     "(503, a route too slow)."},
     {"bulkmail_reports_total", "counter",
      "Reports taken in by mail by kind (bounce, delay, complaint, auto-reply, unknown), kept in "
      "the database."},
@@ -159,10 +159,10 @@ TEST_CASE("metrics: states, outcomes, reply classes, a cumulative histogram, web
   Sample f;
   auto s = parse(prometheus_text(f.counts, f.d, f.web.snapshot()));
   // 9 states, 6 outcomes, 4 reply classes, 11 buckets with sum and count, 7 gauges, 3 sources,
-  // the 2 (route, status) pairs seen, the 9 reasons the HTTP server refuses for, and the store's
+  // the 2 (route, status) pairs seen, the 8 reasons the HTTP server refuses for, and the store's
   // 5 report kinds, 4 recipient classes and 6 single counters (all 0 here): no sample more, none
   // missing.
-  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 9 + 5 + 4 + 6);
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 8 + 5 + 4 + 6);
   CHECK(s.order.size() == s.value.size());
 
   CHECK(s.value["bulkmail_messages{state=\"queued\"}"] == "7");
@@ -248,8 +248,7 @@ TEST_CASE("metrics: no webhook request yet leaves that family out, HELP and TYPE
         std::vector<std::string>{"{reason=\"body-too-large\"}", "{reason=\"client-full\"}",
                                  "{reason=\"header-too-large\"}", "{reason=\"malformed\"}",
                                  "{reason=\"no-answer\"}", "{reason=\"read-timeout\"}",
-                                 "{reason=\"route-failed\"}", "{reason=\"server-full\"}",
-                                 "{reason=\"unsupported-coding\"}"});
+                                 "{reason=\"server-full\"}", "{reason=\"unsupported-coding\"}"});
   for (const auto& [why, name] : kHttpRefusals) {
     CHECK(parse(text).value["bulkmail_http_refused_total{reason=\"" + std::string(name) + "\"}"] ==
           "0");
@@ -321,7 +320,7 @@ TEST_CASE(
     CHECK(s.value[key] == value);
   }
   // Every sample the fixture has, and these: nothing of the unknown names.
-  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 9 + 5 + 4 + 6);
+  CHECK(s.value.size() == 9 + 6 + 4 + 13 + 7 + 3 + 2 + 8 + 5 + 4 + 6);
   for (const char* unknown : {"digest", "transient", "quarantined", "99", "98", "97"}) {
     CAPTURE(unknown);
     CHECK(text.find(unknown) == std::string::npos);

@@ -575,7 +575,7 @@ class WebhookTest(unittest.TestCase):
         before = refused()
         self.assertEqual(set(before), {"malformed", "unsupported-coding", "header-too-large",
                                        "body-too-large", "read-timeout", "server-full",
-                                       "client-full", "no-answer", "route-failed"})
+                                       "client-full", "no-answer"})
         self.assertTrue(e.raw(b"\x16\x03\x01 garbage\r\n\r\n").startswith(b"HTTP/1.1 400"))
         self.assertTrue(e.raw(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 +
                               b"\r\n\r\n").startswith(b"HTTP/1.1 431"))

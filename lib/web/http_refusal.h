@@ -12,7 +12,7 @@
 namespace bulkmail {
 
 enum class HttpRefusal {
-  malformed,           // 400: not HTTP, or framing RFC 9112 calls ambiguous
+  malformed,           // 400: not HTTP, or framing RFC 9112 calls ambiguous (http_framing.h)
   unsupported_coding,  // 501: a Transfer-Encoding coding before chunked
   header_too_large,    // 431: a request header past 8 KiB (HttpLimits)
   body_too_large,      // 413: a body past 64 KiB
@@ -20,11 +20,10 @@ enum class HttpRefusal {
   server_full,         // 503: every connection place taken (webhook.max_connections)
   client_full,         // 503: the client's places taken (webhook.max_connections_per_client)
   no_answer,           // 503: the route did not answer within the answer timeout
-  route_failed,        // 500: the route threw before answering
 };
 
 // Every refusal with its label value, in the order above.
-inline constexpr std::array<std::pair<HttpRefusal, std::string_view>, 9> kHttpRefusals{{
+inline constexpr std::array<std::pair<HttpRefusal, std::string_view>, 8> kHttpRefusals{{
     {HttpRefusal::malformed, "malformed"},
     {HttpRefusal::unsupported_coding, "unsupported-coding"},
     {HttpRefusal::header_too_large, "header-too-large"},
@@ -33,7 +32,6 @@ inline constexpr std::array<std::pair<HttpRefusal, std::string_view>, 9> kHttpRe
     {HttpRefusal::server_full, "server-full"},
     {HttpRefusal::client_full, "client-full"},
     {HttpRefusal::no_answer, "no-answer"},
-    {HttpRefusal::route_failed, "route-failed"},
 }};
 
 // kHttpRefusals[i] is the refusal whose value is i.

@@ -155,7 +155,8 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
       http::async_write(stream_, *cont,
                         [self = shared_from_this(), cont](beast::error_code ec, std::size_t) {
-                          if (ec || self->timed_out_) return self->on_read_error(ec);
+                          if (self->timed_out_) return self->on_read_error(ec);
+                          if (ec) return self->close();  // the client has gone
                           self->read_body();
                         });
       return;
@@ -181,8 +182,11 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
       }
       return close();
     }
-    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    // The client hung up: before a request, or partway through one (partial_message: its FIN
+    // came before the request's end). Nobody is left to answer, and nothing is counted.
+    if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+        ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted) {
       return close();
     }
     if (ec == http::error::header_limit) {
@@ -237,7 +241,6 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     } catch (const std::exception& e) {
       log_error(std::string("webhook request failed: ") + e.what());
       if (!answered_->exchange(true)) {
-        server_.count(HttpRefusal::route_failed);
         respond(plain(http::status::internal_server_error, "internal error\n"));
       }
     }

@@ -11,9 +11,13 @@
 //     not chunked, one with Content-Length, Content-Length twice, Transfer-Encoding in HTTP/1.0;
 //     and an HTTP/1.1 request without exactly one Host. A coding before chunked ("gzip, chunked")
 //     gets 501. The body's bytes are never read as a next request;
-//   - a route that has not answered within the answer timeout gets 503 for it.
+//   - a route that has not answered within the answer timeout gets 503 for it (its answer, should
+//     it come later, is dropped).
 // Each of these answers is counted through the RefusalCounter (/metrics:
-// bulkmail_http_refused_total); an idle connection closed is not.
+// bulkmail_http_refused_total); an idle connection closed, or a client that hangs up partway
+// through a request, is not. A handler that throws gets 500, not counted here: the webhook
+// answers its routes' failures itself and counts them by route.
+
 // When accept() fails (out of file descriptors), the server waits a little before accepting
 // again, logs once until accepting works again, and keeps serving the connections it has.
 // TLS is for a reverse proxy in front (README: nginx).

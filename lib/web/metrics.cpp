@@ -143,7 +143,7 @@ void webhook_counters(Registry& r, const WebhookCounters::Snapshot& web) {
       "Answers the HTTP server gave on its own since the daemon started, by reason: malformed "
       "(400), unsupported-coding (501), header-too-large (431), body-too-large (413), "
       "read-timeout (408), server-full and client-full (503, the connection budget), no-answer "
-      "(503, a route too slow), route-failed (500).");
+      "(503, a route too slow).");
   for (const auto& [why, name] : kHttpRefusals) {
     add_total(refused, {{"reason", std::string(name)}}, web.refused[static_cast<std::size_t>(why)]);
   }
