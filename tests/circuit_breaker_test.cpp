@@ -2,10 +2,15 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <set>
+#include <vector>
+
 using namespace bulkmail;
 
 TEST_CASE("opens after repeated relay failures, probes, backs off, closes on success") {
-  CircuitBreaker b(3, 1000, 8000);
+  CircuitBreaker b(3, 1000, 8000, /*jitter=*/0);
   using S = CircuitBreaker::State;
   CHECK_FALSE(b.record_failure(0, "refused", false));
   CHECK_FALSE(b.record_failure(0, "refused", false));
@@ -38,7 +43,7 @@ TEST_CASE("opens after repeated relay failures, probes, backs off, closes on suc
 TEST_CASE("while open only the probe speaks: deliveries begun before say nothing") {
   // A relay that refuses new connections still takes mail on the ones it has: the deliveries in
   // flight on those end well, the senders that must reconnect fail at once.
-  CircuitBreaker b(3, 1000, 60000);
+  CircuitBreaker b(3, 1000, 60000, /*jitter=*/0);
   using S = CircuitBreaker::State;
   for (int i = 0; i < 3; ++i) b.record_failure(0, "connection refused", false);
   REQUIRE(b.state(0) == S::open);
@@ -63,7 +68,7 @@ TEST_CASE("while open only the probe speaks: deliveries begun before say nothing
 TEST_CASE("opening again soon after a probe got through doubles the delay, later starts afresh") {
   // A probe can get through on a connection the relay still serves while it refuses new ones:
   // the next refusals are the same trouble, and must not start again at the first delay.
-  CircuitBreaker b(3, 1000, 8000);
+  CircuitBreaker b(3, 1000, 8000, /*jitter=*/0);
   for (int i = 0; i < 3; ++i) b.record_failure(0, "refused", false);
   REQUIRE(b.open_until() == 1000);
   REQUIRE(b.allow(1000));
@@ -76,4 +81,65 @@ TEST_CASE("opening again soon after a probe got through doubles the delay, later
   Micros later = 3500 + 60'000'000;
   for (int i = 0; i < 3; ++i) b.record_failure(later, "refused", false);
   CHECK(b.open_until() == later + 1000);
+}
+
+TEST_CASE("each wait is between half the delay and all of it, and not the same every time") {
+  CircuitBreaker b(1, 1000, 8000, 0.5, /*seed=*/7);
+  Micros now = 0;
+  b.record_failure(now, "refused", false);
+  std::vector<Micros> waits{b.open_until() - now};
+  const Micros delays[] = {2000, 4000, 8000, 8000, 8000, 8000, 8000, 8000};
+  for (Micros delay : delays) {
+    now = b.open_until();
+    REQUIRE(b.allow(now));
+    b.record_failure(now, "refused", true);
+    Micros wait = b.open_until() - now;
+    CAPTURE(delay);
+    CHECK(wait >= delay / 2);
+    CHECK(wait <= delay);
+    waits.push_back(wait);
+  }
+  CHECK(waits[0] >= 500);
+  CHECK(waits[0] <= 1000);
+  // The six waits at the largest delay are not all one value.
+  std::set<Micros> at_max(waits.end() - 6, waits.end());
+  CHECK(at_max.size() > 1);
+}
+
+namespace {
+
+// A relay that refuses new connections 5 s of every 60, from second 55 (the soak's relay): how
+// many probes in a row find it refusing, from one that fell in its window with the breaker at its
+// largest delay of 60 s? At most `limit`.
+int probes_refused(CircuitBreaker& b, int limit) {
+  auto refusing = [](Micros t) { return t % 60'000'000 >= 55'000'000; };
+  Micros now = 59'700'000;  // a probe in the window, as at 11:14:59.7 in the soak
+  for (int i = 0; i < 10; ++i) b.record_failure(now, "refused", i >= 3);  // at the largest delay
+  for (int refused = 0; refused < limit; ++refused) {
+    now = b.open_until() + 2'000;  // the dispatcher's wake-up comes a little after
+    REQUIRE(b.allow(now));
+    if (!refusing(now)) {
+      b.record_success(now, true);
+      return refused;
+    }
+    b.record_failure(now, "refused", true);
+  }
+  return limit;
+}
+
+}  // namespace
+
+TEST_CASE("probes do not fall into step with a relay that is down a few seconds every minute") {
+  // Without the random part every probe comes 60 s after the last, in the same second of the
+  // relay's minute: found down forever (the rule before; the million-message soak stalled on it).
+  CircuitBreaker steady(3, 1'000'000, 60'000'000, /*jitter=*/0);
+  CHECK(probes_refused(steady, 100) == 100);
+  // With it, a probe falls in the 5 s window with a chance of about 1 in 6: through within a few.
+  int worst = 0;
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    CircuitBreaker b(3, 1'000'000, 60'000'000, 0.5, seed);
+    worst = std::max(worst, probes_refused(b, 100));
+  }
+  CAPTURE(worst);
+  CHECK(worst <= 10);
 }

@@ -42,7 +42,8 @@ bool CircuitBreaker::record_failure(Micros now, const std::string& reason, bool 
   // delay doubles. After a while closed (the maximum delay, at least a minute) it starts afresh.
   bool same_trouble = probe || (delay_ && now - closed_at_ < std::max(max_delay_, kForget));
   delay_ = same_trouble && delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
-  open_until_ = now + delay_;
+  double left_out = jitter_ > 0 ? std::uniform_real_distribution<double>(0.0, jitter_)(rng_) : 0;
+  open_until_ = now + delay_ - static_cast<Micros>(static_cast<double>(delay_) * left_out);
   return true;
 }
 

@@ -6,10 +6,16 @@
 // While it is not closed only the probe speaks: deliveries that began before it opened end on
 // connections opened before the trouble (a relay that refuses new connections still takes mail on
 // the ones it has), so their successes would close it at once and their failures pile up its delay.
-// Pure: time comes in as an argument.
+// Each wait is the delay less a random part of it (`jitter`, half by default: between half the
+// delay and all of it), so that probes do not fall into step with trouble that comes and goes on
+// a clock: a relay down 5 s of every minute, probed every 60 s from a probe that fell in its
+// window, would be found down forever (the million-message soak did just that).
+// Pure: time comes in as an argument, and the random part from a generator seeded by the caller.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <random>
 #include <string>
 
 #include "base/clock.h"
@@ -18,9 +24,16 @@ namespace bulkmail {
 
 class CircuitBreaker {
  public:
+  // `jitter` in [0, 1]: the largest part of a delay left out of a wait (0: every wait is the
+  // delay).
   explicit CircuitBreaker(int threshold = 3, Micros first_delay = 1'000'000,
-                          Micros max_delay = 60'000'000)
-      : threshold_(threshold), first_delay_(first_delay), max_delay_(max_delay) {}
+                          Micros max_delay = 60'000'000, double jitter = 0.5,
+                          std::uint64_t seed = std::random_device{}())
+      : threshold_(threshold),
+        first_delay_(first_delay),
+        max_delay_(max_delay),
+        jitter_(std::clamp(jitter, 0.0, 1.0)),
+        rng_(seed) {}
 
   enum class State { closed, open, half_open };
 
@@ -45,9 +58,11 @@ class CircuitBreaker {
  private:
   int threshold_;
   Micros first_delay_, max_delay_;
+  double jitter_;
+  std::mt19937_64 rng_;
   static constexpr Micros kForget = 60'000'000;  // closed this long: the next opening is new
   int failures_ = 0;
-  Micros delay_ = 0;
+  Micros delay_ = 0;      // doubles; each wait is this less its random part
   Micros closed_at_ = 0;  // when the probe last closed it
   Micros open_until_ = 0;
   bool probing_ = false;
