@@ -38,9 +38,9 @@ bool CircuitBreaker::record_failure(Micros now, const std::string& reason, bool 
   if (!probe && state(now) != State::closed) return false;
   reason_ = reason;
   if (++failures_ < threshold_) return false;
-  // From half-open (the probe failed), or from closed soon after the last opening ended: the
-  // delay doubles. After a while closed (the maximum delay, at least a minute) it starts afresh.
-  bool same_trouble = probe || (delay_ && now - closed_at_ < std::max(max_delay_, kForget));
+  // From half-open (the probe failed), or from closed soon after the probe closed it: the delay
+  // doubles. After a while closed it starts afresh.
+  bool same_trouble = probe || (delay_ && now - closed_at_ < kSameTrouble);
   delay_ = same_trouble && delay_ ? std::min(max_delay_, delay_ * 2) : first_delay_;
   double left_out = jitter_ > 0 ? std::uniform_real_distribution<double>(0.0, jitter_)(rng_) : 0;
   open_until_ = now + delay_ - static_cast<Micros>(static_cast<double>(delay_) * left_out);

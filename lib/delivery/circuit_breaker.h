@@ -1,8 +1,11 @@
 // Stops dispatch while the relay is down (connections refused, 421 to everything) instead of
 // spending every queued message's attempts, and resumes by itself: after `threshold` failures in
 // a row it opens for a delay, then lets one probe through (half-open); the probe's success closes
-// it, its failure opens it again for twice the delay, up to a maximum. Opening again within a
-// minute (or the maximum delay) of closing doubles the delay too; after that it starts afresh.
+// it, its failure opens it again for twice the delay, up to a maximum. Opening again within 10 s
+// of the probe closing it doubles the delay too (the trouble went on: the probe got through on a
+// connection the relay still serves, and the refusals followed at once); later trouble is new,
+// and starts afresh at the first delay, so that a relay that refuses for a few seconds now and
+// then costs a few seconds each time, not the largest delay.
 // While it is not closed only the probe speaks: deliveries that began before it opened end on
 // connections opened before the trouble (a relay that refuses new connections still takes mail on
 // the ones it has), so their successes would close it at once and their failures pile up its delay.
@@ -60,7 +63,7 @@ class CircuitBreaker {
   Micros first_delay_, max_delay_;
   double jitter_;
   std::mt19937_64 rng_;
-  static constexpr Micros kForget = 60'000'000;  // closed this long: the next opening is new
+  static constexpr Micros kSameTrouble = 10'000'000;  // reopened within this: the same trouble
   int failures_ = 0;
   Micros delay_ = 0;      // doubles; each wait is this less its random part
   Micros closed_at_ = 0;  // when the probe last closed it
