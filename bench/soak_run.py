@@ -439,6 +439,11 @@ categories:
 
     def check(self):
         """[(what, figure, ok)] for every promise; ok is None for a figure that only informs."""
+        # Every sample, for a look at memory's shape over a daemon's life (kept with --keep).
+        with open(os.path.join(self.dir, "samples.csv"), "w") as f:
+            f.write("life,age_s,accepted,rss_kib,threads,fds\n")
+            for row in self.samples:
+                f.write(",".join("%.1f" % v if isinstance(v, float) else str(v) for v in row) + "\n")
         rows = []
         elapsed = (self.finished_at or time.time()) - self.began
         rows.append(("messages", "%d in %.0f s (%.0f msg/s)" % (self.messages, elapsed, self.messages / elapsed), None))
