@@ -17,7 +17,6 @@
 // bulkmail_http_refused_total); an idle connection closed, or a client that hangs up partway
 // through a request, is not. A handler that throws gets 500, not counted here: the webhook
 // answers its routes' failures itself and counts them by route.
-
 // When accept() fails (out of file descriptors), the server waits a little before accepting
 // again, logs once until accepting works again, and keeps serving the connections it has.
 // TLS is for a reverse proxy in front (README: nginx).
