@@ -364,7 +364,10 @@ categories:
         deadline = time.time() + self.timeout
         last_states = 0
         last_report = time.time()
-        with open(self.out) as f:
+        # Every sample goes to samples.csv as it is taken, for a look at memory's shape over a
+        # daemon's life (kept with --keep; a run stopped early keeps what it had).
+        with open(self.out) as f, open(os.path.join(self.dir, "samples.csv"), "w") as samples_csv:
+            samples_csv.write("life,age_s,accepted,rss_kib,threads,fds\n")
             while time.time() < deadline:
                 time.sleep(1)
                 if self.relay.poll() is not None:
@@ -375,7 +378,10 @@ categories:
                 sample = proc_sample(pid, self.connection_ports())
                 if sample and self.daemon.poll() is None:
                     age = time.time() - self.lives[life]["started"]
-                    self.samples.append((life, age, self.accepted()) + sample)
+                    row = (life, age, self.accepted()) + sample
+                    self.samples.append(row)
+                    samples_csv.write(",".join("%.1f" % v if isinstance(v, float) else str(v) for v in row) + "\n")
+                    samples_csv.flush()
                     if self.base is None and age >= self.warm_seconds:
                         self.base = (sample[1], sample[2])
                 if time.time() - last_states >= 5:
@@ -439,11 +445,6 @@ categories:
 
     def check(self):
         """[(what, figure, ok)] for every promise; ok is None for a figure that only informs."""
-        # Every sample, for a look at memory's shape over a daemon's life (kept with --keep).
-        with open(os.path.join(self.dir, "samples.csv"), "w") as f:
-            f.write("life,age_s,accepted,rss_kib,threads,fds\n")
-            for row in self.samples:
-                f.write(",".join("%.1f" % v if isinstance(v, float) else str(v) for v in row) + "\n")
         rows = []
         elapsed = (self.finished_at or time.time()) - self.began
         rows.append(("messages", "%d in %.0f s (%.0f msg/s)" % (self.messages, elapsed, self.messages / elapsed), None))
