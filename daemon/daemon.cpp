@@ -47,15 +47,15 @@ std::string describe_problems(const std::vector<ConfigError>& errors) {
   return s;
 }
 
-// The config after a SIGHUP, made ready for `senders` senders, its problems logged. Templates that
-// do not load make it invalid.
-std::optional<SenderPool::Prepared> load_for_reload(const std::filesystem::path& path, int senders,
+// The config after a SIGHUP, made ready for the senders, its problems logged. Templates that do
+// not load make it invalid.
+std::optional<SenderPool::Prepared> load_for_reload(const std::filesystem::path& path,
                                                     std::vector<ConfigError>& errors) {
   ConfigLoad load = load_config(path);
   for (const auto& w : load.warnings) log_warning(w.str());
   errors = load.errors;
   if (load.ok()) {
-    auto prepared = SenderPool::prepare(load.config, senders);
+    auto prepared = SenderPool::prepare(load.config);
     if (prepared) return std::move(prepared).value();
     errors.push_back({path.string(), 0, 0, "templates", prepared.error().message});
   }
@@ -116,7 +116,7 @@ struct Daemon::Opened {
 Result<std::unique_ptr<Daemon>> Daemon::open(std::filesystem::path config_path,
                                              std::shared_ptr<const Config> config) {
   Opened o;
-  auto prepared = SenderPool::prepare(config, config->smtp.max_connections);
+  auto prepared = SenderPool::prepare(config);
   if (!prepared) return prepared.error();
   o.prepared = std::move(prepared).value();
   o.checker = std::move(o.prepared.for_checks);
@@ -317,7 +317,7 @@ void Daemon::reload() {
   notifier_.reloading();
   log_info("reloading " + path_.string());
   std::vector<ConfigError> errors;
-  if (auto fresh = load_for_reload(path_, senders_.size(), errors)) {
+  if (auto fresh = load_for_reload(path_, errors)) {
     // Against the started config: a key changed twice is still waiting for the restart.
     if (auto keys = needs_restart(*started_with_, *fresh->config); !keys.empty())
       log_warning(restart_warning(keys));

@@ -174,7 +174,7 @@ TEST_CASE("a template whose own link sits in a section that does not render is r
 
 TEST_CASE("Message-IDs are unique: the same message composed again, on two threads") {
   Fixture f;
-  auto second = Composer::create(f.config);  // each sender has its own composer
+  auto second = Composer::create(f.config);  // two composers, as two daemons would have
   REQUIRE(second.ok());
   std::vector<std::string> a, b;
   auto run = [&](Composer& c, std::vector<std::string>& ids) {

@@ -131,7 +131,7 @@ struct Pipeline {
     worker = std::make_unique<StoreWorker>(std::make_unique<SqliteStore>(db), connections, nullptr,
                                            watch.get());
     dispatcher = std::make_unique<Dispatcher>(io, config, *worker, "test", watch.get(), clock);
-    auto prepared = SenderPool::prepare(config, connections);
+    auto prepared = SenderPool::prepare(config);
     REQUIRE(prepared.ok());
     senders = std::make_unique<SenderPool>(
         std::move(prepared).value(), *worker, *watch, *dispatcher,
@@ -279,7 +279,7 @@ TEST_CASE("senders drain a queue while opt-outs arrive and the config is reloade
   std::thread reloading([&] {
     for (int r = 0; r < 3; ++r) {
       std::this_thread::sleep_for(30ms);
-      auto prepared = SenderPool::prepare(p.config, p.senders->size());
+      auto prepared = SenderPool::prepare(p.config);
       CHECK(prepared.ok());
       if (!prepared.ok()) return;
       p.senders->reload(std::move(prepared).value());

@@ -253,6 +253,28 @@ TEST_CASE("a reload between two messages takes effect for the second") {
   CHECK(s.relay.envelopes[0].mail_from != s.relay.envelopes[1].mail_from);
 }
 
+TEST_CASE("a reload lets go of the last config's composer and the copy made of it") {
+  // The sender composes with a copy of the composer it is given; a reload frees both before the
+  // next message, so that no config but the newest stays in memory.
+  OneSender s;
+  std::shared_ptr<const Composer> given = OneSender::composer(s.config);
+  std::weak_ptr<const Composer> old = given;
+  s.sender->reload(s.config, std::move(given));
+  CHECK(s.next().recorded_state == MessageState::sent);
+  CHECK_FALSE(old.expired());  // still the one copied from
+  std::string yaml = valid_config_yaml();
+  yaml.replace(yaml.find("updates@mail.example.com"), 24, "news@mail.example.com");
+  auto fresh = s.load(yaml);
+  std::weak_ptr<const Config> old_config = s.config;
+  s.config.reset();
+  s.sender->reload(fresh, OneSender::composer(fresh));
+  CHECK(old.expired());
+  CHECK(old_config.expired());  // the copy held it too
+  CHECK(s.next().recorded_state == MessageState::sent);
+  REQUIRE(s.relay.envelopes.size() == 2);
+  CHECK(s.relay.envelopes[1].mail_from != s.relay.envelopes[0].mail_from);
+}
+
 TEST_CASE("with bounces.domain each message goes out from its own VERP return path") {
   OneSender s;
   auto verp = s.load(valid_config_yaml() + "bounces:\n  domain: bounces.mail.example.com\n");

@@ -133,8 +133,7 @@ std::unique_ptr<Composer> Composer::clone(bool sign) const {
   c->footers_ = footers_;
   c->url_base_html_ = url_base_html_;
   c->postal_html_ = postal_html_;
-  c->tokens_ = std::make_unique<TokenCodec>(config_->unsubscribe.keys,
-                                            config_->unsubscribe.token_expiry_days);
+  c->tokens_ = std::make_unique<TokenCodec>(*tokens_);  // shares its keys: no OpenSSL setup
   c->verp_ = verp_;
   if (sign) c->signer_ = signer_;
   c->config_ = config_;

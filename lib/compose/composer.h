@@ -52,8 +52,10 @@ class Composer {
   static Result<std::unique_ptr<Composer>> create(std::shared_ptr<const Config> config);
 
   // A composer of the same config and templates for another thread, without reading a file: the
-  // templates are compiled anew from the text this one read. `sign` false leaves DKIM out (a
-  // compose check, which never sends).
+  // templates are compiled anew from the text this one read, and the keys (tokens, VERP, DKIM)
+  // are shared, not set up again. Safe on one composer from many threads at once (it reads only
+  // what create() set); it fails only for want of memory. `sign` false leaves DKIM out (a compose
+  // check, which never sends).
   std::unique_ptr<Composer> clone(bool sign = true) const;
 
   // Not thread-safe (templates render through mutable state): one Composer per thread, and with

@@ -20,19 +20,21 @@ void Sender::Hold::end() {
 }
 
 Sender::Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config,
-               std::unique_ptr<Composer> composer)
+               std::shared_ptr<const Composer> composer)
     : index_(index),
       services_(services),
       config_(std::move(config)),
-      composer_(std::move(composer)),
+      prototype_(std::move(composer)),
       rng_(std::random_device{}() ^ static_cast<std::uint64_t>(index)),
       hold_{services.watch, index, false} {}
 
 Sender::~Sender() { hold_.end(); }
 
-void Sender::reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> composer) {
+void Sender::reload(std::shared_ptr<const Config> config,
+                    std::shared_ptr<const Composer> composer) {
   config_ = std::move(config);
-  composer_ = std::move(composer);
+  composer_.reset();
+  prototype_ = std::move(composer);
   stale_ = true;
 }
 
@@ -53,6 +55,7 @@ void Sender::refresh() {
 Result<ComposedMessage> Sender::compose(const ClaimedMessage& m) {
   auto vars = vars_from_json(m.vars_json);
   if (!vars) return vars.error();
+  if (!composer_) composer_ = prototype_->clone();
   return composer_->compose({m.category, m.recipient, *vars, m.campaign, m.id, now_millis()},
                             scratch_);
 }

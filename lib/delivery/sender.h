@@ -53,14 +53,19 @@ struct SenderServices {
 
 class Sender {
  public:
-  // `index` identifies the sender to the store worker, the watch and `started`.
-  // `composer` was made from `config`, for this sender alone (a Composer is not thread-safe).
+  // `index` identifies the sender to the store worker, the watch and `started`. `composer` was
+  // made from `config` and may be shared: the sender composes with a copy of its own (a Composer
+  // is not thread-safe), made on the sender's thread when it first needs one.
   Sender(int index, const SenderServices& services, std::shared_ptr<const Config> config,
-         std::unique_ptr<Composer> composer);
+         std::shared_ptr<const Composer> composer);
   ~Sender();
 
-  // The next job is handled under `config`, with `composer` (made from it) and a new connection.
-  void reload(std::shared_ptr<const Config> config, std::unique_ptr<Composer> composer);
+  // The next job is handled under `config`, with a copy of `composer` (made from it) and a new
+  // connection. The copy in use is freed here, before the new one is made, both on the sender's
+  // thread: the new copy reuses the memory the old one gave back to that thread's allocator
+  // arena, where copies made for every sender on the loading thread, beside the old ones, grew
+  // the heap by a generation on each of the first SIGHUPs (BENCHMARKS.md, "Memory").
+  void reload(std::shared_ptr<const Config> config, std::shared_ptr<const Composer> composer);
   // Takes `job` through every step; the result's outcome is recorded when this returns. Never
   // throws: a failure outside the message (no connection could be set up, the database gone)
   // hands the message back to the queue, and the next job starts with a fresh connection.
@@ -92,9 +97,10 @@ class Sender {
   int index_;
   const SenderServices& services_;
   std::shared_ptr<const Config> config_;
-  bool stale_ = true;                   // refresh before the next job
-  std::unique_ptr<Composer> composer_;  // given with each config
-  ComposeScratch scratch_;              // composer_'s per-sender state: kept across reloads
+  bool stale_ = true;                          // refresh before the next job
+  std::shared_ptr<const Composer> prototype_;  // given with each config; never composes
+  std::unique_ptr<Composer> composer_;         // this sender's copy of prototype_, made on need
+  ComposeScratch scratch_;                     // composer_'s per-sender state: kept across reloads
   std::mutex transport_mu_;  // replacing the transport, and interrupt() from other threads
   std::unique_ptr<Transport> transport_;
   std::unique_ptr<Store> reader_;  // opened on first need

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <stdexcept>
 
 namespace bulkmail {
 namespace {
@@ -18,14 +17,11 @@ void lower_this_threads_priority(int by) {
 }
 }  // namespace
 
-Result<SenderPool::Prepared> SenderPool::prepare(std::shared_ptr<const Config> config,
-                                                 int senders) {
-  auto first = Composer::create(config);
-  if (!first) return first.error();
-  Prepared p{config, {}, first.value()->clone(/*sign=*/false)};
-  for (int i = 1; i < senders; ++i) p.composers.push_back(first.value()->clone());
-  p.composers.insert(p.composers.begin(), std::move(first.value()));
-  return p;
+Result<SenderPool::Prepared> SenderPool::prepare(std::shared_ptr<const Config> config) {
+  auto composer = Composer::create(config);
+  if (!composer) return composer.error();
+  auto for_checks = composer.value()->clone(/*sign=*/false);
+  return Prepared{config, std::move(composer.value()), std::move(for_checks)};
 }
 
 SenderPool::SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& watch,
@@ -33,11 +29,8 @@ SenderPool::SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& 
                        StartedDeliveries* started)
     : jobs_(jobs), services_{store,   watch, std::move(transports), std::move(open_store),
                              started, abort_} {
-  int n = static_cast<int>(prepared.composers.size());
-  for (int i = 0; i < n; ++i) {
-    senders_.push_back(std::make_unique<Sender>(
-        i, services_, prepared.config, std::move(prepared.composers[static_cast<std::size_t>(i)])));
-  }
+  for (int i = 0; i < prepared.config->smtp.max_connections; ++i)
+    senders_.push_back(std::make_unique<Sender>(i, services_, prepared.config, prepared.composer));
 }
 
 void SenderPool::start() {
@@ -62,8 +55,6 @@ void SenderPool::stop() {
 }
 
 void SenderPool::reload(Prepared prepared) {
-  if (prepared.composers.size() != senders_.size())
-    throw std::invalid_argument("SenderPool::reload: prepared for another number of senders");
   std::lock_guard lock(config_mu_);
   next_ = std::move(prepared);
   ++generation_;
@@ -78,7 +69,7 @@ void SenderPool::run(int index) {
     if (generation != generation_.load()) {
       std::lock_guard lock(config_mu_);
       generation = generation_.load();
-      sender.reload(next_.config, std::move(next_.composers[static_cast<std::size_t>(index)]));
+      sender.reload(next_.config, next_.composer);
     }
     finished = sender.handle(std::move(*job));
   }

@@ -2,8 +2,10 @@
 // (sender.h) with its own libcurl handle and composer. A thread asks its JobSource for a job,
 // hands it to its Sender, and gives the result back with its next request.
 //
-// The composers are made where a config is loaded (prepare()), not by the senders: a config whose
-// templates cannot be loaded is refused there, at start or on SIGHUP, and never reaches a sender.
+// The templates and DKIM key are read and checked where a config is loaded (prepare()): a config
+// whose templates cannot be loaded is refused there, at start or on SIGHUP, and never reaches a
+// sender. prepare() makes one Composer of them; each sender composes with its own copy, made on
+// the sender's thread (Sender::reload says why).
 #pragma once
 
 #include <atomic>
@@ -23,20 +25,19 @@ class SenderPool {
   using TransportFactory = bulkmail::TransportFactory;
   using StoreOpener = bulkmail::StoreOpener;
 
-  // A config made ready for `senders` senders: one Composer each, all from one reading of the
-  // templates, and one more, unsigned, for the webhook's compose check.
+  // A config made ready for the senders: the Composer they copy, and a copy, unsigned, for the
+  // webhook's compose check.
   struct Prepared {
     std::shared_ptr<const Config> config;
-    std::vector<std::unique_ptr<Composer>> composers;
+    std::shared_ptr<const Composer> composer;  // only ever copied
     std::unique_ptr<Composer> for_checks;
   };
-  // Reads the templates once; the other composers are compiled from that text. The error names
-  // the template file or DKIM key that cannot be loaded.
-  static Result<Prepared> prepare(std::shared_ptr<const Config> config, int senders);
+  // Reads the templates and the DKIM key; the error names the template file or key that cannot
+  // be loaded.
+  static Result<Prepared> prepare(std::shared_ptr<const Config> config);
 
-  // One sender per composer of `prepared` (smtp.max_connections of them), each to take jobs from
-  // `jobs`, once start()ed, until it says stop. `started`, if given, learns of each delivery just
-  // before the relay gets the message.
+  // smtp.max_connections senders, each to take jobs from `jobs`, once start()ed, until it says
+  // stop. `started`, if given, learns of each delivery just before the relay gets the message.
   SenderPool(Prepared prepared, StoreWorker& store, SuppressionWatch& watch, JobSource& jobs,
              TransportFactory transports, StoreOpener open_store,
              StartedDeliveries* started = nullptr);
@@ -47,7 +48,7 @@ class SenderPool {
   int size() const { return static_cast<int>(senders_.size()); }
   // How much lower than the rest of the daemon senders run (a nice value, added to the process's).
   static constexpr int kSenderNice = 10;
-  // Senders pick up the new config, prepared for size() senders, before their next job.
+  // Senders pick up the new config before their next job.
   void reload(Prepared prepared);
   // Makes deliveries in progress give up at once (after the shutdown grace period): they are
   // handed back to the queue, their attempt not counted.
@@ -62,7 +63,7 @@ class SenderPool {
   std::atomic<bool> abort_{false};
   SenderServices services_;
   std::mutex config_mu_;
-  Prepared next_;  // the newest reload's, each composer taken by its sender
+  Prepared next_;  // the newest reload's
   std::atomic<std::uint64_t> generation_{0};
   std::vector<std::unique_ptr<Sender>> senders_;
   std::vector<std::thread> threads_;
